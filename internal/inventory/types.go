@@ -1,0 +1,119 @@
+// Package inventory owns the model of the machines drawbridge guards and the
+// network objects in front of them: Azure VMs, NICs, subnets, NSGs and
+// firewalls; AWS instances, ENIs and security groups; plain Linux hosts.
+//
+// The simulated network provider mutates NSGs and security groups of this
+// model; the assessment reads it. It is pure: loading files and storing
+// objects happen elsewhere.
+package inventory
+
+import (
+	"net/netip"
+
+	"github.com/drawbridge/drawbridge/internal/netrule"
+)
+
+// Cloud is where a VM lives, which decides how its reachability is computed.
+type Cloud string
+
+const (
+	Azure Cloud = "azure"
+	AWS   Cloud = "aws"
+	Host  Cloud = "host" // a Linux host guarded by the agent through nftables
+)
+
+// Provider names the adapter that changes a VM's firewall.
+const (
+	ProviderSim      = "sim"
+	ProviderNftables = "nftables"
+)
+
+// VM is a machine whose ports drawbridge guards. ID is a resource ID.
+type VM struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Cloud    Cloud  `json:"cloud"`
+	Provider string `json:"provider"`
+	Location string `json:"location,omitempty"`
+
+	// Azure: network interfaces (IDs of NICs), a classic (ASM) deployment,
+	// and the Azure Firewall in front of the VM, if any.
+	NICs     []string `json:"nics,omitempty"`
+	Classic  bool     `json:"classic,omitempty"`
+	Firewall string   `json:"firewall,omitempty"`
+
+	// AWS: the instance ID and its ENIs (IDs of ENIs, primary first).
+	InstanceID string   `json:"instanceId,omitempty"`
+	ENIs       []string `json:"enis,omitempty"`
+
+	// Host: the addresses the agent guards.
+	Addresses []netip.Addr `json:"addresses,omitempty"`
+}
+
+// NIC is an Azure network interface.
+type NIC struct {
+	ID         string       `json:"id"`
+	Subnet     string       `json:"subnet,omitempty"`
+	NSG        string       `json:"networkSecurityGroup,omitempty"`
+	PrivateIPs []netip.Addr `json:"privateIPAddresses,omitempty"`
+	PublicIPs  []netip.Addr `json:"publicIPAddresses,omitempty"`
+}
+
+// Subnet is an Azure virtual network subnet, optionally with an NSG.
+type Subnet struct {
+	ID            string       `json:"id"`
+	AddressPrefix netip.Prefix `json:"addressPrefix"`
+	NSG           string       `json:"networkSecurityGroup,omitempty"`
+}
+
+// Firewall is an Azure Firewall. JIT cannot protect VMs behind one that
+// Azure Firewall Manager controls through firewall policies.
+type Firewall struct {
+	ID                       string `json:"id"`
+	ManagedByFirewallManager bool   `json:"managedByFirewallManager,omitempty"`
+}
+
+// ENI is an AWS elastic network interface. At most MaxSecurityGroupsPerENI
+// security groups can be attached.
+type ENI struct {
+	ID             string       `json:"id"`
+	SubnetID       string       `json:"subnetId,omitempty"`
+	PrivateIPs     []netip.Addr `json:"privateIpAddresses,omitempty"`
+	PublicIP       netip.Addr   `json:"publicIp,omitzero"`
+	SecurityGroups []string     `json:"securityGroups"`
+}
+
+// MaxSecurityGroupsPerENI is AWS's default quota of security groups per ENI.
+const MaxSecurityGroupsPerENI = 5
+
+// Setting switches JIT off for every VM under a scope (a subscription or
+// resource group); the assessment reports such VMs as not applicable.
+type Setting struct {
+	Scope       string `json:"scope"`
+	JITDisabled bool   `json:"jitDisabled"`
+}
+
+// Inventory is a whole document of machines and network objects, as loaded
+// by `drawbridge inventory apply`.
+type Inventory struct {
+	VMs            []VM                    `json:"vms,omitempty"`
+	NICs           []NIC                   `json:"nics,omitempty"`
+	Subnets        []Subnet                `json:"subnets,omitempty"`
+	NSGs           []netrule.NSG           `json:"networkSecurityGroups,omitempty"`
+	Firewalls      []Firewall              `json:"firewalls,omitempty"`
+	ENIs           []ENI                   `json:"enis,omitempty"`
+	SecurityGroups []netrule.SecurityGroup `json:"securityGroups,omitempty"`
+	Settings       []Setting               `json:"settings,omitempty"`
+}
+
+// Object kinds, as stored. Each object is stored as its JSON under (kind, id).
+const (
+	KindVM            = "vm"
+	KindNIC           = "nic"
+	KindSubnet        = "subnet"
+	KindNSG           = "nsg"
+	KindFirewall      = "firewall"
+	KindENI           = "eni"
+	KindSecurityGroup = "securityGroup"
+	KindSetting       = "setting"
+)

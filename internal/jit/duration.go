@@ -1,0 +1,70 @@
+package jit
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var isoDuration = regexp.MustCompile(`^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
+
+// ParseISODuration parses the ISO 8601 durations Azure uses for
+// maxRequestAccessDuration: PnDTnHnMnS with days, hours, minutes and
+// (fractional) seconds, e.g. PT3H, PT1H30M, P1D, PT90S.
+func ParseISODuration(s string) (time.Duration, error) {
+	m := isoDuration.FindStringSubmatch(strings.ToUpper(strings.TrimSpace(s)))
+	if m == nil || s == "P" || strings.HasSuffix(strings.ToUpper(s), "T") {
+		return 0, fmt.Errorf("%q is not an ISO 8601 duration such as PT3H", s)
+	}
+	var d time.Duration
+	units := []time.Duration{24 * time.Hour, time.Hour, time.Minute}
+	for i, u := range units {
+		if m[i+1] == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(m[i+1], 10, 64)
+		if err != nil || n > 1e6 {
+			return 0, fmt.Errorf("%q: number out of range", s)
+		}
+		d += time.Duration(n) * u
+	}
+	if m[4] != "" {
+		f, err := strconv.ParseFloat(m[4], 64)
+		if err != nil || f > 1e9 {
+			return 0, fmt.Errorf("%q: seconds out of range", s)
+		}
+		d += time.Duration(f * float64(time.Second))
+	}
+	return d, nil
+}
+
+// FormatISODuration renders d the way Azure does (PT3H, PT1H30M, PT45S).
+func FormatISODuration(d time.Duration) string {
+	if d <= 0 {
+		return "PT0S"
+	}
+	var b strings.Builder
+	b.WriteString("P")
+	if days := d / (24 * time.Hour); days > 0 && d%(24*time.Hour) == 0 {
+		fmt.Fprintf(&b, "%dD", days)
+		return b.String()
+	}
+	b.WriteString("T")
+	h := d / time.Hour
+	d -= h * time.Hour
+	m := d / time.Minute
+	d -= m * time.Minute
+	if h > 0 {
+		fmt.Fprintf(&b, "%dH", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dM", m)
+	}
+	if d > 0 {
+		secs := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+		fmt.Fprintf(&b, "%sS", secs)
+	}
+	return b.String()
+}

@@ -1,0 +1,71 @@
+package jit
+
+import (
+	"context"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/netrule"
+)
+
+// Desired is the firewall state drawbridge wants on one VM: the guarded
+// ports denied to new inbound connections, and one allowance per active grant.
+type Desired struct {
+	VMID    string
+	Guarded []GuardedPort
+	Grants  []DesiredGrant
+}
+
+// GuardedPort is a port JIT protects.
+type GuardedPort struct {
+	Port     int
+	Protocol netrule.Protocol
+}
+
+// DesiredGrant is one allowance the firewall must hold until End.
+type DesiredGrant struct {
+	GrantID  string
+	Port     int
+	Protocol netrule.Protocol
+	Source   Source
+	End      time.Time
+}
+
+// Observed is what a provider reports after Apply.
+type Observed struct {
+	// Enforced lists the grant IDs the firewall enforces now. A provider that
+	// applies asynchronously (an agent) reports only what it has confirmed.
+	Enforced []string
+	// Pending is true when the provider has accepted the desired state but
+	// not yet confirmed it (the agent will report later).
+	Pending bool
+}
+
+// Provider changes one kind of firewall. Every implementation must:
+//   - Apply idempotently: applying the same Desired twice changes nothing the
+//     second time;
+//   - touch only what it created for JIT (its deny rules, allow rules,
+//     security groups or nftables table) and the rules JIT had to set aside
+//     on enable, which it restores exactly on disable;
+//   - treat a Desired with no Guarded ports as "JIT disabled": remove all of
+//     its own objects and restore what it set aside.
+type Provider interface {
+	// Check reports whether Apply(desired) would succeed, changing nothing.
+	Check(ctx context.Context, vm inventory.VM, desired Desired) error
+	// Apply makes the VM's firewall match desired.
+	Apply(ctx context.Context, vm inventory.VM, desired Desired) (Observed, error)
+}
+
+// Providers returns the provider for a VM's provider name.
+type Providers interface {
+	For(name string) (Provider, bool)
+}
+
+// ProviderMap is a Providers backed by a map.
+type ProviderMap map[string]Provider
+
+func (m ProviderMap) For(name string) (Provider, bool) {
+	p, ok := m[name]
+	return p, ok
+}
+

@@ -1,0 +1,71 @@
+package jit
+
+import (
+	"fmt"
+	"time"
+)
+
+// The grant state machine. A grant is one opened (VM, port, protocol,
+// source, end time). Azure reports two statuses per port, Initiated and
+// Revoked, and a reason; drawbridge keeps exactly those words.
+//
+//	            (request accepted)
+//	                   │
+//	                   ▼
+//	             ┌───────────┐  end time reached      ┌─────────┐
+//	             │ Initiated │───────────────────────▶│ Revoked │ reason Expired
+//	             └───────────┘  newer request, same   └─────────┘ reason NewerRequestInitiated
+//	                            VM and port                      reason UserRequested (early revoke)
+//	                            revoke by a user                 reason PolicyRemoved (port no longer guarded)
+//
+// Revoked is final. "Applied" is orthogonal: whether the provider has
+// confirmed that the firewall matches the grant's state (an Initiated grant
+// is enforced, a Revoked one is gone from the firewall).
+
+// Status is a grant's state as Azure reports it per port.
+type Status string
+
+const (
+	StatusInitiated Status = "Initiated"
+	StatusRevoked   Status = "Revoked"
+)
+
+// Reason says why a grant has its status (Azure's statusReason).
+type Reason string
+
+const (
+	// ReasonUserRequested: the grant was opened by a user's request, or, on a
+	// revoked grant, ended early by a user.
+	ReasonUserRequested Reason = "UserRequested"
+	// ReasonExpired: the end time was reached.
+	ReasonExpired Reason = "Expired"
+	// ReasonNewerRequestInitiated: a newer request for the same VM and port replaced it.
+	ReasonNewerRequestInitiated Reason = "NewerRequestInitiated"
+	// ReasonPolicyRemoved: the port, VM or whole policy stopped being guarded.
+	ReasonPolicyRemoved Reason = "PolicyRemoved"
+)
+
+// IsActive reports whether the grant should be enforced at time now:
+// initiated and not yet at its end time.
+func (g Grant) IsActive(now time.Time) bool {
+	return g.Status == StatusInitiated && now.Before(g.EndTime)
+}
+
+// End moves an Initiated grant to Revoked with reason at time at. Ending a
+// grant that is already revoked is an error, so that every end is recorded once.
+func (g Grant) End(reason Reason, at time.Time) (Grant, error) {
+	if g.Status != StatusInitiated {
+		return g, fmt.Errorf("grant %s is already %s (%s)", g.ID, g.Status, g.StatusReason)
+	}
+	switch reason {
+	case ReasonExpired, ReasonUserRequested, ReasonNewerRequestInitiated, ReasonPolicyRemoved:
+	default:
+		return g, fmt.Errorf("grant %s: %q is not an end reason", g.ID, reason)
+	}
+	g.Status = StatusRevoked
+	g.StatusReason = reason
+	g.EndedAt = at
+	g.Applied = false // the provider has yet to remove it
+	g.AppliedAt = time.Time{}
+	return g, nil
+}

@@ -1,0 +1,52 @@
+package jit
+
+import (
+	"context"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Store is the persistence the JIT service needs. Backends (sqlite,
+// postgres) implement it; store.ErrNotFound signals a missing row.
+type Store interface {
+	// InTx runs fn in one transaction; it commits if fn returns nil. Backends
+	// serialise conflicting transactions (and may retry fn on serialisation failures).
+	InTx(ctx context.Context, fn func(Tx) error) error
+}
+
+// Tx is what one transaction can read and write.
+type Tx interface {
+	store.Objects
+
+	// GetVM returns the inventory VM with resource ID id (case-insensitive).
+	GetVM(ctx context.Context, id string) (inventory.VM, error)
+
+	// PutPolicy inserts or replaces a policy, keyed by its ID (case-insensitive),
+	// and indexes its VMs so PolicyForVM finds it.
+	PutPolicy(ctx context.Context, p Policy) error
+	GetPolicy(ctx context.Context, id string) (Policy, error)
+	DeletePolicy(ctx context.Context, id string) error
+	// ListPolicies returns the policies inside scope (a resource ID; "/" for
+	// all), optionally only those in location, ordered by ID.
+	ListPolicies(ctx context.Context, scope string, location string) ([]Policy, error)
+	// PolicyForVM returns the policy that guards the VM, or store.ErrNotFound.
+	PolicyForVM(ctx context.Context, vmID string) (Policy, error)
+
+	// InsertRequest stores a request together with its grants.
+	InsertRequest(ctx context.Context, r Request) error
+	// ListRequests returns a policy's requests, newest first, each with its grants.
+	ListRequests(ctx context.Context, policyID string, limit int) ([]Request, error)
+	GetGrant(ctx context.Context, id string) (Grant, error)
+	// ListGrants returns grants matching f, newest first.
+	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
+	// UpdateGrant replaces a grant's mutable fields (status, reason, ended,
+	// applied, provider error).
+	UpdateGrant(ctx context.Context, g Grant) error
+	// DueGrants returns Initiated grants whose end time is at or before now,
+	// oldest end first, at most limit.
+	DueGrants(ctx context.Context, now time.Time, limit int) ([]Grant, error)
+	// NextEndTime returns the earliest end time of an Initiated grant.
+	NextEndTime(ctx context.Context) (time.Time, bool, error)
+}

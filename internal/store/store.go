@@ -1,0 +1,36 @@
+// Package store owns what every persistence backend shares: the errors a
+// backend returns and the generic object storage that inventory and the
+// simulated network live in. The domain's own store interfaces (jit.Store)
+// use these; backends live in sub-packages (sqlite, postgres).
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned (possibly wrapped) when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a write conflicts with existing state
+// (a duplicate key, or an optimistic-concurrency check that failed).
+var ErrConflict = errors.New("conflict")
+
+// Objects stores JSON documents under (kind, key). Keys are compared as given:
+// callers normalise them (resource IDs are lower-cased by resource.ID.Key).
+type Objects interface {
+	// GetObject decodes the object into into, or returns ErrNotFound.
+	GetObject(ctx context.Context, kind, key string, into any) error
+	// PutObject inserts or replaces the object with v encoded as JSON.
+	PutObject(ctx context.Context, kind, key string, v any) error
+	// DeleteObject removes the object; deleting a missing object is not an error.
+	DeleteObject(ctx context.Context, kind, key string) error
+	// ListObjects calls fn for every object of kind, in key order.
+	ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error
+}
+
+// ObjectStore runs functions over Objects inside one transaction: all of fn's
+// writes commit together or not at all.
+type ObjectStore interface {
+	ObjectTx(ctx context.Context, fn func(Objects) error) error
+}
