@@ -68,4 +68,3 @@ func (m ProviderMap) For(name string) (Provider, bool) {
 	p, ok := m[name]
 	return p, ok
 }
-
