@@ -9,6 +9,7 @@ package inventory
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/netrule"
 )
@@ -117,3 +118,8 @@ const (
 	KindSecurityGroup = "securityGroup"
 	KindSetting       = "setting"
 )
+
+// Key is the storage key of an object ID. Azure IDs compare
+// case-insensitively, and AWS IDs are lower-case already, so keys are the
+// lower-cased ID.
+func Key(id string) string { return strings.ToLower(id) }
