@@ -1,0 +1,486 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// tx is one transaction; it is valid only inside the function given to InTx.
+type tx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+var _ jit.Tx = (*tx)(nil)
+
+const (
+	qGetObject    = `SELECT body FROM objects WHERE kind = ? AND key = ?`
+	qPutObject    = `INSERT INTO objects (kind, key, body) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body`
+	qDeleteObject = `DELETE FROM objects WHERE kind = ? AND key = ?`
+	qListObjects  = `SELECT key, body FROM objects WHERE kind = ? ORDER BY key`
+
+	qPolicyOfVM    = `SELECT policy_key FROM policy_vms WHERE vm_key = ?`
+	qPutPolicy     = `INSERT INTO policies (key, location, body) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET location = excluded.location, body = excluded.body`
+	qClearPolicyVM = `DELETE FROM policy_vms WHERE policy_key = ?`
+	qAddPolicyVM   = `INSERT INTO policy_vms (vm_key, policy_key) VALUES (?, ?)`
+	qGetPolicy     = `SELECT body FROM policies WHERE key = ?`
+	qDeletePolicy  = `DELETE FROM policies WHERE key = ?`
+	// Scope containment as a key range: IDs below scope s start with s+"/",
+	// i.e. lie in [s+"/", s+"0") because '0' is the byte after '/'. This
+	// uses the primary key index and stops at segment boundaries, so
+	// /subscriptions/s1 does not contain /subscriptions/s10.
+	qListPolicies = `SELECT body FROM policies
+		WHERE (?1 = '' OR key = ?1 OR (key >= ?2 AND key < ?3)) AND (?4 = '' OR location = ?4)
+		ORDER BY key`
+	qPolicyForVM = `SELECT p.body FROM policy_vms v JOIN policies p ON p.key = v.policy_key WHERE v.vm_key = ?`
+
+	qInsertRequest = `INSERT INTO requests (id, policy_key, start_time, body) VALUES (?, ?, ?, ?)`
+	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_key, vm_key, port, status, start_time, end_time, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qListRequests = `SELECT id, body FROM requests WHERE policy_key = ?1
+		ORDER BY start_time DESC, id DESC LIMIT ?2`
+	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
+			SELECT id FROM requests WHERE policy_key = ?1 ORDER BY start_time DESC, id DESC LIMIT ?2)
+		ORDER BY request_id, idx`
+	qGetGrant    = `SELECT body FROM grants WHERE id = ?`
+	qUpdateGrant = `UPDATE grants SET status = ?, body = ? WHERE id = ?`
+	qDueGrants   = `SELECT body FROM grants WHERE status = ? AND end_time <= ?
+		ORDER BY end_time, id LIMIT ?`
+	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = ?`
+)
+
+// listGrantsQuery builds the ListGrants query for one combination of
+// filters; only present filters appear, so SQLite can pick the matching
+// index. Arguments follow in the order vm, policy, port, status, limit.
+func listGrantsQuery(vm, policy, port, active bool) string {
+	var where []string
+	if vm {
+		where = append(where, "vm_key = ?")
+	}
+	if policy {
+		where = append(where, "policy_key = ?")
+	}
+	if port {
+		where = append(where, "port = ?")
+	}
+	if active {
+		where = append(where, "status = ?")
+	}
+	q := "SELECT body FROM grants"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	return q + " ORDER BY start_time DESC, request_id DESC, idx LIMIT ?"
+}
+
+func allQueries() []string {
+	qs := []string{
+		qGetObject, qPutObject, qDeleteObject, qListObjects,
+		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
+		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qUpdateGrant, qDueGrants, qNextEndTime,
+	}
+	for i := range 16 {
+		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
+	}
+	return qs
+}
+
+// sqlLimit maps "0 or less means no limit" to SQLite's LIMIT -1.
+func sqlLimit(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+func notFound(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
+}
+
+// Objects
+
+func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
+	var body []byte
+	err := t.stmt(ctx, qGetObject).QueryRowContext(ctx, kind, key).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(kind, key)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
+	}
+	return nil
+}
+
+func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
+	}
+	if _, err := t.stmt(ctx, qPutObject).ExecContext(ctx, kind, key, body); err != nil {
+		return fmt.Errorf("sqlite: put %s %q: %w", kind, key, err)
+	}
+	return nil
+}
+
+func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
+	if _, err := t.stmt(ctx, qDeleteObject).ExecContext(ctx, kind, key); err != nil {
+		return fmt.Errorf("sqlite: delete %s %q: %w", kind, key, err)
+	}
+	return nil
+}
+
+// ListObjects reads all rows before calling fn, so fn may use the
+// transaction (even change objects of the same kind) while listing.
+func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
+	rows, err := t.stmt(ctx, qListObjects).QueryContext(ctx, kind)
+	if err != nil {
+		return fmt.Errorf("sqlite: list %s: %w", kind, err)
+	}
+	type kv struct {
+		key  string
+		body []byte
+	}
+	var all []kv
+	for rows.Next() {
+		var r kv
+		if err := rows.Scan(&r.key, &r.body); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: list %s: %w", kind, err)
+		}
+		all = append(all, r)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("sqlite: list %s: %w", kind, err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: list %s: %w", kind, err)
+	}
+	for _, r := range all {
+		if err := fn(r.key, r.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
+	var vm inventory.VM
+	err := t.GetObject(ctx, inventory.KindVM, inventory.Key(id), &vm)
+	return vm, err
+}
+
+// Policies
+
+func policyUTC(p jit.Policy) jit.Policy {
+	p.CreatedAt = utc(p.CreatedAt)
+	p.UpdatedAt = utc(p.UpdatedAt)
+	return p
+}
+
+func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
+	if p.ID == "" {
+		return errors.New("sqlite: put policy: policy has no ID")
+	}
+	key := strings.ToLower(p.ID)
+	// Check every VM before writing anything, so a conflict leaves the
+	// stored policy as it was even if the caller commits regardless.
+	vmKeys := make([]string, 0, len(p.VirtualMachines))
+	seen := map[string]bool{}
+	for _, v := range p.VirtualMachines {
+		vk := inventory.Key(v.ID)
+		if seen[vk] {
+			continue
+		}
+		seen[vk] = true
+		var holder string
+		err := t.stmt(ctx, qPolicyOfVM).QueryRowContext(ctx, vk).Scan(&holder)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
+		case holder != key:
+			return fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
+		}
+		vmKeys = append(vmKeys, vk)
+	}
+	body, err := json.Marshal(policyUTC(p))
+	if err != nil {
+		return fmt.Errorf("sqlite: encode policy %s: %w", p.ID, err)
+	}
+	if _, err := t.stmt(ctx, qPutPolicy).ExecContext(ctx, key, strings.ToLower(p.Location), body); err != nil {
+		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
+	}
+	if _, err := t.stmt(ctx, qClearPolicyVM).ExecContext(ctx, key); err != nil {
+		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
+	}
+	for _, vk := range vmKeys {
+		if _, err := t.stmt(ctx, qAddPolicyVM).ExecContext(ctx, vk, key); err != nil {
+			return fmt.Errorf("sqlite: put policy %s: index vm %s: %w", p.ID, vk, err)
+		}
+	}
+	return nil
+}
+
+func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
+	return t.onePolicy(ctx, qGetPolicy, strings.ToLower(id), "JIT policy", id)
+}
+
+func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, error) {
+	var body []byte
+	err := t.stmt(ctx, query).QueryRowContext(ctx, arg).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jit.Policy{}, notFound(what, id)
+	} else if err != nil {
+		return jit.Policy{}, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
+	}
+	var p jit.Policy
+	if err := json.Unmarshal(body, &p); err != nil {
+		return jit.Policy{}, fmt.Errorf("sqlite: decode policy: %w", err)
+	}
+	return p, nil
+}
+
+// DeletePolicy removes the policy and, by cascade, its VM index rows.
+// Requests and grants stay: they are the history of access.
+func (t *tx) DeletePolicy(ctx context.Context, id string) error {
+	res, err := t.stmt(ctx, qDeletePolicy).ExecContext(ctx, strings.ToLower(id))
+	if err != nil {
+		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
+	} else if n == 0 {
+		return notFound("JIT policy", id)
+	}
+	return nil
+}
+
+func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Policy, error) {
+	s := strings.TrimSuffix(strings.ToLower(scope), "/")
+	rows, err := t.stmt(ctx, qListPolicies).QueryContext(ctx, s, s+"/", s+"0", strings.ToLower(location))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list policies: %w", err)
+	}
+	return scanAll[jit.Policy](rows, "policies")
+}
+
+func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
+	return t.onePolicy(ctx, qPolicyForVM, inventory.Key(vmID), "JIT policy for virtual machine", vmID)
+}
+
+// scanAll decodes every row's single body column.
+func scanAll[T any](rows *sql.Rows, what string) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+		}
+		var v T
+		if err := json.Unmarshal(body, &v); err != nil {
+			return nil, fmt.Errorf("sqlite: decode %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// Requests and grants
+
+// utc drops the monotonic reading and location so that times read back are
+// identical to those written, whatever zone the caller used.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func grantUTC(g jit.Grant) jit.Grant {
+	g.StartTime = utc(g.StartTime)
+	g.EndTime = utc(g.EndTime)
+	g.EndedAt = utc(g.EndedAt)
+	g.AppliedAt = utc(g.AppliedAt)
+	return g
+}
+
+// InsertRequest stores the request row (without grants, which live in their
+// own rows and change over time) and one row per grant.
+func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
+	if r.ID == "" {
+		return errors.New("sqlite: insert request: request has no ID")
+	}
+	grants := r.Grants
+	r.Grants = nil
+	r.StartTime = utc(r.StartTime)
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
+	}
+	_, err = t.stmt(ctx, qInsertRequest).ExecContext(ctx, r.ID, strings.ToLower(r.PolicyID), r.StartTime.UnixNano(), body)
+	if isConstraint(err) {
+		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: insert request %s: %w", r.ID, err)
+	}
+	ins := t.stmt(ctx, qInsertGrant)
+	for i, g := range grants {
+		g = grantUTC(g)
+		g.RequestID = r.ID
+		if g.PolicyID == "" {
+			g.PolicyID = r.PolicyID
+		}
+		if g.ID == "" || g.EndTime.IsZero() {
+			return fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
+		}
+		body, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+		}
+		_, err = ins.ExecContext(ctx, g.ID, r.ID, i, strings.ToLower(g.PolicyID), inventory.Key(g.VMID), g.Port,
+			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
+		if isConstraint(err) {
+			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
+		} else if err != nil {
+			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
+		}
+	}
+	return nil
+}
+
+func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
+	key, lim := strings.ToLower(policyID), sqlLimit(limit)
+	rows, err := t.stmt(ctx, qListRequests).QueryContext(ctx, key, lim)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list requests: %w", err)
+	}
+	reqs, err := scanAll[jit.Request](rows, "requests")
+	if err != nil || len(reqs) == 0 {
+		return reqs, err
+	}
+	byID := make(map[string]int, len(reqs))
+	for i := range reqs {
+		byID[reqs[i].ID] = i
+		reqs[i].Grants = []jit.Grant{}
+	}
+	// One query for all the requests' grants rather than one per request.
+	grows, err := t.stmt(ctx, qRequestGrants).QueryContext(ctx, key, lim)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
+	}
+	defer grows.Close()
+	for grows.Next() {
+		var reqID string
+		var body []byte
+		if err := grows.Scan(&reqID, &body); err != nil {
+			return nil, fmt.Errorf("sqlite: list request grants: %w", err)
+		}
+		var g jit.Grant
+		if err := json.Unmarshal(body, &g); err != nil {
+			return nil, fmt.Errorf("sqlite: decode grant: %w", err)
+		}
+		if i, ok := byID[reqID]; ok {
+			reqs[i].Grants = append(reqs[i].Grants, g)
+		}
+	}
+	if err := grows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
+	}
+	return reqs, nil
+}
+
+func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
+	var body []byte
+	err := t.stmt(ctx, qGetGrant).QueryRowContext(ctx, id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jit.Grant{}, notFound("grant", id)
+	} else if err != nil {
+		return jit.Grant{}, fmt.Errorf("sqlite: get grant %s: %w", id, err)
+	}
+	var g jit.Grant
+	if err := json.Unmarshal(body, &g); err != nil {
+		return jit.Grant{}, fmt.Errorf("sqlite: decode grant %s: %w", id, err)
+	}
+	return g, nil
+}
+
+func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
+	var args []any
+	if f.VMID != "" {
+		args = append(args, inventory.Key(f.VMID))
+	}
+	if f.PolicyID != "" {
+		args = append(args, strings.ToLower(f.PolicyID))
+	}
+	if f.Port != 0 {
+		args = append(args, f.Port)
+	}
+	if f.ActiveOnly {
+		args = append(args, string(jit.StatusInitiated))
+	}
+	args = append(args, sqlLimit(f.Limit))
+	q := listGrantsQuery(f.VMID != "", f.PolicyID != "", f.Port != 0, f.ActiveOnly)
+	rows, err := t.stmt(ctx, q).QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list grants: %w", err)
+	}
+	return scanAll[jit.Grant](rows, "grants")
+}
+
+// UpdateGrant copies only the mutable fields onto the stored grant, so a
+// caller holding a stale or partial Grant cannot rewrite its identity,
+// port, source or end time.
+func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
+	cur, err := t.GetGrant(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	cur.Status = g.Status
+	cur.StatusReason = g.StatusReason
+	cur.EndedAt = utc(g.EndedAt)
+	cur.Applied = g.Applied
+	cur.AppliedAt = utc(g.AppliedAt)
+	cur.ProviderError = g.ProviderError
+	body, err := json.Marshal(cur)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+	}
+	if _, err := t.stmt(ctx, qUpdateGrant).ExecContext(ctx, string(cur.Status), body, g.ID); err != nil {
+		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
+	}
+	return nil
+}
+
+func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
+	rows, err := t.stmt(ctx, qDueGrants).QueryContext(ctx, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: due grants: %w", err)
+	}
+	return scanAll[jit.Grant](rows, "grants")
+}
+
+func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
+	var n sql.NullInt64
+	if err := t.stmt(ctx, qNextEndTime).QueryRowContext(ctx, string(jit.StatusInitiated)).Scan(&n); err != nil {
+		return time.Time{}, false, fmt.Errorf("sqlite: next end time: %w", err)
+	}
+	if !n.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, n.Int64).UTC(), true, nil
+}
