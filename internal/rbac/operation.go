@@ -102,9 +102,10 @@ const (
 //     Security Reader, which the seed says can view them, hold this action.
 //   - revoke: ending someone's grant early changes the VM's access, so it
 //     needs the policy write; it never widens access so no VM write.
-//   - approve: reading the policy; the jit service additionally requires
-//     membership of the port's approver group and that the approver is not
-//     the requester.
+//   - approve: you may approve only access you could request yourself
+//     (initiate and read the policy), so viewers such as Reader cannot; the
+//     jit service additionally requires membership of the port's approver
+//     group and that the approver is not the requester.
 //   - token.admin: whoever can assign roles can already give any principal
 //     anything, so minting tokens for others adds no power beyond it.
 //   - audit.read: Azure's activity-log read.
@@ -124,7 +125,7 @@ func requirements() map[Operation][]Requirement {
 			{ActPublicIPRd, AtTarget},
 		},
 		OpRevoke:      {{ActJITWrite, AtResourceGroup}},
-		OpApprove:     {{ActJITRead, AtTarget}},
+		OpApprove:     {{ActJITInitiate, AtTarget}, {ActJITRead, AtTarget}},
 		OpVMList:      {{ActVMRead, AtTarget}},
 		OpVMRead:      {{ActVMRead, AtTarget}},
 		OpNetworkView: {{ActVMRead, AtTarget}, {ActNICRead, AtTarget}, {ActNSGRead, AtTarget}},
