@@ -1,0 +1,471 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/netrule"
+)
+
+// Revocation is the KindRevoked record of one security group: which VMs need
+// which ports closed in it, the user's permissions JIT revoked (each with
+// its index in the group's list as the user had it), and the remainder
+// permissions JIT added back in their place. With it, the group as the user
+// had it is exactly recoverable: drop the remainders, reinsert the revoked
+// permissions at their indices.
+type Revocation struct {
+	GroupID    string                 `json:"groupId"`
+	Holders    []Holder               `json:"holders"`
+	Revoked    []RevokedPermission    `json:"revoked"`
+	Remainders []netrule.IPPermission `json:"remainders"`
+}
+
+// Holder is one JIT-enabled VM that needs ports revoked in a group.
+type Holder struct {
+	VMID  string            `json:"vmId"` // inventory.Key of the VM ID
+	Ports []jit.GuardedPort `json:"ports"`
+}
+
+// RevokedPermission is a user permission JIT took out of a group.
+type RevokedPermission struct {
+	Index      int                  `json:"index"`
+	Permission netrule.IPPermission `json:"permission"`
+}
+
+func (s *session) reconcileAWS(vm inventory.VM, guarded []jit.GuardedPort, grants []jit.DesiredGrant) ([]string, error) {
+	name := vm.ID
+	if vm.InstanceID != "" {
+		name = vm.InstanceID + " (" + vm.ID + ")"
+	}
+	if len(guarded) > 0 && len(vm.ENIs) == 0 {
+		return nil, fmt.Errorf("instance %s has no network interfaces (enis is empty), so there is no security group to revoke from: %w", name, ErrUnprotectable)
+	}
+	enis := make([]*inventory.ENI, 0, len(vm.ENIs))
+	for i, id := range vm.ENIs {
+		eni, err := get[inventory.ENI](s, inventory.KindENI, id)
+		if err != nil {
+			return nil, err
+		}
+		if eni == nil {
+			return nil, fmt.Errorf("instance %s: enis[%d]: network interface %s not found: %w", name, i, id, ErrInventory)
+		}
+		enis = append(enis, eni)
+	}
+	if err := s.reconcileGrantGroups(vm, name, enis, grants); err != nil {
+		return nil, err
+	}
+	if err := s.reconcileRevocations(vm, enis, guarded); err != nil {
+		return nil, err
+	}
+	for _, e := range enis {
+		s.put(inventory.KindENI, e.ID, e)
+	}
+	var enforced []string
+	for _, g := range grants {
+		enforced = append(enforced, g.GrantID)
+	}
+	return enforced, nil
+}
+
+// reconcileGrantGroups makes one security group per grant exist and be
+// attached to the primary ENI, and removes (detaches and deletes) the VM's
+// grant groups no grant wants any more, including unattached ones.
+func (s *session) reconcileGrantGroups(vm inventory.VM, name string, enis []*inventory.ENI, grants []jit.DesiredGrant) error {
+	want := map[string]jit.DesiredGrant{}
+	for _, g := range grants {
+		want[inventory.Key(GrantGroupID(g.GrantID))] = g
+	}
+	keys, err := s.keys(inventory.KindSecurityGroup)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, GrantGroupPrefix) {
+			continue
+		}
+		sg, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, k)
+		if err != nil {
+			return err
+		}
+		if sg == nil || want[k].GrantID != "" {
+			continue
+		}
+		grantID := strings.TrimPrefix(sg.GroupName, RulePrefix)
+		if sg.Description == grantGroupDescription(vm.ID, grantID) {
+			s.del(inventory.KindSecurityGroup, k)
+		}
+	}
+	// Detach what is not wanted and no longer exists (deleted above, or a
+	// dangling reference); another VM's grant group is left alone.
+	for _, eni := range enis {
+		n := len(eni.SecurityGroups)
+		var dropErr error
+		eni.SecurityGroups = slices.DeleteFunc(eni.SecurityGroups, func(id string) bool {
+			k := inventory.Key(id)
+			if !strings.HasPrefix(k, GrantGroupPrefix) || want[k].GrantID != "" {
+				return false
+			}
+			sg, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, id)
+			if err != nil {
+				dropErr = err
+				return false
+			}
+			return sg == nil
+		})
+		if dropErr != nil {
+			return dropErr
+		}
+		if len(eni.SecurityGroups) == 0 && n > 0 {
+			eni.SecurityGroups = nil
+		}
+	}
+	if len(grants) == 0 {
+		return nil
+	}
+	primary := enis[0]
+	vpc, err := s.vpcOf(primary)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		id := GrantGroupID(g.GrantID)
+		wantSG := grantGroup(vm, g, vpc)
+		cur, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, id)
+		if err != nil {
+			return err
+		}
+		if cur == nil || !jsonEqual(cur, &wantSG) {
+			s.put(inventory.KindSecurityGroup, id, &wantSG)
+		}
+		// Attached to the primary ENI only.
+		for _, eni := range enis[1:] {
+			eni.SecurityGroups = slices.DeleteFunc(eni.SecurityGroups, func(x string) bool { return strings.EqualFold(x, id) })
+		}
+		if slices.ContainsFunc(primary.SecurityGroups, func(x string) bool { return strings.EqualFold(x, id) }) {
+			continue
+		}
+		if n := len(primary.SecurityGroups); n >= inventory.MaxSecurityGroupsPerENI {
+			return fmt.Errorf("%s has no free security group slot (%d of %d used) for the JIT security group of grant %s on instance %s: %w",
+				primary.ID, n, inventory.MaxSecurityGroupsPerENI, g.GrantID, name, ErrNoRoom)
+		}
+		primary.SecurityGroups = append(primary.SecurityGroups, id)
+	}
+	return nil
+}
+
+// vpcOf is the VPC of the ENI's first user security group that names one,
+// so a grant group lives where the instance does.
+func (s *session) vpcOf(eni *inventory.ENI) (string, error) {
+	for _, id := range eni.SecurityGroups {
+		if strings.HasPrefix(inventory.Key(id), GrantGroupPrefix) {
+			continue
+		}
+		sg, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, id)
+		if err != nil {
+			return "", err
+		}
+		if sg != nil && sg.VpcID != "" {
+			return sg.VpcID, nil
+		}
+	}
+	return "", nil
+}
+
+func grantGroup(vm inventory.VM, g jit.DesiredGrant, vpc string) netrule.SecurityGroup {
+	var v4 []netrule.IPRange
+	var v6 []netrule.IPv6Range
+	desc := "drawbridge JIT grant " + g.GrantID + " until " + g.End.UTC().Format("2006-01-02T15:04:05Z")
+	switch {
+	case g.Source.IsAny():
+		v4 = []netrule.IPRange{{CidrIP: "0.0.0.0/0", Description: desc}}
+		v6 = []netrule.IPv6Range{{CidrIPv6: "::/0", Description: desc}}
+	case g.Source.Prefix().Addr().Is4():
+		v4 = []netrule.IPRange{{CidrIP: g.Source.Prefix().String(), Description: desc}}
+	default:
+		v6 = []netrule.IPv6Range{{CidrIPv6: g.Source.Prefix().String(), Description: desc}}
+	}
+	var perms []netrule.IPPermission
+	for _, proto := range ec2Protocols(g.Protocol) {
+		perms = append(perms, netrule.IPPermission{IPProtocol: proto, FromPort: g.Port, ToPort: g.Port, IPRanges: v4, IPv6Ranges: v6})
+	}
+	return netrule.SecurityGroup{
+		GroupID:       GrantGroupID(g.GrantID),
+		GroupName:     GrantGroupName(g.GrantID),
+		Description:   grantGroupDescription(vm.ID, g.GrantID),
+		VpcID:         vpc,
+		IPPermissions: perms,
+	}
+}
+
+// ec2Protocols maps a JIT protocol onto the EC2 protocols with ports: "*"
+// in a JIT policy means TCP and UDP.
+func ec2Protocols(p netrule.Protocol) []string {
+	switch p {
+	case netrule.Tcp:
+		return []string{"tcp"}
+	case netrule.Udp:
+		return []string{"udp"}
+	}
+	return []string{"tcp", "udp"}
+}
+
+// reconcileRevocations sets this VM's holds on every user security group of
+// its ENIs (and drops its holds on groups it no longer uses), then
+// recomputes each such group from the user's permissions and all holds.
+func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, guarded []jit.GuardedPort) error {
+	vmKey := inventory.Key(vm.ID)
+	var groups []string
+	attached := map[string]string{} // group key -> ENI ID, for errors
+	for _, eni := range enis {
+		for _, id := range eni.SecurityGroups {
+			k := inventory.Key(id)
+			if strings.HasPrefix(k, GrantGroupPrefix) || attached[k] != "" {
+				continue
+			}
+			attached[k] = eni.ID
+			groups = append(groups, k)
+		}
+	}
+	recKeys, err := s.keys(KindRevoked)
+	if err != nil {
+		return err
+	}
+	for _, k := range recKeys {
+		if attached[k] != "" {
+			continue
+		}
+		rec, err := get[Revocation](s, KindRevoked, k)
+		if err != nil {
+			return err
+		}
+		if rec != nil && slices.ContainsFunc(rec.Holders, func(h Holder) bool { return h.VMID == vmKey }) {
+			groups = append(groups, k)
+		}
+	}
+	for _, k := range groups {
+		sg, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, k)
+		if err != nil {
+			return err
+		}
+		rec, err := get[Revocation](s, KindRevoked, k)
+		if err != nil {
+			return err
+		}
+		if sg == nil {
+			if attached[k] != "" {
+				return fmt.Errorf("network interface %s: security group %s not found: %w", attached[k], k, ErrInventory)
+			}
+			// The group is gone: nothing to restore into; forget the hold.
+			if rec != nil {
+				rec.Holders = slices.DeleteFunc(rec.Holders, func(h Holder) bool { return h.VMID == vmKey })
+				if len(rec.Holders) == 0 {
+					s.del(KindRevoked, k)
+				} else {
+					s.put(KindRevoked, k, rec)
+				}
+			}
+			continue
+		}
+		var holders []Holder
+		if rec != nil {
+			holders = slices.DeleteFunc(slices.Clone(rec.Holders), func(h Holder) bool { return h.VMID == vmKey })
+		}
+		if attached[k] != "" && len(guarded) > 0 {
+			holders = append(holders, Holder{VMID: vmKey, Ports: slices.Clone(guarded)})
+		}
+		sort.Slice(holders, func(i, j int) bool { return holders[i].VMID < holders[j].VMID })
+
+		base := userPermissions(sg.IPPermissions, rec)
+		var perms []netrule.IPPermission
+		if len(holders) == 0 {
+			perms = base
+			if rec != nil {
+				s.del(KindRevoked, k)
+			}
+		} else {
+			var revoked []RevokedPermission
+			var rem []netrule.IPPermission
+			perms, revoked, rem = revoke(base, holders)
+			nrec := &Revocation{GroupID: sg.GroupID, Holders: holders, Revoked: revoked, Remainders: rem}
+			if rec == nil || !jsonEqual(rec, nrec) {
+				s.put(KindRevoked, k, nrec)
+			}
+		}
+		if !jsonEqual(sg.IPPermissions, perms) {
+			sg.IPPermissions = perms
+			s.put(inventory.KindSecurityGroup, k, sg)
+		}
+	}
+	return nil
+}
+
+// userPermissions recovers the group's permissions as the user had them:
+// the current ones without JIT's remainders, with the revoked ones back at
+// their indices. With no record the current list is the user's.
+func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPermission {
+	if rec == nil {
+		return cur
+	}
+	out := slices.Clone(cur)
+	for _, r := range rec.Remainders {
+		if i := slices.IndexFunc(out, func(p netrule.IPPermission) bool { return jsonEqual(p, r) }); i >= 0 {
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	revoked := slices.Clone(rec.Revoked)
+	sort.SliceStable(revoked, func(i, j int) bool { return revoked[i].Index < revoked[j].Index })
+	for _, rv := range revoked {
+		out = slices.Insert(out, min(max(rv.Index, 0), len(out)), rv.Permission)
+	}
+	if out == nil {
+		out = []netrule.IPPermission{}
+	}
+	return out
+}
+
+// held is one (EC2 protocol, port) a holder needs closed.
+type held struct {
+	proto string // "tcp" or "udp"
+	port  int
+}
+
+func heldPorts(holders []Holder) []held {
+	var out []held
+	for _, h := range holders {
+		for _, g := range h.Ports {
+			for _, p := range ec2Protocols(g.Protocol) {
+				x := held{p, g.Port}
+				if !slices.Contains(out, x) {
+					out = append(out, x)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// revoke takes every permission of base that lets in a held port out of the
+// list and puts in its place the remainder permissions (the same sources,
+// the ports and protocols it allowed minus the held ones).
+func revoke(base []netrule.IPPermission, holders []Holder) ([]netrule.IPPermission, []RevokedPermission, []netrule.IPPermission) {
+	hs := heldPorts(holders)
+	out := make([]netrule.IPPermission, 0, len(base))
+	var revoked []RevokedPermission
+	var rems []netrule.IPPermission
+	for i, p := range base {
+		var cov []held
+		for _, h := range hs {
+			if permCovers(p, h) {
+				cov = append(cov, h)
+			}
+		}
+		if len(cov) == 0 {
+			out = append(out, p)
+			continue
+		}
+		revoked = append(revoked, RevokedPermission{Index: i, Permission: p})
+		r := remainder(p, cov)
+		out = append(out, r...)
+		rems = append(rems, r...)
+	}
+	return out, revoked, rems
+}
+
+func permCovers(p netrule.IPPermission, h held) bool {
+	switch p.Protocol() {
+	case netrule.Any:
+		return true
+	case netrule.Tcp:
+		return h.proto == "tcp" && p.Ports().Contains(h.port)
+	case netrule.Udp:
+		return h.proto == "udp" && p.Ports().Contains(h.port)
+	}
+	return false
+}
+
+// remainder is what of p stays allowed once the covered ports are closed.
+// A "-1" (all traffic) permission becomes TCP and UDP on every other port
+// plus ICMP (icmp for IPv4 sources, icmpv6 for IPv6 ones); IP protocols
+// other than those four stay closed while JIT holds the group, because EC2
+// cannot express "everything but one port" in one permission. Restoring
+// puts the original "-1" permission back.
+func remainder(p netrule.IPPermission, cov []held) []netrule.IPPermission {
+	mk := func(proto string, from, to int, v4 bool, v6 bool) netrule.IPPermission {
+		n := netrule.IPPermission{IPProtocol: proto, FromPort: from, ToPort: to}
+		if v4 {
+			for _, r := range p.IPRanges {
+				n.IPRanges = append(n.IPRanges, netrule.IPRange{CidrIP: r.CidrIP, Description: remainderMark})
+			}
+		}
+		if v6 {
+			for _, r := range p.IPv6Ranges {
+				n.IPv6Ranges = append(n.IPv6Ranges, netrule.IPv6Range{CidrIPv6: r.CidrIPv6, Description: remainderMark})
+			}
+		}
+		return n
+	}
+	split := func(proto string, whole netrule.PortRange) []netrule.IPPermission {
+		var out []netrule.IPPermission
+		for _, r := range subtract(whole, portsOf(cov, proto)) {
+			out = append(out, mk(proto, r.From, r.To, true, true))
+		}
+		return out
+	}
+	if p.Protocol() == netrule.Any {
+		out := append(split("tcp", netrule.AllPorts), split("udp", netrule.AllPorts)...)
+		if len(p.IPRanges) > 0 {
+			out = append(out, mk("icmp", -1, -1, true, false))
+		}
+		if len(p.IPv6Ranges) > 0 {
+			out = append(out, mk("icmpv6", -1, -1, false, true))
+		}
+		return out
+	}
+	var out []netrule.IPPermission
+	for _, r := range subtract(p.Ports(), portsOf(cov, strings.ToLower(string(p.Protocol())))) {
+		out = append(out, mk(p.IPProtocol, r.From, r.To, true, true))
+	}
+	return out
+}
+
+func portsOf(cov []held, proto string) []int {
+	var out []int
+	for _, h := range cov {
+		if h.proto == proto {
+			out = append(out, h.port)
+		}
+	}
+	return out
+}
+
+// subtract returns the sub-ranges of r without the given ports, ascending.
+func subtract(r netrule.PortRange, ports []int) []netrule.PortRange {
+	ps := slices.Clone(ports)
+	slices.Sort(ps)
+	var out []netrule.PortRange
+	from := r.From
+	for _, p := range ps {
+		if p < from || p > r.To {
+			continue
+		}
+		if p > from {
+			out = append(out, netrule.PortRange{From: from, To: p - 1})
+		}
+		from = p + 1
+	}
+	if from <= r.To {
+		out = append(out, netrule.PortRange{From: from, To: r.To})
+	}
+	return out
+}
+
+func jsonEqual(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}

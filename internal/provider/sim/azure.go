@@ -1,0 +1,388 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/netrule"
+)
+
+// allowRoom is how many free priorities the deny rule leaves ahead of itself
+// (between the covering rules, or the top, and the deny rule) for the allow
+// rules of grants, when the NSG has that many.
+const allowRoom = 10
+
+// pathNSG is one NSG on a VM's inbound path and the VM's private addresses
+// behind it (those of the NICs whose path passes through it).
+type pathNSG struct {
+	nsg   *netrule.NSG
+	dests []netip.Addr
+	nics  []string // NICs whose path passes through it, for errors
+}
+
+// azurePath returns the NSGs on the VM's inbound path in evaluation order:
+// for each NIC, its subnet's NSG, then its own; each NSG once.
+func (s *session) azurePath(vm inventory.VM) ([]*pathNSG, error) {
+	var out []*pathNSG
+	byKey := map[string]*pathNSG{}
+	add := func(nsgID string, nic *inventory.NIC, via string) error {
+		if nsgID == "" {
+			return nil
+		}
+		k := inventory.Key(nsgID)
+		p, ok := byKey[k]
+		if !ok {
+			nsg, err := get[netrule.NSG](s, inventory.KindNSG, nsgID)
+			if err != nil {
+				return err
+			}
+			if nsg == nil {
+				return fmt.Errorf("%s: networkSecurityGroup %s not found: %w", via, nsgID, ErrInventory)
+			}
+			p = &pathNSG{nsg: nsg}
+			byKey[k] = p
+			out = append(out, p)
+		}
+		for _, a := range nic.PrivateIPs {
+			if !slices.Contains(p.dests, a) {
+				p.dests = append(p.dests, a)
+			}
+		}
+		p.nics = append(p.nics, nic.ID)
+		return nil
+	}
+	for i, nicID := range vm.NICs {
+		nic, err := get[inventory.NIC](s, inventory.KindNIC, nicID)
+		if err != nil {
+			return nil, err
+		}
+		if nic == nil {
+			return nil, fmt.Errorf("virtual machine %s: nics[%d]: network interface %s not found: %w", vm.ID, i, nicID, ErrInventory)
+		}
+		if nic.Subnet != "" {
+			sub, err := get[inventory.Subnet](s, inventory.KindSubnet, nic.Subnet)
+			if err != nil {
+				return nil, err
+			}
+			if sub == nil {
+				return nil, fmt.Errorf("network interface %s: subnet %s not found: %w", nic.ID, nic.Subnet, ErrInventory)
+			}
+			if err := add(sub.NSG, nic, "subnet "+sub.ID); err != nil {
+				return nil, err
+			}
+		}
+		if err := add(nic.NSG, nic, "network interface "+nic.ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// reconcileAzure makes the JIT rules of vm in every NSG match the guarded
+// ports and grants. Rules of this VM in NSGs no longer on its path (a NIC
+// moved) are removed too, so the result depends only on the current objects.
+func (s *session) reconcileAzure(vm inventory.VM, guarded []jit.GuardedPort, grants []jit.DesiredGrant) ([]string, error) {
+	path, err := s.azurePath(vm)
+	if err != nil {
+		return nil, err
+	}
+	if len(guarded) > 0 && len(path) == 0 {
+		return nil, fmt.Errorf("virtual machine %s has no network security group on any network interface or subnet, so there is nothing to put a deny rule in: %w", vm.ID, ErrUnprotectable)
+	}
+	onPath := map[string]bool{}
+	for _, p := range path {
+		onPath[inventory.Key(p.nsg.ID)] = true
+	}
+	// Strays: this VM's rules left in NSGs that are not on its path now.
+	keys, err := s.keys(inventory.KindNSG)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if onPath[k] {
+			continue
+		}
+		nsg, err := get[netrule.NSG](s, inventory.KindNSG, k)
+		if err != nil {
+			return nil, err
+		}
+		if nsg != nil && removeOwned(nsg, vm.ID, nil) {
+			s.put(inventory.KindNSG, k, nsg)
+		}
+	}
+	for _, p := range path {
+		if len(guarded) > 0 && len(p.dests) == 0 {
+			return nil, fmt.Errorf("network interface %s of virtual machine %s has no private IP address for the JIT deny rule in NSG %s: %w",
+				strings.Join(p.nics, ", "), vm.ID, p.nsg.Name, ErrInventory)
+		}
+		if err := reconcileNSG(p.nsg, vm, p.dests, guarded, grants); err != nil {
+			return nil, err
+		}
+		s.put(inventory.KindNSG, p.nsg.ID, p.nsg)
+	}
+	var enforced []string
+	if len(path) > 0 {
+		for _, g := range grants {
+			enforced = append(enforced, g.GrantID)
+		}
+	}
+	return enforced, nil
+}
+
+// removeOwned deletes the VM's JIT rules whose names are not in keep and
+// reports whether it removed any. The user's rules keep their order.
+func removeOwned(nsg *netrule.NSG, vmID string, keep map[string]bool) bool {
+	dp, ap := denyPrefix(vmID), allowPrefix(vmID)
+	n := len(nsg.SecurityRules)
+	nsg.SecurityRules = slices.DeleteFunc(nsg.SecurityRules, func(r netrule.SecurityRule) bool {
+		return (strings.HasPrefix(r.Name, dp) || strings.HasPrefix(r.Name, ap)) && !keep[r.Name]
+	})
+	if len(nsg.SecurityRules) == n {
+		return false
+	}
+	if len(nsg.SecurityRules) == 0 {
+		// An NSG left with no custom rules goes back to having none (nil), as
+		// an inventory document that omits securityRules stores it.
+		nsg.SecurityRules = nil
+	}
+	return true
+}
+
+func isJITRule(r netrule.SecurityRule) bool { return strings.HasPrefix(r.Name, RulePrefix) }
+
+// reconcileNSG brings one NSG to the wanted JIT rules of one VM:
+//
+//   - a deny rule per guarded port, placed after the user's inbound rules
+//     that cover the port (so they keep priority), or ahead of every user
+//     rule if none does;
+//   - an allow rule per grant, between those covering rules and the port's
+//     deny rule (so a stricter user rule still wins and the grant beats the
+//     deny).
+//
+// An existing JIT rule keeps its priority while that priority is still
+// valid; its other fields are rewritten to the wanted values. New rules are
+// appended, so removing them later restores the list exactly.
+func reconcileNSG(nsg *netrule.NSG, vm inventory.VM, dests []netip.Addr, guarded []jit.GuardedPort, grants []jit.DesiredGrant) error {
+	keep := map[string]bool{}
+	for _, g := range guarded {
+		keep[DenyRuleName(vm, g.Port, g.Protocol)] = true
+	}
+	for _, g := range grants {
+		keep[AllowRuleName(vm.ID, g.GrantID)] = true
+	}
+	removeOwned(nsg, vm.ID, keep)
+
+	denyPrio := map[jit.GuardedPort]int{}
+	for _, g := range guarded {
+		lo, loName, err := coveringMax(nsg, g.Port, g.Protocol)
+		if err != nil {
+			return err
+		}
+		want := denyRule(vm, dests, g)
+		prio, err := place(nsg, want.Name, lo, netrule.MaxPriority+1, func(free []int) (int, error) {
+			if len(free) == 0 {
+				return 0, fmt.Errorf("NSG %s: no free inbound priority %s for JIT deny rule %s (port %d/%s): %w",
+					nsg.Name, after(lo, loName), want.Name, g.Port, g.Protocol, ErrNoRoom)
+			}
+			return free[min(allowRoom, len(free)-1)], nil
+		}, nextUserRule(nsg, lo))
+		if err != nil {
+			return err
+		}
+		want.Priority = prio
+		upsert(nsg, want)
+		denyPrio[g] = prio
+	}
+	for _, gr := range grants {
+		g, _ := guardFor(guarded, gr)
+		lo, loName, err := coveringMax(nsg, g.Port, g.Protocol)
+		if err != nil {
+			return err
+		}
+		d := denyPrio[g]
+		want := allowRule(vm, dests, gr)
+		prio, err := place(nsg, want.Name, lo, d, func(free []int) (int, error) {
+			if len(free) == 0 {
+				return 0, fmt.Errorf("NSG %s: no free inbound priority %s and before JIT deny rule %s (priority %d) for the allow rule of grant %s: %w",
+					nsg.Name, after(lo, loName), DenyRuleName(vm, g.Port, g.Protocol), d, gr.GrantID, ErrNoRoom)
+			}
+			return free[len(free)-1], nil // closest to the deny rule
+		}, d)
+		if err != nil {
+			return err
+		}
+		want.Priority = prio
+		upsert(nsg, want)
+	}
+	return nil
+}
+
+func after(lo int, loName string) string {
+	if loName == "" {
+		return "in " + strconv.Itoa(netrule.MinPriority) + "-" + strconv.Itoa(netrule.MaxPriority)
+	}
+	return fmt.Sprintf("after rule %s (priority %d)", loName, lo)
+}
+
+// place returns the priority for the JIT rule named name, which must lie in
+// (lo, hi): its current priority if it has one there that no other inbound
+// rule uses, else pick(free), where free lists the unused inbound priorities
+// in (lo, preferHi) or, when that is empty, in (lo, hi).
+//
+// preferHi is where a deny rule would stop being "right after the covering
+// rules" (the next user rule). Past it the rule sits among user rules that
+// do not cover its port, which changes nothing about what traffic it
+// matches first; so when there is no room before the next user rule, the
+// rule goes further down rather than failing.
+func place(nsg *netrule.NSG, name string, lo, hi int, pick func([]int) (int, error), preferHi int) (int, error) {
+	used := map[int]int{}
+	cur := 0
+	for _, r := range nsg.SecurityRules {
+		if r.Direction != netrule.Inbound {
+			continue
+		}
+		used[r.Priority]++
+		if r.Name == name {
+			cur = r.Priority
+		}
+	}
+	if cur > lo && cur < hi && used[cur] == 1 {
+		return cur, nil
+	}
+	if cur != 0 {
+		used[cur]-- // the rule moves: its old slot is free
+	}
+	free := func(top int) []int {
+		var out []int
+		for p := max(lo+1, netrule.MinPriority); p < min(top, hi) && p <= netrule.MaxPriority; p++ {
+			if used[p] == 0 {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	f := free(preferHi)
+	if len(f) == 0 {
+		f = free(hi)
+	}
+	return pick(f)
+}
+
+// upsert replaces the rule of the same name or appends it.
+func upsert(nsg *netrule.NSG, r netrule.SecurityRule) {
+	for i := range nsg.SecurityRules {
+		if nsg.SecurityRules[i].Name == r.Name {
+			nsg.SecurityRules[i] = r
+			return
+		}
+	}
+	nsg.SecurityRules = append(nsg.SecurityRules, r)
+}
+
+// coveringMax returns the highest priority number (and name) among the
+// user's inbound rules that can match traffic to port/proto, or
+// MinPriority-1 and "" if none does.
+func coveringMax(nsg *netrule.NSG, port int, proto netrule.Protocol) (int, string, error) {
+	lo, name := netrule.MinPriority-1, ""
+	for i, r := range nsg.SecurityRules {
+		if r.Direction != netrule.Inbound || isJITRule(r) {
+			continue
+		}
+		ok, err := covers(r, port, proto)
+		if err != nil {
+			return 0, "", fmt.Errorf("NSG %s: securityRules[%d] (%s): %w", nsg.Name, i, r.Name, err)
+		}
+		if ok && r.Priority > lo {
+			lo, name = r.Priority, r.Name
+		}
+	}
+	return lo, name, nil
+}
+
+// covers reports whether the rule's protocol and destination ports overlap
+// the port. Addresses are not compared: a user rule on the port, for any
+// source or destination, keeps priority over JIT's deny, as in Defender.
+func covers(r netrule.SecurityRule, port int, proto netrule.Protocol) (bool, error) {
+	if !r.Protocol.Overlaps(proto) {
+		return false, nil
+	}
+	ports := r.DestinationPorts()
+	if len(ports) == 0 {
+		return false, fmt.Errorf("destinationPortRange is empty")
+	}
+	ranges, err := netrule.ParsePortRanges(ports)
+	if err != nil {
+		return false, fmt.Errorf("destinationPortRange: %w", err)
+	}
+	for _, pr := range ranges {
+		if pr.Contains(port) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// nextUserRule is the priority of the first user inbound rule after lo, or
+// MaxPriority+1.
+func nextUserRule(nsg *netrule.NSG, lo int) int {
+	next := netrule.MaxPriority + 1
+	for _, r := range nsg.SecurityRules {
+		if r.Direction == netrule.Inbound && !isJITRule(r) && r.Priority > lo && r.Priority < next {
+			next = r.Priority
+		}
+	}
+	return next
+}
+
+func setDest(r *netrule.SecurityRule, dests []netip.Addr) {
+	if len(dests) == 1 {
+		r.DestinationAddressPrefix = dests[0].String()
+		return
+	}
+	for _, a := range dests {
+		r.DestinationAddressPrefixes = append(r.DestinationAddressPrefixes, a.String())
+	}
+}
+
+func denyRule(vm inventory.VM, dests []netip.Addr, g jit.GuardedPort) netrule.SecurityRule {
+	r := netrule.SecurityRule{
+		Name:                 DenyRuleName(vm, g.Port, g.Protocol),
+		Description:          fmt.Sprintf("drawbridge JIT: deny new inbound connections to port %d/%s of %s until access is granted", g.Port, g.Protocol, vmName(vm)),
+		Direction:            netrule.Inbound,
+		Access:               netrule.Deny,
+		Protocol:             g.Protocol,
+		SourceAddressPrefix:  "*",
+		SourcePortRange:      "*",
+		DestinationPortRange: strconv.Itoa(g.Port),
+	}
+	setDest(&r, dests)
+	return r
+}
+
+func allowRule(vm inventory.VM, dests []netip.Addr, g jit.DesiredGrant) netrule.SecurityRule {
+	proto := g.Protocol
+	if proto == "" {
+		proto = netrule.Any
+	}
+	src := g.Source.String()
+	if src == "" {
+		src = "*"
+	}
+	r := netrule.SecurityRule{
+		Name:                 AllowRuleName(vm.ID, g.GrantID),
+		Description:          fmt.Sprintf("drawbridge JIT: grant %s allows %s to port %d/%s of %s until %s", g.GrantID, src, g.Port, proto, vmName(vm), g.End.UTC().Format("2006-01-02T15:04:05Z")),
+		Direction:            netrule.Inbound,
+		Access:               netrule.Allow,
+		Protocol:             proto,
+		SourceAddressPrefix:  src,
+		SourcePortRange:      "*",
+		DestinationPortRange: strconv.Itoa(g.Port),
+	}
+	setDest(&r, dests)
+	return r
+}
