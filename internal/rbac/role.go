@@ -151,7 +151,7 @@ type cliPermission struct {
 func ParseRoleDefinition(data []byte) (RoleDefinition, error) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(data, &keys); err != nil {
-		return RoleDefinition{}, fmt.Errorf("role definition: not a JSON object: %w", err)
+		return RoleDefinition{}, fmt.Errorf("role definition: want one JSON object: %w", err)
 	}
 	cli := false
 	for k := range keys {
