@@ -46,7 +46,7 @@ const (
 	qInsertRequest = `INSERT INTO requests (id, policy_key, start_time, body) VALUES (?, ?, ?, ?)`
 	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_key, vm_key, port, status, start_time, end_time, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qListRequests = `SELECT id, body FROM requests WHERE policy_key = ?1
+	qListRequests = `SELECT body FROM requests WHERE policy_key = ?1
 		ORDER BY start_time DESC, id DESC LIMIT ?2`
 	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
 			SELECT id FROM requests WHERE policy_key = ?1 ORDER BY start_time DESC, id DESC LIMIT ?2)
