@@ -1,0 +1,157 @@
+// Package audit owns the shape of drawbridge's audit records and their hash
+// chain: each record carries the SHA-256 of a canonical encoding of its
+// fields and of the previous record's hash, so editing, deleting, inserting
+// or reordering a stored record breaks the chain at a place Verify names.
+//
+// The package is pure: it does not store records or read the clock. The
+// store appends records (in the same transaction as the change they
+// describe) by reading the last record and calling Chain.
+//
+// A hash chain alone proves consistency, not authenticity: someone who can
+// rewrite the whole table can recompute every hash, and dropping records
+// from the end leaves a valid shorter chain. To detect those, keep the
+// latest (Seq, Hash) somewhere the database's writer cannot change (an
+// export, a log shipper, a webhook) and compare with VerifyFrom.
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Results used in Record.Result.
+const (
+	Succeeded = "succeeded"
+	Denied    = "denied" // refused by authentication, authorization or policy rules
+	Failed    = "failed" // allowed but did not complete
+)
+
+// Record is one audited event: who did what to which target from where,
+// how it ended, and the target's state before and after (JSON, may be empty).
+type Record struct {
+	Seq           int64           `json:"seq"`
+	Time          time.Time       `json:"time"`
+	Principal     string          `json:"principal"`
+	SourceAddress string          `json:"sourceAddress,omitempty"`
+	Operation     string          `json:"operation"`
+	Target        string          `json:"target,omitempty"`
+	Result        string          `json:"result"`
+	Detail        string          `json:"detail,omitempty"` // e.g. why it was denied
+	Before        json.RawMessage `json:"before,omitempty"`
+	After         json.RawMessage `json:"after,omitempty"`
+	PrevHash      string          `json:"prevHash"`
+	Hash          string          `json:"hash"`
+}
+
+// Chain returns next appended after prev: Seq is prev.Seq+1, PrevHash is
+// prev.Hash, and Hash is computed. Pass the zero Record as prev for the first
+// record (Seq 1, empty PrevHash). Time is normalised to UTC with microsecond
+// precision, and Before/After to canonical JSON, so that what a SQL store
+// gives back (PostgreSQL keeps microseconds, jsonb reorders keys) still
+// verifies.
+func Chain(prev Record, next Record) Record {
+	next.Seq = prev.Seq + 1
+	next.PrevHash = prev.Hash
+	next.Time = next.Time.UTC().Truncate(time.Microsecond)
+	next.Before = canonicalJSON(next.Before)
+	next.After = canonicalJSON(next.After)
+	next.Hash = ComputeHash(next)
+	return next
+}
+
+// ComputeHash returns the hex SHA-256 of r's canonical encoding: every field
+// but Hash, each length-prefixed so that no two different records encode
+// alike (moving text from one field into the next changes the hash).
+func ComputeHash(r Record) string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte("drawbridge-audit-v1"))
+	field([]byte(strconv.FormatInt(r.Seq, 10)))
+	field([]byte(r.Time.UTC().Format(time.RFC3339Nano)))
+	field([]byte(r.Principal))
+	field([]byte(r.SourceAddress))
+	field([]byte(r.Operation))
+	field([]byte(r.Target))
+	field([]byte(r.Result))
+	field([]byte(r.Detail))
+	field(canonicalJSON(r.Before))
+	field(canonicalJSON(r.After))
+	field([]byte(r.PrevHash))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// canonicalJSON re-encodes valid JSON with sorted object keys and no
+// insignificant whitespace, keeping numbers as written. Empty or "null"
+// becomes empty; invalid JSON is kept byte for byte (still hashed, so still
+// tamper-evident).
+func canonicalJSON(b json.RawMessage) json.RawMessage {
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 || string(t) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return b
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// VerifyError names the first record at which the chain is broken.
+type VerifyError struct {
+	Seq    int64 // the Seq expected at the first bad position
+	Reason string
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("audit chain broken at seq %d: %s", e.Seq, e.Reason)
+}
+
+// Verify checks a whole log, from its first record (Seq 1) in order. It
+// returns nil or a *VerifyError naming the first bad Seq.
+func Verify(records []Record) error {
+	return VerifyFrom(Record{}, records)
+}
+
+// VerifyFrom checks records that continue after anchor, a record (or just
+// its Seq and Hash) known to be good, e.g. the last one of a previous
+// export. With the zero anchor it is Verify.
+func VerifyFrom(anchor Record, records []Record) error {
+	prev := anchor
+	for i, r := range records {
+		want := prev.Seq + 1
+		switch {
+		case r.Seq != want:
+			reason := fmt.Sprintf("found seq %d at position %d", r.Seq, i+1)
+			switch {
+			case r.Seq > want:
+				reason += fmt.Sprintf(": record %d is missing (deleted) or records are out of order", want)
+			default:
+				reason += ": a record was inserted or records are out of order"
+			}
+			return &VerifyError{Seq: want, Reason: reason}
+		case r.PrevHash != prev.Hash:
+			return &VerifyError{Seq: want, Reason: fmt.Sprintf("prevHash does not match the hash of record %d (a record before it was replaced, or it was inserted)", prev.Seq)}
+		case ComputeHash(r) != r.Hash:
+			return &VerifyError{Seq: want, Reason: "its contents do not match its hash (the record was edited)"}
+		}
+		prev = r
+	}
+	return nil
+}
