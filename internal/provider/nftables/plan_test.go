@@ -46,7 +46,7 @@ func TestDisjointNested(t *testing.T) {
 	}
 	st := State{Grants: []Grant{
 		g("198.18.1.0/24", time.Minute),
-		g("198.18.1.7/32", 2*time.Minute), // inside, later: split
+		g("198.18.1.7/32", 2*time.Minute),  // inside, later: split
 		g("198.18.1.9/32", 30*time.Second), // inside, earlier: absorbed
 		g("198.18.1.0/24", 10*time.Second), // duplicate, earlier: max wins
 		g("198.18.2.0/24", time.Minute),    // adjacent, same end: merged
