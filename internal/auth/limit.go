@@ -15,7 +15,7 @@ import (
 //
 // It is safe for concurrent use. The clock is passed in to every call.
 type FailureLimiter struct {
-	burst  float64
+	burst  time.Duration // burst × refill: how far ahead tat may run
 	refill time.Duration
 	max    int
 
@@ -23,9 +23,13 @@ type FailureLimiter struct {
 	buckets map[string]*bucket
 }
 
+// bucket is a token bucket kept as its "theoretical arrival time" (the
+// GCRA form): the bucket is full when tat <= now, and holds
+// burst - (tat-now)/refill tokens otherwise. Keeping a time instead of a
+// fractional token count makes every answer exact to the nanosecond.
 type bucket struct {
-	tokens float64
-	at     time.Time // when tokens was last brought up to date
+	tat  time.Time
+	seen time.Time // latest time seen, so a clock stepping back refills nothing and drains nothing
 }
 
 // NewFailureLimiter allows burst failures per source, refilling one every
@@ -41,7 +45,7 @@ func NewFailureLimiter(burst int, refill time.Duration, maxSources int) *Failure
 	if maxSources <= 0 {
 		maxSources = 100000
 	}
-	return &FailureLimiter{burst: float64(burst), refill: refill, max: maxSources, buckets: map[string]*bucket{}}
+	return &FailureLimiter{burst: time.Duration(burst) * refill, refill: refill, max: maxSources, buckets: map[string]*bucket{}}
 }
 
 // SourceKey is the key a source address is limited under: the address
@@ -64,8 +68,8 @@ func SourceKey(addr string) string {
 	return a.String()
 }
 
-// Allow reports whether source may attempt to authenticate at now, and if
-// not, how long until it may.
+// Allow reports whether source may attempt to authenticate at now (it has
+// at least one failure left), and if not, how long until it may.
 func (l *FailureLimiter) Allow(source string, now time.Time) (ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,11 +77,12 @@ func (l *FailureLimiter) Allow(source string, now time.Time) (ok bool, retryAfte
 	if b == nil {
 		return true, 0
 	}
-	l.update(b, now)
-	if b.tokens >= 1 {
-		return true, 0
+	now = b.clock(now)
+	// One token left means tat-now <= (burst-1)·refill.
+	if wait := b.tat.Sub(now) - (l.burst - l.refill); wait > 0 {
+		return false, wait
 	}
-	return false, time.Duration((1 - b.tokens) * float64(l.refill))
+	return true, 0
 }
 
 // Fail records a failed authentication from source at now.
@@ -90,13 +95,18 @@ func (l *FailureLimiter) Fail(source string, now time.Time) {
 		if len(l.buckets) >= l.max {
 			l.prune(now)
 		}
-		b = &bucket{tokens: l.burst, at: now}
+		b = &bucket{tat: now, seen: now}
 		l.buckets[key] = b
 	}
-	l.update(b, now)
-	b.tokens--
-	if b.tokens < 0 {
-		b.tokens = 0
+	now = b.clock(now)
+	if b.tat.Before(now) {
+		b.tat = now
+	}
+	b.tat = b.tat.Add(l.refill)
+	// The bucket cannot go below empty: one refill always lets a source
+	// try again, however many failures it piled up.
+	if limit := now.Add(l.burst); b.tat.After(limit) {
+		b.tat = limit
 	}
 }
 
@@ -117,21 +127,17 @@ func (l *FailureLimiter) Tracked() int {
 
 func (l *FailureLimiter) prune(now time.Time) {
 	for k, b := range l.buckets {
-		l.update(b, now)
-		if b.tokens >= l.burst {
+		if !b.tat.After(now) {
 			delete(l.buckets, k)
 		}
 	}
 }
 
-// update refills b for the time since it was last updated. A clock that
-// steps backwards refills nothing (rather than draining the bucket).
-func (l *FailureLimiter) update(b *bucket, now time.Time) {
-	if elapsed := now.Sub(b.at); elapsed > 0 {
-		b.tokens += float64(elapsed) / float64(l.refill)
-		if b.tokens > l.burst {
-			b.tokens = l.burst
-		}
-		b.at = now
+// clock returns now, or the latest time b has seen if the clock stepped back.
+func (b *bucket) clock(now time.Time) time.Time {
+	if now.Before(b.seen) {
+		return b.seen
 	}
+	b.seen = now
+	return now
 }
