@@ -1,0 +1,966 @@
+package jit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/clock"
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/netrule"
+	"github.com/drawbridge/drawbridge/internal/resource"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Service is the JIT service: policies, requests, grants and their expiry.
+// Every change to protection or access goes through reconcileVM, which reads
+// the desired state from the store and hands it to the VM's provider, so
+// repeating any step is harmless and a crash between steps is repaired by the
+// next reconcile.
+type Service struct {
+	store     Store
+	providers Providers
+	clock     clock.Clock
+	newID     func() string
+
+	vmLocks keyedMutex
+	wake    chan struct{} // nudges the expiry job when an earlier end time appears
+
+	// OnChange, if set, is called after a VM's desired state may have
+	// changed (a provider that pushes to agents listens here).
+	OnChange func(vmID string)
+}
+
+// Config wires a Service.
+type Config struct {
+	Store     Store
+	Providers Providers
+	Clock     clock.Clock
+	NewID     func() string
+}
+
+// NewService returns a service; call RunExpiry to enforce end times.
+func NewService(c Config) *Service {
+	return &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, wake: make(chan struct{}, 1)}
+}
+
+// Clock returns the service's clock.
+func (s *Service) Clock() clock.Clock { return s.clock }
+
+// ---- policies ----
+
+// PutPolicy creates or replaces a policy and enables JIT on its VMs' ports.
+// VMs or ports dropped from the policy have JIT disabled and their grants end
+// with PolicyRemoved. If a provider cannot protect a VM, nothing is stored.
+func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
+	p, err := NormalizePolicy(p)
+	if err != nil {
+		return Policy{}, err
+	}
+	id, err := resource.Parse(p.ID)
+	if err != nil {
+		return Policy{}, invalid("id", "%v", err)
+	}
+	if !strings.EqualFold(id.Name(), p.Name) {
+		return Policy{}, invalid("name", "name %q does not match the policy ID %s", p.Name, p.ID)
+	}
+	now := s.clock.Now().UTC()
+
+	var old Policy
+	var hadOld bool
+	vms := map[string]inventory.VM{}
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		o, err := tx.GetPolicy(ctx, p.ID)
+		switch {
+		case err == nil:
+			old, hadOld = o, true
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		for i, v := range p.VirtualMachines {
+			vm, err := tx.GetVM(ctx, v.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				return notFound(fmt.Sprintf("properties.virtualMachines[%d].id", i), "virtual machine %s is not in the inventory", v.ID)
+			} else if err != nil {
+				return err
+			}
+			other, err := tx.PolicyForVM(ctx, v.ID)
+			if err == nil && !strings.EqualFold(other.ID, p.ID) {
+				return conflict(fmt.Sprintf("properties.virtualMachines[%d].id", i), "virtual machine %s is already guarded by policy %s", v.ID, other.ID)
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			vms[inventory.Key(v.ID)] = vm
+		}
+		return nil
+	})
+	if err != nil {
+		return Policy{}, err
+	}
+
+	// Ask each provider first: a VM it cannot protect fails the whole call.
+	for i, v := range p.VirtualMachines {
+		vm := vms[inventory.Key(v.ID)]
+		prov, err := s.providerFor(vm)
+		if err != nil {
+			return Policy{}, conflict(fmt.Sprintf("properties.virtualMachines[%d].id", i), "%v", err)
+		}
+		d := Desired{VMID: vm.ID, Guarded: guardedPorts(v)}
+		if err := prov.Check(ctx, vm, d); err != nil {
+			return Policy{}, conflict(fmt.Sprintf("properties.virtualMachines[%d].id", i), "cannot enable JIT on %s: %v", v.ID, err)
+		}
+	}
+
+	if hadOld {
+		p.CreatedAt = old.CreatedAt
+	} else {
+		p.CreatedAt = now
+	}
+	p.UpdatedAt = now
+	p.ProvisioningState = ProvisioningSucceeded
+	p.ProvisioningError = ""
+	if p.Kind == "" {
+		p.Kind = "Basic"
+	}
+
+	affected := map[string]string{} // key -> VM ID
+	for _, v := range p.VirtualMachines {
+		affected[inventory.Key(v.ID)] = v.ID
+	}
+	for _, v := range old.VirtualMachines {
+		affected[inventory.Key(v.ID)] = v.ID
+	}
+	unlock := s.lockVMs(keys(affected))
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		if err := tx.PutPolicy(ctx, p); err != nil {
+			return err
+		}
+		// End grants on ports that are no longer guarded.
+		for _, vmID := range affected {
+			grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
+			if err != nil {
+				return err
+			}
+			vp, inPolicy := p.VM(vmID)
+			for _, g := range grants {
+				if inPolicy {
+					if _, ok := vp.Port(g.Port); ok {
+						continue
+					}
+				}
+				ended, err := g.End(ReasonPolicyRemoved, now)
+				if err != nil {
+					return err
+				}
+				if err := tx.UpdateGrant(ctx, ended); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	unlock()
+	if err != nil {
+		return Policy{}, err
+	}
+	var failures []string
+	for _, vmID := range sortedValues(affected) {
+		if err := s.ReconcileVM(ctx, vmID); err != nil {
+			failures = append(failures, err.Error())
+		}
+	}
+	if len(failures) > 0 {
+		p.ProvisioningState = ProvisioningFailed
+		p.ProvisioningError = strings.Join(failures, "; ")
+		_ = s.store.InTx(ctx, func(tx Tx) error { return tx.PutPolicy(ctx, p) })
+	}
+	return p, nil
+}
+
+// GetPolicy returns a policy by ID.
+func (s *Service) GetPolicy(ctx context.Context, id string) (Policy, error) {
+	var p Policy
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		p, err = tx.GetPolicy(ctx, id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Policy{}, notFound("", "JIT network access policy %s not found", id)
+	}
+	return p, err
+}
+
+// ListPolicies returns the policies inside scope ("/" for all), optionally in one location.
+func (s *Service) ListPolicies(ctx context.Context, scope, location string) ([]Policy, error) {
+	var ps []Policy
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		ps, err = tx.ListPolicies(ctx, scope, location)
+		return err
+	})
+	return ps, err
+}
+
+// DeletePolicy disables JIT on every VM of the policy (restoring the rules
+// JIT set aside), ends its active grants with PolicyRemoved and deletes it.
+func (s *Service) DeletePolicy(ctx context.Context, id string) error {
+	now := s.clock.Now().UTC()
+	p, err := s.GetPolicy(ctx, id)
+	if err != nil {
+		return err
+	}
+	var vmIDs []string
+	for _, v := range p.VirtualMachines {
+		vmIDs = append(vmIDs, v.ID)
+	}
+	unlock := s.lockVMs(lowerAll(vmIDs))
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		for _, vmID := range vmIDs {
+			grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
+			if err != nil {
+				return err
+			}
+			for _, g := range grants {
+				ended, err := g.End(ReasonPolicyRemoved, now)
+				if err != nil {
+					return err
+				}
+				if err := tx.UpdateGrant(ctx, ended); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.DeletePolicy(ctx, p.ID)
+	})
+	unlock()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, vmID := range vmIDs {
+		if err := s.ReconcileVM(ctx, vmID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ---- requests ----
+
+// Initiate checks a request against the policy and opens one grant per
+// requested port. A newer request for the same VM and port ends the older
+// grant with NewerRequestInitiated. The caller has already passed RBAC.
+func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in InitiateInput) (Request, error) {
+	now := s.clock.Now().UTC()
+	if len(in.VirtualMachines) == 0 {
+		return Request{}, invalid("virtualMachines", "at least one virtual machine is required")
+	}
+	if len(in.Justification) > 1024 {
+		return Request{}, invalid("justification", "justification is longer than 1024 characters")
+	}
+	req := Request{
+		ID:            s.newID(),
+		PolicyID:      policyID,
+		Requestor:     actor.Principal,
+		SourceAddress: actor.Address,
+		Justification: in.Justification,
+		StartTime:     now,
+	}
+
+	var vmKeys []string
+	for _, v := range in.VirtualMachines {
+		vmKeys = append(vmKeys, inventory.Key(v.ID))
+	}
+	unlock := s.lockVMs(vmKeys)
+	defer unlock()
+
+	// prepare validates the request and builds its grants; it runs once to
+	// ask the providers and again inside the writing transaction, so the
+	// stored request is checked against the state it is stored with.
+	type vmPlan struct {
+		vm         inventory.VM
+		superseded []Grant
+		desired    Desired
+	}
+	var policy Policy
+	prepare := func(tx Tx) ([]Grant, []vmPlan, error) {
+		var err error
+		policy, err = tx.GetPolicy(ctx, policyID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, notFound("", "JIT network access policy %s not found", policyID)
+		} else if err != nil {
+			return nil, nil, err
+		}
+		req.PolicyID = policy.ID
+		var grants []Grant
+		var plans []vmPlan
+		seenVM := map[string]bool{}
+		for i, v := range in.VirtualMachines {
+			vf := fmt.Sprintf("virtualMachines[%d]", i)
+			if seenVM[inventory.Key(v.ID)] {
+				return nil, nil, invalid(vf+".id", "virtual machine %s is listed twice", v.ID)
+			}
+			seenVM[inventory.Key(v.ID)] = true
+			vp, ok := policy.VM(v.ID)
+			if !ok {
+				return nil, nil, invalid(vf+".id", "virtual machine %s is not in JIT policy %s", v.ID, policy.Name)
+			}
+			vm, err := tx.GetVM(ctx, v.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, nil, notFound(vf+".id", "virtual machine %s is not in the inventory", v.ID)
+			} else if err != nil {
+				return nil, nil, err
+			}
+			if len(v.Ports) == 0 {
+				return nil, nil, invalid(vf+".ports", "at least one port is required")
+			}
+			active, err := tx.ListGrants(ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
+			if err != nil {
+				return nil, nil, err
+			}
+			plan := vmPlan{vm: vm, desired: Desired{VMID: vm.ID, Guarded: guardedPorts(vp)}}
+			seenPort := map[int]bool{}
+			var newGrants []Grant
+			for j, port := range v.Ports {
+				pf := fmt.Sprintf("%s.ports[%d]", vf, j)
+				g, err := s.grantFor(pf, vp, port, actor, now)
+				if err != nil {
+					return nil, nil, err
+				}
+				if seenPort[port.Number] {
+					return nil, nil, invalid(pf+".number", "port %d is requested twice", port.Number)
+				}
+				seenPort[port.Number] = true
+				g.ID = s.newID()
+				g.RequestID = req.ID
+				g.PolicyID = policy.ID
+				g.VMID = vm.ID
+				newGrants = append(newGrants, g)
+			}
+			for _, old := range active {
+				if seenPort[old.Port] {
+					ended, err := old.End(ReasonNewerRequestInitiated, now)
+					if err != nil {
+						return nil, nil, err
+					}
+					plan.superseded = append(plan.superseded, ended)
+					continue
+				}
+				if old.IsActive(now) {
+					plan.desired.Grants = append(plan.desired.Grants, desiredGrant(old))
+				}
+			}
+			for _, g := range newGrants {
+				plan.desired.Grants = append(plan.desired.Grants, desiredGrant(g))
+			}
+			grants = append(grants, newGrants...)
+			plans = append(plans, plan)
+		}
+		return grants, plans, nil
+	}
+
+	var plans []vmPlan
+	if err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		_, plans, err = prepare(tx)
+		return err
+	}); err != nil {
+		return Request{}, err
+	}
+	for i, plan := range plans {
+		prov, err := s.providerFor(plan.vm)
+		if err != nil {
+			return Request{}, conflict(fmt.Sprintf("virtualMachines[%d].id", i), "%v", err)
+		}
+		if err := prov.Check(ctx, plan.vm, plan.desired); err != nil {
+			return Request{}, conflict(fmt.Sprintf("virtualMachines[%d].id", i), "cannot open access on %s: %v", plan.vm.ID, err)
+		}
+	}
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		grants, plans, err := prepare(tx)
+		if err != nil {
+			return err
+		}
+		for _, plan := range plans {
+			for _, g := range plan.superseded {
+				if err := tx.UpdateGrant(ctx, g); err != nil {
+					return err
+				}
+			}
+		}
+		req.Grants = grants
+		return tx.InsertRequest(ctx, req)
+	})
+	if err != nil {
+		return Request{}, err
+	}
+	unlock()
+	unlock = func() {}
+	s.nudgeExpiry()
+	for _, vmID := range requestVMs(req) {
+		// A provider failure is recorded on the grants and retried by the
+		// reconcile job; the request itself stands.
+		_ = s.ReconcileVM(ctx, vmID)
+	}
+	return s.GetRequest(ctx, req.ID, policy.ID)
+}
+
+// grantFor validates one requested port against the VM's policy.
+func (s *Service) grantFor(field string, vp VMPolicy, port InitiatePort, actor Actor, now time.Time) (Grant, error) {
+	pp, ok := vp.Port(port.Number)
+	if !ok {
+		return Grant{}, invalid(field+".number", "port %d is not in the JIT policy of %s", port.Number, vp.ID)
+	}
+	srcText := port.AllowedSourceAddressPrefix
+	srcField := field + ".allowedSourceAddressPrefix"
+	if srcText == "" {
+		if actor.Address == "" {
+			return Grant{}, invalid(srcField, "no source given and the caller's address is unknown")
+		}
+		srcText = actor.Address
+	}
+	src, err := ParseSource(srcText)
+	if err != nil {
+		return Grant{}, invalid(srcField, "%v", err)
+	}
+	allowed := false
+	for _, a := range pp.AllowedSources() {
+		if a.Contains(src) {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return Grant{}, forbidden(srcField, "source %s is not within the allowed source prefixes of port %d (%s)",
+			src, port.Number, strings.Join(joinOne(pp.AllowedSourceAddressPrefix, pp.AllowedSourceAddressPrefixes), ", "))
+	}
+	end := port.EndTimeUtc
+	switch {
+	case !end.IsZero() && port.Duration != "":
+		return Grant{}, invalid(field+".duration", "give endTimeUtc or duration, not both")
+	case port.Duration != "":
+		d, err := parseRequestDuration(port.Duration)
+		if err != nil {
+			return Grant{}, invalid(field+".duration", "%v", err)
+		}
+		end = now.Add(d)
+	case end.IsZero():
+		return Grant{}, invalid(field+".endTimeUtc", "endTimeUtc (or duration) is required")
+	}
+	end = end.UTC()
+	if !end.After(now) {
+		return Grant{}, invalid(field+".endTimeUtc", "end time %s is not in the future", end.Format(time.RFC3339))
+	}
+	if maxD := pp.MaxDuration(); end.Sub(now) > maxD {
+		return Grant{}, invalid(field+".endTimeUtc", "end time %s is more than the policy's maximum %s from now", end.Format(time.RFC3339), pp.MaxRequestAccessDuration)
+	}
+	return Grant{
+		Port:         port.Number,
+		Protocol:     string(pp.Protocol),
+		Source:       src,
+		StartTime:    now,
+		EndTime:      end,
+		Status:       StatusInitiated,
+		StatusReason: ReasonUserRequested,
+	}, nil
+}
+
+// parseRequestDuration accepts ISO 8601 (PT1H) and Go syntax (90s, 1h30m).
+func parseRequestDuration(s string) (time.Duration, error) {
+	if strings.HasPrefix(strings.ToUpper(s), "P") {
+		return ParseISODuration(s)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (PT1H, 90s, 1h30m)", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("duration %s is not positive", s)
+	}
+	return d, nil
+}
+
+// GetRequest returns a request with its grants.
+func (s *Service) GetRequest(ctx context.Context, requestID, policyID string) (Request, error) {
+	var out Request
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		rs, err := tx.ListRequests(ctx, policyID, 0)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r.ID == requestID {
+				out = r
+				return nil
+			}
+		}
+		return notFound("", "request %s not found", requestID)
+	})
+	return out, err
+}
+
+// ListRequests returns a policy's requests, newest first (limit 0 = all).
+func (s *Service) ListRequests(ctx context.Context, policyID string, limit int) ([]Request, error) {
+	var rs []Request
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		rs, err = tx.ListRequests(ctx, policyID, limit)
+		return err
+	})
+	return rs, err
+}
+
+// ListGrants returns grants matching f, newest first.
+func (s *Service) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error) {
+	var gs []Grant
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		gs, err = tx.ListGrants(ctx, f)
+		return err
+	})
+	return gs, err
+}
+
+// Revoke ends an active grant early (UserRequested) and closes it on the firewall.
+func (s *Service) Revoke(ctx context.Context, actor Actor, grantID string) (Grant, error) {
+	now := s.clock.Now().UTC()
+	var g Grant
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		g, err = tx.GetGrant(ctx, grantID)
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("grantId", "grant %s not found", grantID)
+		} else if err != nil {
+			return err
+		}
+		if g.Status != StatusInitiated {
+			return conflict("grantId", "grant %s is already %s (%s)", grantID, g.Status, g.StatusReason)
+		}
+		g, err = g.End(ReasonUserRequested, now)
+		if err != nil {
+			return err
+		}
+		return tx.UpdateGrant(ctx, g)
+	})
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := s.ReconcileVM(ctx, g.VMID); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// ---- expiry ----
+
+// expireBatch bounds one expiry transaction.
+const expireBatch = 500
+
+// ExpireDue ends every Initiated grant whose end time has passed (reason
+// Expired) and removes it from the firewall. It returns how many it ended.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		now := s.clock.Now().UTC()
+		vms := map[string]string{}
+		n := 0
+		err := s.store.InTx(ctx, func(tx Tx) error {
+			due, err := tx.DueGrants(ctx, now, expireBatch)
+			if err != nil {
+				return err
+			}
+			n = len(due)
+			for _, g := range due {
+				ended, err := g.End(ReasonExpired, now)
+				if err != nil {
+					return err
+				}
+				if err := tx.UpdateGrant(ctx, ended); err != nil {
+					return err
+				}
+				vms[inventory.Key(g.VMID)] = g.VMID
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		var errs []error
+		for _, vmID := range sortedValues(vms) {
+			if err := s.ReconcileVM(ctx, vmID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n < expireBatch {
+			return total, errors.Join(errs...)
+		}
+	}
+}
+
+// NextEndTime returns the earliest end time of an active grant.
+func (s *Service) NextEndTime(ctx context.Context) (time.Time, bool, error) {
+	var t time.Time
+	var ok bool
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		t, ok, err = tx.NextEndTime(ctx)
+		return err
+	})
+	return t, ok, err
+}
+
+func (s *Service) nudgeExpiry() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ---- reconcile ----
+
+// DesiredFor computes the desired firewall state of a VM from the store: the
+// ports its policy guards and its grants that are active now.
+func (s *Service) DesiredFor(ctx context.Context, vmID string) (inventory.VM, Desired, []Grant, error) {
+	now := s.clock.Now().UTC()
+	var vm inventory.VM
+	var d Desired
+	var active []Grant
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		vm, err = tx.GetVM(ctx, vmID)
+		if err != nil {
+			return err
+		}
+		d = Desired{VMID: vm.ID}
+		p, err := tx.PolicyForVM(ctx, vm.ID)
+		switch {
+		case err == nil:
+			if vp, ok := p.VM(vm.ID); ok {
+				d.Guarded = guardedPorts(vp)
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
+		if err != nil {
+			return err
+		}
+		for _, g := range grants {
+			if g.IsActive(now) {
+				active = append(active, g)
+			}
+		}
+		// Oldest first so providers see a stable order.
+		sort.Slice(active, func(i, j int) bool { return active[i].ID < active[j].ID })
+		for _, g := range active {
+			d.Grants = append(d.Grants, desiredGrant(g))
+		}
+		return nil
+	})
+	return vm, d, active, err
+}
+
+// ReconcileVM makes the VM's firewall match the store. It is safe to call at
+// any time, any number of times. Grants the provider confirms are marked
+// applied; a provider failure is recorded on the VM's active grants.
+func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
+	unlock := s.lockVMs([]string{inventory.Key(vmID)})
+	defer unlock()
+	vm, desired, active, err := s.DesiredFor(ctx, vmID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the VM left the inventory: nothing to enforce
+	} else if err != nil {
+		return err
+	}
+	prov, err := s.providerFor(vm)
+	if err != nil {
+		return err
+	}
+	obs, applyErr := prov.Apply(ctx, vm, desired)
+	if s.OnChange != nil {
+		s.OnChange(vm.ID)
+	}
+	if applyErr != nil {
+		applyErr = fmt.Errorf("apply on %s: %w", vm.ID, applyErr)
+	}
+	enforced := map[string]bool{}
+	for _, id := range obs.Enforced {
+		enforced[id] = true
+	}
+	now := s.clock.Now().UTC()
+	var changed []Grant
+	for _, g := range active {
+		ng := g
+		switch {
+		case applyErr != nil:
+			ng.ProviderError = applyErr.Error()
+		case enforced[g.ID]:
+			ng.ProviderError = ""
+			if !ng.Applied {
+				ng.Applied, ng.AppliedAt = true, now
+			}
+		default:
+			ng.ProviderError = ""
+		}
+		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
+			changed = append(changed, ng)
+		}
+	}
+	if len(changed) > 0 {
+		if err := s.updateGrants(ctx, changed); err != nil {
+			return errors.Join(applyErr, err)
+		}
+	}
+	return applyErr
+}
+
+// ReportObserved records what an asynchronous provider (an agent) says its
+// firewall enforces for a VM: those grants become applied.
+func (s *Service) ReportObserved(ctx context.Context, vmID string, enforced []string, providerErr string) error {
+	_, _, active, err := s.DesiredFor(ctx, vmID)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now().UTC()
+	in := map[string]bool{}
+	for _, id := range enforced {
+		in[id] = true
+	}
+	var changed []Grant
+	for _, g := range active {
+		ng := g
+		ng.Applied = in[g.ID]
+		if ng.Applied && !g.Applied {
+			ng.AppliedAt = now
+		}
+		ng.ProviderError = providerErr
+		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
+			changed = append(changed, ng)
+		}
+	}
+	return s.updateGrants(ctx, changed)
+}
+
+func (s *Service) updateGrants(ctx context.Context, gs []Grant) error {
+	if len(gs) == 0 {
+		return nil
+	}
+	return s.store.InTx(ctx, func(tx Tx) error {
+		for _, g := range gs {
+			cur, err := tx.GetGrant(ctx, g.ID)
+			if err != nil {
+				return err
+			}
+			// Only the apply bookkeeping changes here; a concurrent end of
+			// the grant wins.
+			if cur.Status != g.Status {
+				continue
+			}
+			cur.Applied, cur.AppliedAt, cur.ProviderError = g.Applied, g.AppliedAt, g.ProviderError
+			if err := tx.UpdateGrant(ctx, cur); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ReconcileAll reconciles every VM that has a policy or an active grant, and
+// returns the VMs that failed.
+func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
+	vms := map[string]string{}
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		ps, err := tx.ListPolicies(ctx, "/", "")
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			for _, v := range p.VirtualMachines {
+				vms[inventory.Key(v.ID)] = v.ID
+			}
+		}
+		gs, err := tx.ListGrants(ctx, GrantFilter{ActiveOnly: true})
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			vms[inventory.Key(g.VMID)] = g.VMID
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	failed := map[string]error{}
+	for _, vmID := range sortedValues(vms) {
+		if err := s.ReconcileVM(ctx, vmID); err != nil {
+			failed[vmID] = err
+		}
+	}
+	return failed, nil
+}
+
+// ---- inventory ----
+
+// ListVMs returns the inventory's VMs in ID order.
+func (s *Service) ListVMs(ctx context.Context) ([]inventory.VM, error) {
+	var inv inventory.Inventory
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		inv, err = inventory.LoadAll(ctx, tx)
+		return err
+	})
+	return inv.VMs, err
+}
+
+// GetVM returns one VM.
+func (s *Service) GetVM(ctx context.Context, id string) (inventory.VM, error) {
+	var vm inventory.VM
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		vm, err = tx.GetVM(ctx, id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return vm, notFound("", "virtual machine %s not found", id)
+	}
+	return vm, err
+}
+
+// ApplyInventory validates an inventory document and stores all of it in one
+// transaction (nothing of an invalid document is stored), then reconciles
+// the VMs JIT guards so their firewalls carry JIT's rules again.
+func (s *Service) ApplyInventory(ctx context.Context, inv inventory.Inventory) error {
+	if err := inventory.Validate(inv); err != nil {
+		return &FieldError{Kind: ErrInvalid, Reason: err.Error()}
+	}
+	if err := s.store.InTx(ctx, func(tx Tx) error { return inventory.Save(ctx, tx, inv) }); err != nil {
+		return err
+	}
+	_, err := s.ReconcileAll(ctx)
+	return err
+}
+
+// ---- helpers ----
+
+func (s *Service) providerFor(vm inventory.VM) (Provider, error) {
+	p, ok := s.providers.For(vm.Provider)
+	if !ok {
+		return nil, fmt.Errorf("virtual machine %s uses provider %q, which this server does not run", vm.ID, vm.Provider)
+	}
+	return p, nil
+}
+
+func guardedPorts(vp VMPolicy) []GuardedPort {
+	out := make([]GuardedPort, 0, len(vp.Ports))
+	for _, p := range vp.Ports {
+		out = append(out, GuardedPort{Port: p.Number, Protocol: p.Protocol})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	return out
+}
+
+func desiredGrant(g Grant) DesiredGrant {
+	return DesiredGrant{GrantID: g.ID, Port: g.Port, Protocol: netrule.Protocol(g.Protocol), Source: g.Source, End: g.EndTime}
+}
+
+func requestVMs(r Request) []string {
+	seen := map[string]string{}
+	for _, g := range r.Grants {
+		seen[inventory.Key(g.VMID)] = g.VMID
+	}
+	return sortedValues(seen)
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func sortedValues(m map[string]string) []string {
+	ks := keys(m)
+	sort.Strings(ks)
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = m[k]
+	}
+	return out
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = inventory.Key(s)
+	}
+	return out
+}
+
+// keyedMutex serialises work per VM inside one process, so that reading the
+// desired state and applying it cannot interleave with another change to
+// the same VM. Locks are taken in sorted order to avoid deadlock.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*refLock
+}
+
+type refLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lockVMs(keys []string) func() {
+	ks := append([]string(nil), keys...)
+	sort.Strings(ks)
+	ks = dedupe(ks)
+	var held []*refLock
+	for _, key := range ks {
+		k.mu.Lock()
+		if k.locks == nil {
+			k.locks = map[string]*refLock{}
+		}
+		l := k.locks[key]
+		if l == nil {
+			l = &refLock{}
+			k.locks[key] = l
+		}
+		l.refs++
+		k.mu.Unlock()
+		l.Lock()
+		held = append(held, l)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for i := len(held) - 1; i >= 0; i-- {
+				held[i].Unlock()
+				k.mu.Lock()
+				held[i].refs--
+				if held[i].refs == 0 {
+					delete(k.locks, ks[i])
+				}
+				k.mu.Unlock()
+			}
+		})
+	}
+}
+
+func (s *Service) lockVMs(keys []string) func() { return s.vmLocks.lockVMs(keys) }
+
+func dedupe(sorted []string) []string {
+	out := sorted[:0]
+	for i, s := range sorted {
+		if i == 0 || s != sorted[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
