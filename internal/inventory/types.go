@@ -27,6 +27,8 @@ const (
 const (
 	ProviderSim      = "sim"
 	ProviderNftables = "nftables"
+	ProviderAzure    = "azure" // planned: Azure SDK
+	ProviderAWS      = "aws"   // planned: AWS SDK
 )
 
 // VM is a machine whose ports drawbridge guards. ID is a resource ID.
@@ -67,6 +69,16 @@ type Subnet struct {
 	NSG           string       `json:"networkSecurityGroup,omitempty"`
 }
 
+// VirtualNetwork is an Azure virtual network. Its address space is what the
+// VirtualNetwork service tag stands for in the NSG rules of its subnets'
+// NICs. Subnets belong to the virtual network whose ID their own ID starts
+// with (".../virtualNetworks/{vnet}/subnets/{subnet}"); without a listed
+// virtual network, the prefixes of its subnets stand in for the space.
+type VirtualNetwork struct {
+	ID           string         `json:"id"`
+	AddressSpace []netip.Prefix `json:"addressSpace"`
+}
+
 // Firewall is an Azure Firewall. JIT cannot protect VMs behind one that
 // Azure Firewall Manager controls through firewall policies.
 type Firewall struct {
@@ -97,26 +109,28 @@ type Setting struct {
 // Inventory is a whole document of machines and network objects, as loaded
 // by `drawbridge inventory apply`.
 type Inventory struct {
-	VMs            []VM                    `json:"vms,omitempty"`
-	NICs           []NIC                   `json:"nics,omitempty"`
-	Subnets        []Subnet                `json:"subnets,omitempty"`
-	NSGs           []netrule.NSG           `json:"networkSecurityGroups,omitempty"`
-	Firewalls      []Firewall              `json:"firewalls,omitempty"`
-	ENIs           []ENI                   `json:"enis,omitempty"`
-	SecurityGroups []netrule.SecurityGroup `json:"securityGroups,omitempty"`
-	Settings       []Setting               `json:"settings,omitempty"`
+	VMs             []VM                    `json:"vms,omitempty"`
+	NICs            []NIC                   `json:"nics,omitempty"`
+	VirtualNetworks []VirtualNetwork        `json:"virtualNetworks,omitempty"`
+	Subnets         []Subnet                `json:"subnets,omitempty"`
+	NSGs            []netrule.NSG           `json:"networkSecurityGroups,omitempty"`
+	Firewalls       []Firewall              `json:"firewalls,omitempty"`
+	ENIs            []ENI                   `json:"enis,omitempty"`
+	SecurityGroups  []netrule.SecurityGroup `json:"securityGroups,omitempty"`
+	Settings        []Setting               `json:"settings,omitempty"`
 }
 
 // Object kinds, as stored. Each object is stored as its JSON under (kind, id).
 const (
-	KindVM            = "vm"
-	KindNIC           = "nic"
-	KindSubnet        = "subnet"
-	KindNSG           = "nsg"
-	KindFirewall      = "firewall"
-	KindENI           = "eni"
-	KindSecurityGroup = "securityGroup"
-	KindSetting       = "setting"
+	KindVM             = "vm"
+	KindNIC            = "nic"
+	KindSubnet         = "subnet"
+	KindVirtualNetwork = "virtualNetwork"
+	KindNSG            = "nsg"
+	KindFirewall       = "firewall"
+	KindENI            = "eni"
+	KindSecurityGroup  = "securityGroup"
+	KindSetting        = "setting"
 )
 
 // Key is the storage key of an object ID. Azure IDs compare
