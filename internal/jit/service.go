@@ -964,3 +964,31 @@ func dedupe(sorted []string) []string {
 	}
 	return out
 }
+
+// PolicyForVM returns the policy that guards a VM.
+func (s *Service) PolicyForVM(ctx context.Context, vmID string) (Policy, error) {
+	var p Policy
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		p, err = tx.PolicyForVM(ctx, vmID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return p, notFound("vm", "virtual machine %s has no JIT policy", vmID)
+	}
+	return p, err
+}
+
+// GetGrant returns one grant.
+func (s *Service) GetGrant(ctx context.Context, id string) (Grant, error) {
+	var g Grant
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		g, err = tx.GetGrant(ctx, id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return g, notFound("grantId", "grant %s not found", id)
+	}
+	return g, err
+}

@@ -1,0 +1,242 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/rbac"
+)
+
+// initiate is Azure's POST …/jitNetworkAccessPolicies/{name}/initiate.
+func (s *Server) initiate(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	var in jit.InitiateInput
+	if !decode(w, r, &in) {
+		return
+	}
+	for i, vm := range in.VirtualMachines {
+		if vm.ID == "" {
+			writeError(w, http.StatusBadRequest, "BadRequest", "virtualMachines["+strconv.Itoa(i)+"].id", "virtual machine id is required")
+			return
+		}
+		if !s.authorize(w, principal, rbac.OpInitiate, vm.ID) {
+			return
+		}
+	}
+	req, err := s.cfg.Service.Initiate(r.Context(), actor, policyIDFrom(r), in)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, requestResource(req))
+}
+
+// simpleRequest is drawbridge's short form: a VM and ports; the policy is
+// the one that guards the VM.
+func (s *Server) simpleRequest(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	var in SimpleRequest
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.VM == "" {
+		writeError(w, http.StatusBadRequest, "BadRequest", "vm", "vm is required")
+		return
+	}
+	if len(in.Ports) == 0 {
+		writeError(w, http.StatusBadRequest, "BadRequest", "ports", "at least one port is required")
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpInitiate, in.VM) {
+		return
+	}
+	var end time.Time
+	if in.EndTimeUtc != "" {
+		t, err := time.Parse(time.RFC3339, in.EndTimeUtc)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequest", "endTimeUtc", "endTimeUtc "+strconv.Quote(in.EndTimeUtc)+" is not an RFC 3339 time")
+			return
+		}
+		end = t
+	}
+	policy, err := s.cfg.Service.PolicyForVM(r.Context(), in.VM)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	vmIn := jit.InitiateVM{ID: in.VM}
+	for _, p := range in.Ports {
+		vmIn.Ports = append(vmIn.Ports, jit.InitiatePort{Number: p, EndTimeUtc: end, Duration: in.Duration, AllowedSourceAddressPrefix: in.Source})
+	}
+	req, err := s.cfg.Service.Initiate(r.Context(), actor, policy.ID, jit.InitiateInput{VirtualMachines: []jit.InitiateVM{vmIn}, Justification: in.Justification})
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, requestResource(req))
+}
+
+func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	f := jit.GrantFilter{VMID: q.Get("vm"), ActiveOnly: q.Get("active") == "true"}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "BadRequest", "limit", "limit must be a non-negative integer")
+			return
+		}
+		f.Limit = n
+	}
+	target := "/"
+	if f.VMID != "" {
+		target = f.VMID
+	}
+	if !s.authorize(w, principal, rbac.OpGrantsList, target) {
+		return
+	}
+	gs, err := s.cfg.Service.ListGrants(r.Context(), f)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	if gs == nil {
+		gs = []jit.Grant{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse[jit.Grant]{Value: gs})
+}
+
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	g, err := s.cfg.Service.GetGrant(r.Context(), id)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpRevoke, g.VMID) {
+		return
+	}
+	g, err = s.cfg.Service.Revoke(r.Context(), actor, id)
+	if err != nil && g.ID == "" {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g)
+}
+
+func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpVMList, "/") {
+		return
+	}
+	vms, err := s.cfg.Service.ListVMs(r.Context())
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	policies, err := s.cfg.Service.ListPolicies(r.Context(), "/", "")
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	active, err := s.cfg.Service.ListGrants(r.Context(), jit.GrantFilter{ActiveOnly: true})
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	counts := map[string]int{}
+	for _, g := range active {
+		counts[inventory.Key(g.VMID)]++
+	}
+	out := ListResponse[VMSummary]{Value: []VMSummary{}}
+	for _, vm := range vms {
+		row := VMSummary{ID: vm.ID, Name: vm.Name, Cloud: string(vm.Cloud), Provider: vm.Provider, Location: vm.Location, Active: counts[inventory.Key(vm.ID)]}
+		for _, p := range policies {
+			if vp, ok := p.VM(vm.ID); ok {
+				row.Policy = p.ID
+				for _, port := range vp.Ports {
+					row.Guarded = append(row.Guarded, port.Number)
+				}
+			}
+		}
+		out.Value = append(out.Value, row)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) networkView(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	vmID := r.URL.Query().Get("vm")
+	if vmID == "" {
+		writeError(w, http.StatusBadRequest, "BadRequest", "vm", "query parameter vm (a VM resource ID) is required")
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpNetworkView, vmID) {
+		return
+	}
+	vm, err := s.cfg.Service.GetVM(r.Context(), vmID)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	if s.cfg.Network == nil || vm.Provider != inventory.ProviderSim {
+		writeError(w, http.StatusConflict, "Conflict", "vm", "virtual machine "+vmID+" uses provider "+vm.Provider+", which has no network view")
+		return
+	}
+	view, err := s.cfg.Network.View(r.Context(), vm.ID)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// applyInventory loads an inventory document (JSON or YAML).
+func (s *Server) applyInventory(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpInventory, "/") {
+		return
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidRequestContent", "", "request body: "+describeJSONError(err))
+		return
+	}
+	inv, err := inventory.Parse(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidInventory", "", strings.TrimSpace(err.Error()))
+		return
+	}
+	if err := s.cfg.Service.ApplyInventory(r.Context(), inv); err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"vms": len(inv.VMs), "networkSecurityGroups": len(inv.NSGs), "securityGroups": len(inv.SecurityGroups)})
+}
