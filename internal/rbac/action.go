@@ -159,8 +159,8 @@ func checkSyntax(s string) error {
 	if s == "*" {
 		return nil
 	}
-	if len(s) > 512 {
-		return fmt.Errorf("action %.40q...: longer than 512 characters", s)
+	if len(s) > maxActionLen {
+		return fmt.Errorf("action %.40q...: longer than %d characters", s, maxActionLen)
 	}
 	segs := strings.Split(s, "/")
 	for i, seg := range segs {
@@ -191,33 +191,40 @@ func checkSyntax(s string) error {
 	return nil
 }
 
+// maxActionLen bounds action strings; no real action comes near it.
+const maxActionLen = 512
+
 // MatchAction reports whether pattern (which may contain wildcards) matches
-// the concrete action, case-insensitively. It never panics and runs in time
-// proportional to len(pattern segments) × len(action segments).
+// the concrete action, case-insensitively. It never panics, and runs in time
+// proportional to (pattern segments × action segments); strings longer than
+// 512 bytes never match, which bounds that cost.
 func MatchAction(pattern, action string) bool {
+	if len(pattern) > maxActionLen || len(action) > maxActionLen {
+		return false
+	}
 	if pattern == "*" {
 		return action != ""
 	}
 	p := strings.Split(strings.ToLower(pattern), "/")
 	a := strings.Split(strings.ToLower(action), "/")
-	// m[i][j]: p[i:] matches a[j:]. Filled from the end so each cell is
-	// computed once (no exponential backtracking on many "*" segments).
-	m := make([][]bool, len(p)+1)
-	for i := range m {
-		m[i] = make([]bool, len(a)+1)
-	}
-	m[len(p)][len(a)] = true
+	// next[j] / cur[j]: p[i+1:] / p[i:] matches a[j:]. Rows are filled from
+	// the end so each cell is computed once (no exponential backtracking on
+	// many "*" segments).
+	next := make([]bool, len(a)+1)
+	cur := make([]bool, len(a)+1)
+	next[len(a)] = true
 	for i := len(p) - 1; i >= 0; i-- {
 		for j := len(a); j >= 0; j-- {
 			if p[i] == "*" {
 				// Zero segments, or consume a[j] and stay on this "*".
-				m[i][j] = m[i+1][j] || (j < len(a) && m[i][j+1])
+				cur[j] = next[j] || (j < len(a) && cur[j+1])
 				continue
 			}
-			m[i][j] = j < len(a) && matchSegment(p[i], a[j]) && m[i+1][j+1]
+			cur[j] = j < len(a) && matchSegment(p[i], a[j]) && next[j+1]
 		}
+		next, cur = cur, next
 	}
-	return m[0][0]
+	return next[0]
 }
 
 // matchSegment matches one segment with "*" standing for any run of
