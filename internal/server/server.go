@@ -1,0 +1,156 @@
+// Package server wires a drawbridge server together: the store, the
+// providers, the JIT service with its expiry and resync jobs, and the HTTP
+// API. `drawbridge server` and `drawbridge demo` both start one.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/clock"
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/provider/sim"
+	"github.com/drawbridge/drawbridge/internal/store/sqlite"
+)
+
+// Config is what a server needs to start.
+type Config struct {
+	Listen string // host:port; "127.0.0.1:0" picks a free port
+	DBPath string
+	// SampleInventory loads the built-in sample inventory when the store
+	// has no VMs yet.
+	SampleInventory bool
+	TrustedProxies  []netip.Prefix
+	// ResyncInterval is how often every guarded VM is reconciled as a safety net.
+	ResyncInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// Server is a running drawbridge server.
+type Server struct {
+	URL     string
+	Service *jit.Service
+	Sim     *sim.Provider
+
+	store  *sqlite.Store
+	http   *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// StartupExpired is how many overdue grants were revoked at start, and
+	// StartupExpiry how long that took from the start of Start.
+	StartupExpired int
+	StartupExpiry  time.Duration
+}
+
+// NewID returns a random 128-bit identifier in hex.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Start opens the store, revokes grants that fell due while no server ran,
+// and serves the API. Stop it with Close.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	began := time.Now()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 5 * time.Minute
+	}
+	st, err := sqlite.Open(ctx, cfg.DBPath)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.DBPath, err)
+	}
+	simProv := sim.New(st)
+	svc := jit.NewService(jit.Config{
+		Store:     st,
+		Providers: jit.ProviderMap{inventory.ProviderSim: simProv},
+		Clock:     clock.Real{},
+		NewID:     NewID,
+	})
+	s := &Server{Service: svc, Sim: simProv, store: st}
+
+	// Overdue grants first: a restarted server closes what fell due while
+	// it was down before it does anything else.
+	n, err := svc.ExpireDue(ctx)
+	s.StartupExpired, s.StartupExpiry = n, time.Since(began)
+	if err != nil {
+		cfg.Logger.Error("revoking overdue grants at start", "err", err)
+	}
+	if n > 0 {
+		cfg.Logger.Info("revoked grants that fell due while the server was down", "count", n, "took", s.StartupExpiry)
+	}
+
+	if cfg.SampleInventory {
+		vms, err := svc.ListVMs(ctx)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if len(vms) == 0 {
+			if err := svc.ApplyInventory(ctx, inventory.Sample()); err != nil {
+				st.Close()
+				return nil, fmt.Errorf("load sample inventory: %w", err)
+			}
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	apiServer := api.New(api.Config{
+		Service:        svc,
+		Network:        simProv,
+		Logger:         cfg.Logger,
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	s.http = &http.Server{Handler: apiServer.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.URL = "http://" + ln.Addr().String()
+
+	jobCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		svc.RunExpiry(jobCtx, func(err error) { cfg.Logger.Error("expiry", "err", err) })
+	}()
+	go func() {
+		defer s.wg.Done()
+		svc.RunResync(jobCtx, cfg.ResyncInterval, func(vm string, err error) { cfg.Logger.Warn("reconcile failed", "vm", vm, "err", err) })
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("http server", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Close stops serving, stops the jobs and closes the store.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	s.cancel()
+	s.wg.Wait()
+	return errors.Join(err, s.store.Close())
+}
