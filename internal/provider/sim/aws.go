@@ -308,7 +308,7 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 // the current ones without JIT's remainders, with the revoked ones back at
 // their indices. With no record the current list is the user's.
 func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPermission {
-	if rec == nil {
+	if rec == nil || len(rec.Revoked) == 0 && len(rec.Remainders) == 0 {
 		return cur
 	}
 	out := slices.Clone(cur)
@@ -321,9 +321,6 @@ func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPe
 	sort.SliceStable(revoked, func(i, j int) bool { return revoked[i].Index < revoked[j].Index })
 	for _, rv := range revoked {
 		out = slices.Insert(out, min(max(rv.Index, 0), len(out)), rv.Permission)
-	}
-	if out == nil {
-		out = []netrule.IPPermission{}
 	}
 	return out
 }
@@ -372,6 +369,9 @@ func revoke(base []netrule.IPPermission, holders []Holder) ([]netrule.IPPermissi
 		r := remainder(p, cov)
 		out = append(out, r...)
 		rems = append(rems, r...)
+	}
+	if len(revoked) == 0 {
+		return base, nil, nil // untouched, down to a nil list staying nil
 	}
 	return out, revoked, rems
 }

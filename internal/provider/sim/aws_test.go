@@ -30,7 +30,7 @@ func sg(id string, perms ...netrule.IPPermission) netrule.SecurityGroup {
 }
 
 // awsVM stores an instance with one ENI per list of group IDs.
-func awsVM(t testing.TB, m *memStore, name string, enis ...[]string) inventory.VM {
+func awsVM(t tb, m *memStore, name string, enis ...[]string) inventory.VM {
 	t.Helper()
 	vm := inventory.VM{ID: "/subscriptions/s1/resourceGroups/rg1/providers/AWS.EC2/instances/" + name, Name: name,
 		Cloud: inventory.AWS, Provider: inventory.ProviderSim, InstanceID: "i-" + name}
@@ -44,7 +44,7 @@ func awsVM(t testing.TB, m *memStore, name string, enis ...[]string) inventory.V
 }
 
 // groupsOf returns the security groups attached to the instance's ENIs.
-func groupsOf(t testing.TB, m *memStore, vm inventory.VM) []netrule.SecurityGroup {
+func groupsOf(t tb, m *memStore, vm inventory.VM) []netrule.SecurityGroup {
 	t.Helper()
 	var out []netrule.SecurityGroup
 	for _, id := range vm.ENIs {

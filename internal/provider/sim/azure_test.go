@@ -33,7 +33,7 @@ func enable(vm inventory.VM, ports ...jit.GuardedPort) jit.Desired {
 
 func tcp(port int) jit.GuardedPort { return jit.GuardedPort{Port: port, Protocol: netrule.Tcp} }
 
-func mustApply(t testing.TB, p *Provider, vm inventory.VM, d jit.Desired) jit.Observed {
+func mustApply(t tb, p *Provider, vm inventory.VM, d jit.Desired) jit.Observed {
 	t.Helper()
 	obs, err := p.Apply(ctx, vm, d)
 	if err != nil {

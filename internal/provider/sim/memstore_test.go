@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
@@ -92,7 +91,7 @@ func (t *memTx) ListObjects(_ context.Context, kind string, fn func(string, []by
 }
 
 // put stores v as inventory would: under (kind, Key(id)).
-func (m *memStore) put(t testing.TB, kind, id string, v any) {
+func (m *memStore) put(t tb, kind, id string, v any) {
 	t.Helper()
 	err := m.ObjectTx(context.Background(), func(o store.Objects) error {
 		return o.PutObject(context.Background(), kind, inventory.Key(id), v)
@@ -102,7 +101,7 @@ func (m *memStore) put(t testing.TB, kind, id string, v any) {
 	}
 }
 
-func getObj[T any](t testing.TB, m *memStore, kind, id string) T {
+func getObj[T any](t tb, m *memStore, kind, id string) T {
 	t.Helper()
 	var v T
 	m.mu.Lock()
@@ -122,6 +121,13 @@ func (m *memStore) has(kind, id string) bool {
 	defer m.mu.Unlock()
 	_, ok := m.data[kind][inventory.Key(id)]
 	return ok
+}
+
+// tb is what the helpers need of *testing.T and *rapid.T alike.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
 }
 
 // snapshot is every object's JSON, by "kind/key".
@@ -178,7 +184,7 @@ func azID(kind, name string) string {
 
 // azureVM stores a VM with one NIC (address addr) in subnet, with the
 // given NSG IDs on the subnet and the NIC ("" for none), and returns it.
-func azureVM(t testing.TB, m *memStore, name, addr, subnet, subnetNSG, nicNSG string) inventory.VM {
+func azureVM(t tb, m *memStore, name, addr, subnet, subnetNSG, nicNSG string) inventory.VM {
 	t.Helper()
 	nic := inventory.NIC{ID: azID("nic", name+"-nic"), Subnet: azID("subnet", subnet), NSG: nicNSG,
 		PrivateIPs: []netip.Addr{netip.MustParseAddr(addr)}}
