@@ -142,3 +142,27 @@ func TestVerifyFromAnchor(t *testing.T) {
 		t.Errorf("rewritten history before the tail: got %v, want a break at seq 3", err)
 	}
 }
+
+// `audit export` writes JSON lines; reading them back must still verify.
+func TestVerifyAfterJSONRoundTrip(t *testing.T) {
+	var back []Record
+	for _, r := range log5() {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Record
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		back = append(back, got)
+	}
+	if err := Verify(back); err != nil {
+		t.Fatal(err)
+	}
+	back[1].Detail = "nothing to see"
+	var ve *VerifyError
+	if err := Verify(back); !errors.As(err, &ve) || ve.Seq != 2 {
+		t.Errorf("edited detail after export: got %v, want a break at seq 2", err)
+	}
+}
