@@ -61,6 +61,9 @@ func (a Assignment) Validate() error {
 	return nil
 }
 
+// appliesTo compares names case-insensitively, as Azure compares principal
+// and group object IDs; drawbridge names come from tokens and OIDC claims
+// whose case users do not control consistently.
 func (a Assignment) appliesTo(p Principal) bool {
 	switch a.PrincipalType {
 	case PrincipalUser:

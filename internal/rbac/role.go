@@ -210,11 +210,9 @@ func ParseRoleDefinition(data []byte) (RoleDefinition, error) {
 func strictUnmarshal(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	// Trailing data was already refused by the json.Unmarshal that detected the shape.
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("role definition: %w", err)
-	}
-	if dec.More() {
-		return errors.New("role definition: trailing data after the JSON object")
 	}
 	return nil
 }
