@@ -10,12 +10,11 @@
 //	chain input { type filter hook input priority filter - 10; policy accept;
 //	    iif "lo" accept                                  # local traffic is not inbound
 //	    ct state established,related accept              # grants end, connections live on
-//	    meta nfproto ipv4 meta l4proto tcp ip saddr . th dport @allow4_tcp accept
-//	    meta nfproto ipv4 meta l4proto udp ip saddr . th dport @allow4_udp accept
-//	    meta nfproto ipv6 meta l4proto tcp ip6 saddr . th dport @allow6_tcp accept
-//	    meta nfproto ipv6 meta l4proto udp ip6 saddr . th dport @allow6_udp accept
-//	    meta l4proto tcp th dport @guard_tcp drop
-//	    meta l4proto udp th dport @guard_udp drop
+//	    ip saddr . tcp dport @allow4_tcp_addr accept     # single-address grants (hash set)
+//	    ip saddr . tcp dport @allow4_tcp_net accept      # prefix grants (interval set)
+//	    ... the same for udp and for ip6 saddr ...
+//	    tcp dport @guard_tcp drop
+//	    udp dport @guard_udp drop
 //	}
 //
 // Priority filter-10 (-10) runs the chain just before the usual filter chains
@@ -25,9 +24,12 @@
 // every other base chain on the hook, so a stricter host firewall still wins.
 // Unguarded ports pass through untouched.
 //
-// Grants are elements of the allow sets, keyed by (source range . port), with
-// the interval, concatenation and timeout flags (kernel "pipapo" sets; google
-// /nftables v0.3.0 supports concatenated intervals through SetElement.KeyEnd).
+// Grants are elements of the allow sets, keyed by (source . port) with the
+// timeout flag. A single-address source (/32, /128) goes to an "_addr" hash
+// set: O(1) insert and lookup, so 100k grants cost little. A wider prefix
+// goes to a "_net" set with the interval and concatenation flags (a kernel
+// "pipapo" set; google/nftables v0.3.0 writes concatenated intervals through
+// SetElement.KeyEnd), keyed by (source range . port).
 // Every element carries a kernel timeout equal to the grant's end time minus
 // now, so the kernel removes it at the end time by itself, even if no
 // drawbridge process is alive. Guarded ports are elements of guard_tcp and
@@ -35,14 +37,25 @@
 //
 // # Overlapping grants
 //
-// The kernel refuses overlapping intervals in one set, and two grants may
-// overlap (198.18.0.0/24 and 198.18.0.7 on port 22, or the same source twice
-// with different end times). Apply therefore writes, per (family, protocol,
-// port), the disjoint address ranges of the union of the grants, each with
-// the latest end time of the grants covering it; adjacent ranges with the
-// same end are merged. Without overlap this is exactly one element per grant,
-// whose range is the grant's prefix. Observe reads ranges back and reports
-// each as the CIDR prefixes that cover it exactly.
+// The kernel refuses overlapping intervals in one set, and two prefix grants
+// may overlap (198.18.0.0/24 and 198.18.0.0/25 on port 22, or the same prefix
+// twice with different end times). Apply therefore writes, per (family,
+// protocol, port), the disjoint address ranges of the union of the prefix
+// grants, each with the latest end time of the grants covering it; adjacent
+// ranges with the same end are merged. Without overlap this is exactly one
+// element per grant, whose range is the grant's prefix. Single addresses
+// live in their own set, so they never split a prefix; the same address
+// twice keeps the latest end. Observe reads ranges back and reports each as
+// the CIDR prefixes that cover it exactly (so a range that is one address
+// comes back as a /32 grant, which a later Apply moves to the _addr set).
+//
+// # Timeouts
+//
+// A kernel timeout counts from the moment the kernel inserts the element.
+// Apply reads the clock just before encoding the elements, so an element
+// closes at its end time plus the transaction's send-and-insert time
+// (microseconds for a few grants; for a 100k-grant Apply, up to that Apply's
+// duration). Timeouts are truncated to the millisecond.
 //
 // # Identity of grants in the kernel
 //

@@ -32,9 +32,11 @@ const (
 // desired end before Apply rewrites it.
 const DefaultTolerance = 100 * time.Millisecond
 
-// maxElemsPerMsg bounds one NEWSETELEM/DELSETELEM message; a transaction
-// holds as many messages as it needs.
-const maxElemsPerMsg = 4096
+// maxElemsPerMsg bounds one NEWSETELEM/DELSETELEM message: the element list
+// is one netlink attribute, whose length is 16 bits (64 KiB), and an IPv6
+// interval element with a timeout takes about 72 bytes. A transaction holds
+// as many messages as it needs.
+const maxElemsPerMsg = 512
 
 // Options configure a Kernel firewall.
 type Options struct {
@@ -49,9 +51,18 @@ type Options struct {
 }
 
 // Kernel is the Firewall that programs the Linux kernel over netlink.
+//
+// Between calls it remembers what it last wrote (less what has expired
+// since) and diffs against that instead of dumping every element again
+// (a dump of 100k interval elements costs the kernel over a second). It
+// reads the kernel again on its first call, after any error, and on
+// Observe, which always reads the kernel and refreshes the memory. If
+// someone else edits the drawbridge table, the next failing Apply (or an
+// Observe) resynchronises.
 type Kernel struct {
-	mu   sync.Mutex
-	opts Options
+	mu    sync.Mutex
+	opts  Options
+	cache *plan // nil: unknown, read the kernel
 }
 
 var _ Firewall = (*Kernel)(nil)
@@ -84,7 +95,11 @@ func (k *Kernel) Apply(ctx context.Context, st State) error {
 			return err
 		}
 		err = k.apply(st)
-		if err == nil || !errors.Is(err, unix.ENOENT) {
+		if err == nil {
+			return nil
+		}
+		k.cache = nil
+		if !errors.Is(err, unix.ENOENT) {
 			return err
 		}
 	}
@@ -105,51 +120,57 @@ func (k *Kernel) apply(st State) error {
 	defer c.CloseLasting()
 
 	o := newObjects()
-	exists, err := tableExists(c)
-	if err != nil {
-		return err
-	}
-	have := plan{guard: map[uint8][]uint16{}, allow: map[setID][]elem{}}
-	c.AddTable(o.table)
-	c.AddChain(o.chain)
-	if !exists {
-		for _, s := range o.sets() {
-			if err := c.AddSet(s, nil); err != nil {
-				return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
-			}
-		}
-		for _, r := range o.rules() {
-			c.AddRule(r)
-		}
+	var have plan
+	if k.cache != nil {
+		// Trust what we last wrote, minus what the kernel has expired since.
+		have = k.cache.live(now)
 	} else {
-		sets, err := c.GetSets(o.table)
+		have = plan{guard: map[uint8][]uint16{}, allow: map[setID][]elem{}}
+		exists, err := tableExists(c)
 		if err != nil {
-			return fmt.Errorf("nftables: list sets of inet %s: %w", TableName, err)
+			return err
 		}
-		present := map[string]bool{}
-		for _, s := range sets {
-			present[s.Name] = true
-		}
-		for _, s := range o.sets() {
-			if !present[s.Name] {
+		c.AddTable(o.table)
+		c.AddChain(o.chain)
+		if !exists {
+			for _, s := range o.sets() {
 				if err := c.AddSet(s, nil); err != nil {
 					return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
 				}
 			}
-		}
-		tags, err := ruleTags(c, o)
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(tags, o.ruleTags()) {
-			c.FlushChain(o.chain)
 			for _, r := range o.rules() {
 				c.AddRule(r)
 			}
-		}
-		have, err = readPlan(c, o, present, now)
-		if err != nil {
-			return err
+		} else {
+			sets, err := c.GetSets(o.table)
+			if err != nil {
+				return fmt.Errorf("nftables: list sets of inet %s: %w", TableName, err)
+			}
+			present := map[string]bool{}
+			for _, s := range sets {
+				present[s.Name] = true
+			}
+			for _, s := range o.sets() {
+				if !present[s.Name] {
+					if err := c.AddSet(s, nil); err != nil {
+						return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
+					}
+				}
+			}
+			tags, err := ruleTags(c, o)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(tags, o.ruleTags()) {
+				c.FlushChain(o.chain)
+				for _, r := range o.rules() {
+					c.AddRule(r)
+				}
+			}
+			have, err = readPlan(c, o, present, now)
+			if err != nil {
+				return err
+			}
 		}
 	}
 
@@ -164,24 +185,66 @@ func (k *Kernel) apply(st State) error {
 			return fmt.Errorf("nftables: add guarded ports to %s: %w", s.Name, err)
 		}
 	}
-	// Grants.
+	// Grants. Kernel timeouts count from insertion: take "now" as late as
+	// possible.
+	next := plan{guard: want.guard, allow: map[setID][]elem{}}
+	type change struct {
+		id       setID
+		del, add []elem
+	}
+	var changes []change
 	var nAdd, nDel int
 	for _, id := range allowSets {
-		s := o.allow[id]
 		del, add := diffElems(have.allow[id], want.allow[id], k.opts.Tolerance)
 		nAdd += len(add)
 		nDel += len(del)
-		if err := chunked(c.SetDeleteElements, s, grantElems(del, now)); err != nil {
+		changes = append(changes, change{id, del, add})
+		next.allow[id] = keptEnds(have.allow[id], want.allow[id], k.opts.Tolerance)
+	}
+	wnow := k.opts.Clock.Now()
+	for _, ch := range changes {
+		s := o.allow[ch.id]
+		if err := chunked(c.SetDeleteElements, s, grantElems(ch.del, ch.id.single, wnow)); err != nil {
 			return fmt.Errorf("nftables: delete elements from %s: %w", s.Name, err)
 		}
-		if err := chunked(c.SetAddElements, s, grantElems(add, now)); err != nil {
+		if err := chunked(c.SetAddElements, s, grantElems(ch.add, ch.id.single, wnow)); err != nil {
 			return fmt.Errorf("nftables: add elements to %s: %w", s.Name, err)
 		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: apply transaction on inet %s (%d element adds, %d deletes): %w", TableName, nAdd, nDel, err)
 	}
+	k.cache = &next
 	return nil
+}
+
+// keptEnds is want with the end times of the elements Apply keeps (within
+// tolerance) replaced by the ones the kernel has.
+func keptEnds(have, want []elem, tol time.Duration) []elem {
+	h := make(map[elemKey]time.Time, len(have))
+	for _, e := range have {
+		h[e.key()] = e.end
+	}
+	out := slices.Clone(want)
+	for i, e := range out {
+		if end, ok := h[e.key()]; ok && end.Sub(e.end).Abs() <= tol {
+			out[i].end = end
+		}
+	}
+	return out
+}
+
+// live is p without the elements whose end has passed.
+func (p plan) live(now time.Time) plan {
+	out := plan{guard: p.guard, allow: map[setID][]elem{}}
+	for id, es := range p.allow {
+		for _, e := range es {
+			if e.end.After(now) {
+				out.allow[id] = append(out.allow[id], e)
+			}
+		}
+	}
+	return out
 }
 
 // Observe implements Firewall.
@@ -196,6 +259,7 @@ func (k *Kernel) Observe(ctx context.Context) (State, error) {
 		return State{}, err
 	}
 	defer c.CloseLasting()
+	k.cache = nil
 	exists, err := tableExists(c)
 	if err != nil || !exists {
 		return State{}, err
@@ -211,7 +275,11 @@ func (k *Kernel) Observe(ctx context.Context) (State, error) {
 	}
 	p, err := readPlan(c, o, present, k.opts.Clock.Now())
 	if err != nil {
+		k.cache = nil
 		return State{}, err
+	}
+	if tags, err := ruleTags(c, o); err == nil && slices.Equal(tags, o.ruleTags()) && len(present) == len(o.sets()) {
+		k.cache = &p // otherwise the structure needs repair: Apply reads again
 	}
 	return stateOf(p), nil
 }
@@ -228,6 +296,7 @@ func (k *Kernel) Disable(ctx context.Context) error {
 		return err
 	}
 	defer c.CloseLasting()
+	k.cache = nil
 	exists, err := tableExists(c)
 	if err != nil || !exists {
 		return err
@@ -327,7 +396,7 @@ func newObjects() *objects {
 			Table:         t,
 			Name:          id.name(),
 			KeyType:       nft.MustConcatSetType(addr, nft.TypeInetService),
-			Interval:      true,
+			Interval:      !id.single,
 			Concatenation: true,
 			HasTimeout:    true,
 		}
@@ -512,14 +581,24 @@ func decodeKey(b []byte, v6 bool) (netip.Addr, uint16, bool) {
 	return a, binary.BigEndian.Uint16(b[n : n+2]), true
 }
 
-func grantElems(es []elem, now time.Time) []nft.SetElement {
+// grantElems encodes elements; a kernel timeout is relative to the moment
+// the kernel inserts the element, so now should be read just before sending.
+func grantElems(es []elem, single bool, now time.Time) []nft.SetElement {
 	out := make([]nft.SetElement, 0, len(es))
 	for _, e := range es {
-		out = append(out, nft.SetElement{
+		se := nft.SetElement{
 			Key:     encodeKey(e.first, e.port),
-			KeyEnd:  encodeKey(e.last, e.port),
 			Timeout: e.end.Sub(now).Truncate(time.Millisecond),
-		})
+		}
+		if se.Timeout < time.Millisecond {
+			// Ended while we were working (a zero timeout would mean
+			// "never" to the kernel).
+			se.Timeout = time.Millisecond
+		}
+		if !single {
+			se.KeyEnd = encodeKey(e.last, e.port)
+		}
+		out = append(out, se)
 	}
 	return out
 }

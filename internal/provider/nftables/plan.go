@@ -14,15 +14,20 @@ import (
 // This file is the pure part shared by the kernel implementation and the
 // fake: from a State to the exact elements the kernel should hold, and back.
 
-// setID names one allow set: an address family and a transport protocol.
+// setID names one allow set: an address family, a transport protocol, and
+// whether it holds single addresses (a hash set: O(1) insert and lookup at
+// any size) or address ranges (an interval set).
 type setID struct {
-	v6    bool
-	proto uint8 // unix.IPPROTO_TCP or unix.IPPROTO_UDP
+	v6     bool
+	proto  uint8 // unix.IPPROTO_TCP or unix.IPPROTO_UDP
+	single bool
 }
 
 var allowSets = []setID{
-	{false, unix.IPPROTO_TCP}, {false, unix.IPPROTO_UDP},
-	{true, unix.IPPROTO_TCP}, {true, unix.IPPROTO_UDP},
+	{false, unix.IPPROTO_TCP, true}, {false, unix.IPPROTO_TCP, false},
+	{false, unix.IPPROTO_UDP, true}, {false, unix.IPPROTO_UDP, false},
+	{true, unix.IPPROTO_TCP, true}, {true, unix.IPPROTO_TCP, false},
+	{true, unix.IPPROTO_UDP, true}, {true, unix.IPPROTO_UDP, false},
 }
 
 func (s setID) name() string {
@@ -30,7 +35,11 @@ func (s setID) name() string {
 	if s.v6 {
 		n = "allow6_"
 	}
-	return n + protoName(s.proto)
+	n += protoName(s.proto)
+	if s.single {
+		return n + "_addr"
+	}
+	return n + "_net"
 }
 
 func protoName(p uint8) string {
@@ -112,12 +121,16 @@ func buildPlan(st State, now time.Time) plan {
 		}
 		src := g.Source.Masked()
 		for _, pr := range protos(g.Protocol) {
-			k := group{setID{src.Addr().Is6(), pr}, uint16(g.Port)}
+			k := group{setID{src.Addr().Is6(), pr, src.IsSingleIP()}, uint16(g.Port)}
 			groups[k] = append(groups[k], elem{uint16(g.Port), src.Addr(), lastAddr(src), g.End})
 		}
 	}
 	for k, items := range groups {
-		p.allow[k.set] = append(p.allow[k.set], disjoint(items)...)
+		if k.set.single {
+			p.allow[k.set] = append(p.allow[k.set], dedupe(items)...)
+		} else {
+			p.allow[k.set] = append(p.allow[k.set], disjoint(items)...)
+		}
 	}
 	for s, es := range p.allow {
 		slices.SortFunc(es, compareElem)
@@ -176,6 +189,23 @@ func disjoint(items []elem) []elem {
 		out = append(out, elem{items[0].port, pt, last, (*h)[0].end})
 	}
 	return mergeAdjacent(out)
+}
+
+// dedupe keeps one element per address (single-address sets), the latest
+// end winning.
+func dedupe(items []elem) []elem {
+	slices.SortFunc(items, func(a, b elem) int { return a.first.Compare(b.first) })
+	out := items[:0:0]
+	for _, e := range items {
+		if n := len(out); n > 0 && out[n-1].first == e.first {
+			if e.end.After(out[n-1].end) {
+				out[n-1].end = e.end
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func mergeAdjacent(es []elem) []elem {
@@ -287,7 +317,7 @@ func Enforced(desired []Grant, observed State, now time.Time, tolerance time.Dur
 		src := g.Source.Masked()
 		ok := true
 		for _, pr := range protos(g.Protocol) {
-			es := obs.allow[setID{src.Addr().Is6(), pr}]
+			es := union(obs, src.Addr().Is6(), pr)
 			if !covered(es, uint16(g.Port), src.Addr(), lastAddr(src), g.End.Add(-tolerance)) {
 				ok = false
 				break
@@ -298,6 +328,23 @@ func Enforced(desired []Grant, observed State, now time.Time, tolerance time.Dur
 		}
 	}
 	return ids
+}
+
+// union is what the single-address and the interval set of one family and
+// protocol allow together: disjoint ranges per port, latest end wins.
+func union(p plan, v6 bool, proto uint8) []elem {
+	byPort := map[uint16][]elem{}
+	for _, single := range []bool{true, false} {
+		for _, e := range p.allow[setID{v6, proto, single}] {
+			byPort[e.port] = append(byPort[e.port], e)
+		}
+	}
+	var out []elem
+	for _, es := range byPort {
+		out = append(out, disjoint(es)...)
+	}
+	slices.SortFunc(out, compareElem)
+	return out
 }
 
 // covered reports whether sorted, disjoint es cover first..last on port with
