@@ -44,6 +44,9 @@ type PolicyExtra struct{}
 type VMPolicy struct {
 	ID    string       `json:"id"`
 	Ports []PortPolicy `json:"ports"`
+	// PublicIPAddress is accepted and echoed as Azure does; enforcement
+	// uses the inventory's addresses.
+	PublicIPAddress string `json:"publicIpAddress,omitempty"`
 }
 
 // PortPolicy is one guarded port. Exactly one of AllowedSourceAddressPrefix
@@ -138,7 +141,7 @@ func NormalizePolicy(p Policy) (Policy, error) {
 		if len(vm.Ports) == 0 {
 			return p, invalid(field+".ports", "at least one port is required")
 		}
-		nv := VMPolicy{ID: vm.ID, Ports: make([]PortPolicy, len(vm.Ports))}
+		nv := VMPolicy{ID: vm.ID, Ports: make([]PortPolicy, len(vm.Ports)), PublicIPAddress: vm.PublicIPAddress}
 		seenPort := map[int]bool{}
 		for j, port := range vm.Ports {
 			pf := fmt.Sprintf("%s.ports[%d]", field, j)
