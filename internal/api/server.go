@@ -110,7 +110,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /drawbridge/v1/grants/{id}/revoke", s.revokeGrant)
 	m.HandleFunc("POST /drawbridge/v1/requests", s.simpleRequest)
 	m.HandleFunc("POST /drawbridge/v1/inventory", s.applyInventory)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 }
 
 // Handler returns the API as an http.Handler. Azure paths are
