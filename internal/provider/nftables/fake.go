@@ -59,22 +59,12 @@ func (f *Fake) Apply(ctx context.Context, st State) error {
 	have := f.live()
 	changed := !f.enabled || !maps.EqualFunc(have.guard, want.guard, slices.Equal[[]uint16])
 	for _, id := range allowSets {
-		del, add := diffElems(have.allow[id], want.allow[id], DefaultTolerance)
+		del, add, kept := diffElems(have.allow[id], want.allow[id], DefaultTolerance)
 		if len(del) > 0 || len(add) > 0 {
 			changed = true
-			// Kept elements keep their old end, as in the kernel.
-			keep := map[elemKey]elem{}
-			for _, e := range have.allow[id] {
-				keep[e.key()] = e
-			}
-			for i, e := range want.allow[id] {
-				if old, ok := keep[e.key()]; ok && old.end.Sub(e.end).Abs() <= DefaultTolerance {
-					want.allow[id][i].end = old.end
-				}
-			}
-		} else {
-			want.allow[id] = have.allow[id]
 		}
+		// Kept elements keep their old end, as in the kernel.
+		want.allow[id] = kept
 	}
 	f.enabled = true
 	f.content = want

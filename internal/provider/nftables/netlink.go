@@ -195,11 +195,11 @@ func (k *Kernel) apply(st State) error {
 	var changes []change
 	var nAdd, nDel int
 	for _, id := range allowSets {
-		del, add := diffElems(have.allow[id], want.allow[id], k.opts.Tolerance)
+		del, add, kept := diffElems(have.allow[id], want.allow[id], k.opts.Tolerance)
 		nAdd += len(add)
 		nDel += len(del)
 		changes = append(changes, change{id, del, add})
-		next.allow[id] = keptEnds(have.allow[id], want.allow[id], k.opts.Tolerance)
+		next.allow[id] = kept
 	}
 	wnow := k.opts.Clock.Now()
 	for _, ch := range changes {
@@ -216,22 +216,6 @@ func (k *Kernel) apply(st State) error {
 	}
 	k.cache = &next
 	return nil
-}
-
-// keptEnds is want with the end times of the elements Apply keeps (within
-// tolerance) replaced by the ones the kernel has.
-func keptEnds(have, want []elem, tol time.Duration) []elem {
-	h := make(map[elemKey]time.Time, len(have))
-	for _, e := range have {
-		h[e.key()] = e.end
-	}
-	out := slices.Clone(want)
-	for i, e := range out {
-		if end, ok := h[e.key()]; ok && end.Sub(e.end).Abs() <= tol {
-			out[i].end = end
-		}
-	}
-	return out
 }
 
 // live is p without the elements whose end has passed.
@@ -638,28 +622,41 @@ func diffPorts(have, want []uint16) (del, add []uint16) {
 
 // diffElems: an element is kept if the same range on the same port exists
 // with an end within tol of the desired one; otherwise the old one is
-// deleted and the new one added (in the same transaction).
-func diffElems(have, want []elem, tol time.Duration) (del, add []elem) {
-	h := make(map[elemKey]time.Time, len(have))
-	for _, e := range have {
-		h[e.key()] = e.end
-	}
-	w := make(map[elemKey]bool, len(want))
-	for _, e := range want {
-		w[e.key()] = true
-		end, ok := h[e.key()]
+// deleted and the new one added (in the same transaction). have and want
+// are sorted by compareElem; so are the results. kept is want with the ends
+// of the kept elements as the kernel has them.
+func diffElems(have, want []elem, tol time.Duration) (del, add, kept []elem) {
+	kept = make([]elem, 0, len(want))
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		var c int
 		switch {
-		case !ok:
-			add = append(add, e)
-		case end.Sub(e.end).Abs() > tol:
-			del = append(del, elem{e.port, e.first, e.last, end})
-			add = append(add, e)
+		case i == len(have):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			c = compareElem(have[i], want[j])
+		}
+		switch {
+		case c < 0:
+			del = append(del, have[i])
+			i++
+		case c > 0:
+			add = append(add, want[j])
+			kept = append(kept, want[j])
+			j++
+		default:
+			if have[i].end.Sub(want[j].end).Abs() > tol {
+				del = append(del, have[i])
+				add = append(add, want[j])
+				kept = append(kept, want[j])
+			} else {
+				kept = append(kept, have[i])
+			}
+			i++
+			j++
 		}
 	}
-	for _, e := range have {
-		if !w[e.key()] {
-			del = append(del, e)
-		}
-	}
-	return del, add
+	return del, add, kept
 }
