@@ -52,6 +52,11 @@ func (s *session) reconcileAWS(vm inventory.VM, guarded []jit.GuardedPort, grant
 			return nil, err
 		}
 		if eni == nil {
+			if len(guarded) == 0 {
+				// Disabling: skip it; holds on its groups are released
+				// through the KindRevoked records below.
+				continue
+			}
 			return nil, fmt.Errorf("instance %s: enis[%d]: network interface %s not found: %w", name, i, id, ErrInventory)
 		}
 		enis = append(enis, eni)
@@ -127,7 +132,7 @@ func (s *session) reconcileGrantGroups(vm inventory.VM, name string, enis []*inv
 	if len(grants) == 0 {
 		return nil
 	}
-	primary := enis[0]
+	primary := enis[0] // grants imply guarded ports, so every ENI was found
 	vpc, err := s.vpcOf(primary)
 	if err != nil {
 		return err
@@ -257,7 +262,7 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 			return err
 		}
 		if sg == nil {
-			if attached[k] != "" {
+			if attached[k] != "" && len(guarded) > 0 {
 				return fmt.Errorf("network interface %s: security group %s not found: %w", attached[k], k, ErrInventory)
 			}
 			// The group is gone: nothing to restore into; forget the hold.

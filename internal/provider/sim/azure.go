@@ -26,8 +26,10 @@ type pathNSG struct {
 }
 
 // azurePath returns the NSGs on the VM's inbound path in evaluation order:
-// for each NIC, its subnet's NSG, then its own; each NSG once.
-func (s *session) azurePath(vm inventory.VM) ([]*pathNSG, error) {
+// for each NIC, its subnet's NSG, then its own; each NSG once. With lenient
+// set (disabling JIT), a missing NIC, subnet or NSG is skipped instead of
+// failing, so that what JIT put elsewhere can still be cleaned up.
+func (s *session) azurePath(vm inventory.VM, lenient bool) ([]*pathNSG, error) {
 	var out []*pathNSG
 	byKey := map[string]*pathNSG{}
 	add := func(nsgID string, nic *inventory.NIC, via string) error {
@@ -42,6 +44,9 @@ func (s *session) azurePath(vm inventory.VM) ([]*pathNSG, error) {
 				return err
 			}
 			if nsg == nil {
+				if lenient {
+					return nil
+				}
 				return fmt.Errorf("%s: networkSecurityGroup %s not found: %w", via, nsgID, ErrInventory)
 			}
 			p = &pathNSG{nsg: nsg}
@@ -62,6 +67,9 @@ func (s *session) azurePath(vm inventory.VM) ([]*pathNSG, error) {
 			return nil, err
 		}
 		if nic == nil {
+			if lenient {
+				continue
+			}
 			return nil, fmt.Errorf("virtual machine %s: nics[%d]: network interface %s not found: %w", vm.ID, i, nicID, ErrInventory)
 		}
 		if nic.Subnet != "" {
@@ -69,11 +77,13 @@ func (s *session) azurePath(vm inventory.VM) ([]*pathNSG, error) {
 			if err != nil {
 				return nil, err
 			}
-			if sub == nil {
+			if sub == nil && !lenient {
 				return nil, fmt.Errorf("network interface %s: subnet %s not found: %w", nic.ID, nic.Subnet, ErrInventory)
 			}
-			if err := add(sub.NSG, nic, "subnet "+sub.ID); err != nil {
-				return nil, err
+			if sub != nil {
+				if err := add(sub.NSG, nic, "subnet "+sub.ID); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if err := add(nic.NSG, nic, "network interface "+nic.ID); err != nil {
@@ -87,7 +97,7 @@ func (s *session) azurePath(vm inventory.VM) ([]*pathNSG, error) {
 // ports and grants. Rules of this VM in NSGs no longer on its path (a NIC
 // moved) are removed too, so the result depends only on the current objects.
 func (s *session) reconcileAzure(vm inventory.VM, guarded []jit.GuardedPort, grants []jit.DesiredGrant) ([]string, error) {
-	path, err := s.azurePath(vm)
+	path, err := s.azurePath(vm, len(guarded) == 0)
 	if err != nil {
 		return nil, err
 	}

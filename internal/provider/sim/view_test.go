@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -187,4 +188,43 @@ func TestDesiredForOtherVM(t *testing.T) {
 	if err := New(m).Check(ctx, vm, jit.Desired{VMID: azID("vm", "other"), Guarded: []jit.GuardedPort{tcp(22)}}); err == nil {
 		t.Error("Check accepted a Desired for another VM")
 	}
+}
+
+// TestDisableWithMissingInventory: disabling still cleans up when the NIC
+// or ENI that led to the firewall is gone from the inventory; enabling
+// fails naming the missing object.
+func TestDisableWithMissingInventory(t *testing.T) {
+	t.Run("azure", func(t *testing.T) {
+		m := newMemStore()
+		id := azID("nsg", "n")
+		m.put(t, inventory.KindNSG, id, nsg("n", inRule("AllowWeb", 300, netrule.Allow, netrule.Tcp, "*", "80")))
+		vm := azureVM(t, m, "vm1", "10.0.1.4", "default", "", id)
+		p := New(m)
+		orig := getObj[netrule.NSG](t, m, inventory.KindNSG, id)
+		mustApply(t, p, vm, enable(vm, tcp(22)))
+		_ = m.ObjectTx(ctx, func(o store.Objects) error { return o.DeleteObject(ctx, inventory.KindNIC, inventory.Key(vm.NICs[0])) })
+		if err := p.Check(ctx, vm, enable(vm, tcp(22))); !errors.Is(err, ErrInventory) || !strings.Contains(err.Error(), vm.NICs[0]) {
+			t.Errorf("enable with a missing NIC: %v", err)
+		}
+		mustApply(t, p, vm, jit.Desired{VMID: vm.ID})
+		if got := getObj[netrule.NSG](t, m, inventory.KindNSG, id); !jsonEqual(got, orig) {
+			t.Errorf("JIT rules left: %+v", got.SecurityRules)
+		}
+	})
+	t.Run("aws", func(t *testing.T) {
+		m := newMemStore()
+		orig := sg("sg-a", perm("tcp", 0, 65535, "0.0.0.0/0"))
+		m.put(t, inventory.KindSecurityGroup, "sg-a", orig)
+		vm := awsVM(t, m, "web", []string{"sg-a"})
+		p := New(m)
+		mustApply(t, p, vm, enable(vm, tcp(22)))
+		_ = m.ObjectTx(ctx, func(o store.Objects) error { return o.DeleteObject(ctx, inventory.KindENI, vm.ENIs[0]) })
+		if err := p.Check(ctx, vm, enable(vm, tcp(22))); !errors.Is(err, ErrInventory) || !strings.Contains(err.Error(), vm.ENIs[0]) {
+			t.Errorf("enable with a missing ENI: %v", err)
+		}
+		mustApply(t, p, vm, jit.Desired{VMID: vm.ID})
+		if got := getObj[netrule.SecurityGroup](t, m, inventory.KindSecurityGroup, "sg-a"); !jsonEqual(got, orig) || m.has(KindRevoked, "sg-a") {
+			t.Errorf("group not restored: %+v", got)
+		}
+	})
 }
