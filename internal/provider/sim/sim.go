@@ -13,6 +13,20 @@
 //     permissions it revoked from the user's groups, recorded under the
 //     object kind KindRevoked so that disabling JIT puts them back exactly.
 //
+// NSG placement, per NSG on the VM's path (subnet NSG, NIC NSG, each NIC):
+//   - "covering" user rules are inbound rules whose protocol and destination
+//     port ranges overlap the guarded port (addresses are not compared);
+//   - the deny rule goes after the last covering rule, before the next user
+//     rule, leaving up to 10 free priorities ahead of itself for allow
+//     rules; with no covering rule that window starts at 100, so the deny
+//     rule is ahead of every user rule. If the window has no free priority,
+//     the deny rule goes to the first free priorities further down (past
+//     user rules that do not cover the port, which does not change what
+//     it matches first); if there is none up to 4096, Apply fails with
+//     ErrNoRoom naming the NSG and the covering rule;
+//   - a grant's allow rule takes the highest free priority between the last
+//     covering rule and the deny rule, or fails with ErrNoRoom.
+//
 // Apply is level-triggered and idempotent: it computes the wanted objects
 // from the Desired state and the objects as they are now (never from a log
 // of what it did before), writes only objects whose JSON changes, and does
