@@ -1,0 +1,109 @@
+// Command drawbridge is the JIT access server, its CLI and a
+// self-contained demo. The CLI only wires flags to the API client and
+// formats what the server answers; every rule lives in the server.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drawbridge/drawbridge/internal/client"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// app carries what every command needs: where to write and how to reach
+// the server.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	server string // --server
+	token  string // --token
+	output string // -o
+}
+
+const defaultServer = "http://127.0.0.1:8080"
+
+// run executes the command line args and returns the exit code. Errors are
+// reported as one line on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "drawbridge: "+oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// oneLine folds a multi-line message into one line.
+func oneLine(s string) string {
+	lines := strings.FieldsFunc(strings.TrimSpace(s), func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, "; ")
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "drawbridge",
+		Short: "Just-in-time access to management ports",
+		Long: `drawbridge keeps management ports (SSH, RDP, WinRM, ...) closed and opens
+them for one source address for a bounded time, then restores the firewall.
+
+Client commands find the server through --server or DRAWBRIDGE_SERVER
+(default ` + defaultServer + `) and send --token or DRAWBRIDGE_TOKEN as a bearer token.
+Run "drawbridge demo" to see everything on a built-in simulated network.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", "", "server URL (default $DRAWBRIDGE_SERVER or "+defaultServer+")")
+	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+
+	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
+		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd())
+	return root
+}
+
+// client builds the API client from flags and environment.
+func (a *app) client() (*client.Client, error) {
+	if a.output != "table" && a.output != "json" {
+		return nil, fmt.Errorf("--output: %q is not a format; use table or json", a.output)
+	}
+	srv := a.server
+	if srv == "" {
+		srv = a.getenv("DRAWBRIDGE_SERVER")
+	}
+	if srv == "" {
+		srv = defaultServer
+	}
+	tok := a.token
+	if tok == "" {
+		tok = a.getenv("DRAWBRIDGE_TOKEN")
+	}
+	c, err := client.New(srv, tok)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	return c, nil
+}
+
+func (a *app) json() bool { return a.output == "json" }
+
+var errUsage = errors.New("usage")

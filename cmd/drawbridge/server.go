@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drawbridge/drawbridge/internal/server"
+)
+
+func (a *app) serverCmd() *cobra.Command {
+	var (
+		cfg   server.Config
+		debug bool
+	)
+	cmd := &cobra.Command{
+		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
+		Short: "Run the drawbridge server until SIGINT or SIGTERM",
+		Long: `Run the drawbridge server: the REST API, the JIT service and its expiry
+scheduler, with state in one SQLite file. Grants that fell due while no server
+ran are revoked before the API starts serving; the startup log line reports
+how many (startup_expired) and how long that took (startup_expiry).`,
+		Args: exactArgs(0, ""),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Logger = log
+			if cfg.DBPath == "" {
+				return errors.New("--db: a database file path is required")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			log.Info("server started", "url", srv.URL, "db", cfg.DBPath,
+				"startup_expired", srv.StartupExpired, "startup_expiry", srv.StartupExpiry.String(),
+				"startup_expiry_ms", fmt.Sprintf("%.3f", float64(srv.StartupExpiry.Microseconds())/1000))
+			fmt.Fprintf(a.stdout, "drawbridge server listening on %s\n", srv.URL)
+			<-ctx.Done()
+			log.Info("shutting down", "reason", context.Cause(ctx))
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	f.StringVar(&cfg.DBPath, "db", "drawbridge.db", "SQLite database file")
+	f.BoolVar(&cfg.SampleInventory, "sample-inventory", false, "load the built-in sample inventory if the database has no VMs")
+	f.BoolVar(&debug, "debug", false, "log at debug level")
+	return cmd
+}

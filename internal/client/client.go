@@ -1,0 +1,271 @@
+// Package client is a small HTTP client for drawbridge's REST API, used by
+// the CLI and the demo. It speaks the server's wire types (internal/api) and
+// turns Azure's error envelope into an *Error carrying the server's message
+// and status code.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/provider/sim"
+)
+
+// Client calls one drawbridge server.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// Error is an error response from the server. Its message is the server's.
+type Error struct {
+	StatusCode int
+	Code       string // Azure's error code, e.g. "BadRequest"
+	Target     string // the field the server names, when it does
+	Message    string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// New returns a client for the server at baseURL (e.g.
+// http://127.0.0.1:8080). A non-empty token is sent as a bearer token.
+func New(baseURL, token string) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("server URL %q: %v", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want http://host:port or https://host:port", baseURL)
+	}
+	return &Client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// BaseURL returns the server's URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// do sends a request. body is JSON-encoded unless it is a []byte, which is
+// sent as it is; out, if not nil, receives the decoded JSON response.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		b, ok := body.([]byte)
+		if !ok {
+			var err error
+			if b, err = json.Marshal(body); err != nil {
+				return fmt.Errorf("encoding request: %w", err)
+			}
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cannot reach drawbridge server at %s: %v", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return decodeError(resp, data)
+	}
+	if out == nil || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decoding response: %w", method, path, err)
+	}
+	return nil
+}
+
+func decodeError(resp *http.Response, data []byte) error {
+	var env api.ErrorResponse
+	if err := json.Unmarshal(data, &env); err == nil && env.Error.Message != "" {
+		return &Error{StatusCode: resp.StatusCode, Code: env.Error.Code, Target: env.Error.Target, Message: env.Error.Message}
+	}
+	msg := strings.TrimSpace(string(data))
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	if msg == "" {
+		msg = resp.Status
+	} else {
+		msg = resp.Status + ": " + msg
+	}
+	return &Error{StatusCode: resp.StatusCode, Message: "server answered " + msg}
+}
+
+// StatusCode returns the HTTP status of an *Error, or 0.
+func StatusCode(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
+}
+
+func checkID(id string) error {
+	if !strings.HasPrefix(strings.ToLower(id), "/subscriptions/") {
+		return fmt.Errorf("policy id %q must be a resource ID starting with /subscriptions/", id)
+	}
+	return nil
+}
+
+// Health checks that the server answers.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+}
+
+// PutPolicy creates or replaces the policy with resource ID id.
+func (c *Client) PutPolicy(ctx context.Context, id string, body api.PolicyResource) (api.PolicyResource, error) {
+	var out api.PolicyResource
+	if err := checkID(id); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, http.MethodPut, id, nil, body, &out)
+	return out, err
+}
+
+// PutPolicyRaw PUTs an Azure policy body exactly as given.
+func (c *Client) PutPolicyRaw(ctx context.Context, id string, body []byte) (api.PolicyResource, error) {
+	var out api.PolicyResource
+	if err := checkID(id); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, http.MethodPut, id, nil, body, &out)
+	return out, err
+}
+
+// GetPolicy returns the policy with resource ID id.
+func (c *Client) GetPolicy(ctx context.Context, id string) (api.PolicyResource, error) {
+	var out api.PolicyResource
+	if err := checkID(id); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, http.MethodGet, id, nil, nil, &out)
+	return out, err
+}
+
+// DeletePolicy deletes a policy, which disables JIT on its VMs.
+func (c *Client) DeletePolicy(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodDelete, id, nil, nil, nil)
+}
+
+// ListPolicies lists every policy the server holds.
+func (c *Client) ListPolicies(ctx context.Context) ([]api.PolicyResource, error) {
+	var out api.ListResponse[api.PolicyResource]
+	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/policies", nil, nil, &out)
+	return out.Value, err
+}
+
+// Initiate sends Azure's initiate body to a policy.
+func (c *Client) Initiate(ctx context.Context, policyID string, in jit.InitiateInput) (api.RequestResource, error) {
+	var out api.RequestResource
+	if err := checkID(policyID); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, http.MethodPost, policyID+"/initiate", nil, in, &out)
+	return out, err
+}
+
+// Request asks for ports on one VM (drawbridge's short form).
+func (c *Client) Request(ctx context.Context, in api.SimpleRequest) (api.RequestResource, error) {
+	var out api.RequestResource
+	err := c.do(ctx, http.MethodPost, "/drawbridge/v1/requests", nil, in, &out)
+	return out, err
+}
+
+// Grants lists grants, optionally of one VM and only active ones.
+func (c *Client) Grants(ctx context.Context, vmID string, activeOnly bool) ([]jit.Grant, error) {
+	q := url.Values{}
+	if vmID != "" {
+		q.Set("vm", vmID)
+	}
+	if activeOnly {
+		q.Set("active", "true")
+	}
+	var out api.ListResponse[jit.Grant]
+	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/grants", q, nil, &out)
+	return out.Value, err
+}
+
+// Grant returns one grant, found among the VM's grants (vmID may be empty).
+func (c *Client) Grant(ctx context.Context, vmID, grantID string) (jit.Grant, error) {
+	gs, err := c.Grants(ctx, vmID, false)
+	if err != nil {
+		return jit.Grant{}, err
+	}
+	for _, g := range gs {
+		if g.ID == grantID {
+			return g, nil
+		}
+	}
+	return jit.Grant{}, &Error{StatusCode: http.StatusNotFound, Code: "NotFound", Target: "grantId", Message: "grantId: grant " + grantID + " not found"}
+}
+
+// Revoke ends a grant early.
+func (c *Client) Revoke(ctx context.Context, grantID string) (jit.Grant, error) {
+	var out jit.Grant
+	if grantID == "" || strings.ContainsAny(grantID, "/?#") {
+		return out, fmt.Errorf("grantId: %q is not a grant ID", grantID)
+	}
+	err := c.do(ctx, http.MethodPost, "/drawbridge/v1/grants/"+url.PathEscape(grantID)+"/revoke", nil, nil, &out)
+	return out, err
+}
+
+// VMs lists the VMs the server knows.
+func (c *Client) VMs(ctx context.Context) ([]api.VMSummary, error) {
+	var out api.ListResponse[api.VMSummary]
+	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/vms", nil, nil, &out)
+	return out.Value, err
+}
+
+// Network returns the firewall in front of a VM.
+func (c *Client) Network(ctx context.Context, vmID string) (sim.View, error) {
+	var out sim.View
+	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/network", url.Values{"vm": {vmID}}, nil, &out)
+	return out, err
+}
+
+// ApplyInventory loads an inventory document (YAML or JSON) and returns the
+// counts of objects the server read.
+func (c *Client) ApplyInventory(ctx context.Context, doc []byte) (map[string]int, error) {
+	out := map[string]int{}
+	err := c.do(ctx, http.MethodPost, "/drawbridge/v1/inventory", nil, doc, &out)
+	return out, err
+}
