@@ -2,9 +2,16 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/storetest"
 )
 
@@ -20,4 +27,155 @@ func openTemp(t *testing.T) *Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return openTemp(t) })
+}
+
+// TestSurvivesReopen: everything committed is there after Close and Open;
+// what a failed transaction wrote is not.
+func TestSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "drawbridge.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+	p := jit.Policy{ID: jit.PolicyID("s1", "rg1", "westeurope", "p"), Name: "p", Location: "westeurope",
+		VirtualMachines: []jit.VMPolicy{{ID: vm}}}
+	end := time.Date(2030, 1, 1, 0, 0, 0, 1, time.UTC)
+	err = s.InTx(ctx, func(tx jit.Tx) error {
+		if err := tx.PutObject(ctx, inventory.KindVM, inventory.Key(vm), inventory.VM{ID: vm, Cloud: inventory.Azure}); err != nil {
+			return err
+		}
+		if err := tx.PutPolicy(ctx, p); err != nil {
+			return err
+		}
+		return tx.InsertRequest(ctx, jit.Request{ID: "r1", PolicyID: p.ID, StartTime: end.Add(-time.Hour), Grants: []jit.Grant{
+			{ID: "g1", VMID: vm, Port: 22, StartTime: end.Add(-time.Hour), EndTime: end, Status: jit.StatusInitiated},
+		}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.InTx(ctx, func(tx jit.Tx) error {
+		if err := tx.PutObject(ctx, "k", "uncommitted", 1); err != nil {
+			return err
+		}
+		return errors.New("fail")
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.InTx(ctx, func(tx jit.Tx) error {
+		if _, err := tx.GetVM(ctx, vm); err != nil {
+			t.Errorf("VM after reopen: %v", err)
+		}
+		if got, err := tx.PolicyForVM(ctx, vm); err != nil || got.ID != p.ID {
+			t.Errorf("PolicyForVM after reopen = %q, %v", got.ID, err)
+		}
+		due, err := tx.DueGrants(ctx, end, 0)
+		if err != nil || len(due) != 1 || !due[0].EndTime.Equal(end) {
+			t.Errorf("DueGrants after reopen = %+v, %v", due, err)
+		}
+		var n int
+		if err := tx.GetObject(ctx, "k", "uncommitted", &n); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("object of a failed tx after reopen: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPragmasAndMigrations(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	var mode string
+	var fk, sync, busy int
+	for q, dst := range map[string]any{
+		"PRAGMA journal_mode": &mode, "PRAGMA foreign_keys": &fk, "PRAGMA synchronous": &sync, "PRAGMA busy_timeout": &busy,
+	} {
+		if err := s.db.QueryRowContext(ctx, q).Scan(dst); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if mode != "wal" || fk != 1 || sync != 1 || busy != busyTimeoutMS {
+		t.Errorf("journal_mode=%s foreign_keys=%d synchronous=%d busy_timeout=%d; want wal, 1, 1 (NORMAL), %d",
+			mode, fk, sync, busy, busyTimeoutMS)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var versions []int
+	for rows.Next() {
+		var v int
+		var name, at string
+		if err := rows.Scan(&v, &name, &at); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, at); err != nil || name == "" {
+			t.Errorf("migration %d: name %q applied_at %q (%v)", v, name, at, err)
+		}
+		versions = append(versions, v)
+	}
+	if len(versions) != LatestSchemaVersion() || versions[len(versions)-1] != LatestSchemaVersion() {
+		t.Errorf("recorded versions %v, latest %d", versions, LatestSchemaVersion())
+	}
+}
+
+// TestNewerSchemaRefused: a database migrated by a newer drawbridge is not
+// opened by this one, and opening an up-to-date one again applies nothing.
+func TestNewerSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "drawbridge.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path) // idempotent
+	if err != nil {
+		t.Fatalf("reopening an up-to-date database: %v", err)
+	}
+	var count int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&count); err != nil || count != LatestSchemaVersion() {
+		t.Errorf("%d migrations recorded after reopening (%v), want %d", count, err, LatestSchemaVersion())
+	}
+	next := LatestSchemaVersion() + 1
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', '2040-01-01T00:00:00Z')`, next); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, path)
+	if !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("Open of a newer schema: %v, want ErrNewerSchema", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprint(next)) {
+		t.Errorf("error %q does not name the database's version %d", err, next)
+	}
+}
+
+func TestInMemory(t *testing.T) {
+	s, err := Open(context.Background(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.ObjectTx(ctx, func(o store.Objects) error { return o.PutObject(ctx, "k", "a", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	// One connection means the in-memory database is the same for every tx.
+	var n int
+	if err := s.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "k", "a", &n) }); err != nil || n != 1 {
+		t.Fatalf("in-memory read back %d, %v", n, err)
+	}
 }

@@ -30,7 +30,7 @@ CREATE TABLE requests (
 	policy_key TEXT NOT NULL,
 	start_time INTEGER NOT NULL,
 	body       BLOB NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX requests_policy_start ON requests(policy_key, start_time DESC, id DESC);
 
 -- idx is the grant's position in its request, so requests list their grants
@@ -46,10 +46,10 @@ CREATE TABLE grants (
 	start_time INTEGER NOT NULL,
 	end_time   INTEGER NOT NULL,
 	body       BLOB NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX grants_request ON grants(request_id, idx);
 -- DueGrants and NextEndTime: status = 'Initiated' ordered by end_time.
-CREATE INDEX grants_status_end ON grants(status, end_time);
--- ListGrants by VM (optionally port and status), the request path's hot query.
-CREATE INDEX grants_vm_port_status ON grants(vm_key, port, status);
+CREATE INDEX grants_status_end ON grants(status, end_time, id);
+-- ListGrants by VM, active only (optionally one port): the request path's hot query.
+CREATE INDEX grants_vm_status_port ON grants(vm_key, status, port);
 CREATE INDEX grants_policy ON grants(policy_key, start_time);
