@@ -198,13 +198,13 @@ type assessor struct {
 	providers map[string]bool
 	settings  []resource.ID
 
-	nics     map[string]*inventory.NIC
-	subnets  map[string]*inventory.Subnet
-	nsgs     map[string]*netrule.NSG
-	fws      map[string]*inventory.Firewall
-	enis     map[string]*inventory.ENI
-	sgs      map[string]*netrule.SecurityGroup
-	vnets    map[string]*inventory.VirtualNetwork
+	nics     *idx[inventory.NIC]
+	subnets  *idx[inventory.Subnet]
+	nsgs     *idx[netrule.NSG]
+	fws      *idx[inventory.Firewall]
+	enis     *idx[inventory.ENI]
+	sgs      *idx[netrule.SecurityGroup]
+	vnets    *idx[inventory.VirtualNetwork]
 	vnetSubs map[string][]netip.Prefix // subnet prefixes per virtual network key
 
 	compiledNSG map[string]compiled[netrule.CompiledNSG]
@@ -218,12 +218,37 @@ type compiled[T any] struct {
 	err error
 }
 
-func index[T any](list []T, id func(*T) string) map[string]*T {
+// idx finds objects by ID. IDs compare case-insensitively, but documents
+// almost always spell one ID the same way everywhere, so it looks the ID up
+// as written first and builds the lower-cased index only on the first miss
+// (lower-casing every ID of a large inventory costs more than the rest).
+type idx[T any] struct {
+	list  []T
+	id    func(*T) string
+	exact map[string]*T
+	lower map[string]*T
+}
+
+func index[T any](list []T, id func(*T) string) *idx[T] {
 	m := make(map[string]*T, len(list))
 	for i := range list {
-		m[inventory.Key(id(&list[i]))] = &list[i]
+		m[id(&list[i])] = &list[i]
 	}
-	return m
+	return &idx[T]{list: list, id: id, exact: m}
+}
+
+func (x *idx[T]) get(id string) (*T, bool) {
+	if v, ok := x.exact[id]; ok {
+		return v, true
+	}
+	if x.lower == nil {
+		x.lower = make(map[string]*T, len(x.list))
+		for i := range x.list {
+			x.lower[inventory.Key(x.id(&x.list[i]))] = &x.list[i]
+		}
+	}
+	v, ok := x.lower[inventory.Key(id)]
+	return v, ok
 }
 
 func newAssessor(in Input, ports []int) *assessor {
@@ -262,21 +287,22 @@ func newAssessor(in Input, ports []int) *assessor {
 	}
 	for _, s := range inv.Subnets {
 		if s.AddressPrefix.IsValid() {
-			k := vnetKey(s.ID)
+			k := inventory.Key(vnetID(s.ID))
 			a.vnetSubs[k] = append(a.vnetSubs[k], s.AddressPrefix)
 		}
 	}
 	return a
 }
 
-// vnetKey is the key of the virtual network a subnet ID lies in: the ID up
-// to "/subnets/".
-func vnetKey(subnetID string) string {
-	k := inventory.Key(subnetID)
-	if i := strings.LastIndex(k, "/subnets/"); i >= 0 {
-		return k[:i]
+// vnetID is the ID of the virtual network a subnet ID lies in: the ID up
+// to "/subnets/" (any case).
+func vnetID(subnetID string) string {
+	for i := len(subnetID) - len("/subnets/"); i >= 0; i-- {
+		if subnetID[i] == '/' && strings.EqualFold(subnetID[i:i+len("/subnets/")], "/subnets/") {
+			return subnetID[:i]
+		}
 	}
-	return k
+	return subnetID
 }
 
 // canEnforce says which clouds each built-in or planned provider enforces on.
@@ -295,12 +321,12 @@ func canEnforce(provider string, cloud inventory.Cloud) bool {
 }
 
 func (a *assessor) policy(vmID string) ([]PolicyPort, bool) {
-	if a.in.Policies == nil {
+	if len(a.in.Policies) == 0 {
 		return nil, false
 	}
-	p, ok := a.in.Policies[inventory.Key(vmID)]
+	p, ok := a.in.Policies[vmID]
 	if !ok {
-		p, ok = a.in.Policies[vmID]
+		p, ok = a.in.Policies[inventory.Key(vmID)]
 	}
 	if ok && p == nil {
 		p = []PolicyPort{}
@@ -340,7 +366,7 @@ func (a *assessor) assess(vm *inventory.VM) Result {
 	switch vm.Cloud {
 	case inventory.Azure:
 		if vm.Firewall != "" {
-			fw, ok := a.fws[inventory.Key(vm.Firewall)]
+			fw, ok := a.fws.get(vm.Firewall)
 			if !ok {
 				return na(ReasonInventoryError, "firewall %s is not in the inventory", vm.Firewall)
 			}
@@ -362,7 +388,7 @@ func (a *assessor) assess(vm *inventory.VM) Result {
 			return r
 		}
 	case inventory.Host:
-		if !a.in.Agents[inventory.Key(vm.ID)] {
+		if !a.in.Agents[inventory.Key(vm.ID)] && !a.in.Agents[vm.ID] {
 			return na(ReasonNoAgent, "no drawbridge agent is connected for this host")
 		}
 		exposures = a.host(vm)
@@ -392,12 +418,12 @@ func guarded(ps []PolicyPort, port int, proto netrule.Protocol) bool {
 }
 
 func (a *assessor) nsg(id string) (*netrule.CompiledNSG, error) {
-	k := inventory.Key(id)
+	k := id // as written: a differently spelt reference compiles twice, harmlessly
 	if c, ok := a.compiledNSG[k]; ok {
 		return c.c, c.err
 	}
 	var c compiled[netrule.CompiledNSG]
-	if n, ok := a.nsgs[k]; ok {
+	if n, ok := a.nsgs.get(id); ok {
 		c.c, c.err = netrule.CompileNSG(*n)
 	} else {
 		c.err = fmt.Errorf("network security group %s is not in the inventory", id)
@@ -407,12 +433,12 @@ func (a *assessor) nsg(id string) (*netrule.CompiledNSG, error) {
 }
 
 func (a *assessor) sg(id string) (*netrule.CompiledSG, error) {
-	k := inventory.Key(id)
+	k := id
 	if c, ok := a.compiledSG[k]; ok {
 		return c.c, c.err
 	}
 	var c compiled[netrule.CompiledSG]
-	if g, ok := a.sgs[k]; ok {
+	if g, ok := a.sgs.get(id); ok {
 		c.c, c.err = netrule.CompileSecurityGroup(*g)
 	} else {
 		c.err = fmt.Errorf("security group %s is not in the inventory", id)
@@ -432,17 +458,17 @@ func (a *assessor) env(nic *inventory.NIC) netrule.Env {
 		}
 		return netrule.NewEnv(ps...)
 	}
-	k := vnetKey(nic.Subnet)
-	if e, ok := a.envs[k]; ok {
+	vnet := vnetID(nic.Subnet)
+	if e, ok := a.envs[vnet]; ok {
 		return e
 	}
 	var e netrule.Env
-	if v, ok := a.vnets[k]; ok {
+	if v, ok := a.vnets.get(vnet); ok {
 		e = netrule.NewEnv(v.AddressSpace...)
 	} else {
-		e = netrule.NewEnv(a.vnetSubs[k]...)
+		e = netrule.NewEnv(a.vnetSubs[inventory.Key(vnet)]...)
 	}
-	a.envs[k] = e
+	a.envs[vnet] = e
 	return e
 }
 
@@ -459,13 +485,13 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 	paths := make([]nicPath, 0, len(vm.NICs))
 	hasNSG := false
 	for _, id := range vm.NICs {
-		nic, ok := a.nics[inventory.Key(id)]
+		nic, ok := a.nics.get(id)
 		if !ok {
 			return fail(ReasonInventoryError, "network interface %s is not in the inventory", id)
 		}
 		p := nicPath{nic: nic}
 		if nic.Subnet != "" {
-			sub, ok := a.subnets[inventory.Key(nic.Subnet)]
+			sub, ok := a.subnets.get(nic.Subnet)
 			if !ok {
 				return fail(ReasonInventoryError, "network interface %s: subnet %s is not in the inventory", nic.ID, nic.Subnet)
 			}
@@ -523,7 +549,7 @@ func (a *assessor) aws(vm *inventory.VM, res Result) ([]Exposure, Result, bool) 
 	}
 	var all []eniGroups
 	for _, id := range vm.ENIs {
-		eni, ok := a.enis[inventory.Key(id)]
+		eni, ok := a.enis.get(id)
 		if !ok {
 			return fail(ReasonInventoryError, "ENI %s is not in the inventory", id)
 		}

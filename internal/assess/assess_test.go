@@ -159,6 +159,10 @@ func TestAssessCases(t *testing.T) {
 			in.Inventory.VMs[0].Provider = inventory.ProviderAzure
 			in.Providers = []string{"azure"}
 		}, webVM, "Unhealthy 22:web-01-nsg/AllowSSHFromInternet/Internet"},
+		{"references compare case-insensitively", func(in *Input) {
+			in.Inventory.NICs[0].NSG = strings.ToUpper(in.Inventory.NICs[0].NSG)
+			in.Inventory.VMs[0].NICs[0] = strings.ToUpper(in.Inventory.VMs[0].NICs[0])
+		}, webVM, "Unhealthy 22:web-01-nsg/AllowSSHFromInternet/Internet"},
 		{"missing NIC", func(in *Input) { in.Inventory.NICs = in.Inventory.NICs[1:] }, webVM, "NotApplicable InventoryError"},
 		{"subnet NSG blocks what the NIC allows", func(in *Input) {
 			in.Inventory.Subnets[0].NSG = azPrefix + "Microsoft.Network/networkSecurityGroups/app-subnet-nsg"

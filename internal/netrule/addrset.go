@@ -87,6 +87,12 @@ func (s AddressSet) Contains(a netip.Addr) bool {
 	return i < len(s.r) && !a.Less(s.r[i].lo) && !s.r[i].hi.Less(a)
 }
 
+// sameAs reports whether s and t share their storage (one was derived from
+// the other without change): a cheap test for the common case.
+func (s AddressSet) sameAs(t AddressSet) bool {
+	return len(s.r) == len(t.r) && (len(s.r) == 0 || &s.r[0] == &t.r[0])
+}
+
 // Equal reports whether both sets hold the same addresses.
 func (s AddressSet) Equal(t AddressSet) bool { return slices.Equal(s.r, t.r) }
 
@@ -111,6 +117,29 @@ func (s AddressSet) Intersect(t AddressSet) AddressSet {
 		} else {
 			j++
 		}
+	}
+	return AddressSet{r: out}
+}
+
+// intersectRange is Intersect with the one range [lo, hi], allocating only
+// for a non-empty result.
+func (s AddressSet) intersectRange(lo, hi netip.Addr) AddressSet {
+	var out []addrRange
+	for _, a := range s.r {
+		if a.hi.Less(lo) {
+			continue
+		}
+		if hi.Less(a.lo) {
+			break
+		}
+		l, h := a.lo, a.hi
+		if l.Less(lo) {
+			l = lo
+		}
+		if hi.Less(h) {
+			h = hi
+		}
+		out = append(out, addrRange{l, h})
 	}
 	return AddressSet{r: out}
 }

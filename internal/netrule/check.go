@@ -23,10 +23,12 @@ func fieldErr(field, format string, args ...any) FieldError {
 
 // ParseDirection accepts Inbound or Outbound in any case.
 func ParseDirection(s string) (Direction, error) {
-	switch strings.ToLower(s) {
-	case "inbound":
+	// EqualFold, not ToLower: this runs for every rule of every NSG an
+	// assessment compiles, and must not allocate.
+	switch {
+	case strings.EqualFold(s, "inbound"):
 		return Inbound, nil
-	case "outbound":
+	case strings.EqualFold(s, "outbound"):
 		return Outbound, nil
 	}
 	return "", fmt.Errorf("direction %q is not one of Inbound, Outbound", s)
@@ -34,10 +36,10 @@ func ParseDirection(s string) (Direction, error) {
 
 // ParseAccess accepts Allow or Deny in any case.
 func ParseAccess(s string) (Access, error) {
-	switch strings.ToLower(s) {
-	case "allow":
+	switch {
+	case strings.EqualFold(s, "allow"):
 		return Allow, nil
-	case "deny":
+	case strings.EqualFold(s, "deny"):
 		return Deny, nil
 	}
 	return "", fmt.Errorf("access %q is not one of Allow, Deny", s)
@@ -63,9 +65,14 @@ const (
 // addrEntry is one parsed source or destination of a rule: a tag, "*", or a
 // prefix (a bare address is its full-length prefix).
 type addrEntry struct {
-	raw  string
-	kind matchKind
-	set  AddressSet
+	raw    string
+	kind   matchKind
+	lo, hi netip.Addr // matchPrefix: the prefix as a range, held inline so that compiling allocates nothing per rule
+}
+
+func prefixEntry(raw string, p netip.Prefix) addrEntry {
+	p = p.Masked()
+	return addrEntry{raw: raw, kind: matchPrefix, lo: p.Addr(), hi: lastAddr(p)}
 }
 
 // ParseAddressPrefix checks one NSG address prefix: "*", a service tag
@@ -79,19 +86,19 @@ func ParseAddressPrefix(s string) error {
 func parseAddrEntry(s string) (addrEntry, error) {
 	t := strings.TrimSpace(s)
 	e := addrEntry{raw: s}
-	switch strings.ToLower(t) {
-	case "":
+	switch {
+	case t == "":
 		return e, fmt.Errorf("address prefix is empty")
-	case "*", "any":
+	case t == "*" || strings.EqualFold(t, "any"):
 		e.kind = matchAny
 		return e, nil
-	case "internet":
+	case strings.EqualFold(t, TagInternet):
 		e.kind = matchInternet
 		return e, nil
-	case "virtualnetwork":
+	case strings.EqualFold(t, TagVirtualNetwork):
 		e.kind = matchVNet
 		return e, nil
-	case "azureloadbalancer":
+	case strings.EqualFold(t, TagAzureLoadBalancer):
 		e.kind = matchALB
 		return e, nil
 	}
@@ -102,8 +109,7 @@ func parseAddrEntry(s string) (addrEntry, error) {
 	if p.Masked() != p {
 		return e, fmt.Errorf("%q has host bits set; the prefix is %s", s, p.Masked())
 	}
-	e.set = PrefixSet(p)
-	return e, nil
+	return prefixEntry(s, p), nil
 }
 
 func parseCIDROrAddr(t string) (netip.Prefix, error) {

@@ -17,6 +17,7 @@ type Env struct {
 	vnet     AddressSet
 	internet AddressSet
 	alb      AddressSet
+	defaults []compiledRule // Azure's default inbound rules, compiled once
 }
 
 // NewEnv builds the tag meanings for a virtual network with the given
@@ -24,7 +25,7 @@ type Env struct {
 // many VMs of one network should build it once and reuse it.
 func NewEnv(virtualNetwork ...netip.Prefix) Env {
 	v := PrefixesSet(virtualNetwork...)
-	return Env{vnet: v, internet: InternetSet(v), alb: AddrSet(AzureLoadBalancerAddress())}
+	return Env{vnet: v, internet: InternetSet(v), alb: AddrSet(AzureLoadBalancerAddress()), defaults: compileDefaults()}
 }
 
 // VirtualNetwork returns the set the VirtualNetwork tag stands for.
@@ -110,16 +111,31 @@ func (v Verdict) Deciding() RuleRef {
 }
 
 type compiledRule struct {
-	ref       RuleRef
+	name      string
+	priority  int
+	access    Access
+	def       bool
 	allow     bool
 	proto     Protocol
 	src, dst  []addrEntry
 	ports     []PortRange
-	anySrcPrt bool // source ports "*": the rule decides for every source port
+	portRaw   string   // as written, for RuleRef
+	portsRaw  []string // as written, for RuleRef
+	anySrcPrt bool     // source ports "*": the rule decides for every source port
 }
 
-// CompiledNSG is an NSG's inbound rules, custom and default, parsed and in
-// evaluation order. Compile once, evaluate many times.
+func (r *compiledRule) ref(group, src string) RuleRef {
+	ports := r.portRaw
+	if len(r.portsRaw) > 0 {
+		ports = strings.Join(joinOne(r.portRaw, r.portsRaw), ",")
+	}
+	return RuleRef{Group: group, Rule: r.name, Priority: r.priority, Access: r.access, Default: r.def,
+		Source: src, Protocol: string(r.proto), Ports: ports}
+}
+
+// CompiledNSG is an NSG's inbound custom rules, parsed and in priority
+// order. The default rules come from the Env at evaluation time. Compile
+// once, evaluate many times.
 type CompiledNSG struct {
 	id    string
 	rules []compiledRule
@@ -128,59 +144,156 @@ type CompiledNSG struct {
 // ID returns the NSG's ID.
 func (c *CompiledNSG) ID() string { return c.id }
 
-// CompileNSG parses the inbound rules of n. Rules must be valid (see
-// CheckSecurityRule); the first invalid one is reported by name.
+// CompileNSG parses the inbound rules of n; the first invalid one is
+// reported by name and field (CheckSecurityRule reports them all). The
+// addresses and ports of all rules share two backing arrays, so compiling
+// costs a handful of allocations per NSG, not per rule.
 func CompileNSG(n NSG) (*CompiledNSG, error) {
-	c := &CompiledNSG{id: n.ID}
-	add := func(r SecurityRule, def bool) error {
-		dir, err := ParseDirection(string(r.Direction))
-		if err != nil {
-			return fmt.Errorf("network security group %s: securityRules %q: direction: %w", n.ID, r.Name, err)
-		}
-		if dir != Inbound {
-			return nil
-		}
-		if errs := CheckSecurityRule(r); len(errs) > 0 && !def {
-			return fmt.Errorf("network security group %s: securityRules %q: %w", n.ID, r.Name, errs[0])
-		}
-		acc, _ := ParseAccess(string(r.Access))
-		proto, _ := ParseProtocol(string(r.Protocol))
-		cr := compiledRule{
-			ref: RuleRef{Group: n.ID, Rule: r.Name, Priority: r.Priority, Access: acc, Default: def,
-				Protocol: string(proto), Ports: strings.Join(r.DestinationPorts(), ",")},
-			allow: acc == Allow,
-			proto: proto,
-		}
-		for _, s := range r.Sources() {
-			e, _ := parseAddrEntry(s)
-			cr.src = append(cr.src, e)
-		}
-		for _, s := range r.Destinations() {
-			e, _ := parseAddrEntry(s)
-			cr.dst = append(cr.dst, e)
-		}
-		cr.ports, _ = ParsePortRanges(r.DestinationPorts())
-		sp := joinOne(r.SourcePortRange, r.SourcePortRanges)
-		cr.anySrcPrt = len(sp) == 0
-		for _, s := range sp {
-			if pr, err := ParsePortRange(s); err == nil && pr == AllPorts {
-				cr.anySrcPrt = true
-			}
-		}
-		c.rules = append(c.rules, cr)
-		return nil
+	ne, np := 0, 0
+	for i := range n.SecurityRules {
+		r := &n.SecurityRules[i]
+		ne += count(r.SourceAddressPrefix, r.SourceAddressPrefixes) + count(r.DestinationAddressPrefix, r.DestinationAddressPrefixes)
+		np += count(r.DestinationPortRange, r.DestinationPortRanges)
 	}
-	for _, r := range n.SecurityRules {
-		if err := add(r, false); err != nil {
-			return nil, err
+	a := arena{entries: make([]addrEntry, 0, ne), ports: make([]PortRange, 0, np)}
+	c := &CompiledNSG{id: n.ID, rules: make([]compiledRule, 0, len(n.SecurityRules))}
+	for i := range n.SecurityRules {
+		r := &n.SecurityRules[i]
+		cr, inbound, err := compileRule(r, false, &a)
+		if err != nil {
+			return nil, fmt.Errorf("network security group %s: securityRules %q: %w", n.ID, r.Name, err)
+		}
+		if inbound {
+			c.rules = append(c.rules, cr)
 		}
 	}
 	// Priorities are unique per direction, so a stable sort is a total order.
-	slices.SortStableFunc(c.rules, func(a, b compiledRule) int { return cmp.Compare(a.ref.Priority, b.ref.Priority) })
-	for _, r := range DefaultRules() {
-		_ = add(r, true)
-	}
+	slices.SortStableFunc(c.rules, func(a, b compiledRule) int { return cmp.Compare(a.priority, b.priority) })
 	return c, nil
+}
+
+func count(one string, many []string) int {
+	if one != "" {
+		return 1 + len(many)
+	}
+	return len(many)
+}
+
+// arena is where compileRule puts parsed addresses and ports; each rule
+// keeps a capacity-capped window of it.
+type arena struct {
+	entries []addrEntry
+	ports   []PortRange
+}
+
+func compileRule(r *SecurityRule, def bool, a *arena) (compiledRule, bool, error) {
+	var cr compiledRule
+	dir, err := ParseDirection(string(r.Direction))
+	if err != nil {
+		return cr, false, FieldError{"direction", err.Error()}
+	}
+	if dir != Inbound {
+		return cr, false, nil
+	}
+	if !def && (r.Priority < MinPriority || r.Priority > MaxPriority) {
+		return cr, false, fieldErr("priority", "%d is outside the range %d-%d", r.Priority, MinPriority, MaxPriority)
+	}
+	if cr.access, err = ParseAccess(string(r.Access)); err != nil {
+		return cr, false, FieldError{"access", err.Error()}
+	}
+	if cr.proto, err = parseProtocolFast(r.Protocol); err != nil {
+		return cr, false, FieldError{"protocol", err.Error()}
+	}
+	cr.name, cr.priority, cr.def, cr.allow = r.Name, r.Priority, def, cr.access == Allow
+	if cr.src, err = compileEntries(a, "sourceAddressPrefix", r.SourceAddressPrefix, r.SourceAddressPrefixes); err != nil {
+		return cr, false, err
+	}
+	if cr.dst, err = compileEntries(a, "destinationAddressPrefix", r.DestinationAddressPrefix, r.DestinationAddressPrefixes); err != nil {
+		return cr, false, err
+	}
+	cr.portRaw, cr.portsRaw = r.DestinationPortRange, r.DestinationPortRanges
+	if cr.portRaw == "" && len(cr.portsRaw) == 0 {
+		return cr, false, fieldErr("destinationPortRange", "one of destinationPortRange or destinationPortRanges is required")
+	}
+	start := len(a.ports)
+	for _, ps := range [2][]string{{cr.portRaw}, cr.portsRaw} {
+		for _, p := range ps {
+			if p == "" {
+				continue
+			}
+			pr, err := ParsePortRange(p)
+			if err != nil {
+				return cr, false, FieldError{"destinationPortRange", err.Error()}
+			}
+			a.ports = append(a.ports, pr)
+		}
+	}
+	cr.ports = a.ports[start:len(a.ports):len(a.ports)]
+	cr.anySrcPrt = r.SourcePortRange == "" && len(r.SourcePortRanges) == 0
+	for _, ps := range [2][]string{{r.SourcePortRange}, r.SourcePortRanges} {
+		for _, sp := range ps {
+			if sp == "" {
+				continue
+			}
+			pr, err := ParsePortRange(sp)
+			if err != nil {
+				return cr, false, FieldError{"sourcePortRange", err.Error()}
+			}
+			if pr == AllPorts {
+				cr.anySrcPrt = true
+			}
+		}
+	}
+	return cr, true, nil
+}
+
+func compileEntries(a *arena, field, one string, many []string) ([]addrEntry, error) {
+	if one == "" && len(many) == 0 {
+		return nil, fieldErr(field, "one of %s or %ses is required", field, field)
+	}
+	start := len(a.entries)
+	add := func(s string) error {
+		e, err := parseAddrEntry(s)
+		if err != nil {
+			return FieldError{field, err.Error()}
+		}
+		a.entries = append(a.entries, e)
+		return nil
+	}
+	if one != "" {
+		if err := add(one); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range many {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return a.entries[start:len(a.entries):len(a.entries)], nil
+}
+
+// parseProtocolFast accepts the canonical spellings without the allocation
+// ParseProtocol's lower-casing costs, and falls back to it for the rest.
+func parseProtocolFast(p Protocol) (Protocol, error) {
+	switch p {
+	case Tcp, Udp, Icmp, Any:
+		return p, nil
+	}
+	return ParseProtocol(string(p))
+}
+
+// compileDefaults compiles Azure's default inbound rules.
+func compileDefaults() []compiledRule {
+	var out []compiledRule
+	var a arena
+	rules := DefaultRules()
+	for i := range rules {
+		if cr, inbound, err := compileRule(&rules[i], true, &a); err == nil && inbound {
+			out = append(out, cr)
+		}
+	}
+	return out
 }
 
 func (e *addrEntry) within(env *Env, r AddressSet) AddressSet {
@@ -188,13 +301,16 @@ func (e *addrEntry) within(env *Env, r AddressSet) AddressSet {
 	case matchAny:
 		return r
 	case matchInternet:
+		if r.sameAs(env.internet) {
+			return r // the usual query: "from the internet", whole
+		}
 		return r.Intersect(env.internet)
 	case matchVNet:
 		return r.Intersect(env.vnet)
 	case matchALB:
 		return r.Intersect(env.alb)
 	}
-	return r.Intersect(e.set)
+	return r.intersectRange(e.lo, e.hi)
 }
 
 func (e *addrEntry) has(env *Env, a netip.Addr) bool {
@@ -208,7 +324,8 @@ func (e *addrEntry) has(env *Env, a netip.Addr) bool {
 	case matchALB:
 		return env.alb.Contains(a)
 	}
-	return e.set.Contains(a)
+	a = a.Unmap()
+	return !a.Less(e.lo) && !e.hi.Less(a)
 }
 
 // piece is the part of the incoming source set that one rule entry decided.
@@ -218,36 +335,42 @@ type piece struct {
 	src  string
 }
 
-// decide runs the NSG's rules in priority order over the sources in, and
-// returns which rule decided which sources: first match wins, and a matched
-// source is removed from further consideration (unless the rule is limited
-// to some source ports, since other source ports go on to later rules).
-func (c *CompiledNSG) decide(env *Env, dest netip.Addr, port int, proto Protocol, in AddressSet) []piece {
-	var out []piece
+// decide runs the NSG's rules, then the default rules, in priority order
+// over the sources in, and returns which rule decided which sources: first
+// match wins, and a matched source is removed from further consideration
+// (unless the rule is limited to some source ports, since other source
+// ports go on to later rules).
+func (c *CompiledNSG) decide(env *Env, dest netip.Addr, port int, proto Protocol, in AddressSet, out []piece) []piece {
 	remaining := in
-	for i := range c.rules {
-		r := &c.rules[i]
-		if !r.proto.Overlaps(proto) || !portsContain(r.ports, port) || !destMatch(env, r.dst, dest) {
-			continue
-		}
-		var decided AddressSet
-		for j := range r.src {
-			m := r.src[j].within(env, remaining)
-			if m.IsEmpty() {
+	defaults := env.defaults
+	if defaults == nil {
+		defaults = compileDefaults() // a zero Env: slow but right
+	}
+	for _, rules := range [2][]compiledRule{c.rules, defaults} {
+		for i := range rules {
+			r := &rules[i]
+			if !r.proto.Overlaps(proto) || !portsContain(r.ports, port) || !destMatch(env, r.dst, dest) {
 				continue
 			}
-			out = append(out, piece{set: m, rule: r, src: r.src[j].raw})
-			if len(r.src) == 1 {
-				decided = m
-			} else {
-				decided = decided.Union(m)
+			var decided AddressSet
+			for j := range r.src {
+				m := r.src[j].within(env, remaining)
+				if m.IsEmpty() {
+					continue
+				}
+				out = append(out, piece{set: m, rule: r, src: r.src[j].raw})
+				if len(r.src) == 1 {
+					decided = m
+				} else {
+					decided = decided.Union(m)
+				}
 			}
-		}
-		if r.anySrcPrt && !decided.IsEmpty() {
-			if decided.Equal(remaining) {
-				break
+			if r.anySrcPrt && !decided.IsEmpty() {
+				if decided.Equal(remaining) {
+					return out
+				}
+				remaining = remaining.Subtract(decided)
 			}
-			remaining = remaining.Subtract(decided)
 		}
 	}
 	return out
@@ -271,11 +394,7 @@ func destMatch(env *Env, es []addrEntry, a netip.Addr) bool {
 	return false
 }
 
-func (p piece) ref() RuleRef {
-	r := p.rule.ref
-	r.Source = p.src
-	return r
-}
+func (p piece) ref(group string) RuleRef { return p.rule.ref(group, p.src) }
 
 // EvaluateAzure answers q for a VM's NIC behind the NSGs of path, in the
 // order traffic meets them: the subnet's NSG, then the NIC's (nil entries,
@@ -300,7 +419,9 @@ func EvaluateAzure(path []*CompiledNSG, env Env, q Query) Verdict {
 func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 	v := Verdict{Protocol: proto}
 	cur := q.Source.Set
-	decided := make([][]piece, 0, len(path))
+	var buf [2]decision
+	var pbuf [8]piece // pieces of every NSG on the path, without a heap allocation in the usual case
+	decided := buf[:0]
 	for _, n := range path {
 		if n == nil {
 			continue
@@ -308,8 +429,14 @@ func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 		if cur.IsEmpty() {
 			break
 		}
-		ps := n.decide(env, q.Destination, q.Port, proto, cur)
-		decided = append(decided, ps)
+		out := pbuf[:0:len(pbuf)]
+		if len(decided) > 0 {
+			// Keep the previous NSG's pieces: append after them.
+			prev := decided[len(decided)-1].pieces
+			out = prev[len(prev):len(prev):cap(prev)]
+		}
+		ps := n.decide(env, q.Destination, q.Port, proto, cur, out)
+		decided = append(decided, decision{n.id, ps})
 		var next AddressSet
 		for _, p := range ps {
 			if p.rule.allow {
@@ -334,17 +461,23 @@ func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 	return v
 }
 
+// decision is what one NSG on the path decided.
+type decision struct {
+	group  string
+	pieces []piece
+}
+
 // explain returns, per NSG, the first rule that decided source a the way
 // it went: allowed through every NSG but the last, and through the last too
 // if lastAllowed. (With source-port-limited rules a source can be both
 // allowed and denied by one NSG, on different source ports.)
-func explain(decided [][]piece, a netip.Addr, lastAllowed bool) []RuleRef {
-	var out []RuleRef
-	for i, ps := range decided {
+func explain(decided []decision, a netip.Addr, lastAllowed bool) []RuleRef {
+	out := make([]RuleRef, 0, len(decided))
+	for i, d := range decided {
 		allow := i < len(decided)-1 || lastAllowed
-		for _, p := range ps {
+		for _, p := range d.pieces {
 			if p.rule.allow == allow && p.set.Contains(a) {
-				out = append(out, p.ref())
+				out = append(out, p.ref(d.group))
 				break
 			}
 		}
@@ -393,11 +526,11 @@ func CompileSecurityGroup(sg SecurityGroup) (*CompiledSG, error) {
 		}
 		for _, r := range p.IPRanges {
 			pr, _ := netip.ParsePrefix(strings.TrimSpace(r.CidrIP))
-			cp.entries = append(cp.entries, addrEntry{raw: r.CidrIP, set: PrefixSet(pr)})
+			cp.entries = append(cp.entries, prefixEntry(r.CidrIP, pr))
 		}
 		for _, r := range p.IPv6Ranges {
 			pr, _ := netip.ParsePrefix(strings.TrimSpace(r.CidrIPv6))
-			cp.entries = append(cp.entries, addrEntry{raw: r.CidrIPv6, set: PrefixSet(pr)})
+			cp.entries = append(cp.entries, prefixEntry(r.CidrIPv6, pr))
 		}
 		c.perms = append(c.perms, cp)
 	}
@@ -437,7 +570,7 @@ func evalAWS(groups []*CompiledSG, q Query, proto Protocol) Verdict {
 				continue
 			}
 			for j := range p.entries {
-				m := q.Source.Set.Intersect(p.entries[j].set)
+				m := q.Source.Set.intersectRange(p.entries[j].lo, p.entries[j].hi)
 				if m.IsEmpty() {
 					continue
 				}
