@@ -54,7 +54,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // instead (database/sql hands the connection to waiters in order): no
 // SQLITE_BUSY and no deadlock by construction, every statement is prepared
 // once, and ":memory:" works because there is only one database.
-// Measured with BenchmarkInsertRequestParallel (64 goroutines on 2 vCPUs
+// Measured with BenchmarkInsertRequestParallel (16 goroutines on 2 vCPUs
 // shared with other busy processes): one connection and a pool of 4 with
 // BEGIN IMMEDIATE both ran without errors at about 0.6 to 0.7 ms of CPU
 // per initiate transaction, the difference within the noise, so the
