@@ -15,8 +15,10 @@ package assess
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
@@ -86,6 +88,9 @@ type Input struct {
 	Providers []string `json:"providers,omitempty"`
 	// Agents marks the host VMs (by inventory.Key) whose agent is connected.
 	Agents map[string]bool `json:"agents,omitempty"`
+	// Workers is how many goroutines classify VMs; 0 means GOMAXPROCS.
+	// Small inventories (under 1000 VMs per worker) use fewer.
+	Workers int `json:"-"`
 }
 
 // Recommendation is the header of a report.
@@ -175,9 +180,34 @@ func Assess(in Input) (Report, error) {
 		ManagementPorts: ports,
 		Results:         make([]Result, len(in.Inventory.VMs)),
 	}
-	for i := range in.Inventory.VMs {
-		res := a.assess(&in.Inventory.VMs[i])
-		switch res.Status {
+	// VMs are independent: classify them in contiguous chunks, one per
+	// worker, each with its own caches of compiled NSGs and groups (the
+	// indexes are shared and read-only).
+	vms := in.Inventory.VMs
+	workers := in.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, len(vms)/1000))
+	var wg sync.WaitGroup
+	chunk := (len(vms) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(vms))
+		wa := a
+		if w > 0 {
+			wa = a.fork()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				rep.Results[i] = wa.assess(&vms[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range rep.Results {
+		switch rep.Results[i].Status {
 		case Healthy:
 			rep.Summary.Healthy++
 		case Unhealthy:
@@ -185,7 +215,6 @@ func Assess(in Input) (Report, error) {
 		default:
 			rep.Summary.NotApplicable++
 		}
-		rep.Results[i] = res
 	}
 	return rep, nil
 }
@@ -226,6 +255,7 @@ type idx[T any] struct {
 	list  []T
 	id    func(*T) string
 	exact map[string]*T
+	once  sync.Once // workers share the index; the first miss builds lower
 	lower map[string]*T
 }
 
@@ -241,12 +271,12 @@ func (x *idx[T]) get(id string) (*T, bool) {
 	if v, ok := x.exact[id]; ok {
 		return v, true
 	}
-	if x.lower == nil {
+	x.once.Do(func() {
 		x.lower = make(map[string]*T, len(x.list))
 		for i := range x.list {
 			x.lower[inventory.Key(x.id(&x.list[i]))] = &x.list[i]
 		}
-	}
+	})
 	v, ok := x.lower[inventory.Key(id)]
 	return v, ok
 }
@@ -292,6 +322,16 @@ func newAssessor(in Input, ports []int) *assessor {
 		}
 	}
 	return a
+}
+
+// fork returns an assessor for another worker: the same inputs and
+// indexes, its own caches.
+func (a *assessor) fork() *assessor {
+	b := *a
+	b.compiledNSG = map[string]compiled[netrule.CompiledNSG]{}
+	b.compiledSG = map[string]compiled[netrule.CompiledSG]{}
+	b.envs = map[string]netrule.Env{}
+	return &b
 }
 
 // vnetID is the ID of the virtual network a subnet ID lies in: the ID up
