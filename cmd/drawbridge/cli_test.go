@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -352,4 +354,37 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo left files in its temporary directory: %v %v", left, err)
 	}
 	t.Logf("demo took %v", took)
+}
+
+func TestTokenFromEnvironmentIsSent(t *testing.T) {
+	got := make(chan string, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("Authorization"):
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"AuthenticationFailed","message":"token expired"}}`))
+	}))
+	defer ts.Close()
+	env := map[string]string{"DRAWBRIDGE_SERVER": ts.URL, "DRAWBRIDGE_TOKEN": "tok-123"}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"grants"}, &out, &errb, func(k string) string { return env[k] })
+	if code == 0 || errb.String() != "drawbridge: token expired\n" {
+		t.Fatalf("exit %d, stderr %q; want the server's message on one line", code, errb.String())
+	}
+	if h := <-got; h != "Bearer tok-123" {
+		t.Fatalf("Authorization = %q", h)
+	}
+}
+
+func TestPolicyGetShowsRequests(t *testing.T) {
+	srv := startServer(t)
+	ok(t, srv.URL, "policy", "set", "web-01", "--port", "22")
+	ok(t, srv.URL, "request", "web-01", "--port", "22", "--duration", "1h", "--source", "198.18.0.4", "--justification", "patch night")
+	out := ok(t, srv.URL, "policy", "get", "web-01")
+	if !strings.Contains(out, "recent requests") || !strings.Contains(out, "patch night") || !strings.Contains(out, "198.18.0.4") {
+		t.Fatalf("policy get lacks the request:\n%s", out)
+	}
 }

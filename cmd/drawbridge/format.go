@@ -89,6 +89,20 @@ func printPolicy(w io.Writer, p api.PolicyResource) {
 		}
 	}
 	t.flush()
+	if len(p.Properties.Requests) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nrecent requests")
+	t = newTable(w, "START (UTC)", "REQUESTOR", "VM", "PORT", "SOURCE", "END (UTC)", "STATUS", "REASON", "JUSTIFICATION")
+	for _, r := range p.Properties.Requests {
+		for _, vm := range r.VirtualMachines {
+			for _, port := range vm.Ports {
+				t.row(fmtTime(r.StartTimeUtc), r.Requestor, lastSegment(vm.ID), strconv.Itoa(port.Number), port.AllowedSourceAddressPrefix,
+					fmtTime(port.EndTimeUtc), string(port.Status), string(port.StatusReason), r.Justification)
+			}
+		}
+	}
+	t.flush()
 }
 
 func printPolicies(w io.Writer, ps []api.PolicyResource) {
