@@ -6,6 +6,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
+	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // Desired is the firewall state drawbridge wants on one VM: the guarded
@@ -51,9 +52,20 @@ type Observed struct {
 //     its own objects and restore what it set aside.
 type Provider interface {
 	// Check reports whether Apply(desired) would succeed, changing nothing.
+	// The service may call it inside a store transaction, so it must not
+	// use the store (a TxProvider is checked by ApplyTx instead).
 	Check(ctx context.Context, vm inventory.VM, desired Desired) error
 	// Apply makes the VM's firewall match desired.
 	Apply(ctx context.Context, vm inventory.VM, desired Desired) (Observed, error)
+}
+
+// TxProvider is a Provider whose firewall state lives in the store itself
+// (the simulated network). The service applies it inside the transaction
+// that changes grants and policies, so both commit together or not at all.
+// ApplyTx writes nothing to objs when it returns an error.
+type TxProvider interface {
+	Provider
+	ApplyTx(ctx context.Context, objs store.Objects, vm inventory.VM, desired Desired) (Observed, error)
 }
 
 // Providers returns the provider for a VM's provider name.

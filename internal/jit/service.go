@@ -109,6 +109,9 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 		if err != nil {
 			return Policy{}, conflict(fmt.Sprintf("properties.virtualMachines[%d].id", i), "%v", err)
 		}
+		if _, inTx := prov.(TxProvider); inTx {
+			continue // checked by applying inside the writing transaction
+		}
 		d := Desired{VMID: vm.ID, Guarded: guardedPorts(v)}
 		if err := prov.Check(ctx, vm, d); err != nil {
 			return Policy{}, conflict(fmt.Sprintf("properties.virtualMachines[%d].id", i), "cannot enable JIT on %s: %v", v.ID, err)
@@ -135,6 +138,7 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 		affected[inventory.Key(v.ID)] = v.ID
 	}
 	unlock := s.lockVMs(keys(affected))
+	var later []string
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		if err := tx.PutPolicy(ctx, p); err != nil {
 			return err
@@ -161,14 +165,25 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 				}
 			}
 		}
-		return nil
+		// Providers that keep their state in the store change with the
+		// policy, in this transaction: a failure leaves nothing behind.
+		var err error
+		later, err = s.applyAllInTx(ctx, tx, sortedValues(affected), now, func(vmID string) string {
+			for i, v := range p.VirtualMachines {
+				if strings.EqualFold(v.ID, vmID) {
+					return fmt.Sprintf("properties.virtualMachines[%d].id", i)
+				}
+			}
+			return "properties.virtualMachines"
+		})
+		return err
 	})
 	unlock()
 	if err != nil {
 		return Policy{}, err
 	}
 	var failures []string
-	for _, vmID := range sortedValues(affected) {
+	for _, vmID := range later {
 		if err := s.ReconcileVM(ctx, vmID); err != nil {
 			failures = append(failures, err.Error())
 		}
@@ -219,6 +234,7 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 		vmIDs = append(vmIDs, v.ID)
 	}
 	unlock := s.lockVMs(lowerAll(vmIDs))
+	var later []string
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		for _, vmID := range vmIDs {
 			grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
@@ -235,14 +251,21 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 				}
 			}
 		}
-		return tx.DeletePolicy(ctx, p.ID)
+		if err := tx.DeletePolicy(ctx, p.ID); err != nil {
+			return err
+		}
+		// Restoring the rules JIT set aside must succeed, or the policy
+		// stays: a deleted policy is never reconciled again.
+		var err error
+		later, err = s.applyAllInTx(ctx, tx, vmIDs, now, func(string) string { return "" })
+		return err
 	})
 	unlock()
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, vmID := range vmIDs {
+	for _, vmID := range later {
 		if err := s.ReconcileVM(ctx, vmID); err != nil {
 			errs = append(errs, err)
 		}
@@ -279,9 +302,9 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 	unlock := s.lockVMs(vmKeys)
 	defer unlock()
 
-	// prepare validates the request and builds its grants; it runs once to
-	// ask the providers and again inside the writing transaction, so the
-	// stored request is checked against the state it is stored with.
+	// prepare validates the request and builds its grants inside the
+	// writing transaction, so the stored request is checked against the
+	// state it is stored with.
 	type vmPlan struct {
 		vm         inventory.VM
 		superseded []Grant
@@ -364,27 +387,25 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 		return grants, plans, nil
 	}
 
-	var plans []vmPlan
-	if err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		_, plans, err = prepare(tx)
-		return err
-	}); err != nil {
-		return Request{}, err
-	}
-	for i, plan := range plans {
-		prov, err := s.providerFor(plan.vm)
-		if err != nil {
-			return Request{}, conflict(fmt.Sprintf("virtualMachines[%d].id", i), "%v", err)
-		}
-		if err := prov.Check(ctx, plan.vm, plan.desired); err != nil {
-			return Request{}, conflict(fmt.Sprintf("virtualMachines[%d].id", i), "cannot open access on %s: %v", plan.vm.ID, err)
-		}
-	}
+	var later []string
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		grants, plans, err := prepare(tx)
 		if err != nil {
 			return err
+		}
+		// Providers outside the store are asked first; those inside it
+		// are checked by applying below, in this transaction.
+		for i, plan := range plans {
+			prov, err := s.providerFor(plan.vm)
+			if err != nil {
+				return conflict(fmt.Sprintf("virtualMachines[%d].id", i), "%v", err)
+			}
+			if _, inTx := prov.(TxProvider); inTx {
+				continue
+			}
+			if err := prov.Check(ctx, plan.vm, plan.desired); err != nil {
+				return conflict(fmt.Sprintf("virtualMachines[%d].id", i), "cannot open access on %s: %v", plan.vm.ID, err)
+			}
 		}
 		for _, plan := range plans {
 			for _, g := range plan.superseded {
@@ -394,20 +415,58 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 			}
 		}
 		req.Grants = grants
-		return tx.InsertRequest(ctx, req)
+		if err := tx.InsertRequest(ctx, req); err != nil {
+			return err
+		}
+		var vmIDs []string
+		for _, plan := range plans {
+			vmIDs = append(vmIDs, plan.vm.ID)
+		}
+		later, err = s.applyAllInTx(ctx, tx, vmIDs, now, func(vmID string) string {
+			for i, v := range in.VirtualMachines {
+				if strings.EqualFold(v.ID, vmID) {
+					return fmt.Sprintf("virtualMachines[%d].id", i)
+				}
+			}
+			return "virtualMachines"
+		})
+		if err != nil {
+			return err
+		}
+		// Read back the apply status the providers just recorded.
+		for i, g := range req.Grants {
+			cur, err := tx.GetGrant(ctx, g.ID)
+			if err != nil {
+				return err
+			}
+			req.Grants[i] = cur
+		}
+		return nil
 	})
 	if err != nil {
 		return Request{}, err
 	}
 	unlock()
-	unlock = func() {}
 	s.nudgeExpiry()
-	for _, vmID := range requestVMs(req) {
+	if len(later) == 0 {
+		return req, nil
+	}
+	for _, vmID := range later {
 		// A provider failure is recorded on the grants and retried by the
 		// reconcile job; the request itself stands.
 		_ = s.ReconcileVM(ctx, vmID)
 	}
-	return s.GetRequest(ctx, req.ID, policy.ID)
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		for i, g := range req.Grants {
+			cur, err := tx.GetGrant(ctx, g.ID)
+			if err != nil {
+				return err
+			}
+			req.Grants[i] = cur
+		}
+		return nil
+	})
+	return req, err
 }
 
 // grantFor validates one requested port against the VM's policy.
@@ -530,6 +589,7 @@ func (s *Service) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error
 func (s *Service) Revoke(ctx context.Context, actor Actor, grantID string) (Grant, error) {
 	now := s.clock.Now().UTC()
 	var g Grant
+	var later []string
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		var err error
 		g, err = tx.GetGrant(ctx, grantID)
@@ -545,13 +605,21 @@ func (s *Service) Revoke(ctx context.Context, actor Actor, grantID string) (Gran
 		if err != nil {
 			return err
 		}
-		return tx.UpdateGrant(ctx, g)
+		if err := tx.UpdateGrant(ctx, g); err != nil {
+			return err
+		}
+		// A firewall failure does not undo the revoke: it is recorded and
+		// the reconcile job retries until the firewall closes.
+		later, err = s.applyAllInTx(ctx, tx, []string{g.VMID}, now, nil)
+		return err
 	})
 	if err != nil {
 		return Grant{}, err
 	}
-	if err := s.ReconcileVM(ctx, g.VMID); err != nil {
-		return g, err
+	for _, vmID := range later {
+		if err := s.ReconcileVM(ctx, vmID); err != nil {
+			return g, err
+		}
 	}
 	return g, nil
 }
@@ -563,11 +631,14 @@ const expireBatch = 500
 
 // ExpireDue ends every Initiated grant whose end time has passed (reason
 // Expired) and removes it from the firewall. It returns how many it ended.
+// For providers in the store the status change and the firewall change
+// commit together; a provider failure is recorded and retried, never a
+// reason to keep a grant open.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		now := s.clock.Now().UTC()
-		vms := map[string]string{}
+		var later []string
 		n := 0
 		err := s.store.InTx(ctx, func(tx Tx) error {
 			due, err := tx.DueGrants(ctx, now, expireBatch)
@@ -575,6 +646,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 				return err
 			}
 			n = len(due)
+			vms := map[string]string{}
 			for _, g := range due {
 				ended, err := g.End(ReasonExpired, now)
 				if err != nil {
@@ -585,14 +657,15 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 				}
 				vms[inventory.Key(g.VMID)] = g.VMID
 			}
-			return nil
+			later, err = s.applyAllInTx(ctx, tx, sortedValues(vms), now, nil)
+			return err
 		})
 		if err != nil {
 			return total, err
 		}
 		total += n
 		var errs []error
-		for _, vmID := range sortedValues(vms) {
+		for _, vmID := range later {
 			if err := s.ReconcileVM(ctx, vmID); err != nil {
 				errs = append(errs, err)
 			}
@@ -627,43 +700,120 @@ func (s *Service) nudgeExpiry() {
 // DesiredFor computes the desired firewall state of a VM from the store: the
 // ports its policy guards and its grants that are active now.
 func (s *Service) DesiredFor(ctx context.Context, vmID string) (inventory.VM, Desired, []Grant, error) {
-	now := s.clock.Now().UTC()
 	var vm inventory.VM
 	var d Desired
 	var active []Grant
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		var err error
-		vm, err = tx.GetVM(ctx, vmID)
-		if err != nil {
-			return err
-		}
-		d = Desired{VMID: vm.ID}
-		p, err := tx.PolicyForVM(ctx, vm.ID)
-		switch {
-		case err == nil:
-			if vp, ok := p.VM(vm.ID); ok {
-				d.Guarded = guardedPorts(vp)
-			}
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
-		if err != nil {
-			return err
-		}
-		for _, g := range grants {
-			if g.IsActive(now) {
-				active = append(active, g)
-			}
-		}
-		// Oldest first so providers see a stable order.
-		sort.Slice(active, func(i, j int) bool { return active[i].ID < active[j].ID })
-		for _, g := range active {
-			d.Grants = append(d.Grants, desiredGrant(g))
-		}
-		return nil
+		vm, d, active, err = desiredInTx(ctx, tx, vmID, s.clock.Now().UTC())
+		return err
 	})
 	return vm, d, active, err
+}
+
+func desiredInTx(ctx context.Context, tx Tx, vmID string, now time.Time) (inventory.VM, Desired, []Grant, error) {
+	vm, err := tx.GetVM(ctx, vmID)
+	if err != nil {
+		return vm, Desired{}, nil, err
+	}
+	d := Desired{VMID: vm.ID}
+	p, err := tx.PolicyForVM(ctx, vm.ID)
+	switch {
+	case err == nil:
+		if vp, ok := p.VM(vm.ID); ok {
+			d.Guarded = guardedPorts(vp)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return vm, d, nil, err
+	}
+	grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
+	if err != nil {
+		return vm, d, nil, err
+	}
+	var active []Grant
+	for _, g := range grants {
+		if g.IsActive(now) {
+			active = append(active, g)
+		}
+	}
+	// Oldest first so providers see a stable order.
+	sort.Slice(active, func(i, j int) bool { return active[i].ID < active[j].ID })
+	for _, g := range active {
+		d.Grants = append(d.Grants, desiredGrant(g))
+	}
+	return vm, d, active, nil
+}
+
+// applyAllInTx reconciles the VMs whose provider keeps its state in the
+// store, inside tx, and returns the others for the caller to reconcile
+// after commit. With fieldFor set, a provider failure aborts the
+// transaction as a conflict naming fieldFor(vmID); without it, the failure
+// is recorded on the VM's grants and the transaction goes on.
+func (s *Service) applyAllInTx(ctx context.Context, tx Tx, vmIDs []string, now time.Time, fieldFor func(vmID string) string) ([]string, error) {
+	var later []string
+	for _, vmID := range vmIDs {
+		vm, desired, active, err := desiredInTx(ctx, tx, vmID, now)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // left the inventory: nothing to enforce
+		} else if err != nil {
+			return nil, err
+		}
+		prov, err := s.providerFor(vm)
+		if err != nil {
+			if fieldFor != nil {
+				return nil, conflict(fieldFor(vmID), "%v", err)
+			}
+			later = append(later, vm.ID) // ReconcileVM reports it
+			continue
+		}
+		txp, ok := prov.(TxProvider)
+		if !ok {
+			later = append(later, vm.ID)
+			continue
+		}
+		obs, applyErr := txp.ApplyTx(ctx, tx, vm, desired)
+		if applyErr != nil {
+			if fieldFor != nil {
+				return nil, conflict(fieldFor(vmID), "cannot apply JIT on %s: %v", vm.ID, applyErr)
+			}
+			applyErr = fmt.Errorf("apply on %s: %w", vm.ID, applyErr)
+		}
+		if err := recordObserved(ctx, tx, active, obs, applyErr, now); err != nil {
+			return nil, err
+		}
+		if s.OnChange != nil {
+			s.OnChange(vm.ID)
+		}
+	}
+	return later, nil
+}
+
+// recordObserved updates the apply bookkeeping of a VM's active grants in tx.
+func recordObserved(ctx context.Context, tx Tx, active []Grant, obs Observed, applyErr error, now time.Time) error {
+	enforced := map[string]bool{}
+	for _, id := range obs.Enforced {
+		enforced[id] = true
+	}
+	for _, g := range active {
+		ng := g
+		switch {
+		case applyErr != nil:
+			ng.ProviderError = applyErr.Error()
+		case enforced[g.ID]:
+			ng.ProviderError = ""
+			if !ng.Applied {
+				ng.Applied, ng.AppliedAt = true, now
+			}
+		default:
+			ng.ProviderError = ""
+		}
+		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
+			if err := tx.UpdateGrant(ctx, ng); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ReconcileVM makes the VM's firewall match the store. It is safe to call at
@@ -672,9 +822,42 @@ func (s *Service) DesiredFor(ctx context.Context, vmID string) (inventory.VM, De
 func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
 	unlock := s.lockVMs([]string{inventory.Key(vmID)})
 	defer unlock()
+	var later []string
+	var applyErr error
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		now := s.clock.Now().UTC()
+		var err error
+		later, err = s.applyAllInTx(ctx, tx, []string{vmID}, now, nil)
+		if err != nil {
+			return err
+		}
+		if len(later) == 0 {
+			// Report a failure recorded in the transaction to the caller.
+			grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
+			if err != nil {
+				return err
+			}
+			for _, g := range grants {
+				if g.ProviderError != "" {
+					applyErr = errors.New(g.ProviderError)
+					break
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || len(later) == 0 {
+		return errors.Join(err, applyErr)
+	}
+	return s.reconcileOutside(ctx, vmID)
+}
+
+// reconcileOutside reconciles a VM whose provider lives outside the store:
+// read the desired state, apply it, then record what the provider reported.
+func (s *Service) reconcileOutside(ctx context.Context, vmID string) error {
 	vm, desired, active, err := s.DesiredFor(ctx, vmID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil // the VM left the inventory: nothing to enforce
+		return nil
 	} else if err != nil {
 		return err
 	}
@@ -689,11 +872,11 @@ func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
 	if applyErr != nil {
 		applyErr = fmt.Errorf("apply on %s: %w", vm.ID, applyErr)
 	}
+	now := s.clock.Now().UTC()
 	enforced := map[string]bool{}
 	for _, id := range obs.Enforced {
 		enforced[id] = true
 	}
-	now := s.clock.Now().UTC()
 	var changed []Grant
 	for _, g := range active {
 		ng := g

@@ -85,7 +85,10 @@ func (s *session) reconcileGrantGroups(vm inventory.VM, name string, enis []*inv
 	for _, g := range grants {
 		want[inventory.Key(GrantGroupID(g.GrantID))] = g
 	}
-	keys, err := s.keys(inventory.KindSecurityGroup)
+	for k := range want {
+		s.newFP.GrantGroups = append(s.newFP.GrantGroups, k)
+	}
+	keys, err := s.candidates(inventory.KindSecurityGroup, func(f *Footprint) []string { return f.GrantGroups })
 	if err != nil {
 		return err
 	}
@@ -236,7 +239,7 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 			groups = append(groups, k)
 		}
 	}
-	recKeys, err := s.keys(KindRevoked)
+	recKeys, err := s.candidates(KindRevoked, func(f *Footprint) []string { return f.RevokedGroups })
 	if err != nil {
 		return err
 	}
@@ -282,6 +285,7 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 		}
 		if attached[k] != "" && len(guarded) > 0 {
 			holders = append(holders, Holder{VMID: vmKey, Ports: slices.Clone(guarded)})
+			s.newFP.RevokedGroups = append(s.newFP.RevokedGroups, k)
 		}
 		sort.Slice(holders, func(i, j int) bool { return holders[i].VMID < holders[j].VMID })
 

@@ -109,7 +109,7 @@ func (s *session) reconcileAzure(vm inventory.VM, guarded []jit.GuardedPort, gra
 		onPath[inventory.Key(p.nsg.ID)] = true
 	}
 	// Strays: this VM's rules left in NSGs that are not on its path now.
-	keys, err := s.keys(inventory.KindNSG)
+	keys, err := s.candidates(inventory.KindNSG, func(f *Footprint) []string { return f.NSGs })
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +134,9 @@ func (s *session) reconcileAzure(vm inventory.VM, guarded []jit.GuardedPort, gra
 			return nil, err
 		}
 		s.put(inventory.KindNSG, p.nsg.ID, p.nsg)
+		if len(guarded) > 0 || len(grants) > 0 {
+			s.newFP.NSGs = append(s.newFP.NSGs, inventory.Key(p.nsg.ID))
+		}
 	}
 	var enforced []string
 	if len(path) > 0 {

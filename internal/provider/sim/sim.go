@@ -98,6 +98,22 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desir
 	return jit.Observed{Enforced: enforced}, nil
 }
 
+// ApplyTx is Apply inside the caller's transaction (jit.TxProvider): the
+// firewall change commits or rolls back together with the caller's change
+// to grants and policies, so a failed request leaves nothing behind. On
+// error nothing has been written to objs.
+func (p *Provider) ApplyTx(ctx context.Context, objs store.Objects, vm inventory.VM, desired jit.Desired) (jit.Observed, error) {
+	s := newSession(ctx, objs)
+	enforced, err := s.reconcile(vm, desired)
+	if err != nil {
+		return jit.Observed{}, err
+	}
+	if err := s.flush(); err != nil {
+		return jit.Observed{}, err
+	}
+	return jit.Observed{Enforced: enforced}, nil
+}
+
 func (s *session) reconcile(vm inventory.VM, d jit.Desired) ([]string, error) {
 	if d.VMID != "" && !strings.EqualFold(d.VMID, vm.ID) {
 		return nil, fmt.Errorf("desired state is for virtual machine %s, not %s", d.VMID, vm.ID)
@@ -113,13 +129,23 @@ func (s *session) reconcile(vm inventory.VM, d jit.Desired) ([]string, error) {
 			return nil, fmt.Errorf("virtual machine %s: grant %s: source is not set", vm.ID, g.GrantID)
 		}
 	}
+	if err := s.loadFootprint(vm); err != nil {
+		return nil, err
+	}
+	var enforced []string
 	switch vm.Cloud {
 	case inventory.AWS:
-		return s.reconcileAWS(vm, guarded, grants)
+		enforced, err = s.reconcileAWS(vm, guarded, grants)
 	case inventory.Azure, "":
-		return s.reconcileAzure(vm, guarded, grants)
+		enforced, err = s.reconcileAzure(vm, guarded, grants)
+	default:
+		return nil, fmt.Errorf("virtual machine %s: cloud %q is not simulated by the sim provider (azure, aws): %w", vm.ID, vm.Cloud, ErrUnprotectable)
 	}
-	return nil, fmt.Errorf("virtual machine %s: cloud %q is not simulated by the sim provider (azure, aws): %w", vm.ID, vm.Cloud, ErrUnprotectable)
+	if err != nil {
+		return nil, err
+	}
+	s.saveFootprint(vm)
+	return enforced, nil
 }
 
 // normGuarded returns the guarded ports sorted by (port, protocol), so that
@@ -197,6 +223,8 @@ type session struct {
 	ctx  context.Context
 	objs store.Objects
 	m    map[objKey]*entry
+
+	oldFP, newFP *Footprint // where the VM's JIT objects were and are (footprint.go)
 }
 
 func newSession(ctx context.Context, o store.Objects) *session {

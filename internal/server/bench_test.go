@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/netip"
+
+	"fmt"
+	"github.com/drawbridge/drawbridge/internal/netrule"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/server"
+)
+
+// benchInventory adds n Azure VMs, each with a NIC and an NSG exposing 22.
+func benchInventory(b *testing.B, srv *server.Server, client *http.Client, base string, n int) []string {
+	var inv inventory.Inventory
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("bench-%03d", i)
+		nic := base + "/providers/Microsoft.Network/networkInterfaces/" + name + "-nic"
+		nsg := base + "/providers/Microsoft.Network/networkSecurityGroups/" + name + "-nsg"
+		inv.VMs = append(inv.VMs, inventory.VM{ID: base + "/providers/Microsoft.Compute/virtualMachines/" + name, Name: name,
+			Cloud: inventory.Azure, Provider: inventory.ProviderSim, Location: "westeurope", NICs: []string{nic}})
+		inv.NICs = append(inv.NICs, inventory.NIC{ID: nic, NSG: nsg, PrivateIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 9, byte(i / 250), byte(i%250 + 1)})}})
+		inv.NSGs = append(inv.NSGs, netrule.NSG{ID: nsg, Name: name + "-nsg", Location: "westeurope", SecurityRules: []netrule.SecurityRule{
+			{Name: "ssh", Priority: 300, Direction: netrule.Inbound, Access: netrule.Allow, Protocol: netrule.Tcp,
+				SourceAddressPrefix: "Internet", SourcePortRange: "*", DestinationAddressPrefix: "*", DestinationPortRange: "22"}}})
+		names = append(names, name)
+	}
+	body, _ := json.Marshal(inv)
+	resp, err := client.Post(srv.URL+"/drawbridge/v1/inventory", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		msg, _ := io.ReadAll(resp.Body)
+		b.Fatalf("inventory: %v %s", err, msg)
+	}
+	resp.Body.Close()
+	return names
+}
+
+// BenchmarkRequestThroughAPI measures whole requests through the HTTP API on
+// SQLite: decode, validate against the policy, commit the request and its
+// grant (ending the previous grant on that VM and port), and update the
+// simulated NSG. Clients spread over 64 generated Azure VMs.
+//
+//	go test -run '^$' -bench RequestThroughAPI -benchtime 5000x ./internal/server/
+func BenchmarkRequestThroughAPI(b *testing.B) {
+	ctx := context.Background()
+	srv, err := server.Start(ctx, server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	base := "/subscriptions/" + inventory.SampleSubscription + "/resourceGroups/" + inventory.SampleResourceGroup
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	vms := benchInventory(b, srv, client, base, 64)
+	for _, name := range vms {
+		vm := base + "/providers/Microsoft.Compute/virtualMachines/" + name
+		body := fmt.Sprintf(`{"properties":{"virtualMachines":[{"id":%q,"ports":[{"number":22,"protocol":"TCP","allowedSourceAddressPrefix":"*","maxRequestAccessDuration":"PT3H"}]}]}}`, vm)
+		req, _ := http.NewRequest("PUT", srv.URL+base+"/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/"+name, strings.NewReader(body))
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("policy for %s: %v %v", name, err, resp)
+		}
+		resp.Body.Close()
+	}
+	var n atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.ResetTimer()
+	start := time.Now()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		var local []time.Duration
+		for pb.Next() {
+			i := n.Add(1)
+			vm := base + "/providers/Microsoft.Compute/virtualMachines/" + vms[i%int64(len(vms))]
+			body := fmt.Sprintf(`{"vm":%q,"ports":[22],"duration":"1h","source":"198.18.%d.%d"}`, vm, (i/250)%250, i%250+1)
+			t := time.Now()
+			resp, err := client.Post(srv.URL+"/drawbridge/v1/requests", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 202 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			local = append(local, time.Since(t))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "requests/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+}
