@@ -30,8 +30,8 @@ type Service struct {
 	vmLocks keyedMutex
 	wake    chan struct{} // nudges the expiry job when an earlier end time appears
 
-	// OnChange, if set, is called after a VM's desired state may have
-	// changed (a provider that pushes to agents listens here).
+	// OnChange, if set, is called after a VM whose provider lives outside
+	// the store was reconciled.
 	OnChange func(vmID string)
 }
 
@@ -393,18 +393,36 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 		if err != nil {
 			return err
 		}
-		// Providers outside the store are asked first; those inside it
-		// are checked by applying below, in this transaction.
+		// Providers outside the store are asked first (Check); those
+		// inside it apply here, in this transaction, from the desired
+		// state prepare computed, so a failure leaves nothing behind.
+		later = nil
 		for i, plan := range plans {
+			field := fmt.Sprintf("virtualMachines[%d].id", i)
 			prov, err := s.providerFor(plan.vm)
 			if err != nil {
-				return conflict(fmt.Sprintf("virtualMachines[%d].id", i), "%v", err)
+				return conflict(field, "%v", err)
 			}
-			if _, inTx := prov.(TxProvider); inTx {
+			txp, ok := prov.(TxProvider)
+			if !ok {
+				if err := prov.Check(ctx, plan.vm, plan.desired); err != nil {
+					return conflict(field, "cannot open access on %s: %v", plan.vm.ID, err)
+				}
+				later = append(later, plan.vm.ID)
 				continue
 			}
-			if err := prov.Check(ctx, plan.vm, plan.desired); err != nil {
-				return conflict(fmt.Sprintf("virtualMachines[%d].id", i), "cannot open access on %s: %v", plan.vm.ID, err)
+			obs, err := txp.ApplyTx(ctx, tx, plan.vm, plan.desired)
+			if err != nil {
+				return conflict(field, "cannot open access on %s: %v", plan.vm.ID, err)
+			}
+			enforced := map[string]bool{}
+			for _, id := range obs.Enforced {
+				enforced[id] = true
+			}
+			for j := range grants {
+				if enforced[grants[j].ID] {
+					grants[j].Applied, grants[j].AppliedAt = true, now
+				}
 			}
 		}
 		for _, plan := range plans {
@@ -417,29 +435,6 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 		req.Grants = grants
 		if err := tx.InsertRequest(ctx, req); err != nil {
 			return err
-		}
-		var vmIDs []string
-		for _, plan := range plans {
-			vmIDs = append(vmIDs, plan.vm.ID)
-		}
-		later, err = s.applyAllInTx(ctx, tx, vmIDs, now, func(vmID string) string {
-			for i, v := range in.VirtualMachines {
-				if strings.EqualFold(v.ID, vmID) {
-					return fmt.Sprintf("virtualMachines[%d].id", i)
-				}
-			}
-			return "virtualMachines"
-		})
-		if err != nil {
-			return err
-		}
-		// Read back the apply status the providers just recorded.
-		for i, g := range req.Grants {
-			cur, err := tx.GetGrant(ctx, g.ID)
-			if err != nil {
-				return err
-			}
-			req.Grants[i] = cur
 		}
 		return nil
 	})
@@ -780,9 +775,6 @@ func (s *Service) applyAllInTx(ctx context.Context, tx Tx, vmIDs []string, now t
 		}
 		if err := recordObserved(ctx, tx, active, obs, applyErr, now); err != nil {
 			return nil, err
-		}
-		if s.OnChange != nil {
-			s.OnChange(vm.ID)
 		}
 	}
 	return later, nil
