@@ -312,6 +312,15 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 	}
 	var policy Policy
 	prepare := func(tx Tx) ([]Grant, []vmPlan, error) {
+		// Replicas racing on the same VM and port: the later one waits
+		// here and then sees (and supersedes) the earlier one's grant.
+		var ids []string
+		for _, v := range in.VirtualMachines {
+			ids = append(ids, v.ID)
+		}
+		if err := tx.LockVMs(ctx, ids); err != nil {
+			return nil, nil, err
+		}
 		var err error
 		policy, err = tx.GetPolicy(ctx, policyID)
 		if errors.Is(err, store.ErrNotFound) {

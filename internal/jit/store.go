@@ -49,4 +49,10 @@ type Tx interface {
 	DueGrants(ctx context.Context, now time.Time, limit int) ([]Grant, error)
 	// NextEndTime returns the earliest end time of an Initiated grant.
 	NextEndTime(ctx context.Context) (time.Time, bool, error)
+
+	// LockVMs serialises this transaction against every other transaction
+	// that locks one of the same VMs, until commit or rollback, across all
+	// processes sharing the store (PostgreSQL replicas: advisory locks).
+	// Backends whose transactions are already serialised may do nothing.
+	LockVMs(ctx context.Context, vmIDs []string) error
 }

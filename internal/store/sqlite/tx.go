@@ -484,3 +484,6 @@ func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	}
 	return time.Unix(0, n.Int64).UTC(), true, nil
 }
+
+// LockVMs does nothing: SQLite transactions already run one at a time.
+func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error { return nil }
