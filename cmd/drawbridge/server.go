@@ -55,7 +55,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.StringVar(&cfg.DBPath, "db", "drawbridge.db", "SQLite database file")
-	f.BoolVar(&cfg.SampleInventory, "sample-inventory", false, "load the built-in sample inventory if the database has no VMs")
+	f.BoolVar(&cfg.SampleInventory, "sample-inventory", true, "load the built-in sample inventory if the database has no VMs (--sample-inventory=false to start empty)")
 	f.BoolVar(&debug, "debug", false, "log at debug level")
 	return cmd
 }
