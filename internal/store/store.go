@@ -34,3 +34,9 @@ type Objects interface {
 type ObjectStore interface {
 	ObjectTx(ctx context.Context, fn func(Objects) error) error
 }
+
+// ErrUnavailable is returned (wrapped) when the database cannot be reached
+// or the connection was lost mid-transaction: nothing the transaction wrote
+// was committed (or, for a lost COMMIT, the outcome is unknown), and trying
+// again later may succeed. The API answers it with 503.
+var ErrUnavailable = errors.New("database unavailable")
