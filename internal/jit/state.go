@@ -18,9 +18,10 @@ import (
 //	                            VM and port                      reason UserRequested (early revoke)
 //	                            revoke by a user                 reason PolicyRemoved (port no longer guarded)
 //
-// Revoked is final. "Applied" is orthogonal: whether the provider has
-// confirmed that the firewall matches the grant's state (an Initiated grant
-// is enforced, a Revoked one is gone from the firewall).
+// Revoked is final. "Applied" says whether the provider has confirmed that
+// the firewall enforces the grant now: it becomes true once an Initiated
+// grant is in force and false when the grant ends (the firewall view, not
+// this flag, shows that an ended grant's rule is gone).
 
 // Status is a grant's state as Azure reports it per port.
 type Status string
