@@ -1,0 +1,136 @@
+package jit
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/resource"
+)
+
+// Inventory returns every stored inventory object (VMs, NICs, networks,
+// NSGs, firewalls, ENIs, security groups, settings) as the store holds it
+// now, including the rules providers added: what the assessment looks at.
+func (s *Service) Inventory(ctx context.Context) (inventory.Inventory, error) {
+	var inv inventory.Inventory
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		var err error
+		inv, err = inventory.LoadAll(ctx, tx)
+		return err
+	})
+	return inv, err
+}
+
+// RunsProvider reports whether this service has a provider of that name.
+func (s *Service) RunsProvider(name string) bool {
+	_, ok := s.providers.For(name)
+	return ok
+}
+
+// VMPorts asks for ports to be guarded on one VM (in its policy).
+type VMPorts struct {
+	VM    inventory.VM
+	Ports []PortPolicy
+}
+
+// PolicyChange is one policy to PUT so that VMs get their ports guarded.
+type PolicyChange struct {
+	Policy  Policy
+	Created bool     // no policy with this ID existed
+	VMs     []string // the VMs of the request that this policy now guards
+}
+
+// MergePorts works out which policies to create or extend so that every
+// VM of adds guards (at least) its ports. A VM that already belongs to a
+// policy gets the ports added to its entry in that policy; ports it
+// already guards keep their settings. A VM without a policy is added to
+// the policy named name in its subscription, resource group and location,
+// which is created if it does not exist. Other VMs of those policies are
+// kept as they are. Pure: existing is every policy there is.
+func MergePorts(existing []Policy, adds []VMPorts, name string) ([]PolicyChange, error) {
+	byID := map[string]*PolicyChange{}
+	var order []string
+	lookup := func(id string) (*PolicyChange, bool) {
+		c, ok := byID[strings.ToLower(id)]
+		return c, ok
+	}
+	change := func(p Policy, created bool) *PolicyChange {
+		k := strings.ToLower(p.ID)
+		if c, ok := byID[k]; ok {
+			return c
+		}
+		p.VirtualMachines = append([]VMPolicy(nil), p.VirtualMachines...)
+		c := &PolicyChange{Policy: p, Created: created}
+		byID[k] = c
+		order = append(order, k)
+		return c
+	}
+	for _, add := range adds {
+		var target *PolicyChange
+		for _, p := range existing {
+			if _, ok := p.VM(add.VM.ID); ok {
+				if c, ok := lookup(p.ID); ok {
+					target = c
+				} else {
+					target = change(p, false)
+				}
+				break
+			}
+		}
+		if target == nil {
+			rid, err := resource.Parse(add.VM.ID)
+			if err != nil {
+				return nil, fmt.Errorf("virtual machine %s: %v", add.VM.ID, err)
+			}
+			if rid.ResourceGroup() == "" {
+				return nil, fmt.Errorf("virtual machine %s is not inside a resource group", add.VM.ID)
+			}
+			if add.VM.Location == "" {
+				return nil, fmt.Errorf("virtual machine %s has no location", add.VM.ID)
+			}
+			id := PolicyID(rid.Subscription(), rid.ResourceGroup(), add.VM.Location, name)
+			if c, ok := lookup(id); ok {
+				target = c
+			} else {
+				found := false
+				for _, p := range existing {
+					if strings.EqualFold(p.ID, id) {
+						target, found = change(p, false), true
+						break
+					}
+				}
+				if !found {
+					target = change(Policy{ID: id, Name: name, Location: add.VM.Location, Kind: "Basic"}, true)
+				}
+			}
+		}
+		i := -1
+		for j, v := range target.Policy.VirtualMachines {
+			if strings.EqualFold(v.ID, add.VM.ID) {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			target.Policy.VirtualMachines = append(target.Policy.VirtualMachines, VMPolicy{ID: add.VM.ID})
+			i = len(target.Policy.VirtualMachines) - 1
+		}
+		vp := target.Policy.VirtualMachines[i]
+		vp.Ports = append([]PortPolicy(nil), vp.Ports...)
+		for _, port := range add.Ports {
+			if _, ok := vp.Port(port.Number); !ok {
+				vp.Ports = append(vp.Ports, port)
+			}
+		}
+		target.Policy.VirtualMachines[i] = vp
+		target.VMs = append(target.VMs, add.VM.ID)
+	}
+	sort.Strings(order)
+	out := make([]PolicyChange, 0, len(order))
+	for _, k := range order {
+		out = append(out, *byID[k])
+	}
+	return out, nil
+}
