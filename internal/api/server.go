@@ -63,6 +63,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes bounds request bodies (default 4 MiB).
 	MaxBodyBytes int64
+	// Agents, if set, serves the host agents' stream and report endpoints.
+	Agents Agents
 }
 
 // Server is the HTTP API.
@@ -110,6 +112,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /drawbridge/v1/grants/{id}/revoke", s.revokeGrant)
 	m.HandleFunc("POST /drawbridge/v1/requests", s.simpleRequest)
 	m.HandleFunc("POST /drawbridge/v1/inventory", s.applyInventory)
+	s.agentRoutes()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
