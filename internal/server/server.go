@@ -21,6 +21,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/clock"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 	"github.com/drawbridge/drawbridge/internal/store/sqlite"
 )
@@ -43,6 +44,9 @@ type Server struct {
 	URL     string
 	Service *jit.Service
 	Sim     *sim.Provider
+	// Agents is the provider of "nftables" hosts: it streams their desired
+	// state to `drawbridge agent` and records what the agents report.
+	Agents *agenthub.Hub
 
 	store  *sqlite.Store
 	http   *http.Server
@@ -78,13 +82,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open database %s: %w", cfg.DBPath, err)
 	}
 	simProv := sim.New(st)
+	hub := agenthub.New()
 	svc := jit.NewService(jit.Config{
 		Store:     st,
-		Providers: jit.ProviderMap{inventory.ProviderSim: simProv},
+		Providers: jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub},
 		Clock:     clock.Real{},
 		NewID:     NewID,
 	})
-	s := &Server{Service: svc, Sim: simProv, store: st}
+	hub.SetReconciler(svc.ReconcileVM)
+	hub.SetReporter(svc.ReportObserved)
+	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st}
 
 	// Overdue grants first: a restarted server closes what fell due while
 	// it was down before it does anything else.
@@ -121,6 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Network:        simProv,
 		Logger:         cfg.Logger,
 		TrustedProxies: cfg.TrustedProxies,
+		Agents:         hub,
 	})
 	s.http = &http.Server{Handler: apiServer.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.URL = "http://" + ln.Addr().String()
@@ -149,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.Agents.Close() // end agent streams, or Shutdown waits for them
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
