@@ -78,6 +78,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd())
+	root.AddCommand(a.agentCmd())
 	return root
 }
 
