@@ -57,6 +57,9 @@ type PortPolicy struct {
 	AllowedSourceAddressPrefix   string           `json:"allowedSourceAddressPrefix,omitempty"`
 	AllowedSourceAddressPrefixes []string         `json:"allowedSourceAddressPrefixes,omitempty"`
 	MaxRequestAccessDuration     string           `json:"maxRequestAccessDuration"`
+	// RequireApproval (a drawbridge extension) makes requests for this
+	// port wait as Pending until enough members of a group approve.
+	RequireApproval *ApprovalRule `json:"requireApproval,omitempty"`
 }
 
 // AllowedSources parses the allowed prefixes (validated policies only).
@@ -195,6 +198,9 @@ func normalizePort(field string, p PortPolicy) (PortPolicy, error) {
 	}
 	if d < MinMaxDuration || d > MaxMaxDuration {
 		return p, invalid(field+".maxRequestAccessDuration", "%s is outside the allowed range PT5M to PT24H", p.MaxRequestAccessDuration)
+	}
+	if err := p.RequireApproval.validate(field + ".requireApproval"); err != nil {
+		return p, err
 	}
 	return p, nil
 }

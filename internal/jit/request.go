@@ -61,7 +61,8 @@ type InitiatePort struct {
 // Actor is who performs an operation and from where.
 type Actor struct {
 	Principal string
-	Address   string // the caller's address as seen by the server; may be empty
+	Address   string   // the caller's address as seen by the server; may be empty
+	Groups    []string // the caller's groups (approvals check membership)
 }
 
 // GrantFilter selects grants. Zero fields match everything.

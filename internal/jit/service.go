@@ -27,6 +27,8 @@ type Service struct {
 	clock     clock.Clock
 	newID     func() string
 
+	approvalTimeout time.Duration
+
 	vmLocks keyedMutex
 	wake    chan struct{} // nudges the expiry job when an earlier end time appears
 
@@ -41,11 +43,14 @@ type Config struct {
 	Providers Providers
 	Clock     clock.Clock
 	NewID     func() string
+	// ApprovalTimeout is how long a request needing approval may stay
+	// Pending before it lapses (default DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
 }
 
 // NewService returns a service; call RunExpiry to enforce end times.
 func NewService(c Config) *Service {
-	return &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, wake: make(chan struct{}, 1)}
+	return &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, wake: make(chan struct{}, 1)}
 }
 
 // Clock returns the service's clock.
@@ -69,6 +74,7 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 		return Policy{}, invalid("name", "name %q does not match the policy ID %s", p.Name, p.ID)
 	}
 	now := s.clock.Now().UTC()
+	actor := ActorFrom(ctx)
 
 	var old Policy
 	var hadOld bool
@@ -163,7 +169,17 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 				if err := tx.UpdateGrant(ctx, ended); err != nil {
 					return err
 				}
+				if err := s.auditGrantEnd(ctx, tx, actor, g, ended, now); err != nil {
+					return err
+				}
 			}
+		}
+		var before any
+		if hadOld {
+			before = old
+		}
+		if err := s.auditTx(ctx, tx, actor, AuditPolicyPut, p.ID, "", before, p, now); err != nil {
+			return err
 		}
 		// Providers that keep their state in the store change with the
 		// policy, in this transaction: a failure leaves nothing behind.
@@ -225,6 +241,7 @@ func (s *Service) ListPolicies(ctx context.Context, scope, location string) ([]P
 // JIT set aside), ends its active grants with PolicyRemoved and deletes it.
 func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 	now := s.clock.Now().UTC()
+	actor := ActorFrom(ctx)
 	p, err := s.GetPolicy(ctx, id)
 	if err != nil {
 		return err
@@ -249,9 +266,15 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 				if err := tx.UpdateGrant(ctx, ended); err != nil {
 					return err
 				}
+				if err := s.auditGrantEnd(ctx, tx, actor, g, ended, now); err != nil {
+					return err
+				}
 			}
 		}
 		if err := tx.DeletePolicy(ctx, p.ID); err != nil {
+			return err
+		}
+		if err := s.auditTx(ctx, tx, actor, AuditPolicyDelete, p.ID, "", p, nil, now); err != nil {
 			return err
 		}
 		// Restoring the rules JIT set aside must succeed, or the policy
@@ -278,7 +301,15 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 // Initiate checks a request against the policy and opens one grant per
 // requested port. A newer request for the same VM and port ends the older
 // grant with NewerRequestInitiated. The caller has already passed RBAC.
+//
+// If a requested port's policy requires approval, nothing opens: the
+// request is stored as pending (its grants have status Pending) until
+// Approve, Deny or the approval timeout decides it.
 func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in InitiateInput) (Request, error) {
+	return s.initiate(ctx, actor, policyID, in, nil)
+}
+
+func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in InitiateInput, step *approvalStep) (Request, error) {
 	now := s.clock.Now().UTC()
 	if len(in.VirtualMachines) == 0 {
 		return Request{}, invalid("virtualMachines", "at least one virtual machine is required")
@@ -293,6 +324,9 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 		SourceAddress: actor.Address,
 		Justification: in.Justification,
 		StartTime:     now,
+	}
+	if step != nil {
+		req.ID = step.id
 	}
 
 	var vmKeys []string
@@ -397,10 +431,19 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 	}
 
 	var later []string
+	pending := false
 	err := s.store.InTx(ctx, func(tx Tx) error {
+		pending = false
 		grants, plans, err := prepare(tx)
 		if err != nil {
 			return err
+		}
+		if step == nil {
+			if rules := approvalRules(policy, in); len(rules) > 0 {
+				pending = true
+				req.Grants = grants
+				return s.holdForApproval(ctx, tx, actor, &req, rules, in.Justification, now)
+			}
 		}
 		// Providers outside the store are asked first (Check); those
 		// inside it apply here, in this transaction, from the desired
@@ -439,19 +482,32 @@ func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in
 				if err := tx.UpdateGrant(ctx, g); err != nil {
 					return err
 				}
+				before := g
+				before.Status, before.StatusReason, before.EndedAt = StatusInitiated, ReasonUserRequested, time.Time{}
+				if err := s.auditGrantEnd(ctx, tx, actor, before, g, now); err != nil {
+					return err
+				}
 			}
 		}
 		req.Grants = grants
+		if step != nil {
+			if err := step.finish(tx, now); err != nil {
+				return err
+			}
+		}
 		if err := tx.InsertRequest(ctx, req); err != nil {
 			return err
 		}
-		return nil
+		return s.auditRequest(ctx, tx, actor, AuditInitiate, req, now)
 	})
 	if err != nil {
 		return Request{}, err
 	}
 	unlock()
 	s.nudgeExpiry()
+	if pending {
+		return req, nil
+	}
 	if len(later) == 0 {
 		return req, nil
 	}
@@ -605,11 +661,15 @@ func (s *Service) Revoke(ctx context.Context, actor Actor, grantID string) (Gran
 		if g.Status != StatusInitiated {
 			return conflict("grantId", "grant %s is already %s (%s)", grantID, g.Status, g.StatusReason)
 		}
+		before := g
 		g, err = g.End(ReasonUserRequested, now)
 		if err != nil {
 			return err
 		}
 		if err := tx.UpdateGrant(ctx, g); err != nil {
+			return err
+		}
+		if err := s.auditGrantEnd(ctx, tx, actor, before, g, now); err != nil {
 			return err
 		}
 		// A firewall failure does not undo the revoke: it is recorded and
@@ -640,6 +700,9 @@ const expireBatch = 500
 // reason to keep a grant open.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
+	if _, err := s.LapseDue(ctx); err != nil {
+		return 0, err
+	}
 	for {
 		now := s.clock.Now().UTC()
 		var later []string
@@ -657,6 +720,9 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 					return err
 				}
 				if err := tx.UpdateGrant(ctx, ended); err != nil {
+					return err
+				}
+				if err := s.auditGrantEnd(ctx, tx, Actor{Principal: SystemPrincipal}, g, ended, now); err != nil {
 					return err
 				}
 				vms[inventory.Key(g.VMID)] = g.VMID
@@ -689,6 +755,14 @@ func (s *Service) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 		t, ok, err = tx.NextEndTime(ctx)
 		return err
 	})
+	if err != nil {
+		return t, ok, err
+	}
+	// Pending requests lapse on the same schedule.
+	lapse, lok, err := s.nextLapse(ctx)
+	if lok && (!ok || lapse.Before(t)) {
+		t, ok = lapse, true
+	}
 	return t, ok, err
 }
 
@@ -1024,10 +1098,17 @@ func (s *Service) ApplyInventory(ctx context.Context, inv inventory.Inventory) e
 	if err := inventory.Validate(inv); err != nil {
 		return &FieldError{Kind: ErrInvalid, Reason: err.Error()}
 	}
-	if err := s.store.InTx(ctx, func(tx Tx) error { return inventory.Save(ctx, tx, inv) }); err != nil {
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		if err := inventory.Save(ctx, tx, inv); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, ActorFrom(ctx), AuditInventoryApply, "/",
+			fmt.Sprintf("%d VMs, %d NSGs, %d security groups", len(inv.VMs), len(inv.NSGs), len(inv.SecurityGroups)), nil, nil, s.clock.Now().UTC())
+	})
+	if err != nil {
 		return err
 	}
-	_, err := s.ReconcileAll(ctx)
+	_, err = s.ReconcileAll(ctx)
 	return err
 }
 

@@ -18,6 +18,24 @@ import (
 //	                            VM and port                      reason UserRequested (early revoke)
 //	                            revoke by a user                 reason PolicyRemoved (port no longer guarded)
 //
+// With approvals (a drawbridge extension), a request for a port whose
+// policy says requireApproval waits before any grant exists in the store:
+//
+//	  (request accepted, approval required)
+//	                   │
+//	                   ▼
+//	             ┌───────────┐  count approvals from the group   ┌───────────┐
+//	             │  Pending  │──────────────────────────────────▶│ Initiated │ (then as above)
+//	             └───────────┘                                   └───────────┘
+//	                   │ denied by an approver                   ┌─────────┐
+//	                   ├────────────────────────────────────────▶│ Revoked │ reason Denied
+//	                   │ not decided within the approval timeout └─────────┘ reason ApprovalLapsed
+//	                   └────────────────────────────────────────▶
+//
+// A Pending grant is never in Desired: it lives in the pending request
+// (see approval.go) until the last approval inserts it as Initiated, with
+// its time window starting at the approval.
+//
 // Revoked is final. "Applied" says whether the provider has confirmed that
 // the firewall enforces the grant now: it becomes true once an Initiated
 // grant is in force and false when the grant ends (the firewall view, not
@@ -29,6 +47,7 @@ type Status string
 const (
 	StatusInitiated Status = "Initiated"
 	StatusRevoked   Status = "Revoked"
+	StatusPending   Status = "Pending" // waiting for approvals; never enforced
 )
 
 // Reason says why a grant has its status (Azure's statusReason).
@@ -44,6 +63,12 @@ const (
 	ReasonNewerRequestInitiated Reason = "NewerRequestInitiated"
 	// ReasonPolicyRemoved: the port, VM or whole policy stopped being guarded.
 	ReasonPolicyRemoved Reason = "PolicyRemoved"
+	// ReasonAwaitingApproval: a Pending grant waits for approvals.
+	ReasonAwaitingApproval Reason = "AwaitingApproval"
+	// ReasonDenied: an approver denied the request before it opened.
+	ReasonDenied Reason = "Denied"
+	// ReasonApprovalLapsed: nobody decided within the approval timeout.
+	ReasonApprovalLapsed Reason = "ApprovalLapsed"
 )
 
 // IsActive reports whether the grant should be enforced at time now:

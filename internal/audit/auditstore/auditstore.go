@@ -1,0 +1,172 @@
+// Package auditstore keeps the hash-chained audit log in any backend's
+// generic object storage (store.Objects), so that SQLite, PostgreSQL and the
+// in-memory store all hold it unchanged. Records are objects of kind
+// "audit.record" keyed by their zero-padded sequence number (so key order is
+// log order), and one "audit.head" object remembers the last sequence number
+// and hash. Append reads the head, chains the record and writes both: called
+// inside the transaction of the change it describes, the record commits or
+// rolls back with that change.
+package auditstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Object kinds and the head's key.
+const (
+	KindRecord = "audit.record"
+	KindHead   = "audit.head"
+	headKey    = "head"
+)
+
+// Head is the last record's sequence number and hash.
+type Head struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Key returns the object key of the record with sequence number seq.
+func Key(seq int64) string { return fmt.Sprintf("%020d", seq) }
+
+// Append chains rec after the current head and stores it and the new head
+// in objs (the caller's transaction). It returns the stored record.
+func Append(ctx context.Context, objs store.Objects, rec audit.Record) (audit.Record, error) {
+	var h Head
+	if err := objs.GetObject(ctx, KindHead, headKey, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return audit.Record{}, fmt.Errorf("audit: read head: %w", err)
+	}
+	if rec.Time.IsZero() {
+		return audit.Record{}, errors.New("audit: record has no time")
+	}
+	next := audit.Chain(audit.Record{Seq: h.Seq, Hash: h.Hash}, rec)
+	if err := objs.PutObject(ctx, KindRecord, Key(next.Seq), next); err != nil {
+		return audit.Record{}, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
+	}
+	if err := objs.PutObject(ctx, KindHead, headKey, Head{Seq: next.Seq, Hash: next.Hash}); err != nil {
+		return audit.Record{}, fmt.Errorf("audit: update head: %w", err)
+	}
+	return next, nil
+}
+
+// Filter selects records. Zero fields match everything.
+type Filter struct {
+	Since     time.Time // records at or after
+	Principal string    // exact, case-insensitive
+	Target    string    // records whose target is this resource ID or below it (case-insensitive)
+	Limit     int       // the newest Limit matching records; 0: all
+}
+
+func (f Filter) match(r audit.Record) bool {
+	if !f.Since.IsZero() && r.Time.Before(f.Since) {
+		return false
+	}
+	if f.Principal != "" && !strings.EqualFold(f.Principal, r.Principal) {
+		return false
+	}
+	if f.Target != "" {
+		t, want := strings.ToLower(r.Target), strings.TrimRight(strings.ToLower(f.Target), "/")
+		if t != want && !strings.HasPrefix(t, want+"/") {
+			return false
+		}
+	}
+	return true
+}
+
+// List returns matching records in log order.
+func List(ctx context.Context, objs store.Objects, f Filter) ([]audit.Record, error) {
+	var out []audit.Record
+	err := objs.ListObjects(ctx, KindRecord, func(key string, body []byte) error {
+		var r audit.Record
+		if err := json.Unmarshal(body, &r); err != nil {
+			return fmt.Errorf("audit: record %s: %w", key, err)
+		}
+		if f.match(r) {
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[len(out)-f.Limit:]
+	}
+	return out, nil
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	Records int    `json:"records"`
+	HeadSeq int64  `json:"headSeq"`
+	Hash    string `json:"headHash,omitempty"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+	// BadSeq is the first sequence number at which the log is broken.
+	BadSeq int64 `json:"badSeq,omitempty"`
+}
+
+// Verify checks the whole stored log: every record in key order chains to
+// the one before it, each key is its record's sequence number, and the
+// head names the last record (so deleting records from the end is caught
+// too). A record that does not decode is reported as edited.
+func Verify(ctx context.Context, objs store.Objects) (Report, error) {
+	var h Head
+	if err := objs.GetObject(ctx, KindHead, headKey, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Report{}, fmt.Errorf("audit: read head: %w", err)
+	}
+	rep := Report{HeadSeq: h.Seq, Hash: h.Hash}
+	var recs []audit.Record
+	var bad *audit.VerifyError
+	err := objs.ListObjects(ctx, KindRecord, func(key string, body []byte) error {
+		if bad != nil {
+			return nil
+		}
+		want := int64(len(recs) + 1)
+		var r audit.Record
+		if err := json.Unmarshal(body, &r); err != nil {
+			bad = &audit.VerifyError{Seq: want, Reason: "the stored record does not decode (it was edited): " + err.Error()}
+			return nil
+		}
+		if key != Key(r.Seq) {
+			bad = &audit.VerifyError{Seq: want, Reason: fmt.Sprintf("record stored under key %s says it is seq %d (records were moved or reordered)", key, r.Seq)}
+			return nil
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return Report{}, err
+	}
+	rep.Records = len(recs)
+	if bad == nil {
+		var ve *audit.VerifyError
+		if err := audit.Verify(recs); errors.As(err, &ve) {
+			bad = ve
+		} else if err != nil {
+			return Report{}, err
+		}
+	}
+	if bad == nil {
+		var last audit.Record
+		if len(recs) > 0 {
+			last = recs[len(recs)-1]
+		}
+		if last.Seq != h.Seq || last.Hash != h.Hash {
+			bad = &audit.VerifyError{Seq: last.Seq + 1, Reason: fmt.Sprintf("the head says the log ends at seq %d, but the last stored record is seq %d (records were deleted from the end, or the head was changed)", h.Seq, last.Seq)}
+		}
+	}
+	if bad != nil {
+		rep.Error, rep.BadSeq = bad.Error(), bad.Seq
+		return rep, nil
+	}
+	rep.OK = true
+	return rep, nil
+}

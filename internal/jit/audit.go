@@ -1,0 +1,111 @@
+package jit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
+)
+
+// SystemPrincipal is the actor of changes nobody asked for directly: the
+// expiry job ending grants at their end time, pending requests lapsing.
+const SystemPrincipal = "drawbridge"
+
+// Audited operation names written by the service.
+const (
+	AuditPolicyPut       = "policy.put"
+	AuditPolicyDelete    = "policy.delete"
+	AuditInitiate        = "initiate"
+	AuditRequestPending  = "request.pending"
+	AuditRequestApprove  = "request.approve"
+	AuditRequestDeny     = "request.deny"
+	AuditRequestLapse    = "request.lapse"
+	AuditGrantEnd        = "grant.end"
+	AuditInventoryApply  = "inventory.apply"
+	AuditRequestApproved = "request.approved" // the last approval opened the grants
+)
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying actor, for service calls whose signature
+// has no actor (PutPolicy, DeletePolicy, ApplyInventory). The API sets it
+// for every authenticated request.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor ctx carries, or the system principal.
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.Principal != "" {
+		return a
+	}
+	return Actor{Principal: SystemPrincipal}
+}
+
+// auditTx appends one succeeded record to the audit log inside tx, so that
+// it commits (or rolls back) with the change it describes. before and after
+// are encoded as JSON; nil leaves them empty.
+func (s *Service) auditTx(ctx context.Context, tx Tx, actor Actor, op, target, detail string, before, after any, now time.Time) error {
+	rec := audit.Record{
+		Time:          now,
+		Principal:     actor.Principal,
+		SourceAddress: actor.Address,
+		Operation:     op,
+		Target:        target,
+		Result:        audit.Succeeded,
+		Detail:        detail,
+	}
+	var err error
+	if rec.Before, err = rawJSON(before); err != nil {
+		return err
+	}
+	if rec.After, err = rawJSON(after); err != nil {
+		return err
+	}
+	_, err = auditstore.Append(ctx, tx, rec)
+	return err
+}
+
+// auditGrantEnd records that grant before became after (ended).
+func (s *Service) auditGrantEnd(ctx context.Context, tx Tx, actor Actor, before, after Grant, now time.Time) error {
+	return s.auditTx(ctx, tx, actor, AuditGrantEnd, after.VMID,
+		fmt.Sprintf("grant %s (port %d from %s) %s: %s", after.ID, after.Port, after.Source, after.Status, after.StatusReason),
+		before, after, now)
+}
+
+func rawJSON(v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode: %w", err)
+	}
+	return b, nil
+}
+
+// auditRequest records a request: one record per VM it names, so that the
+// log can be filtered by VM, each with that VM's grants as the after state.
+func (s *Service) auditRequest(ctx context.Context, tx Tx, actor Actor, op string, req Request, now time.Time) error {
+	for _, vmID := range requestVMs(req) {
+		var gs []Grant
+		for _, g := range req.Grants {
+			if g.VMID == vmID {
+				gs = append(gs, g)
+			}
+		}
+		after := req
+		after.Grants = gs
+		detail := fmt.Sprintf("request %s", req.ID)
+		if req.Justification != "" {
+			detail += ": " + req.Justification
+		}
+		if err := s.auditTx(ctx, tx, actor, op, vmID, detail, nil, after, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
