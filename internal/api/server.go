@@ -112,6 +112,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /drawbridge/v1/grants/{id}/revoke", s.revokeGrant)
 	m.HandleFunc("POST /drawbridge/v1/requests", s.simpleRequest)
 	m.HandleFunc("POST /drawbridge/v1/inventory", s.applyInventory)
+	m.HandleFunc("GET /drawbridge/v1/assessment", s.getAssessment)
+	m.HandleFunc("POST /drawbridge/v1/assessment/fix", s.fixAssessment)
 	s.agentRoutes()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
