@@ -77,7 +77,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
-		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd())
+		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
 	root.AddCommand(a.agentCmd())
 	return root
 }
