@@ -341,6 +341,8 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"drawbridge-jit-allow", demoSource, "sg-jit-", "Revoked (Expired)",
 		"Identical to the state after enabling JIT", "Identical to the state before JIT was enabled", "Every check passed",
+		"web-01: Unhealthy", "bastion: Unhealthy", "web-01: Healthy", "bastion: Healthy",
+		"warning: port 22 is still reachable through web-01-nsg/AllowSSHFromInternet",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)

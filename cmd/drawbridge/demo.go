@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/assess"
 	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -142,6 +143,9 @@ func (d *demo) scenario(n int, title string, vm api.VMSummary) error {
 	}
 	d.sub("Before JIT: " + rules)
 	printView(w, before, true)
+	if err := d.demoAssessment("Assessment before JIT", vm, assess.Unhealthy); err != nil {
+		return err
+	}
 
 	// Enable JIT: port 22, any source, at most three hours.
 	rid, err := resource.Parse(vm.ID)
@@ -173,6 +177,9 @@ func (d *demo) scenario(n int, title string, vm api.VMSummary) error {
 	printChanges(w, added, removed)
 	d.sub("After enabling JIT: " + rules)
 	printView(w, enabled, true)
+	if err := d.demoAssessment("Assessment after enabling JIT", vm, assess.Healthy); err != nil {
+		return err
+	}
 
 	// Request port 22 for a few seconds from one address.
 	d.sub(fmt.Sprintf("Request port 22 for %s from %s", demoDuration, demoSource))
