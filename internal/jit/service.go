@@ -865,10 +865,22 @@ func (s *Service) applyAllInTx(ctx context.Context, tx Tx, vmIDs []string, now t
 
 // recordObserved updates the apply bookkeeping of a VM's active grants in tx.
 func recordObserved(ctx context.Context, tx Tx, active []Grant, obs Observed, applyErr error, now time.Time) error {
+	for _, g := range observedChanges(active, obs, applyErr, now) {
+		if err := tx.UpdateGrant(ctx, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// observedChanges returns the active grants whose apply bookkeeping changes
+// given what the provider observed (or the error it failed with).
+func observedChanges(active []Grant, obs Observed, applyErr error, now time.Time) []Grant {
 	enforced := map[string]bool{}
 	for _, id := range obs.Enforced {
 		enforced[id] = true
 	}
+	var changed []Grant
 	for _, g := range active {
 		ng := g
 		switch {
@@ -883,12 +895,10 @@ func recordObserved(ctx context.Context, tx Tx, active []Grant, obs Observed, ap
 			ng.ProviderError = ""
 		}
 		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
-			if err := tx.UpdateGrant(ctx, ng); err != nil {
-				return err
-			}
+			changed = append(changed, ng)
 		}
 	}
-	return nil
+	return changed
 }
 
 // ReconcileVM makes the VM's firewall match the store. It is safe to call at
@@ -947,29 +957,7 @@ func (s *Service) reconcileOutside(ctx context.Context, vmID string) error {
 	if applyErr != nil {
 		applyErr = fmt.Errorf("apply on %s: %w", vm.ID, applyErr)
 	}
-	now := s.clock.Now().UTC()
-	enforced := map[string]bool{}
-	for _, id := range obs.Enforced {
-		enforced[id] = true
-	}
-	var changed []Grant
-	for _, g := range active {
-		ng := g
-		switch {
-		case applyErr != nil:
-			ng.ProviderError = applyErr.Error()
-		case enforced[g.ID]:
-			ng.ProviderError = ""
-			if !ng.Applied {
-				ng.Applied, ng.AppliedAt = true, now
-			}
-		default:
-			ng.ProviderError = ""
-		}
-		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
-			changed = append(changed, ng)
-		}
-	}
+	changed := observedChanges(active, obs, applyErr, s.clock.Now().UTC())
 	if len(changed) > 0 {
 		if err := s.updateGrants(ctx, changed); err != nil {
 			return errors.Join(applyErr, err)
