@@ -1,0 +1,432 @@
+// Package postgres is drawbridge's shared persistence for several server
+// replicas: the same tables and semantics as the SQLite store, on
+// PostgreSQL through pgx v5 (pgxpool). *Store implements jit.Store and
+// store.ObjectStore and passes the same conformance suite (storetest).
+//
+// Concurrency across replicas:
+//   - every transaction runs at SERIALIZABLE; a transaction that fails with
+//     a serialisation failure or a deadlock is rolled back and fn runs
+//     again (bounded, with jittered backoff), so callers never see them;
+//   - LockVMs takes one advisory lock per VM (a 64-bit hash of the
+//     lower-cased ID, in ascending hash order, so two transactions never
+//     take them in opposite orders);
+//   - DueGrants claims its rows with FOR UPDATE SKIP LOCKED, so replicas
+//     expiring at the same moment take disjoint grants; a replica that dies
+//     holding a claim releases it when its connection drops.
+//
+// A database that cannot be reached, or a connection lost mid-transaction,
+// gives errors wrapping store.ErrUnavailable; the pool reconnects by itself
+// when the database is back.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Store is an open PostgreSQL database, safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+
+	// Retries counts transaction attempts that were rolled back and run
+	// again (serialisation failures, deadlocks, a connection that broke
+	// before anything was sent); for tests and benchmarks.
+	retries atomic.Int64
+}
+
+var (
+	_ jit.Store         = (*Store)(nil)
+	_ store.ObjectStore = (*Store)(nil)
+)
+
+// maxAttempts bounds how often one InTx runs fn. Conflicts between a few
+// replicas on one VM resolve in a handful of attempts; this many means
+// something is wrong, and the caller gets the error.
+const maxAttempts = 40
+
+// connectTimeout bounds Open's first contact with the database.
+const connectTimeout = 10 * time.Second
+
+// IsDSN reports whether s names a PostgreSQL database (postgres:// or
+// postgresql:// URL) rather than a SQLite file.
+func IsDSN(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// Open connects to the database named by dsn (a postgres:// URL or a
+// key=value connection string; pool_max_conns and the other pgxpool
+// parameters are honoured) and brings its schema up to date. A database
+// that cannot be reached is an error naming the host, never a hang:
+// Open gives up after connectTimeout unless ctx ends first.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors can echo the DSN; do not print passwords.
+		return nil, fmt.Errorf("postgres: invalid connection string: %v", redact(err.Error(), dsn))
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > connectTimeout {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", where, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: cannot reach database %s: %w: %v", where, store.ErrUnavailable, err)
+	}
+	if err := migrate(pctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %s: %w", where, err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+func redact(msg, dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
+				pw := dsn[i+3+colon+1 : at]
+				if pw != "" {
+					msg = strings.ReplaceAll(msg, pw, "xxxxx")
+				}
+			}
+		}
+	}
+	return msg
+}
+
+// Close closes every connection. Transactions in progress finish first.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Pool returns the connection pool (for LISTEN/NOTIFY and tests).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Retries returns how many transaction attempts were rolled back and retried.
+func (s *Store) Retries() int64 { return s.retries.Load() }
+
+// InTx runs fn in one SERIALIZABLE transaction and commits if fn returns
+// nil; otherwise (or if fn panics) nothing fn wrote is kept. fn may run more
+// than once: on a serialisation failure or deadlock the attempt is rolled
+// back and fn runs again, so fn must not have effects outside the
+// transaction that a second run would repeat.
+func (s *Store) InTx(ctx context.Context, fn func(jit.Tx) error) error {
+	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+}
+
+// ObjectTx is InTx for callers that only need the object storage.
+func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
+	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
+	backoff := time.Millisecond
+	reconnects := 0
+	for attempt := 1; ; attempt++ {
+		err, retry := s.attempt(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		if retry && errors.Is(err, store.ErrUnavailable) {
+			// A connection that broke (say the pool held one the server
+			// had closed) is worth one more try on a new connection; a
+			// database that is down fails fast with ErrUnavailable.
+			reconnects++
+			retry = reconnects <= 1
+		}
+		if !retry || attempt >= maxAttempts || ctx.Err() != nil {
+			return err
+		}
+		s.retries.Add(1)
+		// Full jitter: replicas that collided do not collide again in step.
+		d := time.Duration(rand.Int64N(int64(backoff))) + 100*time.Microsecond
+		backoff = min(backoff*2, 100*time.Millisecond)
+		timer := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+	}
+}
+
+// attempt runs fn once. It returns fn's (or the database's) error and
+// whether running fn again may succeed.
+func (s *Store) attempt(ctx context.Context, fn func(*tx) error) (err error, retry bool) {
+	if err := ctx.Err(); err != nil {
+		return err, false
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err, false
+		}
+		return unavailable("connect", err), false
+	}
+	t := &tx{conn: conn}
+	done := false
+	defer func() {
+		if !done {
+			// fn panicked: roll back, then let the panic go on.
+			t.finish(false)
+		}
+	}()
+	ferr := fn(t)
+	if ferr == nil && t.dbErr == nil {
+		ferr = t.commit(ctx)
+	}
+	done = true
+	t.finish(ferr == nil)
+	if ferr == nil {
+		return nil, false
+	}
+	// The first database error decides: once a statement fails the
+	// transaction is aborted, and whatever fn made of that error (it may
+	// have wrapped it as a conflict or dropped it) is a consequence.
+	dbErr := t.dbErr
+	if dbErr == nil {
+		return ferr, false
+	}
+	switch {
+	case isRetryable(dbErr):
+		return ferr, true
+	case t.broken:
+		// The server rolls back a transaction whose connection drops, so
+		// fn may run again on a new connection unless COMMIT was sent:
+		// a broken COMMIT has an unknown outcome.
+		return unavailable(t.phase, dbErr), !t.commitSent
+	}
+	return ferr, false
+}
+
+func unavailable(what string, err error) error {
+	return fmt.Errorf("postgres: %s: %w: %v", what, store.ErrUnavailable, err)
+}
+
+// isRetryable: serialization_failure and deadlock_detected.
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// isUnavailableCode: connection exceptions, the server shutting down or
+// starting, too many connections.
+func isUnavailableCode(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+}
+
+// tx is one attempt's transaction. BEGIN is sent lazily, at the first
+// statement, so that LockVMs called first can take its locks before the
+// transaction's snapshot exists (see LockVMs).
+type tx struct {
+	conn *pgxpool.Conn
+	tx   pgx.Tx
+	// sessionLocks: advisory locks were taken on the connection outside
+	// the transaction and must be released after it.
+	sessionLocks bool
+	// dbErr is the first error the database (or the connection) returned.
+	dbErr      error
+	broken     bool // dbErr means the connection is gone
+	phase      string
+	commitSent bool
+}
+
+// connBroken reports whether err means the connection is gone or the
+// server is not serving.
+func (t *tx) connBroken(err error) bool {
+	if isUnavailableCode(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return false
+	}
+	var ne net.Error
+	return t.conn.Conn().IsClosed() || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// fail records err as the transaction's database error (the first one wins).
+func (t *tx) fail(phase string, err error) error {
+	broken := t.connBroken(err)
+	if t.dbErr == nil {
+		t.dbErr, t.phase, t.broken = err, phase, broken
+	}
+	if broken {
+		return unavailable(phase, err)
+	}
+	return err
+}
+
+// begin sends BEGIN if it has not been sent yet.
+func (t *tx) begin(ctx context.Context) (pgx.Tx, error) {
+	if t.tx != nil {
+		return t.tx, nil
+	}
+	if t.dbErr != nil {
+		return nil, t.dbErr
+	}
+	ptx, err := t.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return nil, t.fail("begin", err)
+	}
+	t.tx = ptx
+	return ptx, nil
+}
+
+func (t *tx) commit(ctx context.Context) error {
+	if t.tx == nil {
+		return nil // nothing ran
+	}
+	t.commitSent = true
+	if err := t.tx.Commit(ctx); err != nil {
+		return t.fail("commit", err)
+	}
+	t.tx = nil
+	return nil
+}
+
+// finish rolls back what is still open, releases session advisory locks
+// and returns the connection to the pool (or destroys it if its state is
+// unknown).
+func (t *tx) finish(committed bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	healthy := !t.conn.Conn().IsClosed()
+	if t.tx != nil {
+		if err := t.tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+			healthy = false
+		}
+		t.tx = nil
+	}
+	if t.sessionLocks && healthy {
+		if _, err := t.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+			healthy = false
+		}
+	}
+	if !healthy || (t.sessionLocks && t.conn.Conn().IsClosed()) {
+		// Closing the connection is what releases its locks on the server.
+		t.conn.Conn().Close(ctx)
+	}
+	t.conn.Release()
+}
+
+// query runs a statement that returns rows inside the transaction.
+func (t *tx) query(ctx context.Context, what, sql string, args ...any) (pgx.Rows, error) {
+	ptx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := ptx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, t.fail(what, err)
+	}
+	return rows, nil
+}
+
+// exec runs a statement without result rows and returns the rows affected.
+func (t *tx) exec(ctx context.Context, what, sql string, args ...any) (int64, error) {
+	ptx, err := t.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := ptx.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, t.fail(what, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// queryRow scans one row; pgx.ErrNoRows is returned as is (not recorded).
+func (t *tx) queryRow(ctx context.Context, what, sql string, args []any, dest ...any) error {
+	ptx, err := t.begin(ctx)
+	if err != nil {
+		return err
+	}
+	err = ptx.QueryRow(ctx, sql, args...).Scan(dest...)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return t.fail(what, err)
+	}
+	return err
+}
+
+// lockKeys maps VM IDs to advisory-lock keys: FNV-1a 64 of the lower-cased
+// ID under a namespace, deduplicated and sorted ascending. Sorting the keys
+// (not the IDs) keeps the order consistent even when two IDs collide.
+func lockKeys(vmIDs []string) []int64 {
+	keys := make([]int64, 0, len(vmIDs))
+	for _, id := range vmIDs {
+		h := fnv.New64a()
+		h.Write([]byte("drawbridge/vm\x00"))
+		h.Write([]byte(strings.ToLower(id)))
+		keys = append(keys, int64(h.Sum64()))
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// LockVMs serialises this transaction with every other that locks one of
+// the same VMs, in any replica, until it ends.
+//
+// At SERIALIZABLE the snapshot is taken by the transaction's first query,
+// and a SELECT pg_advisory_xact_lock(...) is a query: a transaction that
+// waited for the lock would then read a snapshot from before the holder
+// committed, miss its grant, and only be saved by a serialisation failure
+// and a retry. So when LockVMs comes first (as in Initiate) it takes
+// session-level advisory locks on the connection before BEGIN; they are
+// released right after commit or rollback, and by the server if the
+// connection drops. Later in a transaction it takes transaction-level locks.
+func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error {
+	keys := lockKeys(vmIDs)
+	if len(keys) == 0 {
+		return nil
+	}
+	if t.dbErr != nil {
+		return t.dbErr
+	}
+	if t.tx == nil {
+		t.sessionLocks = true
+		for _, k := range keys {
+			if _, err := t.conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, k); err != nil {
+				return t.fail("lock vms", err)
+			}
+		}
+		return nil
+	}
+	for _, k := range keys {
+		if _, err := t.exec(ctx, "lock vms", `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,430 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/pgtest"
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store { return openTemp(t) })
+}
+
+// Two stores on one database are two replicas: the suite's concurrency
+// tests again, with the goroutines split over both.
+func TestConformanceTwoReplicas(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	a, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.ObjectTx(ctx, func(o store.Objects) error {
+				var c int
+				if err := o.GetObject(ctx, "counter", "c", &c); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				return o.PutObject(ctx, "counter", "c", c+1)
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var c int
+	if err := a.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &c) }); err != nil {
+		t.Fatal(err)
+	}
+	if c != n {
+		t.Errorf("counter = %d after %d increments over two replicas", c, n)
+	}
+	t.Logf("retries: %d + %d", a.Retries(), b.Retries())
+}
+
+// TestMigrationsOnce: replicas opening a fresh database at once apply the
+// migrations once, and the version is recorded.
+func TestMigrationsOnce(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(ctx, dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n, v int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != LatestSchemaVersion() || v != LatestSchemaVersion() {
+		t.Errorf("schema_migrations: %d rows, version %d; want %d", n, v, LatestSchemaVersion())
+	}
+	// A newer schema is refused.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (999, 'future')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dsn); !errors.Is(err, ErrNewerSchema) {
+		t.Errorf("Open on a newer schema: %v, want ErrNewerSchema", err)
+	}
+}
+
+// TestDueGrantsClaimedOnce: two replicas expiring the same due grants at
+// the same moment each take a disjoint part, and every grant is ended by
+// exactly one of them.
+func TestDueGrantsClaimedOnce(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	stores := make([]*Store, 3)
+	for i := range stores {
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	vm := "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+	pid := jit.PolicyID("s1", "rg1", "westeurope", "p")
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	const grants = 300
+	err := stores[0].InTx(ctx, func(tx jit.Tx) error {
+		if err := tx.PutPolicy(ctx, jit.Policy{ID: pid, Name: "p", Location: "westeurope", VirtualMachines: []jit.VMPolicy{{ID: vm}}}); err != nil {
+			return err
+		}
+		for i := range grants {
+			id := fmt.Sprintf("g%03d", i)
+			if err := tx.InsertRequest(ctx, jit.Request{ID: "r" + id, PolicyID: pid, StartTime: now.Add(-time.Hour), Grants: []jit.Grant{
+				{ID: id, VMID: vm, Port: 1000 + i, StartTime: now.Add(-time.Hour), EndTime: now.Add(-time.Duration(i) * time.Second), Status: jit.StatusInitiated},
+			}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	endedBy := map[string][]int{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		s := stores[w%len(stores)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var mine []string
+				err := s.InTx(ctx, func(tx jit.Tx) error {
+					mine = nil
+					due, err := tx.DueGrants(ctx, now, 7)
+					if err != nil {
+						return err
+					}
+					for _, g := range due {
+						ended, err := g.End(jit.ReasonExpired, now)
+						if err != nil {
+							return err
+						}
+						if err := tx.UpdateGrant(ctx, ended); err != nil {
+							return err
+						}
+						mine = append(mine, g.ID)
+					}
+					// Hold the claim a moment so others must skip past it.
+					time.Sleep(2 * time.Millisecond)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(mine) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, id := range mine {
+					endedBy[id] = append(endedBy[id], w)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(endedBy) != grants {
+		t.Errorf("%d grants ended, want %d", len(endedBy), grants)
+	}
+	workers := map[int]bool{}
+	for id, ws := range endedBy {
+		if len(ws) != 1 {
+			t.Errorf("grant %s ended by %d transactions (%v)", id, len(ws), ws)
+		}
+		workers[ws[0]] = true
+	}
+	if len(workers) < 2 {
+		t.Errorf("only %d worker(s) expired anything; claims did not spread", len(workers))
+	}
+}
+
+// TestClaimReleasedWhenReplicaDies: a replica that claimed a due grant
+// and then lost its connection (as when the process is killed) does not
+// block it: while the claim is held other replicas skip the grant, and once
+// the connection drops another replica takes it at once.
+func TestClaimReleasedWhenReplicaDies(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	b, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	vm := "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+	pid := jit.PolicyID("s1", "rg1", "westeurope", "p")
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := b.InTx(ctx, func(tx jit.Tx) error {
+		if err := tx.PutPolicy(ctx, jit.Policy{ID: pid, Name: "p", VirtualMachines: []jit.VMPolicy{{ID: vm}}}); err != nil {
+			return err
+		}
+		return tx.InsertRequest(ctx, jit.Request{ID: "r1", PolicyID: pid, StartTime: now.Add(-time.Hour), Grants: []jit.Grant{
+			{ID: "g1", VMID: vm, Port: 22, StartTime: now.Add(-time.Hour), EndTime: now.Add(-time.Minute), Status: jit.StatusInitiated}}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	due := func() int {
+		var got []jit.Grant
+		if err := b.InTx(ctx, func(tx jit.Tx) error {
+			var err error
+			got, err = tx.DueGrants(ctx, now, 10)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	// The dying replica: the same claim DueGrants makes, on its own connection.
+	dying, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dying.Close(ctx)
+	if _, err := dying.Exec(ctx, "BEGIN ISOLATION LEVEL SERIALIZABLE"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := dying.Query(ctx, qDueGrants, string(jit.StatusInitiated), now.UnixNano(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	rows.Close()
+	if n != 1 {
+		t.Fatalf("dying replica claimed %d grants, want 1", n)
+	}
+	if got := due(); got != 0 {
+		t.Fatalf("another replica got %d grants while the claim was held, want 0", got)
+	}
+	dying.PgConn().Conn().Close() // the process dies: its socket closes
+	start := time.Now()
+	for due() != 1 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the dead replica's claim was never released")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("claim released %v after the connection dropped", time.Since(start))
+}
+
+// TestBrokenConnectionRetried: a transaction whose connection breaks before
+// COMMIT runs again on a new connection, and what it wrote is there once.
+func TestBrokenConnectionRetried(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	attempts := 0
+	err := s.InTx(ctx, func(jt jit.Tx) error {
+		attempts++
+		var n int
+		if err := jt.GetObject(ctx, "counter", "c", &n); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if attempts == 1 {
+			jt.(*tx).conn.Conn().PgConn().Conn().Close()
+		}
+		return jt.PutObject(ctx, "counter", "c", n+1)
+	})
+	if err != nil || attempts != 2 {
+		t.Fatalf("InTx: %v after %d attempts, want success after 2", err, attempts)
+	}
+	var n int
+	if err := s.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &n) }); err != nil || n != 1 {
+		t.Errorf("counter = %d, %v; want 1", n, err)
+	}
+}
+
+// TestLockVMsSerialises: transactions that lock the same VM (spelled in
+// different cases) on different replicas never overlap, and each sees the
+// previous one's commit (the lock is taken before the snapshot).
+func TestLockVMsSerialises(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	a, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	vm := "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+	var inside, overlaps atomic.Int32
+	const n = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		s, id := a, vm
+		if i%2 == 1 {
+			s, id = b, strings.ToUpper(vm)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.InTx(ctx, func(tx jit.Tx) error {
+				if err := tx.LockVMs(ctx, []string{id, "/other/" + fmt.Sprint(i)}); err != nil {
+					return err
+				}
+				if inside.Add(1) > 1 {
+					overlaps.Add(1)
+				}
+				defer inside.Add(-1)
+				var c int
+				if err := tx.GetObject(ctx, "counter", "c", &c); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+				time.Sleep(time.Millisecond)
+				return tx.PutObject(ctx, "counter", "c", c+1)
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if overlaps.Load() != 0 {
+		t.Errorf("%d transactions ran while another held the same VM lock", overlaps.Load())
+	}
+	var c int
+	if err := a.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &c) }); err != nil {
+		t.Fatal(err)
+	}
+	if c != n {
+		t.Errorf("counter = %d, want %d", c, n)
+	}
+	// Taken first, the lock comes before the snapshot: no transaction had
+	// to be retried to see the previous one's write.
+	if r := a.Retries() + b.Retries(); r != 0 {
+		t.Errorf("%d retries; locking first should make a stale snapshot impossible", r)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	// Port 1 on loopback: nothing listens, the connection is refused.
+	_, err := Open(ctx, "postgres://drawbridge:secret@127.0.0.1:1/drawbridge?sslmode=disable&connect_timeout=2")
+	if err == nil {
+		t.Fatal("Open on an unreachable database succeeded")
+	}
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error %q should wrap ErrUnavailable and name the host", err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %q shows the password", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Open took %v to fail", d)
+	}
+	if _, err := Open(ctx, "postgres://[bad"); err == nil {
+		t.Error("Open with a malformed DSN succeeded")
+	}
+}
+
+func TestIsDSN(t *testing.T) {
+	for s, want := range map[string]bool{
+		"postgres://h/db": true, "postgresql://u@h:5/db": true, "POSTGRES://h": true,
+		"drawbridge.db": false, "/var/lib/x.db": false, ":memory:": false, "postgres.db": false,
+	} {
+		if IsDSN(s) != want {
+			t.Errorf("IsDSN(%q) = %v", s, !want)
+		}
+	}
+}
