@@ -16,7 +16,10 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/drawbridge/drawbridge/internal/access"
+	"github.com/drawbridge/drawbridge/internal/auth"
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 	"github.com/drawbridge/drawbridge/internal/rbac"
 	"github.com/drawbridge/drawbridge/internal/resource"
@@ -37,6 +40,7 @@ type Authorizer interface {
 // NetworkViewer renders a VM's firewall as its provider sees it.
 type NetworkViewer interface {
 	View(ctx context.Context, vmID string) (sim.View, error)
+	NSG(ctx context.Context, id string) (netrule.NSG, error)
 }
 
 // LocalPrincipal authenticates every caller as one fixed principal. It is
@@ -65,6 +69,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Agents, if set, serves the host agents' stream and report endpoints.
 	Agents Agents
+	// Auditor, if set, records refused requests (401, 403, 400, ...).
+	Auditor Auditor
+	// FailureLimiter, if set, limits failed authentications per source
+	// address (429 with Retry-After once a source is out of attempts).
+	FailureLimiter *auth.FailureLimiter
+	// Access, if set, serves the token, role, assignment and audit endpoints.
+	Access *access.Store
 }
 
 // Server is the HTTP API.
@@ -108,6 +119,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /drawbridge/v1/policies", s.listAllPolicies)
 	m.HandleFunc("GET /drawbridge/v1/vms", s.listVMs)
 	m.HandleFunc("GET /drawbridge/v1/network", s.networkView)
+	m.HandleFunc("GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkSecurityGroups/{name}", s.getNSG)
+	m.HandleFunc("GET /drawbridge/v1/aws/security-groups", s.describeSecurityGroups)
 	m.HandleFunc("GET /drawbridge/v1/grants", s.listGrants)
 	m.HandleFunc("POST /drawbridge/v1/grants/{id}/revoke", s.revokeGrant)
 	m.HandleFunc("POST /drawbridge/v1/requests", s.simpleRequest)
@@ -115,6 +128,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /drawbridge/v1/assessment", s.getAssessment)
 	m.HandleFunc("POST /drawbridge/v1/assessment/fix", s.fixAssessment)
 	s.agentRoutes()
+	s.accessRoutes()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -127,14 +141,14 @@ func (s *Server) Handler() http.Handler {
 		r.URL.Path = canonicalPath(r.URL.Path)
 		r.URL.RawPath = ""
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		s.mux.ServeHTTP(w, r)
+		s.serve(w, r)
 	})
 }
 
 var fixedSegments = map[string]string{}
 
 func init() {
-	for _, seg := range []string{"subscriptions", "resourceGroups", "providers", "Microsoft.Security", "locations", "jitNetworkAccessPolicies", "initiate"} {
+	for _, seg := range []string{"subscriptions", "resourceGroups", "providers", "Microsoft.Security", "Microsoft.Network", "networkSecurityGroups", "locations", "jitNetworkAccessPolicies", "initiate"} {
 		fixedSegments[strings.ToLower(seg)] = seg
 	}
 }
@@ -159,10 +173,13 @@ func canonicalPath(p string) string {
 }
 
 // namedBy lists the fixed words whose next segment is a name.
-var namedBy = map[string]bool{"subscriptions": true, "resourcegroups": true, "locations": true, "jitnetworkaccesspolicies": true}
+var namedBy = map[string]bool{"subscriptions": true, "resourcegroups": true, "locations": true, "jitnetworkaccesspolicies": true, "networksecuritygroups": true}
 
 // caller authenticates the request and returns the actor for the service.
 func (s *Server) caller(w http.ResponseWriter, r *http.Request) (rbac.Principal, jit.Actor, bool) {
+	if info := requestInfo(r); info != nil {
+		return info.identity.Principal, info.actor, true // authenticated by serve
+	}
 	p, err := s.cfg.Authenticator.Authenticate(r)
 	if err != nil {
 		writeError(w, http.StatusUnauthorized, "AuthenticationFailed", "", err.Error())
@@ -199,13 +216,26 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 }
 
 func (s *Server) authorize(w http.ResponseWriter, p rbac.Principal, op rbac.Operation, target string) bool {
+	noteRefusal(w, string(op), target, "")
 	id, err := resource.Parse(target)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "InvalidResourceId", "", err.Error())
 		return false
 	}
+	if handled, err := agentCheck(w, op, id); handled {
+		if err != nil {
+			writeError(w, http.StatusForbidden, "AuthorizationFailed", "", err.Error())
+			return false
+		}
+		return true
+	}
 	if err := s.cfg.Authorizer.AuthorizeOperation(p, op, id); err != nil {
-		writeError(w, http.StatusForbidden, "AuthorizationFailed", "", err.Error())
+		if errors.Is(err, rbac.ErrDenied) {
+			writeError(w, http.StatusForbidden, "AuthorizationFailed", "", err.Error())
+		} else {
+			s.cfg.Logger.Error("authorization failed", "op", op, "target", target, "err", err)
+			writeError(w, http.StatusInternalServerError, "InternalError", "", "authorization: "+err.Error())
+		}
 		return false
 	}
 	return true
@@ -258,6 +288,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, target, msg string) {
+	noteRefusal(w, "", "", msg)
 	writeJSON(w, status, ErrorResponse{Error: ErrorBody{Code: code, Message: msg, Target: target}})
 }
 

@@ -1,0 +1,433 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/access"
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
+	"github.com/drawbridge/drawbridge/internal/auth"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/rbac"
+	"github.com/drawbridge/drawbridge/internal/resource"
+)
+
+// TokenCreateRequest is POST /drawbridge/v1/tokens.
+type TokenCreateRequest struct {
+	Principal string `json:"principal"`
+	Expires   string `json:"expires,omitempty"` // 30d, 12h, 90m; empty: never
+	AgentVM   string `json:"agentVm,omitempty"` // makes an agent token for this VM
+}
+
+// TokenCreateResponse carries the plaintext token, shown this once.
+type TokenCreateResponse struct {
+	Token  string     `json:"token"`
+	Record auth.Token `json:"record"`
+}
+
+// AssignmentBody is a role assignment as sent and returned.
+type AssignmentBody struct {
+	ID            string             `json:"id,omitempty"`
+	Role          string             `json:"roleDefinitionName"`
+	Principal     string             `json:"principalName"`
+	PrincipalType rbac.PrincipalType `json:"principalType"`
+	Scope         string             `json:"scope"`
+}
+
+// DenyRequest is POST /drawbridge/v1/requests/{id}/deny.
+type DenyRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// ApprovalResponse is the answer to approve and deny: the pending request
+// and, once the last approval opened it, the request with its grants.
+type ApprovalResponse struct {
+	Pending jit.PendingRequest `json:"pending"`
+	Opened  *RequestResource   `json:"opened,omitempty"`
+}
+
+func (s *Server) accessRoutes() {
+	m := s.mux
+	m.HandleFunc("GET /drawbridge/v1/requests/pending", s.listPending)
+	m.HandleFunc("GET /drawbridge/v1/requests/{id}", s.getPending)
+	m.HandleFunc("POST /drawbridge/v1/requests/{id}/approve", s.approve)
+	m.HandleFunc("POST /drawbridge/v1/requests/{id}/deny", s.deny)
+	if s.cfg.Access == nil {
+		return
+	}
+	m.HandleFunc("GET /drawbridge/v1/tokens", s.listTokens)
+	m.HandleFunc("POST /drawbridge/v1/tokens", s.createToken)
+	m.HandleFunc("POST /drawbridge/v1/tokens/{id}/revoke", s.revokeToken)
+	m.HandleFunc("GET /drawbridge/v1/roles", s.listRoles)
+	m.HandleFunc("GET /drawbridge/v1/roles/{name}", s.getRole)
+	m.HandleFunc("POST /drawbridge/v1/roles", s.createRole)
+	m.HandleFunc("GET /drawbridge/v1/roleAssignments", s.listAssignments)
+	m.HandleFunc("POST /drawbridge/v1/roleAssignments", s.assign)
+	m.HandleFunc("DELETE /drawbridge/v1/roleAssignments/{id}", s.unassign)
+	m.HandleFunc("GET /drawbridge/v1/audit", s.listAudit)
+	m.HandleFunc("GET /drawbridge/v1/audit/verify", s.verifyAudit)
+}
+
+func (s *Server) writeAccessError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *access.FieldError
+	if errors.As(err, &fe) {
+		switch {
+		case errors.Is(err, access.ErrInvalid):
+			writeError(w, http.StatusBadRequest, "BadRequest", fe.Field, err.Error())
+		case errors.Is(err, access.ErrNotFound):
+			writeError(w, http.StatusNotFound, "NotFound", fe.Field, err.Error())
+		default:
+			writeError(w, http.StatusConflict, "Conflict", fe.Field, err.Error())
+		}
+		return
+	}
+	s.writeServiceError(w, r, err)
+}
+
+// ParseExpiry accepts "30d", "12h", "90m" and Go durations; "" is 0 (never).
+func ParseExpiry(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 || n > 3650 {
+			return 0, errors.New("expires: " + strconv.Quote(s) + " is not a number of days between 1 and 3650")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errors.New("expires: " + strconv.Quote(s) + " is not a positive duration (30d, 12h, 90m)")
+	}
+	return d, nil
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpTokenAdmin, "/") {
+		return
+	}
+	var in TokenCreateRequest
+	if !decode(w, r, &in) {
+		return
+	}
+	ttl, err := ParseExpiry(in.Expires)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "expires", err.Error())
+		return
+	}
+	p := auth.IssueParams{Principal: in.Principal, TTL: ttl}
+	if in.AgentVM != "" {
+		p.Kind, p.VMID = auth.KindAgent, in.AgentVM
+	}
+	plain, tok, err := s.cfg.Access.CreateToken(r.Context(), actor, p)
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, TokenCreateResponse{Token: plain, Record: tok})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpTokenAdmin, "/") {
+		return
+	}
+	ts, err := s.cfg.Access.ListTokens(r.Context())
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	if ts == nil {
+		ts = []auth.Token{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse[auth.Token]{Value: ts})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpTokenAdmin, "/") {
+		return
+	}
+	t, err := s.cfg.Access.RevokeToken(r.Context(), actor, r.PathValue("id"))
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpRoleRead, "/") {
+		return
+	}
+	rs, err := s.cfg.Access.Roles(r.Context())
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ListResponse[rbac.RoleDefinition]{Value: rs})
+}
+
+func (s *Server) getRole(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpRoleRead, "/") {
+		return
+	}
+	p, err := s.cfg.Access.Policy(r.Context())
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	role := p.Role(r.PathValue("name"))
+	if role == nil {
+		writeError(w, http.StatusNotFound, "NotFound", "name", "no role named "+strconv.Quote(r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, role)
+}
+
+func (s *Server) createRole(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpRoleWrite, "/") {
+		return
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidRequestContent", "", "request body: "+describeJSONError(err))
+		return
+	}
+	role, err := rbac.ParseRoleDefinition(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidRoleDefinition", "", err.Error())
+		return
+	}
+	// Creating a role usable at a scope needs role writes at that scope.
+	for _, sc := range role.AssignableScopes {
+		if !s.authorize(w, principal, rbac.OpRoleWrite, sc.String()) {
+			return
+		}
+	}
+	role, err = s.cfg.Access.CreateRole(r.Context(), actor, role)
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, role)
+}
+
+func assignmentBody(a rbac.Assignment) AssignmentBody {
+	return AssignmentBody{ID: a.ID, Role: a.Role, Principal: a.Principal, PrincipalType: a.PrincipalType, Scope: a.Scope.String()}
+}
+
+func (s *Server) listAssignments(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpRoleRead, "/") {
+		return
+	}
+	as, err := s.cfg.Access.Assignments(r.Context())
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	out := ListResponse[AssignmentBody]{Value: []AssignmentBody{}}
+	for _, a := range as {
+		out.Value = append(out.Value, assignmentBody(a))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) assign(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	var in AssignmentBody
+	if !decode(w, r, &in) {
+		return
+	}
+	scope, err := resource.Parse(in.Scope)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "scope", "scope: "+err.Error())
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpRoleWrite, scope.String()) {
+		return
+	}
+	if in.PrincipalType == "" {
+		in.PrincipalType = rbac.PrincipalUser
+	}
+	a, err := s.cfg.Access.Assign(r.Context(), actor, rbac.Assignment{Role: in.Role, Principal: in.Principal, PrincipalType: in.PrincipalType, Scope: scope})
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, assignmentBody(a))
+}
+
+func (s *Server) unassign(w http.ResponseWriter, r *http.Request) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	a, err := s.cfg.Access.GetAssignment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	if !s.authorize(w, principal, rbac.OpRoleWrite, a.Scope.String()) {
+		return
+	}
+	if err := s.cfg.Access.Unassign(r.Context(), actor, a.ID); err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, assignmentBody(a))
+}
+
+// listAudit is GET /drawbridge/v1/audit?since=RFC3339&principal=&vm=&limit=.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	f := auditstore.Filter{Principal: q.Get("principal"), Target: q.Get("vm")}
+	target := "/"
+	if f.Target != "" {
+		target = f.Target
+	}
+	if !s.authorize(w, principal, rbac.OpAuditRead, target) {
+		return
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequest", "since", "since "+strconv.Quote(v)+" is not an RFC 3339 time")
+			return
+		}
+		f.Since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "BadRequest", "limit", "limit must be a non-negative integer")
+			return
+		}
+		f.Limit = n
+	}
+	recs, err := s.cfg.Access.Audit(r.Context(), f)
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse[audit.Record]{Value: recs})
+}
+
+func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpAuditRead, "/") {
+		return
+	}
+	rep, err := s.cfg.Access.VerifyAudit(r.Context())
+	if err != nil {
+		s.writeAccessError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// ---- approvals ----
+
+func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
+	principal, _, ok := s.caller(w, r)
+	if !ok || !s.authorize(w, principal, rbac.OpGrantsList, "/") {
+		return
+	}
+	ps, err := s.cfg.Service.ListPendingRequests(r.Context())
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []jit.PendingRequest{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse[jit.PendingRequest]{Value: ps})
+}
+
+// pendingFor loads a pending request and authorizes op on each of its VMs.
+func (s *Server) pendingFor(w http.ResponseWriter, r *http.Request, op rbac.Operation) (jit.PendingRequest, rbac.Principal, jit.Actor, bool) {
+	principal, actor, ok := s.caller(w, r)
+	if !ok {
+		return jit.PendingRequest{}, principal, actor, false
+	}
+	p, err := s.cfg.Service.GetPendingRequest(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return p, principal, actor, false
+	}
+	seen := map[string]bool{}
+	for _, g := range p.Request.Grants {
+		if seen[strings.ToLower(g.VMID)] {
+			continue
+		}
+		seen[strings.ToLower(g.VMID)] = true
+		if !s.authorize(w, principal, op, g.VMID) {
+			return p, principal, actor, false
+		}
+	}
+	return p, principal, actor, true
+}
+
+func (s *Server) getPending(w http.ResponseWriter, r *http.Request) {
+	p, _, _, ok := s.pendingFor(w, r, rbac.OpGrantsList)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
+	_, _, actor, ok := s.pendingFor(w, r, rbac.OpApprove)
+	if !ok {
+		return
+	}
+	p, opened, err := s.cfg.Service.Approve(r.Context(), actor, r.PathValue("id"))
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	out := ApprovalResponse{Pending: p}
+	if opened.ID != "" {
+		rr := requestResource(opened)
+		out.Opened = &rr
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deny(w http.ResponseWriter, r *http.Request) {
+	_, _, actor, ok := s.pendingFor(w, r, rbac.OpApprove)
+	if !ok {
+		return
+	}
+	var in DenyRequest
+	if r.ContentLength != 0 && !decode(w, r, &in) {
+		return
+	}
+	p, err := s.cfg.Service.Deny(r.Context(), actor, r.PathValue("id"), in.Reason)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ApprovalResponse{Pending: p})
+}
