@@ -23,12 +23,16 @@ import (
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/postgres"
 	"github.com/drawbridge/drawbridge/internal/store/sqlite"
 )
 
 // Config is what a server needs to start.
 type Config struct {
 	Listen string // host:port; "127.0.0.1:0" picks a free port
+	// DBPath is a SQLite file, or a postgres:// (postgresql://) URL for
+	// PostgreSQL, which several replicas can share.
 	DBPath string
 	// SampleInventory loads the built-in sample inventory when the store
 	// has no VMs yet.
@@ -48,7 +52,7 @@ type Server struct {
 	// state to `drawbridge agent` and records what the agents report.
 	Agents *agenthub.Hub
 
-	store  *sqlite.Store
+	store  backend
 	http   *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -67,6 +71,27 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// backend is what a server needs from its store.
+type backend interface {
+	jit.Store
+	store.ObjectStore
+	Close() error
+}
+
+// openStore opens PostgreSQL for a postgres:// or postgresql:// DSN and
+// SQLite for anything else.
+func openStore(ctx context.Context, db string) (backend, error) {
+	if postgres.IsDSN(db) {
+		// postgres.Open names host and database but never the password.
+		return postgres.Open(ctx, db)
+	}
+	st, err := sqlite.Open(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", db, err)
+	}
+	return st, nil
+}
+
 // Start opens the store, revokes grants that fell due while no server ran,
 // and serves the API. Stop it with Close.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
@@ -77,9 +102,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 5 * time.Minute
 	}
-	st, err := sqlite.Open(ctx, cfg.DBPath)
+	st, err := openStore(ctx, cfg.DBPath)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.DBPath, err)
+		return nil, err
 	}
 	simProv := sim.New(st)
 	hub := agenthub.New()
