@@ -188,3 +188,13 @@ func sortedPermissions(in []netrule.IPPermission) []netrule.IPPermission {
 	})
 	return out
 }
+
+// NSG returns one network security group as stored (custom rules only;
+// netrule.DefaultRules are implied), or an error wrapping store.ErrNotFound.
+func (p *Provider) NSG(ctx context.Context, id string) (netrule.NSG, error) {
+	var n netrule.NSG
+	err := p.objs.ObjectTx(ctx, func(o store.Objects) error {
+		return o.GetObject(ctx, inventory.KindNSG, inventory.Key(id), &n)
+	})
+	return n, err
+}
