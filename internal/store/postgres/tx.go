@@ -184,6 +184,9 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	if _, err := t.exec(ctx, "put policy", qPutPolicy, key, strings.ToLower(p.Location), body); err != nil {
 		return fmt.Errorf("postgres: put policy %s: %w", p.ID, err)
 	}
+	if err := t.notifyPolicyVMs(ctx, key); err != nil {
+		return err
+	}
 	if _, err := t.exec(ctx, "put policy", qClearPolicyVM, key); err != nil {
 		return fmt.Errorf("postgres: put policy %s: %w", p.ID, err)
 	}
@@ -196,6 +199,17 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 			// Another transaction put the VM in its policy after our check.
 			return fmt.Errorf("virtual machine %s is already in another JIT policy: %w", vk, store.ErrConflict)
 		}
+		if err := t.notifyVM(ctx, vk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notifyPolicyVMs announces every VM the stored policy key guards.
+func (t *tx) notifyPolicyVMs(ctx context.Context, key string) error {
+	if _, err := t.exec(ctx, "notify", `SELECT pg_notify($1, vm_key) FROM policy_vms WHERE policy_key = $2`, VMChannel, key); err != nil {
+		return fmt.Errorf("postgres: notify policy %s: %w", key, err)
 	}
 	return nil
 }
@@ -222,6 +236,9 @@ func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Po
 // DeletePolicy removes the policy and, by cascade, its VM index rows.
 // Requests and grants stay: they are the history of access.
 func (t *tx) DeletePolicy(ctx context.Context, id string) error {
+	if err := t.notifyPolicyVMs(ctx, strings.ToLower(id)); err != nil {
+		return err
+	}
 	n, err := t.exec(ctx, "delete policy", qDeletePolicy, strings.ToLower(id))
 	if err != nil {
 		return fmt.Errorf("postgres: delete policy %s: %w", id, err)
@@ -296,6 +313,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	} else if n == 0 {
 		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	}
+	notified := map[string]bool{}
 	for i, g := range grants {
 		g = grantUTC(g)
 		g.RequestID = r.ID
@@ -315,6 +333,12 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 			return fmt.Errorf("postgres: insert grant %s: %w", g.ID, err)
 		} else if n == 0 {
 			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
+		}
+		if vk := inventory.Key(g.VMID); !notified[vk] {
+			notified[vk] = true
+			if err := t.notifyVM(ctx, vk); err != nil {
+				return fmt.Errorf("postgres: insert request %s: %w", r.ID, err)
+			}
 		}
 	}
 	return nil
@@ -413,6 +437,10 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return err
 	}
+	// Only a status change (a grant ending) changes the VM's desired
+	// firewall; bookkeeping (applied, provider error) is not announced, so
+	// replicas reacting to notifications cannot set each other off.
+	statusChanged := cur.Status != g.Status
 	cur.Status = g.Status
 	cur.StatusReason = g.StatusReason
 	cur.EndedAt = utc(g.EndedAt)
@@ -425,6 +453,9 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	}
 	if _, err := t.exec(ctx, "update grant", qUpdateGrant, string(cur.Status), body, g.ID); err != nil {
 		return fmt.Errorf("postgres: update grant %s: %w", g.ID, err)
+	}
+	if statusChanged {
+		return t.notifyVM(ctx, inventory.Key(cur.VMID))
 	}
 	return nil
 }
