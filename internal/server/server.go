@@ -175,6 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Logger.Error("http server", "err", err)
 		}
 	}()
+	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
 	return s, nil
 }
 
