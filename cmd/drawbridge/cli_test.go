@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +29,23 @@ func startServer(t *testing.T) *server.Server {
 		t.Fatalf("start server: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	tokensMu.Lock()
+	tokens[srv.URL] = srv.AdminToken
+	tokensMu.Unlock()
 	return srv
+}
+
+// tokens maps each test server's URL to its bootstrap administrator
+// token, which cli sends as DRAWBRIDGE_TOKEN.
+var (
+	tokensMu sync.Mutex
+	tokens   = map[string]string{}
+)
+
+func tokenFor(url string) string {
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
+	return tokens[url]
 }
 
 type result struct {
@@ -41,7 +58,13 @@ func cli(t *testing.T, url string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	all := append([]string{"--server", url}, args...)
-	code := run(context.Background(), all, &out, &errb, func(string) string { return "" })
+	env := func(k string) string {
+		if k == "DRAWBRIDGE_TOKEN" {
+			return tokenFor(url)
+		}
+		return ""
+	}
+	code := run(context.Background(), all, &out, &errb, env)
 	return result{out.String(), errb.String(), code}
 }
 
@@ -318,7 +341,7 @@ func TestUnreachableServer(t *testing.T) {
 func TestServerFromEnvironment(t *testing.T) {
 	srv := startServer(t)
 	var out, errb bytes.Buffer
-	env := map[string]string{"DRAWBRIDGE_SERVER": srv.URL}
+	env := map[string]string{"DRAWBRIDGE_SERVER": srv.URL, "DRAWBRIDGE_TOKEN": srv.AdminToken}
 	code := run(context.Background(), []string{"vm", "list", "-o", "json"}, &out, &errb, func(k string) string { return env[k] })
 	if code != 0 || !strings.Contains(out.String(), "web-01") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())

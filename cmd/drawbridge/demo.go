@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	c, err := client.New(srv.URL, "")
+	c, err := client.New(srv.URL, srv.AdminToken)
 	if err != nil {
 		return err
 	}

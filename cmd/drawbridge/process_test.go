@@ -61,6 +61,15 @@ func startProc(t *testing.T, bin, db, logPath string) *serverProc {
 	select {
 	case p.url = <-urls:
 		p.ready = time.Now()
+		// The first start wrote the bootstrap administrator token beside
+		// the database; cli sends it.
+		if b, err := os.ReadFile(db + ".admin-token"); err == nil {
+			tokensMu.Lock()
+			tokens[p.url] = strings.TrimSpace(string(b))
+			tokensMu.Unlock()
+		} else {
+			t.Fatalf("server wrote no admin token file: %v", err)
+		}
 	case <-time.After(20 * time.Second):
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("server printed no URL within 20s; log:\n%s", log)

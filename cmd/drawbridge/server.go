@@ -11,13 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drawbridge/drawbridge/internal/auth"
 	"github.com/drawbridge/drawbridge/internal/server"
 )
 
 func (a *app) serverCmd() *cobra.Command {
 	var (
-		cfg   server.Config
-		debug bool
+		cfg     server.Config
+		debug   bool
+		oidcCfg auth.OIDCConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -37,6 +39,12 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if cfg.DBPath == "" {
 				return errors.New("--db: a database file path is required")
 			}
+			if oidcCfg.IssuerURL != "" || oidcCfg.ClientID != "" {
+				if oidcCfg.IssuerURL == "" || oidcCfg.ClientID == "" {
+					return errors.New("--oidc-issuer and --oidc-audience: give both or neither")
+				}
+				cfg.OIDC = &oidcCfg
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, cfg)
@@ -46,6 +54,9 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			log.Info("server started", "url", srv.URL, "db", cfg.DBPath,
 				"startup_expired", srv.StartupExpired, "startup_expiry", srv.StartupExpiry.String(),
 				"startup_expiry_ms", fmt.Sprintf("%.3f", float64(srv.StartupExpiry.Microseconds())/1000))
+			if srv.AdminToken != "" {
+				fmt.Fprintf(a.stderr, "drawbridge: first start: the administrator token is in %s (readable only by you); use it with --token or DRAWBRIDGE_TOKEN\n", srv.AdminTokenFile)
+			}
 			fmt.Fprintf(a.stdout, "drawbridge server listening on %s\n", srv.URL)
 			<-ctx.Done()
 			log.Info("shutting down", "reason", context.Cause(ctx))
@@ -57,5 +68,12 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&cfg.DBPath, "db", "drawbridge.db", "SQLite database file")
 	f.BoolVar(&cfg.SampleInventory, "sample-inventory", true, "load the built-in sample inventory if the database has no VMs (--sample-inventory=false to start empty)")
 	f.BoolVar(&debug, "debug", false, "log at debug level")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the bootstrap administrator token, mode 0600 (default: beside the database, DB.admin-token)")
+	f.BoolVar(&cfg.Insecure, "insecure-no-auth", false, "turn authentication and authorization off (every caller may do everything; local experiments only)")
+	f.DurationVar(&cfg.ApprovalTimeout, "approval-timeout", 0, "how long a request needing approval may stay pending (default 1h)")
+	f.StringVar(&oidcCfg.IssuerURL, "oidc-issuer", "", "also accept OIDC ID tokens from this issuer URL")
+	f.StringVar(&oidcCfg.ClientID, "oidc-audience", "", "the audience (client ID) OIDC ID tokens must carry")
+	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
+	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	return cmd
 }

@@ -25,7 +25,7 @@ func startServer(t *testing.T) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	c, err := New(srv.URL, "")
+	c, err := New(srv.URL, srv.AdminToken)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,7 +229,7 @@ func startServer(t testing.TB, dir, name string) (*proc, string) {
 // startServerOn is startServer listening on listen (host:port).
 func startServerOn(t testing.TB, dir, name, listen string) (*proc, string) {
 	t.Helper()
-	p, sc := startProc(t, name, filepath.Join(dir, name+".log"), "server", "--db", filepath.Join(dir, "drawbridge.db"), "--listen", listen)
+	p, sc := startProc(t, name, filepath.Join(dir, name+".log"), "server", "--db", filepath.Join(dir, "drawbridge.db"), "--listen", listen, "--insecure-no-auth")
 	urls := make(chan string, 1)
 	go func() {
 		for sc.Scan() {

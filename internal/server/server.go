@@ -17,7 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/access"
 	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/auth"
 	"github.com/drawbridge/drawbridge/internal/clock"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -41,6 +43,20 @@ type Config struct {
 	// ResyncInterval is how often every guarded VM is reconciled as a safety net.
 	ResyncInterval time.Duration
 	Logger         *slog.Logger
+
+	// Insecure turns authentication and authorization off: every caller
+	// is the principal "local" and may do everything. For local
+	// experiments only; the default authenticates every API call.
+	Insecure bool
+	// AdminTokenFile is where the first start writes the bootstrap
+	// administrator token (mode 0600). Default: beside the SQLite database
+	// (DBPath + ".admin-token"), or drawbridge.admin-token for PostgreSQL.
+	AdminTokenFile string
+	// OIDC, if set, also accepts OIDC ID tokens from this issuer.
+	OIDC *auth.OIDCConfig
+	// ApprovalTimeout is how long a request needing approval may stay
+	// pending (default jit.DefaultApprovalTimeout).
+	ApprovalTimeout time.Duration
 }
 
 // Server is a running drawbridge server.
@@ -60,6 +76,14 @@ type Server struct {
 	// StartupExpiry how long that took from the start of Start.
 	StartupExpired int
 	StartupExpiry  time.Duration
+
+	// Access holds tokens, roles, assignments and the audit log.
+	Access *access.Store
+	// AdminToken is the bootstrap administrator token when this start
+	// created it (the store's first start), else empty; AdminTokenFile is
+	// where it was written.
+	AdminToken     string
+	AdminTokenFile string
 }
 
 // NewID returns a random 128-bit identifier in hex.
@@ -113,6 +137,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Providers: jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub},
 		Clock:     clock.Real{},
 		NewID:     NewID,
+
+		ApprovalTimeout: cfg.ApprovalTimeout,
 	})
 	hub.SetReconciler(svc.ReconcileVM)
 	hub.SetReporter(svc.ReportObserved)
@@ -148,7 +174,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	acc := access.New(st, nil)
+	s.Access = acc
+	authn, authz, err := s.setupAuth(ctx, cfg, acc)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	apiServer := api.New(api.Config{
+		Authenticator:  authn,
+		Authorizer:     authz,
+		Auditor:        acc,
+		Access:         acc,
+		FailureLimiter: auth.NewFailureLimiter(10, 6*time.Second, 0),
 		Service:        svc,
 		Network:        simProv,
 		Logger:         cfg.Logger,
