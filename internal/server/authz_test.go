@@ -377,3 +377,5 @@ func mustJSON(v any) []byte {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
