@@ -238,8 +238,15 @@ type assessor struct {
 
 	compiledNSG map[string]compiled[netrule.CompiledNSG]
 	compiledSG  map[string]compiled[netrule.CompiledSG]
-	envs        map[string]netrule.Env
-	awsEnv      netrule.Env
+	// nsgRefs counts the references to each NSG ID (as written) from NICs
+	// and subnets. An NSG referenced once (the usual NIC NSG) is compiled
+	// into scratch, reused from VM to VM, instead of being cached: caching
+	// every NIC's NSG kept the whole estate's compiled rules alive.
+	nsgRefs map[string]int32
+	scratch []*netrule.CompiledNSG
+	eval    netrule.Scratch // per worker: evaluations allocate no working memory
+	envs    map[string]netrule.Env
+	awsEnv  netrule.Env
 }
 
 type compiled[T any] struct {
@@ -315,6 +322,25 @@ func newAssessor(in Input, ports []int) *assessor {
 			a.settings = append(a.settings, id)
 		}
 	}
+	// Count the NICs behind each NSG: on the NIC, or on its subnet. IDs
+	// spelt differently count apart; an NSG whose count is not exactly 1
+	// (including a subnet reached only through a differently spelt ID: 0)
+	// is cached, which is always correct.
+	a.nsgRefs = make(map[string]int32, len(inv.NSGs))
+	nicsInSubnet := make(map[string]int32, len(inv.Subnets))
+	for i := range inv.NICs {
+		if id := inv.NICs[i].NSG; id != "" {
+			a.nsgRefs[id]++
+		}
+		if sub := inv.NICs[i].Subnet; sub != "" {
+			nicsInSubnet[sub]++
+		}
+	}
+	for i := range inv.Subnets {
+		if id := inv.Subnets[i].NSG; id != "" {
+			a.nsgRefs[id] += max(nicsInSubnet[inv.Subnets[i].ID], 2)
+		}
+	}
 	for _, s := range inv.Subnets {
 		if s.AddressPrefix.IsValid() {
 			k := inventory.Key(vnetID(s.ID))
@@ -331,6 +357,8 @@ func (a *assessor) fork() *assessor {
 	b.compiledNSG = map[string]compiled[netrule.CompiledNSG]{}
 	b.compiledSG = map[string]compiled[netrule.CompiledSG]{}
 	b.envs = map[string]netrule.Env{}
+	b.scratch = nil
+	b.eval = netrule.Scratch{}
 	return &b
 }
 
@@ -457,10 +485,26 @@ func guarded(ps []PolicyPort, port int, proto netrule.Protocol) bool {
 	return false
 }
 
-func (a *assessor) nsg(id string) (*netrule.CompiledNSG, error) {
+// nsg compiles the NSG with that ID. used counts the NSGs this VM has
+// compiled into scratch so far; an NSG referenced only once in the
+// inventory goes into scratch slot *used (valid until the next VM).
+func (a *assessor) nsg(id string, used *int) (*netrule.CompiledNSG, error) {
 	k := id // as written: a differently spelt reference compiles twice, harmlessly
 	if c, ok := a.compiledNSG[k]; ok {
 		return c.c, c.err
+	}
+	if a.nsgRefs[k] == 1 {
+		if n, ok := a.nsgs.get(id); ok {
+			if *used == len(a.scratch) {
+				a.scratch = append(a.scratch, &netrule.CompiledNSG{})
+			}
+			c := a.scratch[*used]
+			if err := netrule.CompileNSGInto(n, c); err != nil {
+				return nil, err
+			}
+			*used++
+			return c, nil
+		}
 	}
 	var c compiled[netrule.CompiledNSG]
 	if n, ok := a.nsgs.get(id); ok {
@@ -524,6 +568,7 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 	}
 	paths := make([]nicPath, 0, len(vm.NICs))
 	hasNSG := false
+	used := 0 // scratch NSGs compiled for this VM
 	for _, id := range vm.NICs {
 		nic, ok := a.nics.get(id)
 		if !ok {
@@ -536,7 +581,7 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 				return fail(ReasonInventoryError, "network interface %s: subnet %s is not in the inventory", nic.ID, nic.Subnet)
 			}
 			if sub.NSG != "" {
-				c, err := a.nsg(sub.NSG)
+				c, err := a.nsg(sub.NSG, &used)
 				if err != nil {
 					return fail(ReasonInventoryError, "subnet %s: %v", sub.ID, err)
 				}
@@ -544,7 +589,7 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 			}
 		}
 		if nic.NSG != "" {
-			c, err := a.nsg(nic.NSG)
+			c, err := a.nsg(nic.NSG, &used)
 			if err != nil {
 				return fail(ReasonInventoryError, "network interface %s: %v", nic.ID, err)
 			}
@@ -566,7 +611,7 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 				dests = []netip.Addr{{}}
 			}
 			for _, d := range dests {
-				v := netrule.EvaluateAzure(p.path[:], p.env, netrule.Query{Destination: d, Port: port, Protocol: netrule.Tcp, Source: p.env.InternetSource()})
+				v := netrule.EvaluateAzureScratch(&a.eval, p.path[:], p.env, netrule.Query{Destination: d, Port: port, Protocol: netrule.Tcp, Source: p.env.InternetSource()})
 				if v.Allowed {
 					out = append(out, Exposure{Port: port, Protocol: netrule.Tcp, Interface: p.nic.ID, Address: d,
 						ExampleSource: v.Example, Rule: v.Deciding(), Path: v.Rules})

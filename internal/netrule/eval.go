@@ -139,6 +139,9 @@ func (r *compiledRule) ref(group, src string) RuleRef {
 type CompiledNSG struct {
 	id    string
 	rules []compiledRule
+	// The arena the rules' addresses and ports live in, kept for reuse.
+	entries []addrEntry
+	ports   []PortRange
 }
 
 // ID returns the NSG's ID.
@@ -149,27 +152,56 @@ func (c *CompiledNSG) ID() string { return c.id }
 // addresses and ports of all rules share two backing arrays, so compiling
 // costs a handful of allocations per NSG, not per rule.
 func CompileNSG(n NSG) (*CompiledNSG, error) {
+	c := &CompiledNSG{}
+	if err := CompileNSGInto(&n, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CompileNSGInto is CompileNSG into c, reusing c's memory: a caller that
+// evaluates many NSGs once each (one per NIC) compiles them all into one
+// CompiledNSG and allocates nothing after the first few. c must not be in
+// use (being evaluated) meanwhile; verdicts and RuleRefs obtained from it
+// before stay valid. On error c is left empty.
+func CompileNSGInto(n *NSG, c *CompiledNSG) error {
 	ne, np := 0, 0
 	for i := range n.SecurityRules {
 		r := &n.SecurityRules[i]
 		ne += count(r.SourceAddressPrefix, r.SourceAddressPrefixes) + count(r.DestinationAddressPrefix, r.DestinationAddressPrefixes)
 		np += count(r.DestinationPortRange, r.DestinationPortRanges)
 	}
-	a := arena{entries: make([]addrEntry, 0, ne), ports: make([]PortRange, 0, np)}
-	c := &CompiledNSG{id: n.ID, rules: make([]compiledRule, 0, len(n.SecurityRules))}
+	// The rules keep windows into the arena, so it must not grow while
+	// compiling: reuse the old arrays only when they are large enough.
+	a := arena{entries: c.entries[:0], ports: c.ports[:0]}
+	if cap(a.entries) < ne {
+		a.entries = make([]addrEntry, 0, ne)
+	}
+	if cap(a.ports) < np {
+		a.ports = make([]PortRange, 0, np)
+	}
+	c.id = n.ID
+	if cap(c.rules) < len(n.SecurityRules) {
+		c.rules = make([]compiledRule, 0, len(n.SecurityRules))
+	}
+	c.rules = c.rules[:0]
+	defer func() { c.entries, c.ports = a.entries, a.ports }()
 	for i := range n.SecurityRules {
 		r := &n.SecurityRules[i]
 		cr, inbound, err := compileRule(r, false, &a)
 		if err != nil {
-			return nil, fmt.Errorf("network security group %s: securityRules %q: %w", n.ID, r.Name, err)
+			c.rules = c.rules[:0]
+			return fmt.Errorf("network security group %s: securityRules %q: %w", n.ID, r.Name, err)
 		}
 		if inbound {
 			c.rules = append(c.rules, cr)
 		}
 	}
 	// Priorities are unique per direction, so a stable sort is a total order.
-	slices.SortStableFunc(c.rules, func(a, b compiledRule) int { return cmp.Compare(a.priority, b.priority) })
-	return c, nil
+	if !slices.IsSortedFunc(c.rules, func(a, b compiledRule) int { return cmp.Compare(a.priority, b.priority) }) {
+		slices.SortStableFunc(c.rules, func(a, b compiledRule) int { return cmp.Compare(a.priority, b.priority) })
+	}
+	return nil
 }
 
 func count(one string, many []string) int {
@@ -403,25 +435,42 @@ func (p piece) ref(group string) RuleRef { return p.rule.ref(group, p.src) }
 // matches decides, and the default rules (AllowVnetInBound,
 // AllowAzureLoadBalancerInBound, DenyAllInBound) come last.
 func EvaluateAzure(path []*CompiledNSG, env Env, q Query) Verdict {
+	var s Scratch
+	return EvaluateAzureScratch(&s, path, env, q)
+}
+
+// Scratch is working memory for EvaluateAzureScratch. A caller that
+// evaluates many queries (one goroutine at a time per Scratch) reuses one
+// and so allocates nothing for the rules' decisions. The zero value is ready.
+type Scratch struct {
+	pieces  []piece
+	decided []decision
+}
+
+// EvaluateAzureScratch is EvaluateAzure using s for its working memory.
+func EvaluateAzureScratch(s *Scratch, path []*CompiledNSG, env Env, q Query) Verdict {
 	if q.Protocol == Any || q.Protocol == "" {
-		v := evalAzure(path, &env, q, Tcp)
+		v := evalAzure(s, path, &env, q, Tcp)
 		if v.Allowed {
 			return v
 		}
-		if u := evalAzure(path, &env, q, Udp); u.Allowed {
+		if u := evalAzure(s, path, &env, q, Udp); u.Allowed {
 			return u
 		}
 		return v
 	}
-	return evalAzure(path, &env, q, q.Protocol)
+	return evalAzure(s, path, &env, q, q.Protocol)
 }
 
-func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
+func evalAzure(s *Scratch, path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 	v := Verdict{Protocol: proto}
 	cur := q.Source.Set
-	var buf [2]decision
-	var pbuf [8]piece // pieces of every NSG on the path, without a heap allocation in the usual case
-	decided := buf[:0]
+	pieces := s.pieces[:0]
+	decided := s.decided[:0]
+	defer func() {
+		clear(pieces) // drop the sets, so the scratch keeps no garbage alive
+		s.pieces, s.decided = pieces[:0], decided[:0]
+	}()
 	for _, n := range path {
 		if n == nil {
 			continue
@@ -429,16 +478,11 @@ func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 		if cur.IsEmpty() {
 			break
 		}
-		out := pbuf[:0:len(pbuf)]
-		if len(decided) > 0 {
-			// Keep the previous NSG's pieces: append after them.
-			prev := decided[len(decided)-1].pieces
-			out = prev[len(prev):len(prev):cap(prev)]
-		}
-		ps := n.decide(env, q.Destination, q.Port, proto, cur, out)
-		decided = append(decided, decision{n.id, ps})
+		start := len(pieces)
+		pieces = n.decide(env, q.Destination, q.Port, proto, cur, pieces)
+		decided = append(decided, decision{n.id, start, len(pieces)})
 		var next AddressSet
-		for _, p := range ps {
+		for _, p := range pieces[start:] {
 			if p.rule.allow {
 				next = next.Union(p.set)
 			}
@@ -447,7 +491,7 @@ func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 			// Everything that reached this NSG stops here: explain with the
 			// first such source.
 			v.Example = cur.First()
-			v.Rules = explain(decided, v.Example, false)
+			v.Rules = explain(decided, pieces, v.Example, false)
 			return v
 		}
 		cur = next
@@ -457,25 +501,25 @@ func evalAzure(path []*CompiledNSG, env *Env, q Query, proto Protocol) Verdict {
 	}
 	v.Allowed = true
 	v.Example = cur.First()
-	v.Rules = explain(decided, v.Example, true)
+	v.Rules = explain(decided, pieces, v.Example, true)
 	return v
 }
 
-// decision is what one NSG on the path decided.
+// decision is what one NSG on the path decided: pieces[from:to].
 type decision struct {
-	group  string
-	pieces []piece
+	group    string
+	from, to int
 }
 
 // explain returns, per NSG, the first rule that decided source a the way
 // it went: allowed through every NSG but the last, and through the last too
 // if lastAllowed. (With source-port-limited rules a source can be both
 // allowed and denied by one NSG, on different source ports.)
-func explain(decided []decision, a netip.Addr, lastAllowed bool) []RuleRef {
+func explain(decided []decision, pieces []piece, a netip.Addr, lastAllowed bool) []RuleRef {
 	out := make([]RuleRef, 0, len(decided))
 	for i, d := range decided {
 		allow := i < len(decided)-1 || lastAllowed
-		for _, p := range d.pieces {
+		for _, p := range pieces[d.from:d.to] {
 			if p.rule.allow == allow && p.set.Contains(a) {
 				out = append(out, p.ref(d.group))
 				break
