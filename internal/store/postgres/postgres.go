@@ -60,6 +60,10 @@ var (
 // something is wrong, and the caller gets the error.
 const maxAttempts = 40
 
+// retryLockKey is the advisory lock a transaction that has failed to
+// serialise holds during its next attempts (see inTx).
+const retryLockKey = 0x6472617772657479 // "drawrety"
+
 // connectTimeout bounds Open's first contact with the database.
 const connectTimeout = 10 * time.Second
 
@@ -148,8 +152,9 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 	backoff := time.Millisecond
 	reconnects := 0
+	escalate := false
 	for attempt := 1; ; attempt++ {
-		err, retry := s.attempt(ctx, fn)
+		err, retry := s.attempt(ctx, fn, escalate)
 		if err == nil {
 			return nil
 		}
@@ -163,6 +168,12 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 		if !retry || attempt >= maxAttempts || ctx.Err() != nil {
 			return err
 		}
+		// After a serialisation failure, run the next attempts holding
+		// the retry lock: conflicting transactions that already lost once
+		// then queue instead of colliding again. Hot rows that every
+		// writer touches (the audit chain's head) otherwise make
+		// optimistic retries livelock under load.
+		escalate = !errors.Is(err, store.ErrUnavailable)
 		s.retries.Add(1)
 		// Full jitter: replicas that collided do not collide again in step.
 		d := time.Duration(rand.Int64N(int64(backoff))) + 100*time.Microsecond
@@ -179,7 +190,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 
 // attempt runs fn once. It returns fn's (or the database's) error and
 // whether running fn again may succeed.
-func (s *Store) attempt(ctx context.Context, fn func(*tx) error) (err error, retry bool) {
+func (s *Store) attempt(ctx context.Context, fn func(*tx) error, escalate bool) (err error, retry bool) {
 	if err := ctx.Err(); err != nil {
 		return err, false
 	}
@@ -191,6 +202,18 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error) (err error, ret
 		return unavailable("connect", err), false
 	}
 	t := &tx{conn: conn}
+	if escalate {
+		// Before BEGIN, so the snapshot is taken after the wait.
+		t.sessionLocks = true
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(retryLockKey)); err != nil {
+			t.fail("retry lock", err)
+			t.finish(false)
+			if t.broken {
+				return unavailable("retry lock", err), false
+			}
+			return err, isRetryable(err)
+		}
+	}
 	done := false
 	defer func() {
 		if !done {
