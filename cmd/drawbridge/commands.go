@@ -29,6 +29,11 @@ func resolveVM(ctx context.Context, c *client.Client, arg string) (api.VMSummary
 	}
 	vms, err := c.VMs(ctx)
 	if err != nil {
+		// A caller whose roles stop below "/" (a requester scoped to a
+		// resource group) cannot list every VM; a full ID needs no lookup.
+		if strings.HasPrefix(arg, "/") && client.StatusCode(err) == http.StatusForbidden {
+			return api.VMSummary{ID: arg, Name: lastSegment(arg)}, nil
+		}
 		return api.VMSummary{}, err
 	}
 	var found []api.VMSummary

@@ -165,12 +165,28 @@ func (s *Store) VerifyAudit(ctx context.Context) (auditstore.Report, error) {
 
 // ---- tokens ----
 
+// TokenInfo is a stored token: the record and the groups its principal is
+// in (API tokens carry their groups, as OIDC ID tokens carry a claim).
+type TokenInfo struct {
+	auth.Token
+	Groups []string `json:"groups,omitempty"`
+}
+
 // CreateToken issues a token and stores its hash, audited as actor.
-func (s *Store) CreateToken(ctx context.Context, actor jit.Actor, p auth.IssueParams) (string, auth.Token, error) {
-	plain, tok, err := auth.Issue(p, s.now())
+func (s *Store) CreateToken(ctx context.Context, actor jit.Actor, p auth.IssueParams, groups []string) (string, TokenInfo, error) {
+	plain, rec, err := auth.Issue(p, s.now())
 	if err != nil {
-		return "", auth.Token{}, fieldErr(ErrInvalid, fieldOf(err), "%v", err)
+		return "", TokenInfo{}, fieldErr(ErrInvalid, fieldOf(err), "%v", err)
 	}
+	if rec.Kind == auth.KindAgent && len(groups) > 0 {
+		return "", TokenInfo{}, fieldErr(ErrInvalid, "groups", "agent tokens have no groups")
+	}
+	for i, g := range groups {
+		if strings.TrimSpace(g) == "" {
+			return "", TokenInfo{}, fieldErr(ErrInvalid, fmt.Sprintf("groups[%d]", i), "group name must not be empty")
+		}
+	}
+	tok := TokenInfo{Token: rec, Groups: groups}
 	err = s.st.ObjectTx(ctx, func(o store.Objects) error {
 		if err := o.PutObject(ctx, KindToken, tok.Hash, tok); err != nil {
 			return err
@@ -183,7 +199,7 @@ func (s *Store) CreateToken(ctx context.Context, actor jit.Actor, p auth.IssuePa
 		return err
 	})
 	if err != nil {
-		return "", auth.Token{}, err
+		return "", TokenInfo{}, err
 	}
 	return plain, tok, nil
 }
@@ -197,8 +213,8 @@ func fieldOf(err error) string {
 }
 
 // ListTokens returns every token record (never a secret), oldest first.
-func (s *Store) ListTokens(ctx context.Context) ([]auth.Token, error) {
-	var out []auth.Token
+func (s *Store) ListTokens(ctx context.Context) ([]TokenInfo, error) {
+	var out []TokenInfo
 	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
 		var err error
 		out, err = listTokens(ctx, o)
@@ -207,10 +223,10 @@ func (s *Store) ListTokens(ctx context.Context) ([]auth.Token, error) {
 	return out, err
 }
 
-func listTokens(ctx context.Context, o store.Objects) ([]auth.Token, error) {
-	var out []auth.Token
+func listTokens(ctx context.Context, o store.Objects) ([]TokenInfo, error) {
+	var out []TokenInfo
 	err := o.ListObjects(ctx, KindToken, func(key string, body []byte) error {
-		var t auth.Token
+		var t TokenInfo
 		if err := json.Unmarshal(body, &t); err != nil {
 			return fmt.Errorf("token %s: %w", key, err)
 		}
@@ -228,8 +244,8 @@ func listTokens(ctx context.Context, o store.Objects) ([]auth.Token, error) {
 }
 
 // RevokeToken revokes the token with that ID (from token list), audited.
-func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (auth.Token, error) {
-	var out auth.Token
+func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (TokenInfo, error) {
+	var out TokenInfo
 	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
 		ts, err := listTokens(ctx, o)
 		if err != nil {
@@ -264,18 +280,21 @@ func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (au
 // authenticates it (auth.Authenticate: match, not revoked, not expired).
 func (s *Store) LookupToken(ctx context.Context, plaintext string) (auth.Token, rbac.Principal, error) {
 	hash := auth.HashToken(plaintext)
-	var t auth.Token
+	var t TokenInfo
 	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
 		return o.GetObject(ctx, KindToken, hash, &t)
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return t, rbac.Principal{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
+		return auth.Token{}, rbac.Principal{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
 	} else if err != nil {
-		return t, rbac.Principal{}, err
+		return auth.Token{}, rbac.Principal{}, err
 	}
 	t.Hash = hash
-	p, err := auth.Authenticate(t, plaintext, s.now())
-	return t, p, err
+	p, err := auth.Authenticate(t.Token, plaintext, s.now())
+	if err == nil && t.Kind == auth.KindUser {
+		p.Groups = t.Groups
+	}
+	return t.Token, p, err
 }
 
 // ---- roles and assignments ----

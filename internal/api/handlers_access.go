@@ -22,12 +22,14 @@ type TokenCreateRequest struct {
 	Principal string `json:"principal"`
 	Expires   string `json:"expires,omitempty"` // 30d, 12h, 90m; empty: never
 	AgentVM   string `json:"agentVm,omitempty"` // makes an agent token for this VM
+	// Groups the principal is in, for group role assignments and approvals.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // TokenCreateResponse carries the plaintext token, shown this once.
 type TokenCreateResponse struct {
-	Token  string     `json:"token"`
-	Record auth.Token `json:"record"`
+	Token  string           `json:"token"`
+	Record access.TokenInfo `json:"record"`
 }
 
 // AssignmentBody is a role assignment as sent and returned.
@@ -126,7 +128,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	if in.AgentVM != "" {
 		p.Kind, p.VMID = auth.KindAgent, in.AgentVM
 	}
-	plain, tok, err := s.cfg.Access.CreateToken(r.Context(), actor, p)
+	plain, tok, err := s.cfg.Access.CreateToken(r.Context(), actor, p, in.Groups)
 	if err != nil {
 		s.writeAccessError(w, r, err)
 		return
@@ -145,9 +147,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ts == nil {
-		ts = []auth.Token{}
+		ts = []access.TokenInfo{}
 	}
-	writeJSON(w, http.StatusOK, ListResponse[auth.Token]{Value: ts})
+	writeJSON(w, http.StatusOK, ListResponse[access.TokenInfo]{Value: ts})
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {

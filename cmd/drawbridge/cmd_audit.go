@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drawbridge/drawbridge/internal/client"
+)
+
+func (a *app) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "List, export and verify the audit log"}
+	var f client.AuditFilter
+	var since string
+	parse := func() error {
+		if since == "" {
+			return nil
+		}
+		if d, err := time.ParseDuration(since); err == nil && d > 0 {
+			f.Since = time.Now().Add(-d)
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339, since)
+		if err != nil {
+			return fmt.Errorf("--since: %q is neither an RFC 3339 time nor a duration such as 24h", since)
+		}
+		f.Since = t
+		return nil
+	}
+	addFilters := func(c *cobra.Command) {
+		fl := c.Flags()
+		fl.StringVar(&since, "since", "", "records at or after this time (RFC 3339) or this long ago (24h)")
+		fl.StringVar(&f.Principal, "principal", "", "only records of this principal")
+		fl.StringVar(&f.VM, "vm", "", "only records whose target is this resource ID or below it")
+		fl.IntVar(&f.Limit, "limit", 0, "only the newest N records")
+	}
+	list := &cobra.Command{
+		Use:   "list [--since T] [--principal NAME] [--vm ID]",
+		Short: "List audit records",
+		Args:  exactArgs(0, ""),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := parse(); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			recs, err := c.Audit(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.stdout, recs)
+			}
+			t := newTable(a.stdout, "SEQ", "TIME", "PRINCIPAL", "SOURCE", "OPERATION", "TARGET", "RESULT", "DETAIL")
+			for _, r := range recs {
+				t.row(fmt.Sprint(r.Seq), fmtTime(r.Time), r.Principal, r.SourceAddress, r.Operation, r.Target, r.Result, r.Detail)
+			}
+			t.flush()
+			return nil
+		},
+	}
+	addFilters(list)
+	export := &cobra.Command{
+		Use:   "export [--since T] [--principal NAME] [--vm ID]",
+		Short: "Write audit records as JSON lines, with their hashes",
+		Args:  exactArgs(0, ""),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := parse(); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			recs, err := c.Audit(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(a.stdout)
+			for _, r := range recs {
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	addFilters(export)
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify the audit log's hash chain; exits 1 if it is broken",
+		Args:  exactArgs(0, ""),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			rep, err := c.VerifyAudit(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				if err := printJSON(a.stdout, rep); err != nil {
+					return err
+				}
+			}
+			if !rep.OK {
+				return errors.New(rep.Error)
+			}
+			if !a.json() {
+				fmt.Fprintf(a.stdout, "audit log intact: %d records, head seq %d hash %s\n", rep.Records, rep.HeadSeq, rep.Hash)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(list, export, verify)
+	return cmd
+}
