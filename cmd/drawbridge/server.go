@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -51,7 +52,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if err != nil {
 				return err
 			}
-			log.Info("server started", "url", srv.URL, "db", cfg.DBPath,
+			log.Info("server started", "url", srv.URL, "db", redactDSN(cfg.DBPath),
 				"startup_expired", srv.StartupExpired, "startup_expiry", srv.StartupExpiry.String(),
 				"startup_expiry_ms", fmt.Sprintf("%.3f", float64(srv.StartupExpiry.Microseconds())/1000))
 			if srv.AdminToken != "" {
@@ -65,7 +66,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
-	f.StringVar(&cfg.DBPath, "db", "drawbridge.db", "SQLite database file")
+	f.StringVar(&cfg.DBPath, "db", "drawbridge.db", "SQLite database file, or a PostgreSQL URL (postgres://user:pass@host:5432/db) shared by replicas")
 	f.BoolVar(&cfg.SampleInventory, "sample-inventory", true, "load the built-in sample inventory if the database has no VMs (--sample-inventory=false to start empty)")
 	f.BoolVar(&debug, "debug", false, "log at debug level")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the bootstrap administrator token, mode 0600 (default: beside the database, DB.admin-token)")
@@ -76,4 +77,12 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	return cmd
+}
+
+// redactDSN hides a password in a PostgreSQL URL before it is logged.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
 }

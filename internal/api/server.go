@@ -23,6 +23,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 	"github.com/drawbridge/drawbridge/internal/rbac"
 	"github.com/drawbridge/drawbridge/internal/resource"
+	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // Authenticator finds who is calling. It returns an error for a request
@@ -308,6 +309,9 @@ func (s *Server) writeServiceError(w http.ResponseWriter, r *http.Request, err e
 		writeError(w, http.StatusNotFound, "NotFound", field, err.Error())
 	case errors.Is(err, jit.ErrConflict):
 		writeError(w, http.StatusConflict, "Conflict", field, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "DatabaseUnavailable", "", err.Error())
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "ClientClosedRequest", "", "the client closed the request")
 	default:

@@ -355,6 +355,10 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 		if err := tx.LockVMs(ctx, ids); err != nil {
 			return nil, nil, err
 		}
+		// Time is read after the lock, so a request that waited for a
+		// racing one starts after it and supersedes it in time order too.
+		now = s.clock.Now().UTC()
+		req.StartTime = now
 		var err error
 		policy, err = tx.GetPolicy(ctx, policyID)
 		if errors.Is(err, store.ErrNotFound) {
