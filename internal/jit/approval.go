@@ -130,6 +130,7 @@ func (s *Service) holdForApproval(ctx context.Context, tx Tx, actor Actor, req *
 	if err := tx.PutObject(ctx, KindPending, req.ID, p); err != nil {
 		return err
 	}
+	s.events.addGrants(tx, EventRequested, actor, actor.Principal, req.Grants, ReasonAwaitingApproval, justification, now)
 	return s.auditRequest(ctx, tx, actor, AuditRequestPending, *req, now)
 }
 
@@ -319,7 +320,8 @@ func (s *Service) openApproved(ctx context.Context, actor Actor, id string) (Req
 	requester := Actor{Principal: p.Request.Requestor, Address: p.Request.SourceAddress}
 	var decided PendingRequest
 	req, err := s.initiate(ctx, requester, p.Request.PolicyID, in, &approvalStep{
-		id: id,
+		id:       id,
+		approver: actor,
 		finish: func(tx Tx, now time.Time) error {
 			cur, isPending, err := getPending(ctx, tx, id)
 			if err != nil {
@@ -355,8 +357,9 @@ func (s *Service) openApproved(ctx context.Context, actor Actor, id string) (Req
 // approvalStep makes initiate open an approved request: keep its ID, skip
 // the approval check, and run finish in the opening transaction.
 type approvalStep struct {
-	id     string
-	finish func(tx Tx, now time.Time) error
+	id       string
+	approver Actor // who gave the last approval
+	finish   func(tx Tx, now time.Time) error
 }
 
 // Deny ends a pending request: its grants never open.
@@ -395,6 +398,7 @@ func (s *Service) decide(ctx context.Context, tx Tx, actor Actor, p PendingReque
 	if err := tx.PutObject(ctx, KindDecided, p.Request.ID, p); err != nil {
 		return p, err
 	}
+	s.events.addGrants(tx, EventDenied, actor, p.Request.Requestor, p.Request.Grants, reason, why, now)
 	op := AuditRequestDeny
 	if state == ApprovalLapsed {
 		op = AuditRequestLapse

@@ -71,6 +71,7 @@ func (s *Service) auditTx(ctx context.Context, tx Tx, actor Actor, op, target, d
 
 // auditGrantEnd records that grant before became after (ended).
 func (s *Service) auditGrantEnd(ctx context.Context, tx Tx, actor Actor, before, after Grant, now time.Time) error {
+	s.events.add(tx, grantEvent(EventClosed, actor, "", after, after.StatusReason, "", now))
 	return s.auditTx(ctx, tx, actor, AuditGrantEnd, after.VMID,
 		fmt.Sprintf("grant %s (port %d from %s) %s: %s", after.ID, after.Port, after.Source, after.Status, after.StatusReason),
 		before, after, now)

@@ -31,6 +31,7 @@ type Service struct {
 
 	vmLocks keyedMutex
 	wake    chan struct{} // nudges the expiry job when an earlier end time appears
+	events  *eventLog     // nil without Config.Events
 
 	// OnChange, if set, is called after a VM whose provider lives outside
 	// the store was reconciled.
@@ -46,11 +47,19 @@ type Config struct {
 	// ApprovalTimeout is how long a request needing approval may stay
 	// Pending before it lapses (default DefaultApprovalTimeout).
 	ApprovalTimeout time.Duration
+	// Events, if set, hears about requests and grants (requested,
+	// approved, denied, opened, closed) after the change commits.
+	Events EventSink
 }
 
 // NewService returns a service; call RunExpiry to enforce end times.
 func NewService(c Config) *Service {
-	return &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, wake: make(chan struct{}, 1)}
+	s := &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, wake: make(chan struct{}, 1)}
+	if c.Events != nil {
+		s.events = &eventLog{sink: c.Events, open: map[Tx]*[]Event{}}
+		s.store = eventStore{Store: c.Store, log: s.events}
+	}
+	return s
 }
 
 // Clock returns the service's clock.
@@ -502,6 +511,12 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 		if err := tx.InsertRequest(ctx, req); err != nil {
 			return err
 		}
+		if step == nil {
+			s.events.addGrants(tx, EventRequested, actor, actor.Principal, req.Grants, "", req.Justification, now)
+		} else {
+			s.events.addGrants(tx, EventApproved, step.approver, actor.Principal, req.Grants, "", "", now)
+		}
+		s.events.addGrants(tx, EventOpened, actor, actor.Principal, req.Grants, ReasonUserRequested, "", now)
 		return s.auditRequest(ctx, tx, actor, AuditInitiate, req, now)
 	})
 	if err != nil {
