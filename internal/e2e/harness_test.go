@@ -77,6 +77,7 @@ func requireHost(t testing.TB) {
 	}
 	defer f.Close()
 	k := nftables.NewKernel(nftables.Options{NetNS: int(f.Fd())})
+	defer k.Close()
 	if err := k.Apply(context.Background(), nftables.State{}); err != nil {
 		t.Skipf("skipping: the kernel refuses nftables (nf_tables module?): %v", err)
 	}
@@ -310,7 +311,9 @@ func openKernel(t testing.TB, ns *netns.NS) *kernel {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return &kernel{f: f, k: nftables.NewKernel(nftables.Options{NetNS: int(f.Fd())})}
+	k := nftables.NewKernel(nftables.Options{NetNS: int(f.Fd())})
+	t.Cleanup(func() { k.Close() })
+	return &kernel{f: f, k: k}
 }
 
 // tables lists the namespace's nftables tables as "family name".

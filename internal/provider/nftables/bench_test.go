@@ -49,6 +49,7 @@ func BenchmarkApply100k(b *testing.B) {
 	}
 	defer fd.Close()
 	fw := NewKernel(Options{NetNS: int(fd.Fd())})
+	defer fw.Close()
 	ctx := context.Background()
 	st := State{Guarded: []GuardedPort{{22, netrule.Tcp}}, Grants: manyGrants(100_000, time.Now())}
 	b.ResetTimer()
@@ -85,6 +86,7 @@ func BenchmarkReconcile100k(b *testing.B) {
 	}
 	defer fd.Close()
 	fw := NewKernel(Options{NetNS: int(fd.Fd())})
+	defer fw.Close()
 	ctx := context.Background()
 	now := time.Now()
 	st := State{Guarded: []GuardedPort{{22, netrule.Tcp}}, Grants: manyGrants(100_000, now)}

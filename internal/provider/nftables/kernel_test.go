@@ -63,6 +63,7 @@ func requireKernel(t testing.TB) {
 	}
 	defer f.Close()
 	k := NewKernel(Options{NetNS: int(f.Fd())})
+	defer k.Close()
 	st := State{
 		Guarded: []GuardedPort{{22, netrule.Tcp}},
 		Grants:  []Grant{{Port: 22, Protocol: netrule.Any, Source: netip.MustParsePrefix("198.18.0.0/24"), End: time.Now().Add(time.Minute)}},
@@ -116,6 +117,7 @@ func newTestbed(t testing.TB) *testbed {
 	t.Cleanup(func() { fd.Close() })
 	tb.fd = fd
 	tb.fw = NewKernel(Options{NetNS: int(fd.Fd())})
+	t.Cleanup(func() { tb.fw.Close() })
 	return tb
 }
 
@@ -299,6 +301,7 @@ func TestKernelObserveAfterRestart(t *testing.T) {
 
 	// A new Kernel (an agent restarted) sees the same grants.
 	fw2 := NewKernel(Options{NetNS: int(tb.fd.Fd())})
+	defer fw2.Close()
 	obs, err := fw2.Observe(ctx)
 	if err != nil {
 		t.Fatal(err)
