@@ -207,9 +207,21 @@ func TestEachKindIsDeliveredSigned(t *testing.T) {
 			t.Errorf("%s text\n got %q\nwant %q", k, texts[k], w)
 		}
 	}
-	if s := d.Stats(); s.Delivered != 10 || s.Queued != 10 || s.Failed != 0 || s.Dropped != 0 {
+	if s := waitStats(d, func(s webhook.Stats) bool { return s.Delivered == 10 }); s.Delivered != 10 || s.Queued != 10 || s.Failed != 0 || s.Dropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
+}
+
+// waitStats polls (bounded) until cond holds, since counters move just
+// after the receiver answers; it returns the last stats.
+func waitStats(d *webhook.Dispatcher, cond func(webhook.Stats) bool) webhook.Stats {
+	deadline := time.Now().Add(5 * time.Second)
+	s := d.Stats()
+	for !cond(s) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		s = d.Stats()
+	}
+	return s
 }
 
 func TestRetriesUntilDeliveredOnce(t *testing.T) {
@@ -258,10 +270,7 @@ func TestGivesUpAfterAttempts(t *testing.T) {
 	d, logs := newDispatcher(t, webhook.Options{URLs: []string{rc.URL + "/secret-path-token"}, Attempts: 4, Backoff: time.Millisecond})
 	d.Publish([]jit.Event{event(jit.EventClosed, jit.ReasonExpired)})
 	rc.wait(t, 4)
-	deadline := time.Now().Add(5 * time.Second)
-	for d.Stats().Failed == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitStats(d, func(s webhook.Stats) bool { return s.Failed > 0 })
 	time.Sleep(50 * time.Millisecond)
 	if n := len(rc.all()); n != 4 {
 		t.Fatalf("receiver saw %d attempts; want 4", n)
@@ -283,10 +292,7 @@ func TestPermanentFailureIsNotRetried(t *testing.T) {
 	d, logs := newDispatcher(t, webhook.Options{URLs: []string{rc.URL}, Backoff: time.Millisecond})
 	d.Publish([]jit.Event{event(jit.EventClosed, jit.ReasonExpired)})
 	rc.wait(t, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for d.Stats().Failed == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitStats(d, func(s webhook.Stats) bool { return s.Failed > 0 })
 	time.Sleep(50 * time.Millisecond)
 	if n := len(rc.all()); n != 1 {
 		t.Fatalf("a 404 was retried: %d attempts", n)
@@ -310,12 +316,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	if gap := hits[1].at.Sub(hits[0].at); gap < 900*time.Millisecond {
 		t.Fatalf("retried %s after a 429 with Retry-After: 1 (backoff 1ms)", gap)
 	}
-	if s := d.Stats(); s.Delivered != 1 {
-		// Delivered is counted after the answer; allow it a moment.
-		time.Sleep(100 * time.Millisecond)
-		if s = d.Stats(); s.Delivered != 1 {
-			t.Fatalf("stats %+v", s)
-		}
+	if s := waitStats(d, func(s webhook.Stats) bool { return s.Delivered == 1 }); s.Delivered != 1 || s.Retries != 1 {
+		t.Fatalf("stats %+v", s)
 	}
 }
 
