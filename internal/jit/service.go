@@ -223,12 +223,7 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 
 // GetPolicy returns a policy by ID.
 func (s *Service) GetPolicy(ctx context.Context, id string) (Policy, error) {
-	var p Policy
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		p, err = tx.GetPolicy(ctx, id)
-		return err
-	})
+	p, err := readTx(ctx, s.store, func(tx Tx) (Policy, error) { return tx.GetPolicy(ctx, id) })
 	if errors.Is(err, store.ErrNotFound) {
 		return Policy{}, notFound("", "JIT network access policy %s not found", id)
 	}
@@ -237,13 +232,7 @@ func (s *Service) GetPolicy(ctx context.Context, id string) (Policy, error) {
 
 // ListPolicies returns the policies inside scope ("/" for all), optionally in one location.
 func (s *Service) ListPolicies(ctx context.Context, scope, location string) ([]Policy, error) {
-	var ps []Policy
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		ps, err = tx.ListPolicies(ctx, scope, location)
-		return err
-	})
-	return ps, err
+	return readTx(ctx, s.store, func(tx Tx) ([]Policy, error) { return tx.ListPolicies(ctx, scope, location) })
 }
 
 // DeletePolicy disables JIT on every VM of the policy (restoring the rules
@@ -644,24 +633,12 @@ func (s *Service) GetRequest(ctx context.Context, requestID, policyID string) (R
 
 // ListRequests returns a policy's requests, newest first (limit 0 = all).
 func (s *Service) ListRequests(ctx context.Context, policyID string, limit int) ([]Request, error) {
-	var rs []Request
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		rs, err = tx.ListRequests(ctx, policyID, limit)
-		return err
-	})
-	return rs, err
+	return readTx(ctx, s.store, func(tx Tx) ([]Request, error) { return tx.ListRequests(ctx, policyID, limit) })
 }
 
 // ListGrants returns grants matching f, newest first.
 func (s *Service) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error) {
-	var gs []Grant
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		gs, err = tx.ListGrants(ctx, f)
-		return err
-	})
-	return gs, err
+	return readTx(ctx, s.store, func(tx Tx) ([]Grant, error) { return tx.ListGrants(ctx, f) })
 }
 
 // Revoke ends an active grant early (UserRequested) and closes it on the firewall.
@@ -1086,12 +1063,7 @@ func (s *Service) ListVMs(ctx context.Context) ([]inventory.VM, error) {
 
 // GetVM returns one VM.
 func (s *Service) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	var vm inventory.VM
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		vm, err = tx.GetVM(ctx, id)
-		return err
-	})
+	vm, err := readTx(ctx, s.store, func(tx Tx) (inventory.VM, error) { return tx.GetVM(ctx, id) })
 	if errors.Is(err, store.ErrNotFound) {
 		return vm, notFound("", "virtual machine %s not found", id)
 	}
@@ -1239,12 +1211,7 @@ func dedupe(sorted []string) []string {
 
 // PolicyForVM returns the policy that guards a VM.
 func (s *Service) PolicyForVM(ctx context.Context, vmID string) (Policy, error) {
-	var p Policy
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		p, err = tx.PolicyForVM(ctx, vmID)
-		return err
-	})
+	p, err := readTx(ctx, s.store, func(tx Tx) (Policy, error) { return tx.PolicyForVM(ctx, vmID) })
 	if errors.Is(err, store.ErrNotFound) {
 		return p, notFound("vm", "virtual machine %s has no JIT policy", vmID)
 	}
@@ -1253,14 +1220,20 @@ func (s *Service) PolicyForVM(ctx context.Context, vmID string) (Policy, error) 
 
 // GetGrant returns one grant.
 func (s *Service) GetGrant(ctx context.Context, id string) (Grant, error) {
-	var g Grant
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		var err error
-		g, err = tx.GetGrant(ctx, id)
-		return err
-	})
+	g, err := readTx(ctx, s.store, func(tx Tx) (Grant, error) { return tx.GetGrant(ctx, id) })
 	if errors.Is(err, store.ErrNotFound) {
 		return g, notFound("grantId", "grant %s not found", id)
 	}
 	return g, err
+}
+
+// readTx runs one read in its own transaction and returns its result.
+func readTx[T any](ctx context.Context, st Store, read func(Tx) (T, error)) (T, error) {
+	var out T
+	err := st.InTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = read(tx)
+		return err
+	})
+	return out, err
 }
