@@ -307,6 +307,7 @@ func newAssessor(in Input, ports []int) *assessor {
 		envs:        map[string]netrule.Env{},
 		awsEnv:      netrule.NewEnv(),
 	}
+	a.eval.AllowedOnly = true // denied verdicts are not reported
 	provs := in.Providers
 	if provs == nil {
 		provs = []string{inventory.ProviderSim, inventory.ProviderNftables}
@@ -358,7 +359,7 @@ func (a *assessor) fork() *assessor {
 	b.compiledSG = map[string]compiled[netrule.CompiledSG]{}
 	b.envs = map[string]netrule.Env{}
 	b.scratch = nil
-	b.eval = netrule.Scratch{}
+	b.eval = netrule.Scratch{AllowedOnly: true}
 	return &b
 }
 
@@ -499,7 +500,7 @@ func (a *assessor) nsg(id string, used *int) (*netrule.CompiledNSG, error) {
 				a.scratch = append(a.scratch, &netrule.CompiledNSG{})
 			}
 			c := a.scratch[*used]
-			if err := netrule.CompileNSGInto(n, c); err != nil {
+			if err := netrule.CompileNSGPortsInto(n, c, a.ports); err != nil {
 				return nil, err
 			}
 			*used++
@@ -508,7 +509,12 @@ func (a *assessor) nsg(id string, used *int) (*netrule.CompiledNSG, error) {
 	}
 	var c compiled[netrule.CompiledNSG]
 	if n, ok := a.nsgs.get(id); ok {
-		c.c, c.err = netrule.CompileNSG(*n)
+		// Only the rules that may decide a management port are compiled:
+		// the others cannot change a verdict the assessment asks for.
+		cn := &netrule.CompiledNSG{}
+		if c.err = netrule.CompileNSGPortsInto(n, cn, a.ports); c.err == nil {
+			c.c = cn
+		}
 	} else {
 		c.err = fmt.Errorf("network security group %s is not in the inventory", id)
 	}

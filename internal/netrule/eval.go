@@ -142,6 +142,11 @@ type CompiledNSG struct {
 	// The arena the rules' addresses and ports live in, kept for reuse.
 	entries []addrEntry
 	ports   []PortRange
+	// only, when filtered, lists the only destination ports the rules were
+	// compiled for (CompileNSGPortsInto); keep is its per-rule workspace.
+	filtered bool
+	only     []int
+	keep     []bool
 }
 
 // ID returns the NSG's ID.
@@ -165,11 +170,79 @@ func CompileNSG(n NSG) (*CompiledNSG, error) {
 // use (being evaluated) meanwhile; verdicts and RuleRefs obtained from it
 // before stay valid. On error c is left empty.
 func CompileNSGInto(n *NSG, c *CompiledNSG) error {
-	ne, np := 0, 0
+	c.filtered, c.only = false, c.only[:0]
+	return compileNSGInto(n, c, nil)
+}
+
+// CompileNSGPortsInto is CompileNSGInto for queries on the given
+// destination ports only: it compiles just the inbound rules whose
+// destination port ranges include one of ports, which it finds by parsing
+// the port fields alone (cheap) before anything else. The rules it skips
+// could never match such a query, so verdicts for these ports are exactly
+// those of a full compile; the skipped rules are not checked, so n should
+// be valid (CheckSecurityRule; inventory.Validate does it on load). A rule
+// whose direction or destination ports do not parse is compiled, and
+// reported. Evaluating c for any other port panics.
+func CompileNSGPortsInto(n *NSG, c *CompiledNSG, ports []int) error {
+	c.filtered, c.only = true, append(c.only[:0], ports...)
+	if cap(c.keep) < len(n.SecurityRules) {
+		c.keep = make([]bool, len(n.SecurityRules))
+	}
+	keep := c.keep[:len(n.SecurityRules)]
 	for i := range n.SecurityRules {
+		keep[i] = mayMatchPorts(&n.SecurityRules[i], ports)
+	}
+	return compileNSGInto(n, c, keep)
+}
+
+// mayMatchPorts reports whether r may decide a query for one of ports:
+// false only for a rule known to be outbound or whose destination ports
+// all parse and miss every port.
+func mayMatchPorts(r *SecurityRule, ports []int) bool {
+	if !strings.EqualFold(string(r.Direction), "inbound") {
+		return !strings.EqualFold(string(r.Direction), "outbound")
+	}
+	hit := func(s string) bool {
+		if s == "" {
+			return false
+		}
+		pr, err := ParsePortRange(s)
+		if err != nil {
+			return true // let the compile report it
+		}
+		for _, p := range ports {
+			if pr.Contains(p) {
+				return true
+			}
+		}
+		return false
+	}
+	if r.DestinationPortRange == "" && len(r.DestinationPortRanges) == 0 {
+		return true // missing: let the compile report it
+	}
+	if hit(r.DestinationPortRange) {
+		return true
+	}
+	for _, s := range r.DestinationPortRanges {
+		if hit(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// compileNSGInto compiles the rules of n into c; with keep, only rule i
+// where keep[i].
+func compileNSGInto(n *NSG, c *CompiledNSG, keep []bool) error {
+	ne, np, nr := 0, 0, 0
+	for i := range n.SecurityRules {
+		if keep != nil && !keep[i] {
+			continue
+		}
 		r := &n.SecurityRules[i]
 		ne += count(r.SourceAddressPrefix, r.SourceAddressPrefixes) + count(r.DestinationAddressPrefix, r.DestinationAddressPrefixes)
 		np += count(r.DestinationPortRange, r.DestinationPortRanges)
+		nr++
 	}
 	// The rules keep windows into the arena, so it must not grow while
 	// compiling: reuse the old arrays only when they are large enough.
@@ -181,12 +254,15 @@ func CompileNSGInto(n *NSG, c *CompiledNSG) error {
 		a.ports = make([]PortRange, 0, np)
 	}
 	c.id = n.ID
-	if cap(c.rules) < len(n.SecurityRules) {
-		c.rules = make([]compiledRule, 0, len(n.SecurityRules))
+	if cap(c.rules) < nr {
+		c.rules = make([]compiledRule, 0, nr)
 	}
 	c.rules = c.rules[:0]
 	defer func() { c.entries, c.ports = a.entries, a.ports }()
 	for i := range n.SecurityRules {
+		if keep != nil && !keep[i] {
+			continue
+		}
 		r := &n.SecurityRules[i]
 		cr, inbound, err := compileRule(r, false, &a)
 		if err != nil {
@@ -338,8 +414,14 @@ func (e *addrEntry) within(env *Env, r AddressSet) AddressSet {
 		}
 		return r.Intersect(env.internet)
 	case matchVNet:
+		if r.sameAs(env.internet) {
+			return AddressSet{} // InternetSet excludes the virtual network
+		}
 		return r.Intersect(env.vnet)
 	case matchALB:
+		if r.sameAs(env.internet) {
+			return AddressSet{} // and the load balancer's address
+		}
 		return r.Intersect(env.alb)
 	}
 	return r.intersectRange(e.lo, e.hi)
@@ -373,6 +455,9 @@ type piece struct {
 // (unless the rule is limited to some source ports, since other source
 // ports go on to later rules).
 func (c *CompiledNSG) decide(env *Env, dest netip.Addr, port int, proto Protocol, in AddressSet, out []piece) []piece {
+	if c.filtered && !slices.Contains(c.only, port) {
+		panic(fmt.Sprintf("netrule: NSG %s was compiled for ports %v only, evaluated for port %d", c.id, c.only, port))
+	}
 	remaining := in
 	defaults := env.defaults
 	if defaults == nil {
@@ -443,6 +528,11 @@ func EvaluateAzure(path []*CompiledNSG, env Env, q Query) Verdict {
 // evaluates many queries (one goroutine at a time per Scratch) reuses one
 // and so allocates nothing for the rules' decisions. The zero value is ready.
 type Scratch struct {
+	// AllowedOnly leaves a denied verdict without Example and Rules: a
+	// caller that acts only on allowed verdicts saves the explanation's
+	// work and allocations. Allowed verdicts are unchanged.
+	AllowedOnly bool
+
 	pieces  []piece
 	decided []decision
 }
@@ -488,6 +578,9 @@ func evalAzure(s *Scratch, path []*CompiledNSG, env *Env, q Query, proto Protoco
 			}
 		}
 		if next.IsEmpty() {
+			if s.AllowedOnly {
+				return v
+			}
 			// Everything that reached this NSG stops here: explain with the
 			// first such source.
 			v.Example = cur.First()
