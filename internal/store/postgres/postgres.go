@@ -64,6 +64,15 @@ const maxAttempts = 40
 // serialise holds during its next attempts (see inTx).
 const retryLockKey = 0x6472617772657479 // "drawrety"
 
+// auditHeadLockKey is the advisory lock that a transaction which begins by
+// locking VMs (a request: it always appends to the audit chain) takes
+// after its VM locks and before its snapshot (see LockVMs). Every audited
+// write updates the one audit.head row, so two such transactions running
+// side by side cannot both commit at SERIALIZABLE: without the lock the
+// second fails to serialise and runs again; with it, it waits for the
+// first and then reads the head that one wrote.
+const auditHeadLockKey = 0x6472617761756468 // "drawaudh"
+
 // connectTimeout bounds Open's first contact with the database.
 const connectTimeout = 10 * time.Second
 
@@ -429,6 +438,12 @@ func lockKeys(vmIDs []string) []int64 {
 // session-level advisory locks on the connection before BEGIN; they are
 // released right after commit or rollback, and by the server if the
 // connection drops. Later in a transaction it takes transaction-level locks.
+//
+// Called first, it also takes the audit head's lock (auditHeadLockKey),
+// after the VMs': a transaction that locks VMs before anything else is a
+// request, which appends to the audit chain, so requests on different VMs,
+// in any replica, queue for the head instead of colliding on it and
+// retrying.
 func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error {
 	keys := lockKeys(vmIDs)
 	if len(keys) == 0 {
@@ -439,7 +454,9 @@ func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error {
 	}
 	if t.tx == nil {
 		t.sessionLocks = true
-		for _, k := range keys {
+		// The audit chain's head last: every such transaction takes its
+		// locks in this one order (VMs ascending, then the head).
+		for _, k := range append(keys, auditHeadLockKey) {
 			if _, err := t.conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, k); err != nil {
 				return t.fail("lock vms", err)
 			}
