@@ -12,7 +12,7 @@
 //     server sends a new full snapshot (no polling on the path from a request
 //     to an open port). Each snapshot is converted to nftables.State ("*"
 //     source → 0.0.0.0/0 and ::/0, protocol * → tcp and udp) and applied in
-//     one netlink transaction; a snapshot with no guarded port and no grant
+//     one netlink transaction as soon as it arrives (no timer on the path); a snapshot with no guarded port and no grant
 //     disables JIT (the table is deleted).
 //   - After each apply it POSTs /drawbridge/v1/agent/report with the
 //     snapshot's version and the IDs of the grants it enforces, or the
@@ -33,9 +33,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,8 +67,6 @@ type Agent struct {
 	mu      sync.Mutex
 	pending *agenthub.Snapshot // newest snapshot not yet applied successfully
 	wake    chan struct{}
-
-	last *nftables.State // last state applied successfully (applyLoop only)
 
 	repMu   sync.Mutex
 	report  *agenthub.Report
@@ -229,6 +225,7 @@ func (a *Agent) stream(ctx context.Context) (got bool, err error) {
 			return got, fmt.Errorf("stream: snapshot: %w", err)
 		}
 		got = true
+		a.cfg.Logger.Debug("snapshot received", "version", snap.Version, "grants", len(snap.Grants))
 		a.mu.Lock()
 		a.pending = &snap
 		a.mu.Unlock()
@@ -258,7 +255,9 @@ func (a *Agent) applyLoop(ctx context.Context) {
 		if snap == nil {
 			continue
 		}
+		began := time.Now()
 		enforced, err := a.apply(ctx, *snap)
+		took := time.Since(began)
 		if ctx.Err() != nil {
 			return
 		}
@@ -276,7 +275,7 @@ func (a *Agent) applyLoop(ctx context.Context) {
 				a.pending = nil
 			}
 			a.mu.Unlock()
-			a.cfg.Logger.Debug("applied", "version", snap.Version, "guarded", len(snap.Guarded), "grants", len(snap.Grants))
+			a.cfg.Logger.Debug("applied", "version", snap.Version, "guarded", len(snap.Guarded), "grants", len(snap.Grants), "took", took)
 		}
 		a.repMu.Lock()
 		a.report = &rep
@@ -288,18 +287,15 @@ func (a *Agent) applyLoop(ctx context.Context) {
 	}
 }
 
-// apply enforces snap and returns the grant IDs the kernel now enforces.
-//
-// Additions go first: deleting a set element makes the kernel's commit wait
-// for an RCU grace period (8-16 ms at HZ=250), adding one does not (~0.3
-// ms). So when snap adds grants and also drops some, the agent first
-// applies the union (the previous state plus the new grants: nothing that
-// was not already allowed or newly granted), then, unless a newer snapshot
-// is already waiting, the exact state. A snapshot that only removes access
-// (revoke, expiry, disable) is applied directly, never delayed.
+// apply enforces snap in one netlink transaction (additions and removals
+// together, so a superseded or revoked grant stops admitting new
+// connections in the same instant the new one starts) and returns the grant
+// IDs the kernel now enforces. The Kernel firewall keeps its netlink socket
+// open, so a transaction that removes elements costs about as little as
+// one that only adds (~0.1 ms): closing the socket is what waits for the
+// kernel's RCU grace period, see nftables.Kernel.
 func (a *Agent) apply(ctx context.Context, snap agenthub.Snapshot) ([]string, error) {
 	if snap.Disabled() {
-		a.last = nil
 		return nil, a.cfg.Firewall.Disable(ctx)
 	}
 	st, err := snap.State()
@@ -307,70 +303,10 @@ func (a *Agent) apply(ctx context.Context, snap agenthub.Snapshot) ([]string, er
 		return nil, err
 	}
 	now := time.Now()
-	if u, ok := union(a.last, st, now); ok {
-		if err := a.cfg.Firewall.Apply(ctx, u); err != nil {
-			a.last = nil
-			return nil, err
-		}
-		a.last = &u
-		a.mu.Lock()
-		newer := a.pending != nil && a.pending.Version != snap.Version
-		a.mu.Unlock()
-		if newer {
-			// The next snapshot's pass removes what this one dropped.
-			return grantIDs(st, now), nil
-		}
-	}
 	if err := a.cfg.Firewall.Apply(ctx, st); err != nil {
-		a.last = nil
 		return nil, err
 	}
-	a.last = &st
 	return grantIDs(st, now), nil
-}
-
-type grantKey struct {
-	id     string
-	source netip.Prefix
-}
-
-// union returns last plus what st adds (guarded ports of both, grants of
-// both that have not ended), and whether that differs from st, i.e. st
-// both adds grants and removes something.
-func union(last *nftables.State, st nftables.State, now time.Time) (nftables.State, bool) {
-	if last == nil {
-		return st, false
-	}
-	had := map[grantKey]bool{}
-	for _, g := range last.Grants {
-		had[grantKey{g.ID, g.Source}] = true
-	}
-	adds := false
-	want := map[grantKey]bool{}
-	for _, g := range st.Grants {
-		want[grantKey{g.ID, g.Source}] = true
-		if !had[grantKey{g.ID, g.Source}] {
-			adds = true
-		}
-	}
-	if !adds {
-		return st, false
-	}
-	u := nftables.State{Guarded: slices.Clone(st.Guarded), Grants: slices.Clone(st.Grants)}
-	removes := false
-	for _, g := range last.Grants {
-		if !want[grantKey{g.ID, g.Source}] && g.End.Sub(now) >= time.Millisecond {
-			u.Grants = append(u.Grants, g)
-			removes = true
-		}
-	}
-	for _, p := range last.Guarded {
-		if !slices.Contains(st.Guarded, p) {
-			u.Guarded = append(u.Guarded, p)
-			removes = true
-		}
-	}
-	return u, removes
 }
 
 // grantIDs lists the IDs of st's grants the kernel holds after a successful
