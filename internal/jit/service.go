@@ -905,12 +905,25 @@ func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
 	defer unlock()
 	var later []string
 	var applyErr error
+	var outside *outsideState
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		now := s.clock.Now().UTC()
 		var err error
+		outside = nil
 		later, err = s.applyAllInTx(ctx, tx, []string{vmID}, now, nil)
 		if err != nil {
 			return err
+		}
+		if len(later) > 0 {
+			// Read what the outside provider needs in this transaction,
+			// not in another one after it: one store round trip less on
+			// the path from a request to an open port.
+			vm, desired, active, err := desiredInTx(ctx, tx, vmID, now)
+			if err == nil {
+				outside = &outsideState{vm, desired, active}
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 		}
 		if len(later) == 0 {
 			// Report a failure recorded in the transaction to the caller.
@@ -927,21 +940,25 @@ func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
 		}
 		return nil
 	})
-	if err != nil || len(later) == 0 {
+	if err != nil || len(later) == 0 || outside == nil {
 		return errors.Join(err, applyErr)
 	}
-	return s.reconcileOutside(ctx, vmID)
+	return s.reconcileOutside(ctx, *outside)
+}
+
+// outsideState is what reconcileOutside applies: a VM, its desired state
+// and its active grants, read in one transaction under the VM's lock.
+type outsideState struct {
+	vm      inventory.VM
+	desired Desired
+	active  []Grant
 }
 
 // reconcileOutside reconciles a VM whose provider lives outside the store:
-// read the desired state, apply it, then record what the provider reported.
-func (s *Service) reconcileOutside(ctx context.Context, vmID string) error {
-	vm, desired, active, err := s.DesiredFor(ctx, vmID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return err
-	}
+// apply the desired state read under the VM's lock, then record what the
+// provider reported.
+func (s *Service) reconcileOutside(ctx context.Context, o outsideState) error {
+	vm, desired, active := o.vm, o.desired, o.active
 	prov, err := s.providerFor(vm)
 	if err != nil {
 		return err
