@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
@@ -180,19 +181,22 @@ func Assess(in Input) (Report, error) {
 		ManagementPorts: ports,
 		Results:         make([]Result, len(in.Inventory.VMs)),
 	}
-	// VMs are independent: classify them in contiguous chunks, one per
-	// worker, each with its own caches of compiled NSGs and groups (the
-	// indexes are shared and read-only).
+	// VMs are independent: workers take blocks of consecutive VMs from a
+	// shared counter until none is left (so a worker that drew cheap VMs,
+	// e.g. AWS ones, does not sit idle while another finishes), each with
+	// its own caches of compiled NSGs and groups (the indexes are shared
+	// and read-only). Consecutive VMs tend to share subnets, so a block
+	// keeps the caches warm.
 	vms := in.Inventory.VMs
 	workers := in.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = max(1, min(workers, len(vms)/1000))
+	const block = 512
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (len(vms) + workers - 1) / workers
 	for w := 0; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(vms))
 		wa := a
 		if w > 0 {
 			wa = a.fork()
@@ -200,8 +204,14 @@ func Assess(in Input) (Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				rep.Results[i] = wa.assess(&vms[i])
+			for {
+				lo := int(next.Add(block)) - block
+				if lo >= len(vms) {
+					return
+				}
+				for i := lo; i < min(lo+block, len(vms)); i++ {
+					rep.Results[i] = wa.assess(&vms[i])
+				}
 			}
 		}()
 	}
@@ -236,78 +246,105 @@ type assessor struct {
 	vnets    *idx[inventory.VirtualNetwork]
 	vnetSubs map[string][]netip.Prefix // subnet prefixes per virtual network key
 
-	compiledNSG map[string]compiled[netrule.CompiledNSG]
-	compiledSG  map[string]compiled[netrule.CompiledSG]
-	// nsgRefs counts the references to each NSG ID (as written) from NICs
-	// and subnets. An NSG referenced once (the usual NIC NSG) is compiled
-	// into scratch, reused from VM to VM, instead of being cached: caching
-	// every NIC's NSG kept the whole estate's compiled rules alive.
-	nsgRefs map[string]int32
-	scratch []*netrule.CompiledNSG
-	eval    netrule.Scratch // per worker: evaluations allocate no working memory
-	envs    map[string]netrule.Env
-	awsEnv  netrule.Env
+	// Per worker, by index in the inventory's lists: what it compiled.
+	compiledNSG []compiled[netrule.CompiledNSG]
+	compiledSG  []compiled[netrule.CompiledSG]
+	// nsgRefs counts, per NSG (by index), the references to its ID as
+	// written from NICs and subnets. An NSG referenced once (the usual NIC
+	// NSG) is compiled into scratch, reused from VM to VM, instead of being
+	// cached: caching every NIC's NSG kept the whole estate's compiled
+	// rules alive. (A reference spelt differently is not counted, so such
+	// an NSG may be compiled once per VM: slower, never wrong.)
+	nsgRefs  []int32
+	scratch  []*netrule.CompiledNSG
+	eval     netrule.Scratch // per worker: evaluations allocate no working memory
+	envs     []netrule.Env   // per subnet index: its virtual network's tags
+	envSet   []bool
+	vnetEnvs map[string]netrule.Env // per virtual network ID as written
+	paths    []nicPath              // per worker, reused from VM to VM
+	awsEnv   netrule.Env
 }
 
 type compiled[T any] struct {
-	c   *T
-	err error
+	c    *T
+	err  error
+	done bool
+}
+
+type nicPath struct {
+	nic  *inventory.NIC
+	path [2]*netrule.CompiledNSG
+	env  netrule.Env
 }
 
 // idx finds objects by ID. IDs compare case-insensitively, but documents
 // almost always spell one ID the same way everywhere, so it looks the ID up
 // as written first and builds the lower-cased index only on the first miss
 // (lower-casing every ID of a large inventory costs more than the rest).
+//
+// The maps hold indexes into the list, not pointers: the garbage collector
+// has less to trace, and callers can keep per-object state in slices.
 type idx[T any] struct {
 	list  []T
 	id    func(*T) string
-	exact map[string]*T
+	exact map[string]int32
 	once  sync.Once // workers share the index; the first miss builds lower
-	lower map[string]*T
+	lower map[string]int32
 }
 
 func index[T any](list []T, id func(*T) string) *idx[T] {
-	m := make(map[string]*T, len(list))
+	m := make(map[string]int32, len(list))
 	for i := range list {
-		m[id(&list[i])] = &list[i]
+		m[id(&list[i])] = int32(i)
 	}
 	return &idx[T]{list: list, id: id, exact: m}
 }
 
-func (x *idx[T]) get(id string) (*T, bool) {
-	if v, ok := x.exact[id]; ok {
-		return v, true
+// find returns the index of the object with that ID.
+func (x *idx[T]) find(id string) (int, bool) {
+	if i, ok := x.exact[id]; ok {
+		return int(i), true
 	}
 	x.once.Do(func() {
-		x.lower = make(map[string]*T, len(x.list))
+		x.lower = make(map[string]int32, len(x.list))
 		for i := range x.list {
-			x.lower[inventory.Key(x.id(&x.list[i]))] = &x.list[i]
+			x.lower[inventory.Key(x.id(&x.list[i]))] = int32(i)
 		}
 	})
-	v, ok := x.lower[inventory.Key(id)]
-	return v, ok
+	i, ok := x.lower[inventory.Key(id)]
+	return int(i), ok
+}
+
+func (x *idx[T]) get(id string) (*T, bool) {
+	if i, ok := x.find(id); ok {
+		return &x.list[i], true
+	}
+	return nil, false
 }
 
 func newAssessor(in Input, ports []int) *assessor {
 	inv := &in.Inventory
 	a := &assessor{
-		in:          in,
-		ports:       ports,
-		providers:   map[string]bool{},
-		nics:        index(inv.NICs, func(n *inventory.NIC) string { return n.ID }),
-		subnets:     index(inv.Subnets, func(s *inventory.Subnet) string { return s.ID }),
-		nsgs:        index(inv.NSGs, func(n *netrule.NSG) string { return n.ID }),
-		fws:         index(inv.Firewalls, func(f *inventory.Firewall) string { return f.ID }),
-		enis:        index(inv.ENIs, func(e *inventory.ENI) string { return e.ID }),
-		sgs:         index(inv.SecurityGroups, func(g *netrule.SecurityGroup) string { return g.GroupID }),
-		vnets:       index(inv.VirtualNetworks, func(v *inventory.VirtualNetwork) string { return v.ID }),
-		vnetSubs:    map[string][]netip.Prefix{},
-		compiledNSG: map[string]compiled[netrule.CompiledNSG]{},
-		compiledSG:  map[string]compiled[netrule.CompiledSG]{},
-		envs:        map[string]netrule.Env{},
-		awsEnv:      netrule.NewEnv(),
+		in:        in,
+		ports:     ports,
+		providers: map[string]bool{},
+		vnetSubs:  map[string][]netip.Prefix{},
+		awsEnv:    netrule.NewEnv(),
 	}
 	a.eval.AllowedOnly = true // denied verdicts are not reported
+	// Building the indexes (hashing every ID) is most of the serial part
+	// of an assessment: build the large ones concurrently.
+	var wg sync.WaitGroup
+	wg.Go(func() { a.nics = index(inv.NICs, func(n *inventory.NIC) string { return n.ID }) })
+	wg.Go(func() { a.nsgs = index(inv.NSGs, func(n *netrule.NSG) string { return n.ID }) })
+	wg.Go(func() {
+		a.subnets = index(inv.Subnets, func(s *inventory.Subnet) string { return s.ID })
+		a.fws = index(inv.Firewalls, func(f *inventory.Firewall) string { return f.ID })
+		a.enis = index(inv.ENIs, func(e *inventory.ENI) string { return e.ID })
+		a.sgs = index(inv.SecurityGroups, func(g *netrule.SecurityGroup) string { return g.GroupID })
+		a.vnets = index(inv.VirtualNetworks, func(v *inventory.VirtualNetwork) string { return v.ID })
+	})
+	wg.Wait()
 	provs := in.Providers
 	if provs == nil {
 		provs = []string{inventory.ProviderSim, inventory.ProviderNftables}
@@ -327,19 +364,33 @@ func newAssessor(in Input, ports []int) *assessor {
 	// spelt differently count apart; an NSG whose count is not exactly 1
 	// (including a subnet reached only through a differently spelt ID: 0)
 	// is cached, which is always correct.
-	a.nsgRefs = make(map[string]int32, len(inv.NSGs))
-	nicsInSubnet := make(map[string]int32, len(inv.Subnets))
-	for i := range inv.NICs {
-		if id := inv.NICs[i].NSG; id != "" {
-			a.nsgRefs[id]++
+	a.nsgRefs = make([]int32, len(inv.NSGs))
+	nicsInSubnet := make([]int32, len(inv.Subnets))
+	// Two passes over the NICs, one per core.
+	wg.Go(func() {
+		for i := range inv.NICs {
+			if id := inv.NICs[i].NSG; id != "" {
+				if k, ok := a.nsgs.exact[id]; ok {
+					a.nsgRefs[k]++
+				}
+			}
 		}
-		if sub := inv.NICs[i].Subnet; sub != "" {
-			nicsInSubnet[sub]++
+	})
+	wg.Go(func() {
+		for i := range inv.NICs {
+			if sub := inv.NICs[i].Subnet; sub != "" {
+				if k, ok := a.subnets.exact[sub]; ok {
+					nicsInSubnet[k]++
+				}
+			}
 		}
-	}
+	})
+	wg.Wait()
 	for i := range inv.Subnets {
 		if id := inv.Subnets[i].NSG; id != "" {
-			a.nsgRefs[id] += max(nicsInSubnet[inv.Subnets[i].ID], 2)
+			if k, ok := a.nsgs.exact[id]; ok {
+				a.nsgRefs[k] += max(nicsInSubnet[i], 2)
+			}
 		}
 	}
 	for _, s := range inv.Subnets {
@@ -355,9 +406,8 @@ func newAssessor(in Input, ports []int) *assessor {
 // indexes, its own caches.
 func (a *assessor) fork() *assessor {
 	b := *a
-	b.compiledNSG = map[string]compiled[netrule.CompiledNSG]{}
-	b.compiledSG = map[string]compiled[netrule.CompiledSG]{}
-	b.envs = map[string]netrule.Env{}
+	b.compiledNSG, b.compiledSG = nil, nil
+	b.envs, b.envSet, b.paths, b.vnetEnvs = nil, nil, nil, nil
 	b.scratch = nil
 	b.eval = netrule.Scratch{AllowedOnly: true}
 	return &b
@@ -489,58 +539,66 @@ func guarded(ps []PolicyPort, port int, proto netrule.Protocol) bool {
 // nsg compiles the NSG with that ID. used counts the NSGs this VM has
 // compiled into scratch so far; an NSG referenced only once in the
 // inventory goes into scratch slot *used (valid until the next VM).
+//
+// Only the rules that may decide a management port are compiled: the
+// others cannot change a verdict the assessment asks for.
 func (a *assessor) nsg(id string, used *int) (*netrule.CompiledNSG, error) {
-	k := id // as written: a differently spelt reference compiles twice, harmlessly
-	if c, ok := a.compiledNSG[k]; ok {
-		return c.c, c.err
+	k, ok := a.nsgs.find(id)
+	if !ok {
+		return nil, fmt.Errorf("network security group %s is not in the inventory", id)
 	}
+	n := &a.nsgs.list[k]
 	if a.nsgRefs[k] == 1 {
-		if n, ok := a.nsgs.get(id); ok {
-			if *used == len(a.scratch) {
-				a.scratch = append(a.scratch, &netrule.CompiledNSG{})
-			}
-			c := a.scratch[*used]
-			if err := netrule.CompileNSGPortsInto(n, c, a.ports); err != nil {
-				return nil, err
-			}
-			*used++
-			return c, nil
+		if *used == len(a.scratch) {
+			a.scratch = append(a.scratch, &netrule.CompiledNSG{})
 		}
+		c := a.scratch[*used]
+		if err := netrule.CompileNSGPortsInto(n, c, a.ports); err != nil {
+			return nil, err
+		}
+		*used++
+		return c, nil
 	}
-	var c compiled[netrule.CompiledNSG]
-	if n, ok := a.nsgs.get(id); ok {
-		// Only the rules that may decide a management port are compiled:
-		// the others cannot change a verdict the assessment asks for.
+	if a.compiledNSG == nil {
+		a.compiledNSG = make([]compiled[netrule.CompiledNSG], len(a.nsgs.list))
+	}
+	c := &a.compiledNSG[k]
+	if !c.done {
 		cn := &netrule.CompiledNSG{}
 		if c.err = netrule.CompileNSGPortsInto(n, cn, a.ports); c.err == nil {
 			c.c = cn
 		}
-	} else {
-		c.err = fmt.Errorf("network security group %s is not in the inventory", id)
+		c.done = true
 	}
-	a.compiledNSG[k] = c
 	return c.c, c.err
 }
 
 func (a *assessor) sg(id string) (*netrule.CompiledSG, error) {
-	k := id
-	if c, ok := a.compiledSG[k]; ok {
-		return c.c, c.err
+	k, ok := a.sgs.find(id)
+	if !ok {
+		return nil, fmt.Errorf("security group %s is not in the inventory", id)
 	}
-	var c compiled[netrule.CompiledSG]
-	if g, ok := a.sgs.get(id); ok {
-		c.c, c.err = netrule.CompileSecurityGroup(*g)
-	} else {
-		c.err = fmt.Errorf("security group %s is not in the inventory", id)
+	if a.compiledSG == nil {
+		a.compiledSG = make([]compiled[netrule.CompiledSG], len(a.sgs.list))
 	}
-	a.compiledSG[k] = c
+	c := &a.compiledSG[k]
+	if !c.done {
+		c.c, c.err = netrule.CompileSecurityGroup(a.sgs.list[k])
+		c.done = true
+	}
 	return c.c, c.err
 }
 
 // env returns the tag meanings for a NIC's virtual network: the listed
 // address space, else its subnets' prefixes, else (no subnet) the NIC's own
 // addresses.
-func (a *assessor) env(nic *inventory.NIC) netrule.Env {
+//
+// sub is the index of the NIC's subnet (-1: none); the result is cached
+// per subnet.
+func (a *assessor) env(nic *inventory.NIC, sub int) netrule.Env {
+	if sub >= 0 && a.envSet != nil && a.envSet[sub] {
+		return a.envs[sub]
+	}
 	if nic.Subnet == "" {
 		ps := make([]netip.Prefix, 0, len(nic.PrivateIPs))
 		for _, ip := range nic.PrivateIPs {
@@ -549,16 +607,25 @@ func (a *assessor) env(nic *inventory.NIC) netrule.Env {
 		return netrule.NewEnv(ps...)
 	}
 	vnet := vnetID(nic.Subnet)
-	if e, ok := a.envs[vnet]; ok {
-		return e
+	e, ok := a.vnetEnvs[vnet]
+	if !ok {
+		if v, ok := a.vnets.get(vnet); ok {
+			e = netrule.NewEnv(v.AddressSpace...)
+		} else {
+			e = netrule.NewEnv(a.vnetSubs[inventory.Key(vnet)]...)
+		}
+		if a.vnetEnvs == nil {
+			a.vnetEnvs = map[string]netrule.Env{}
+		}
+		a.vnetEnvs[vnet] = e
 	}
-	var e netrule.Env
-	if v, ok := a.vnets.get(vnet); ok {
-		e = netrule.NewEnv(v.AddressSpace...)
-	} else {
-		e = netrule.NewEnv(a.vnetSubs[inventory.Key(vnet)]...)
+	if sub >= 0 {
+		if a.envSet == nil {
+			a.envs = make([]netrule.Env, len(a.subnets.list))
+			a.envSet = make([]bool, len(a.subnets.list))
+		}
+		a.envs[sub], a.envSet[sub] = e, true
 	}
-	a.envs[vnet] = e
 	return e
 }
 
@@ -567,12 +634,8 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 		res.Status, res.Reason, res.Detail = NotApplicable, r, fmt.Sprintf(format, args...)
 		return nil, res, false
 	}
-	type nicPath struct {
-		nic  *inventory.NIC
-		path [2]*netrule.CompiledNSG
-		env  netrule.Env
-	}
-	paths := make([]nicPath, 0, len(vm.NICs))
+	paths := a.paths[:0]
+	defer func() { clear(paths); a.paths = paths[:0] }()
 	hasNSG := false
 	used := 0 // scratch NSGs compiled for this VM
 	for _, id := range vm.NICs {
@@ -581,11 +644,14 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 			return fail(ReasonInventoryError, "network interface %s is not in the inventory", id)
 		}
 		p := nicPath{nic: nic}
+		subIdx := -1
 		if nic.Subnet != "" {
-			sub, ok := a.subnets.get(nic.Subnet)
+			k, ok := a.subnets.find(nic.Subnet)
 			if !ok {
 				return fail(ReasonInventoryError, "network interface %s: subnet %s is not in the inventory", nic.ID, nic.Subnet)
 			}
+			subIdx = k
+			sub := &a.subnets.list[k]
 			if sub.NSG != "" {
 				c, err := a.nsg(sub.NSG, &used)
 				if err != nil {
@@ -602,7 +668,7 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 			p.path[1] = c
 		}
 		hasNSG = hasNSG || p.path[0] != nil || p.path[1] != nil
-		p.env = a.env(nic)
+		p.env = a.env(nic, subIdx)
 		paths = append(paths, p)
 	}
 	if !hasNSG {
