@@ -206,9 +206,12 @@ func mayMatchPorts(r *SecurityRule, ports []int) bool {
 		if s == "" {
 			return false
 		}
-		pr, err := ParsePortRange(s)
-		if err != nil {
-			return true // let the compile report it
+		pr, ok := quickPortRange(s)
+		if !ok {
+			var err error
+			if pr, err = ParsePortRange(s); err != nil {
+				return true // let the compile report it
+			}
 		}
 		for _, p := range ports {
 			if pr.Contains(p) {
@@ -229,6 +232,42 @@ func mayMatchPorts(r *SecurityRule, ports []int) bool {
 		}
 	}
 	return false
+}
+
+// quickPortRange parses the plain spellings "*", "N" and "N-M" (no
+// spaces, no signs, at most 5 digits each) the way ParsePortRange does,
+// without its trimming and error values; ok is false for anything else,
+// which the caller hands to ParsePortRange.
+func quickPortRange(s string) (PortRange, bool) {
+	if s == "*" {
+		return AllPorts, true
+	}
+	num := func(s string) (int, bool) {
+		if len(s) == 0 || len(s) > 5 {
+			return 0, false
+		}
+		n := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, n <= 65535
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	from, ok := num(lo)
+	if !ok {
+		return PortRange{}, false
+	}
+	to := from
+	if isRange {
+		if to, ok = num(hi); !ok || from > to {
+			return PortRange{}, false
+		}
+	}
+	return PortRange{from, to}, true
 }
 
 // compileNSGInto compiles the rules of n into c; with keep, only rule i

@@ -106,3 +106,17 @@ func TestScratchAllowedOnly(t *testing.T) {
 		}
 	}
 }
+
+// quickPortRange agrees with ParsePortRange wherever it answers.
+func TestQuickPortRange(t *testing.T) {
+	for _, s := range []string{"*", "0", "22", "65535", "65536", "80-90", "90-80", "22-", "-22", "", " 22", "22 ", "+22", "1-2-3", "099999", "00022", "a", "5985-5986", "0-65535"} {
+		got, ok := quickPortRange(s)
+		want, err := ParsePortRange(s)
+		if ok && (err != nil || got != want) {
+			t.Errorf("%q: quick %v, ParsePortRange %v %v", s, got, want, err)
+		}
+		if !ok && err == nil && s != " 22" && s != "22 " && s != "+22" { // those fall back to ParsePortRange
+			t.Errorf("%q: quick refused a plain spelling ParsePortRange accepts (%v)", s, want)
+		}
+	}
+}
