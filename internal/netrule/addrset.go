@@ -144,6 +144,24 @@ func (s AddressSet) intersectRange(lo, hi netip.Addr) AddressSet {
 	return AddressSet{r: out}
 }
 
+// firstInRange returns the lowest address of s within [lo, hi]: the
+// First of intersectRange, without building the intersection.
+func (s AddressSet) firstInRange(lo, hi netip.Addr) (netip.Addr, bool) {
+	for _, a := range s.r {
+		if a.hi.Less(lo) {
+			continue
+		}
+		if hi.Less(a.lo) {
+			break
+		}
+		if a.lo.Less(lo) {
+			return lo, true
+		}
+		return a.lo, true
+	}
+	return netip.Addr{}, false
+}
+
 // Subtract returns the addresses in s that are not in t.
 func (s AddressSet) Subtract(t AddressSet) AddressSet {
 	if len(t.r) == 0 || len(s.r) == 0 {

@@ -746,13 +746,13 @@ func evalAWS(groups []*CompiledSG, q Query, proto Protocol) Verdict {
 				continue
 			}
 			for j := range p.entries {
-				m := q.Source.Set.intersectRange(p.entries[j].lo, p.entries[j].hi)
-				if m.IsEmpty() {
+				first, ok := q.Source.Set.firstInRange(p.entries[j].lo, p.entries[j].hi)
+				if !ok {
 					continue
 				}
 				ref := p.ref
 				ref.Source = p.entries[j].raw
-				return Verdict{Allowed: true, Protocol: proto, Example: m.First(), Rules: []RuleRef{ref}}
+				return Verdict{Allowed: true, Protocol: proto, Example: first, Rules: []RuleRef{ref}}
 			}
 		}
 	}

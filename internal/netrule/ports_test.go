@@ -120,3 +120,20 @@ func TestQuickPortRange(t *testing.T) {
 		}
 	}
 }
+
+// firstInRange is the First of intersectRange.
+func TestFirstInRange(t *testing.T) {
+	env := NewEnv(netip.MustParsePrefix("10.0.0.0/16"))
+	sets := []AddressSet{env.Internet(), PrefixSet(netip.MustParsePrefix("198.18.0.0/15")), {}, AddrSet(netip.MustParseAddr("2001:db8::1"))}
+	for _, set := range sets {
+		for _, p := range []string{"0.0.0.0/0", "10.0.0.0/8", "198.18.0.0/16", "198.19.255.0/24", "::/0", "2000::/3", "8.8.8.8/32"} {
+			pr := netip.MustParsePrefix(p)
+			lo, hi := pr.Addr(), lastAddr(pr)
+			m := set.intersectRange(lo, hi)
+			got, ok := set.firstInRange(lo, hi)
+			if ok != !m.IsEmpty() || got != m.First() {
+				t.Errorf("%v within %s: firstInRange %v %v, intersectRange %v", set, p, got, ok, m)
+			}
+		}
+	}
+}
