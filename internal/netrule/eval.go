@@ -199,7 +199,11 @@ func CompileNSGPortsInto(n *NSG, c *CompiledNSG, ports []int) error {
 // false only for a rule known to be outbound or whose destination ports
 // all parse and miss every port.
 func mayMatchPorts(r *SecurityRule, ports []int) bool {
-	if !strings.EqualFold(string(r.Direction), "inbound") {
+	switch {
+	case r.Direction == Inbound:
+	case r.Direction == Outbound:
+		return false
+	case !strings.EqualFold(string(r.Direction), "inbound"):
 		return !strings.EqualFold(string(r.Direction), "outbound")
 	}
 	hit := func(s string) bool {
@@ -242,32 +246,34 @@ func quickPortRange(s string) (PortRange, bool) {
 	if s == "*" {
 		return AllPorts, true
 	}
-	num := func(s string) (int, bool) {
-		if len(s) == 0 || len(s) > 5 {
-			return 0, false
-		}
-		n := 0
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if c < '0' || c > '9' {
-				return 0, false
+	// One pass: digits, at most one '-', digits.
+	var n [2]int
+	k, digits := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits == 5 {
+				return PortRange{}, false
 			}
-			n = n*10 + int(c-'0')
-		}
-		return n, n <= 65535
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	from, ok := num(lo)
-	if !ok {
-		return PortRange{}, false
-	}
-	to := from
-	if isRange {
-		if to, ok = num(hi); !ok || from > to {
+			n[k] = n[k]*10 + int(c-'0')
+			digits++
+		case c == '-' && k == 0 && digits > 0:
+			k, digits = 1, 0
+		default:
 			return PortRange{}, false
 		}
 	}
-	return PortRange{from, to}, true
+	if digits == 0 || n[0] > 65535 || n[1] > 65535 {
+		return PortRange{}, false
+	}
+	if k == 0 {
+		return PortRange{n[0], n[0]}, true
+	}
+	if n[0] > n[1] {
+		return PortRange{}, false
+	}
+	return PortRange{n[0], n[1]}, true
 }
 
 // compileNSGInto compiles the rules of n into c; with keep, only rule i
