@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,10 @@ import (
 
 func (a *app) serverCmd() *cobra.Command {
 	var (
-		cfg     server.Config
-		debug   bool
-		oidcCfg auth.OIDCConfig
+		cfg               server.Config
+		debug             bool
+		oidcCfg           auth.OIDCConfig
+		webhookSecretFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -45,6 +47,9 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 					return errors.New("--oidc-issuer and --oidc-audience: give both or neither")
 				}
 				cfg.OIDC = &oidcCfg
+			}
+			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -76,7 +81,33 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.ClientID, "oidc-audience", "", "the audience (client ID) OIDC ID tokens must carry")
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
+	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
+	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	return cmd
+}
+
+// loadWebhookSecret reads the webhook signing key from path into cfg. The
+// key is never taken from a flag value, which other users could read from
+// the process list.
+func loadWebhookSecret(cfg *server.Config, path string) error {
+	switch {
+	case len(cfg.Webhook.URLs) == 0 && path == "":
+		return nil
+	case len(cfg.Webhook.URLs) == 0:
+		return errors.New("--webhook-secret-file: no --webhook-url to sign for")
+	case path == "":
+		return errors.New("--webhook-url: --webhook-secret-file (the signing key) is required")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	key := bytes.TrimSpace(b)
+	if len(key) == 0 {
+		return fmt.Errorf("--webhook-secret-file: %s is empty", path)
+	}
+	cfg.Webhook.Secret = key
+	return nil
 }
 
 // redactDSN hides a password in a PostgreSQL URL before it is logged.

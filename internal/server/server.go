@@ -28,6 +28,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/postgres"
 	"github.com/drawbridge/drawbridge/internal/store/sqlite"
+	"github.com/drawbridge/drawbridge/internal/webhook"
 )
 
 // Config is what a server needs to start.
@@ -57,6 +58,10 @@ type Config struct {
 	// ApprovalTimeout is how long a request needing approval may stay
 	// pending (default jit.DefaultApprovalTimeout).
 	ApprovalTimeout time.Duration
+	// Webhook, if it has URLs, POSTs signed JSON events (requested,
+	// approved, denied, opened, closed) to them after each change commits.
+	// Logger defaults to the server's.
+	Webhook webhook.Options
 }
 
 // Server is a running drawbridge server.
@@ -84,6 +89,9 @@ type Server struct {
 	// where it was written.
 	AdminToken     string
 	AdminTokenFile string
+
+	// Webhooks delivers events when Config.Webhook has URLs, else nil.
+	Webhooks *webhook.Dispatcher
 }
 
 // NewID returns a random 128-bit identifier in hex.
@@ -132,17 +140,38 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	simProv := sim.New(st)
 	hub := agenthub.New()
+	var hooks *webhook.Dispatcher
+	var events jit.EventSink
+	if len(cfg.Webhook.URLs) > 0 {
+		opt := cfg.Webhook
+		if opt.Logger == nil {
+			opt.Logger = cfg.Logger
+		}
+		if hooks, err = webhook.New(opt); err != nil {
+			st.Close()
+			return nil, err
+		}
+		events = hooks
+	}
 	svc := jit.NewService(jit.Config{
 		Store:     st,
 		Providers: jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub},
 		Clock:     clock.Real{},
 		NewID:     NewID,
+		Events:    events,
 
 		ApprovalTimeout: cfg.ApprovalTimeout,
 	})
 	hub.SetReconciler(svc.ReconcileVM)
 	hub.SetReporter(svc.ReportObserved)
-	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st}
+	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st, Webhooks: hooks}
+	fail := func() {
+		if hooks != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = hooks.Close(ctx)
+			cancel()
+		}
+	}
 
 	// Overdue grants first: a restarted server closes what fell due while
 	// it was down before it does anything else.
@@ -158,11 +187,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SampleInventory {
 		vms, err := svc.ListVMs(ctx)
 		if err != nil {
+			fail()
 			st.Close()
 			return nil, err
 		}
 		if len(vms) == 0 {
 			if err := svc.ApplyInventory(ctx, inventory.Sample()); err != nil {
+				fail()
 				st.Close()
 				return nil, fmt.Errorf("load sample inventory: %w", err)
 			}
@@ -171,6 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		fail()
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -179,6 +211,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	authn, authz, err := s.setupAuth(ctx, cfg, acc)
 	if err != nil {
 		ln.Close()
+		fail()
 		st.Close()
 		return nil, err
 	}
@@ -226,5 +259,13 @@ func (s *Server) Close() error {
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
+	if s.Webhooks != nil {
+		// Events of the last changes go out before the process ends, for
+		// a bounded time.
+		// What is abandoned is logged per event; it is not a close failure.
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.Webhooks.Close(hctx)
+		hcancel()
+	}
 	return errors.Join(err, s.store.Close())
 }
