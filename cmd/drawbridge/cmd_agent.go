@@ -64,9 +64,11 @@ while the agent or the server is down. It needs CAP_NET_ADMIN.
 				defer f.Close()
 				opts.NetNS = int(f.Fd())
 			}
+			fw := nftables.NewKernel(opts)
+			defer fw.Close()
 			ag, err := agent.New(agent.Config{
 				Server: srv, Token: tok, VM: vm,
-				Firewall:         nftables.NewKernel(opts),
+				Firewall:         fw,
 				Logger:           log,
 				HeartbeatTimeout: heartbeat,
 				MaxBackoff:       maxBack,
