@@ -221,3 +221,47 @@ func TestNoEventsFromAFailedTransaction(t *testing.T) {
 		t.Fatalf("a failed request published %s", describe(evs))
 	}
 }
+
+// retryingStore runs every transaction twice, like PostgreSQL after a
+// serialisation failure: the first attempt's fn succeeds but its commit
+// "fails" and is rolled back.
+type retryingStore struct{ jit.Store }
+
+var errSerialization = errors.New("simulated serialisation failure")
+
+func (s retryingStore) InTx(ctx context.Context, fn func(jit.Tx) error) error {
+	err := s.Store.InTx(ctx, func(tx jit.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errSerialization // roll back as a failed commit would
+	})
+	if !errors.Is(err, errSerialization) {
+		return err
+	}
+	return s.Store.InTx(ctx, fn)
+}
+
+// TestEventsOfARetriedTransactionOnce: only the committed attempt's events
+// are published.
+func TestEventsOfARetriedTransactionOnce(t *testing.T) {
+	f, _ := newEventFixture(t)
+	sink := &recordingSink{}
+	f.svc = jit.NewService(jit.Config{Store: retryingStore{f.store}, Providers: jit.ProviderMap{"fake": f.prov}, Clock: f.clk,
+		NewID: func() func() string {
+			n := 0
+			return func() string { n++; return fmt.Sprintf("rt%04d", n) }
+		}(), Events: sink})
+	pol := f.put(t, policyFor(vm1, ssh("*")))
+	r, err := f.svc.Initiate(context.Background(), alice, pol.ID, request(vm1, 22, "198.18.0.7", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := sink.take()
+	if got := describe(evs); got != "requested:alice:22 opened:alice:22:UserRequested" {
+		t.Fatalf("events %q", got)
+	}
+	if evs[1].GrantID != r.Grants[0].ID {
+		t.Fatalf("opened event names grant %s; the committed attempt made %s", evs[1].GrantID, r.Grants[0].ID)
+	}
+}
