@@ -196,11 +196,12 @@ func Assess(in Input) (Report, error) {
 	const block = 512
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wa := a
-		if w > 0 {
-			wa = a.fork()
-		}
+	// Fork before any worker starts: a running worker writes to its caches.
+	was := []*assessor{a}
+	for len(was) < workers {
+		was = append(was, a.fork())
+	}
+	for _, wa := range was {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
