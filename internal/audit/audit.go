@@ -15,7 +15,6 @@
 package audit
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -61,7 +60,7 @@ func Chain(prev Record, next Record) Record {
 	next.Time = next.Time.UTC().Truncate(time.Microsecond)
 	next.Before = canonicalJSON(next.Before)
 	next.After = canonicalJSON(next.After)
-	next.Hash = ComputeHash(next)
+	next.Hash = computeHash(next, next.Before, next.After)
 	return next
 }
 
@@ -69,6 +68,12 @@ func Chain(prev Record, next Record) Record {
 // but Hash, each length-prefixed so that no two different records encode
 // alike (moving text from one field into the next changes the hash).
 func ComputeHash(r Record) string {
+	return computeHash(r, canonicalJSON(r.Before), canonicalJSON(r.After))
+}
+
+// computeHash is ComputeHash given r.Before and r.After already in
+// canonical form (as Chain leaves them; canonicalJSON is idempotent).
+func computeHash(r Record, before, after []byte) string {
 	h := sha256.New()
 	field := func(b []byte) {
 		var n [8]byte
@@ -85,32 +90,10 @@ func ComputeHash(r Record) string {
 	field([]byte(r.Target))
 	field([]byte(r.Result))
 	field([]byte(r.Detail))
-	field(canonicalJSON(r.Before))
-	field(canonicalJSON(r.After))
+	field(before)
+	field(after)
 	field([]byte(r.PrevHash))
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// canonicalJSON re-encodes valid JSON with sorted object keys and no
-// insignificant whitespace, keeping numbers as written. Empty or "null"
-// becomes empty; invalid JSON is kept byte for byte (still hashed, so still
-// tamper-evident).
-func canonicalJSON(b json.RawMessage) json.RawMessage {
-	t := bytes.TrimSpace(b)
-	if len(t) == 0 || string(t) == "null" {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(t))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return b
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return b
-	}
-	return out
 }
 
 // VerifyError names the first record at which the chain is broken.
