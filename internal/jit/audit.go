@@ -49,6 +49,16 @@ func ActorFrom(ctx context.Context) Actor {
 // it commits (or rolls back) with the change it describes. before and after
 // are encoded as JSON; nil leaves them empty.
 func (s *Service) auditTx(ctx context.Context, tx Tx, actor Actor, op, target, detail string, before, after any, now time.Time) error {
+	rec, err := auditRecord(actor, op, target, detail, before, after, now)
+	if err != nil {
+		return err
+	}
+	_, err = auditstore.Append(ctx, tx, rec)
+	return err
+}
+
+// auditRecord builds the succeeded record auditTx appends.
+func auditRecord(actor Actor, op, target, detail string, before, after any, now time.Time) (audit.Record, error) {
 	rec := audit.Record{
 		Time:          now,
 		Principal:     actor.Principal,
@@ -60,19 +70,29 @@ func (s *Service) auditTx(ctx context.Context, tx Tx, actor Actor, op, target, d
 	}
 	var err error
 	if rec.Before, err = rawJSON(before); err != nil {
-		return err
+		return audit.Record{}, err
 	}
 	if rec.After, err = rawJSON(after); err != nil {
+		return audit.Record{}, err
+	}
+	return rec, nil
+}
+
+// auditGrantEnd records that grant before became after (ended).
+func (s *Service) auditGrantEnd(ctx context.Context, tx Tx, actor Actor, before, after Grant, now time.Time) error {
+	rec, err := s.grantEndRecord(tx, actor, before, after, now)
+	if err != nil {
 		return err
 	}
 	_, err = auditstore.Append(ctx, tx, rec)
 	return err
 }
 
-// auditGrantEnd records that grant before became after (ended).
-func (s *Service) auditGrantEnd(ctx context.Context, tx Tx, actor Actor, before, after Grant, now time.Time) error {
+// grantEndRecord queues the closed event of auditGrantEnd and returns its
+// audit record, for callers that append several records at once.
+func (s *Service) grantEndRecord(tx Tx, actor Actor, before, after Grant, now time.Time) (audit.Record, error) {
 	s.events.add(tx, grantEvent(EventClosed, actor, "", after, after.StatusReason, "", now))
-	return s.auditTx(ctx, tx, actor, AuditGrantEnd, after.VMID,
+	return auditRecord(actor, AuditGrantEnd, after.VMID,
 		fmt.Sprintf("grant %s (port %d from %s) %s: %s", after.ID, after.Port, after.Source, after.Status, after.StatusReason),
 		before, after, now)
 }
@@ -91,6 +111,12 @@ func rawJSON(v any) (json.RawMessage, error) {
 // auditRequest records a request: one record per VM it names, so that the
 // log can be filtered by VM, each with that VM's grants as the after state.
 func (s *Service) auditRequest(ctx context.Context, tx Tx, actor Actor, op string, req Request, now time.Time) error {
+	return s.auditRequestAfter(ctx, tx, nil, actor, op, req, now)
+}
+
+// auditRequestAfter appends recs and then auditRequest's records, all in
+// one auditstore.AppendAll.
+func (s *Service) auditRequestAfter(ctx context.Context, tx Tx, recs []audit.Record, actor Actor, op string, req Request, now time.Time) error {
 	for _, vmID := range requestVMs(req) {
 		var gs []Grant
 		for _, g := range req.Grants {
@@ -104,9 +130,12 @@ func (s *Service) auditRequest(ctx context.Context, tx Tx, actor Actor, op strin
 		if req.Justification != "" {
 			detail += ": " + req.Justification
 		}
-		if err := s.auditTx(ctx, tx, actor, op, vmID, detail, nil, after, now); err != nil {
+		rec, err := auditRecord(actor, op, vmID, detail, nil, after, now)
+		if err != nil {
 			return err
 		}
+		recs = append(recs, rec)
 	}
-	return nil
+	_, err := auditstore.AppendAll(ctx, tx, recs)
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"github.com/drawbridge/drawbridge/internal/clock"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
@@ -479,6 +481,9 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 				}
 			}
 		}
+		// The superseded grants' records and the request's are appended
+		// together at the end, in this order.
+		var recs []audit.Record
 		for _, plan := range plans {
 			for _, g := range plan.superseded {
 				if err := tx.UpdateGrant(ctx, g); err != nil {
@@ -486,13 +491,21 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 				}
 				before := g
 				before.Status, before.StatusReason, before.EndedAt = StatusInitiated, ReasonUserRequested, time.Time{}
-				if err := s.auditGrantEnd(ctx, tx, actor, before, g, now); err != nil {
+				rec, err := s.grantEndRecord(tx, actor, before, g, now)
+				if err != nil {
 					return err
 				}
+				recs = append(recs, rec)
 			}
 		}
 		req.Grants = grants
 		if step != nil {
+			// finish audits the approval: keep the log order
+			// (superseded grants first) by appending theirs now.
+			if _, err := auditstore.AppendAll(ctx, tx, recs); err != nil {
+				return err
+			}
+			recs = nil
 			if err := step.finish(tx, now); err != nil {
 				return err
 			}
@@ -506,7 +519,7 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 			s.events.addGrants(tx, EventApproved, step.approver, actor.Principal, req.Grants, "", "", now)
 		}
 		s.events.addGrants(tx, EventOpened, actor, actor.Principal, req.Grants, ReasonUserRequested, "", now)
-		return s.auditRequest(ctx, tx, actor, AuditInitiate, req, now)
+		return s.auditRequestAfter(ctx, tx, recs, actor, AuditInitiate, req, now)
 	})
 	if err != nil {
 		return Request{}, err

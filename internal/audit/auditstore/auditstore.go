@@ -39,21 +39,42 @@ func Key(seq int64) string { return fmt.Sprintf("%020d", seq) }
 // Append chains rec after the current head and stores it and the new head
 // in objs (the caller's transaction). It returns the stored record.
 func Append(ctx context.Context, objs store.Objects, rec audit.Record) (audit.Record, error) {
+	out, err := AppendAll(ctx, objs, []audit.Record{rec})
+	if err != nil {
+		return audit.Record{}, err
+	}
+	return out[0], nil
+}
+
+// AppendAll is Append for several records in order: the same records as
+// appending them one by one, with the head read and written once.
+func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]audit.Record, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	for _, rec := range recs {
+		if rec.Time.IsZero() {
+			return nil, errors.New("audit: record has no time")
+		}
+	}
 	var h Head
 	if err := objs.GetObject(ctx, KindHead, headKey, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return audit.Record{}, fmt.Errorf("audit: read head: %w", err)
+		return nil, fmt.Errorf("audit: read head: %w", err)
 	}
-	if rec.Time.IsZero() {
-		return audit.Record{}, errors.New("audit: record has no time")
+	prev := audit.Record{Seq: h.Seq, Hash: h.Hash}
+	out := make([]audit.Record, 0, len(recs))
+	for _, rec := range recs {
+		next := audit.Chain(prev, rec)
+		if err := objs.PutObject(ctx, KindRecord, Key(next.Seq), next); err != nil {
+			return nil, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
+		}
+		out = append(out, next)
+		prev = next
 	}
-	next := audit.Chain(audit.Record{Seq: h.Seq, Hash: h.Hash}, rec)
-	if err := objs.PutObject(ctx, KindRecord, Key(next.Seq), next); err != nil {
-		return audit.Record{}, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
+	if err := objs.PutObject(ctx, KindHead, headKey, Head{Seq: prev.Seq, Hash: prev.Hash}); err != nil {
+		return nil, fmt.Errorf("audit: update head: %w", err)
 	}
-	if err := objs.PutObject(ctx, KindHead, headKey, Head{Seq: next.Seq, Hash: next.Hash}); err != nil {
-		return audit.Record{}, fmt.Errorf("audit: update head: %w", err)
-	}
-	return next, nil
+	return out, nil
 }
 
 // Filter selects records. Zero fields match everything.
