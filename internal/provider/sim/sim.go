@@ -215,6 +215,15 @@ type entry struct {
 	orig    []byte // canonical JSON as loaded; nil if the object did not exist
 	val     any    // pointer to the decoded, possibly changed value; nil once deleted
 	deleted bool
+	// canon, if set, returns the canonical JSON when orig holds the stored
+	// bytes, which may differ from it.
+	canon func() ([]byte, error)
+}
+
+// rawGetter is implemented by object stores that can return an object's
+// stored JSON (the SQLite store), saving get a re-encoding.
+type rawGetter interface {
+	GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error)
 }
 
 // session caches every object a reconcile reads, so that the computation
@@ -246,6 +255,30 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		return v, nil
 	}
 	v := new(T)
+	if rg, ok := s.objs.(rawGetter); ok {
+		// The stored bytes stand in for the canonical JSON as long as
+		// the value re-encodes to them; flush falls back to the decoded
+		// original's encoding only if it does not.
+		raw, err := rg.GetObjectRaw(s.ctx, kind, k.key)
+		if errors.Is(err, store.ErrNotFound) {
+			s.m[k] = &entry{}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s %s: %w", kind, id, err)
+		}
+		if err := json.Unmarshal(raw, v); err != nil {
+			return nil, fmt.Errorf("read %s %s: decode: %w", kind, id, err)
+		}
+		s.m[k] = &entry{orig: raw, val: v, canon: func() ([]byte, error) {
+			w := new(T)
+			if err := json.Unmarshal(raw, w); err != nil {
+				return nil, err
+			}
+			return json.Marshal(w)
+		}}
+		return v, nil
+	}
 	err := s.objs.GetObject(s.ctx, kind, k.key, v)
 	if errors.Is(err, store.ErrNotFound) {
 		s.m[k] = &entry{}
@@ -341,6 +374,15 @@ func (s *session) flush() error {
 			}
 			if string(b) == string(e.orig) {
 				continue
+			}
+			if e.canon != nil {
+				c, err := e.canon()
+				if err != nil {
+					return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
+				}
+				if string(b) == string(c) {
+					continue
+				}
 			}
 			if err := s.objs.PutObject(s.ctx, k.kind, k.key, e.val); err != nil {
 				return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)

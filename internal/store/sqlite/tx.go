@@ -108,13 +108,22 @@ func notFound(what, key string) error {
 
 // Objects
 
-func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
+// GetObjectRaw returns the stored JSON of an object.
+func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
 	var body []byte
 	err := t.stmt(ctx, qGetObject).QueryRowContext(ctx, kind, key).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFound(kind, key)
+		return nil, notFound(kind, key)
 	} else if err != nil {
-		return fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
+		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
+	}
+	return body, nil
+}
+
+func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
+	body, err := t.GetObjectRaw(ctx, kind, key)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, into); err != nil {
 		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
