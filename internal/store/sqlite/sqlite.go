@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -32,6 +33,9 @@ type Store struct {
 	closed     chan struct{} // closed by Close
 	writerDone chan struct{}
 	closeOnce  sync.Once
+
+	checkpointDB   *sql.DB // a second connection that only checkpoints the WAL
+	checkpointDone chan struct{}
 }
 
 var (
@@ -93,7 +97,19 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	q.Add("_pragma", "mmap_size(268435456)")
 	q.Add("_pragma", "cache_size(-65536)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	// The writer never checkpoints: a checkpoint copies the WAL into the
+	// database file and fsyncs it, milliseconds that would land on whichever
+	// request's commit crossed the threshold. A second connection does it in
+	// the background instead (checkpointer), which WAL allows concurrently
+	// with the writer.
+	writerQ := url.Values{}
+	for k, v := range q {
+		writerQ[k] = v
+	}
+	if path != ":memory:" {
+		writerQ.Add("_pragma", "wal_autocheckpoint(0)")
+	}
+	db, err := sql.Open("sqlite", path+"?"+writerQ.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -118,17 +134,55 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	go s.writer()
+	if path != ":memory:" {
+		ck, err := sql.Open("sqlite", path+"?"+q.Encode())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite: open checkpointer for %s: %w", path, err)
+		}
+		ck.SetMaxOpenConns(1)
+		s.checkpointDB = ck
+		s.checkpointDone = make(chan struct{})
+		go s.checkpointer()
+	}
 	return s, nil
+}
+
+// checkpointInterval is how often the background checkpointer folds the
+// WAL into the database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpointer runs PASSIVE checkpoints until the store closes. PASSIVE
+// never waits for the writer and never blocks it; it copies what it can.
+func (s *Store) checkpointer() {
+	defer close(s.checkpointDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			// Leave the WAL small for the next start.
+			_, _ = s.checkpointDB.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			return
+		case <-t.C:
+			_, _ = s.checkpointDB.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
 }
 
 // Close closes the database. Transactions in progress finish first.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	<-s.writerDone
+	var ckErr error
+	if s.checkpointDB != nil {
+		<-s.checkpointDone
+		ckErr = s.checkpointDB.Close()
+	}
 	for _, st := range s.stmts {
 		st.Close()
 	}
-	return s.db.Close()
+	return errors.Join(s.db.Close(), ckErr)
 }
 
 // InTx runs fn in one transaction and commits if fn returns nil; otherwise
