@@ -3,13 +3,9 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
+	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -20,47 +16,18 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// ErrNewerSchema is returned by Open when the database was migrated by a
-// newer drawbridge than this one.
-var ErrNewerSchema = errors.New("database schema is newer than this drawbridge supports")
+// ErrNewerSchema is store.ErrNewerSchema, returned by Open for a database
+// migrated by a newer drawbridge.
+var ErrNewerSchema = store.ErrNewerSchema
 
 // migrationLockKey is the advisory lock replicas take while migrating, so
 // several replicas starting at once apply each migration exactly once.
 const migrationLockKey = 0x6472617762726467 // "drawbrdg"
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = store.Migration
 
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", name)
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) { return store.LoadMigrations(migrationFiles, "migrations") }
 
 // LatestSchemaVersion is the schema version this code creates and expects.
 func LatestSchemaVersion() int {
@@ -68,7 +35,7 @@ func LatestSchemaVersion() int {
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // migrate applies pending migrations while holding a session advisory lock
@@ -103,29 +70,29 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 	if cur > latest {
 		return fmt.Errorf("%w: the database is at schema version %d, this drawbridge knows versions up to %d; upgrade drawbridge",
 			ErrNewerSchema, cur, latest)
 	}
 	for _, m := range ms {
-		if m.version <= cur {
+		if m.Version <= cur {
 			continue
 		}
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			tx.Rollback(ctx)
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 			tx.Rollback(ctx)
-			return fmt.Errorf("record migration %s: %w", m.name, err)
+			return fmt.Errorf("record migration %s: %w", m.Name, err)
 		}
 		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("commit migration %s: %w", m.name, err)
+			return fmt.Errorf("commit migration %s: %w", m.Name, err)
 		}
 	}
 	return nil

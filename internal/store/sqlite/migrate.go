@@ -4,13 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // migrationFiles are the schema changes, NNNN_name.sql, applied in version
@@ -20,46 +17,14 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// ErrNewerSchema is returned by Open when the database was migrated by a
-// newer drawbridge than this one; running older code on it could misread or
-// damage data written by the newer schema.
-var ErrNewerSchema = errors.New("database schema is newer than this drawbridge supports")
+// ErrNewerSchema is store.ErrNewerSchema, returned by Open for a database
+// migrated by a newer drawbridge.
+var ErrNewerSchema = store.ErrNewerSchema
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = store.Migration
 
-// migrations returns the embedded migrations sorted by version, checking
-// that versions run 1, 2, 3, ... without gaps or duplicates.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", name)
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: expected version %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) { return store.LoadMigrations(migrationFiles, "migrations") }
 
 // LatestSchemaVersion is the schema version this code creates and expects.
 func LatestSchemaVersion() int {
@@ -67,7 +32,7 @@ func LatestSchemaVersion() int {
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 // migrate applies pending migrations, each in its own transaction together
@@ -87,7 +52,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 	for _, m := range ms {
 		if err := applyMigration(ctx, db, m, latest); err != nil {
 			return err
@@ -110,15 +75,15 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration, latest int) er
 		return fmt.Errorf("%w: the database is at schema version %d, this drawbridge knows versions up to %d; upgrade drawbridge or use another database file",
 			ErrNewerSchema, cur, latest)
 	}
-	if m.version <= cur {
+	if m.Version <= cur {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return fmt.Errorf("record migration %s: %w", m.name, err)
+		m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("record migration %s: %w", m.Name, err)
 	}
 	return tx.Commit()
 }
