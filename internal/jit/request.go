@@ -73,3 +73,39 @@ type GrantFilter struct {
 	ActiveOnly bool // status Initiated
 	Limit      int
 }
+
+// WithStateOf returns g with the mutable fields of next: status, reason,
+// end, and the apply bookkeeping. It is what Tx.UpdateGrant may change, so a
+// caller holding a stale or partial Grant cannot rewrite a grant's identity,
+// port, source or times.
+func (g Grant) WithStateOf(next Grant) Grant {
+	g.Status = next.Status
+	g.StatusReason = next.StatusReason
+	g.EndedAt = utc(next.EndedAt)
+	g.Applied = next.Applied
+	g.AppliedAt = utc(next.AppliedAt)
+	g.ProviderError = next.ProviderError
+	return g
+}
+
+// InUTC returns g with every time in UTC and without a monotonic reading,
+// so that what a store reads back equals what was written.
+func (g Grant) InUTC() Grant {
+	g.StartTime, g.EndTime = utc(g.StartTime), utc(g.EndTime)
+	g.EndedAt, g.AppliedAt = utc(g.EndedAt), utc(g.AppliedAt)
+	return g
+}
+
+// InUTC returns p with its times in UTC (see Grant.InUTC).
+func (p Policy) InUTC() Policy {
+	p.CreatedAt, p.UpdatedAt = utc(p.CreatedAt), utc(p.UpdatedAt)
+	return p
+}
+
+// utc drops the monotonic reading and location; the zero time stays zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}

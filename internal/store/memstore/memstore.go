@@ -148,13 +148,6 @@ func notFound(what, key string) error {
 	return fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
 }
 
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
 func decode[T any](body []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(body, &v)
@@ -253,7 +246,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 		}
 		vmKeys = append(vmKeys, vk)
 	}
-	p.CreatedAt, p.UpdatedAt = utc(p.CreatedAt), utc(p.UpdatedAt)
+	p = p.InUTC()
 	body, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("memstore: encode policy %s: %w", p.ID, err)
@@ -361,7 +354,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	}
 	grants := r.Grants
 	r.Grants = nil
-	r.StartTime = utc(r.StartTime)
+	r.StartTime = r.StartTime.UTC()
 	body, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("memstore: encode request %s: %w", r.ID, err)
@@ -372,7 +365,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		if g.PolicyID == "" {
 			g.PolicyID = r.PolicyID
 		}
-		g.StartTime, g.EndTime, g.EndedAt, g.AppliedAt = utc(g.StartTime), utc(g.EndTime), utc(g.EndedAt), utc(g.AppliedAt)
+		g = g.InUTC()
 		gb, err := json.Marshal(g)
 		if err != nil {
 			return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)
@@ -503,12 +496,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 		return err
 	}
 	// Only the mutable fields change; identity, port, source and times stay.
-	cur.Status = g.Status
-	cur.StatusReason = g.StatusReason
-	cur.EndedAt = utc(g.EndedAt)
-	cur.Applied = g.Applied
-	cur.AppliedAt = utc(g.AppliedAt)
-	cur.ProviderError = g.ProviderError
+	cur = cur.WithStateOf(g)
 	body, err := json.Marshal(cur)
 	if err != nil {
 		return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)

@@ -140,19 +140,6 @@ func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
 
 // Policies
 
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
-func policyUTC(p jit.Policy) jit.Policy {
-	p.CreatedAt = utc(p.CreatedAt)
-	p.UpdatedAt = utc(p.UpdatedAt)
-	return p
-}
-
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	if p.ID == "" {
 		return errors.New("postgres: put policy: policy has no ID")
@@ -177,7 +164,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 		}
 		vmKeys = append(vmKeys, vk)
 	}
-	body, err := json.Marshal(policyUTC(p))
+	body, err := json.Marshal(p.InUTC())
 	if err != nil {
 		return fmt.Errorf("postgres: encode policy %s: %w", p.ID, err)
 	}
@@ -285,14 +272,6 @@ func scanAll[T any](t *tx, rows pgx.Rows, what string) ([]T, error) {
 
 // Requests and grants
 
-func grantUTC(g jit.Grant) jit.Grant {
-	g.StartTime = utc(g.StartTime)
-	g.EndTime = utc(g.EndTime)
-	g.EndedAt = utc(g.EndedAt)
-	g.AppliedAt = utc(g.AppliedAt)
-	return g
-}
-
 // InsertRequest stores the request row and one row per grant. A duplicate
 // ID is ErrConflict (ON CONFLICT DO NOTHING, so the transaction is not
 // aborted by a unique violation).
@@ -302,7 +281,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	}
 	grants := r.Grants
 	r.Grants = nil
-	r.StartTime = utc(r.StartTime)
+	r.StartTime = r.StartTime.UTC()
 	body, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("postgres: encode request %s: %w", r.ID, err)
@@ -315,7 +294,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	}
 	notified := map[string]bool{}
 	for i, g := range grants {
-		g = grantUTC(g)
+		g = g.InUTC()
 		g.RequestID = r.ID
 		if g.PolicyID == "" {
 			g.PolicyID = r.PolicyID
@@ -441,12 +420,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	// firewall; bookkeeping (applied, provider error) is not announced, so
 	// replicas reacting to notifications cannot set each other off.
 	statusChanged := cur.Status != g.Status
-	cur.Status = g.Status
-	cur.StatusReason = g.StatusReason
-	cur.EndedAt = utc(g.EndedAt)
-	cur.Applied = g.Applied
-	cur.AppliedAt = utc(g.AppliedAt)
-	cur.ProviderError = g.ProviderError
+	cur = cur.WithStateOf(g)
 	body, err := json.Marshal(cur)
 	if err != nil {
 		return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)

@@ -191,12 +191,6 @@ func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
 
 // Policies
 
-func policyUTC(p jit.Policy) jit.Policy {
-	p.CreatedAt = utc(p.CreatedAt)
-	p.UpdatedAt = utc(p.UpdatedAt)
-	return p
-}
-
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	if p.ID == "" {
 		return errors.New("sqlite: put policy: policy has no ID")
@@ -223,7 +217,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 		}
 		vmKeys = append(vmKeys, vk)
 	}
-	body, err := json.Marshal(policyUTC(p))
+	body, err := json.Marshal(p.InUTC())
 	if err != nil {
 		return fmt.Errorf("sqlite: encode policy %s: %w", p.ID, err)
 	}
@@ -311,23 +305,6 @@ func scanAll[T any](rows *sql.Rows, what string) ([]T, error) {
 
 // Requests and grants
 
-// utc drops the monotonic reading and location so that times read back are
-// identical to those written, whatever zone the caller used.
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
-func grantUTC(g jit.Grant) jit.Grant {
-	g.StartTime = utc(g.StartTime)
-	g.EndTime = utc(g.EndTime)
-	g.EndedAt = utc(g.EndedAt)
-	g.AppliedAt = utc(g.AppliedAt)
-	return g
-}
-
 // InsertRequest stores the request row (without grants, which live in their
 // own rows and change over time) and one row per grant.
 func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
@@ -336,7 +313,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	}
 	grants := r.Grants
 	r.Grants = nil
-	r.StartTime = utc(r.StartTime)
+	r.StartTime = r.StartTime.UTC()
 	body, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
@@ -349,7 +326,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	}
 	ins := t.stmt(ctx, qInsertGrant)
 	for i, g := range grants {
-		g = grantUTC(g)
+		g = g.InUTC()
 		g.RequestID = r.ID
 		if g.PolicyID == "" {
 			g.PolicyID = r.PolicyID
@@ -459,12 +436,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return err
 	}
-	cur.Status = g.Status
-	cur.StatusReason = g.StatusReason
-	cur.EndedAt = utc(g.EndedAt)
-	cur.Applied = g.Applied
-	cur.AppliedAt = utc(g.AppliedAt)
-	cur.ProviderError = g.ProviderError
+	cur = cur.WithStateOf(g)
 	body, err := json.Marshal(cur)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
