@@ -22,6 +22,7 @@ func (s *Service) RunExpiry(ctx context.Context, onError func(error)) {
 	}
 	retry := time.Duration(0)
 	for {
+		s.expiryDeadline.Store(0)
 		_, err := s.ExpireDue(ctx)
 		report(err)
 		wait := idleWait
@@ -41,6 +42,7 @@ func (s *Service) RunExpiry(ctx context.Context, onError func(error)) {
 		if wait < 0 {
 			wait = 0
 		}
+		s.expiryDeadline.Store(s.clock.Now().Add(wait).UnixNano())
 		t := s.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():

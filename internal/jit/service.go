@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/audit"
@@ -33,7 +34,13 @@ type Service struct {
 
 	vmLocks keyedMutex
 	wake    chan struct{} // nudges the expiry job when an earlier end time appears
-	events  *eventLog     // nil without Config.Events
+	// expiryDeadline is when the sleeping expiry job wakes on its own, in
+	// Unix nanoseconds of the service clock; 0 while it is awake and about
+	// to read the store. A request only nudges the job when its grants end
+	// before that, so requests under load do not each cost the job two
+	// store reads.
+	expiryDeadline atomic.Int64
+	events         *eventLog // nil without Config.Events
 
 	// OnChange, if set, is called after a VM whose provider lives outside
 	// the store was reconciled.
@@ -525,7 +532,11 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 		return Request{}, err
 	}
 	unlock()
-	s.nudgeExpiry()
+	if pending {
+		s.nudgeExpiry(time.Time{})
+	} else {
+		s.nudgeExpiry(earliestEnd(req.Grants))
+	}
 	if pending {
 		return req, nil
 	}
@@ -755,6 +766,17 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	}
 }
 
+// earliestEnd returns the earliest end time of gs (zero if gs is empty).
+func earliestEnd(gs []Grant) time.Time {
+	var t time.Time
+	for _, g := range gs {
+		if t.IsZero() || g.EndTime.Before(t) {
+			t = g.EndTime
+		}
+	}
+	return t
+}
+
 // NextEndTime returns the earliest end time of an active grant.
 func (s *Service) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	var t time.Time
@@ -775,7 +797,15 @@ func (s *Service) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	return t, ok, err
 }
 
-func (s *Service) nudgeExpiry() {
+// nudgeExpiry wakes the expiry job if something ends at end, earlier than
+// the job's own deadline (a zero end always wakes it). The job clears its
+// deadline before reading the store, so a change committed after that read
+// always finds the deadline either 0 or one computed without it, and wakes
+// the job if it ends first.
+func (s *Service) nudgeExpiry(end time.Time) {
+	if d := s.expiryDeadline.Load(); d != 0 && !end.IsZero() && end.UnixNano() >= d {
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:

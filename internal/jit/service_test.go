@@ -396,6 +396,44 @@ func TestRunExpiryWakesAtEndTime(t *testing.T) {
 	<-done
 }
 
+// A request only wakes the sleeping expiry job when it ends before the job's
+// deadline; one that does must still be expired on time, not at the later
+// deadline the job went to sleep with.
+func TestRunExpiryWokenByEarlierEndTime(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := policyFor(vm1, ssh("*"))
+	p.VirtualMachines = append(p.VirtualMachines, jit.VMPolicy{ID: vm2, Ports: []jit.PortPolicy{ssh("*")}})
+	p = f.put(t, p)
+	done := make(chan struct{})
+	go func() { f.svc.RunExpiry(ctx, func(err error) { t.Error(err) }); close(done) }()
+	long, err := f.svc.Initiate(ctx, alice, p.ID, request(vm1, 22, "198.18.0.1", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the job go to sleep until the hour-long grant's end.
+	time.Sleep(50 * time.Millisecond)
+	short, err := f.svc.Initiate(ctx, alice, p.ID, request(vm2, 22, "198.18.0.2", 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(id string) jit.Status { g, _ := f.svc.GetGrant(ctx, id); return g.Status }
+	deadline := time.Now().Add(5 * time.Second)
+	for status(short.Grants[0].ID) != jit.StatusRevoked {
+		f.clk.Set(t0.Add(10 * time.Second))
+		if time.Now().After(deadline) {
+			t.Fatal("the shorter grant was not expired at its end time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if status(long.Grants[0].ID) != jit.StatusInitiated {
+		t.Fatal("the hour-long grant ended early")
+	}
+	cancel()
+	<-done
+}
+
 func TestApplyFailureIsRecordedAndRetried(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

@@ -111,7 +111,7 @@ func notFound(what, key string) error {
 // GetObjectRaw returns the stored JSON of an object.
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
 	var body []byte
-	err := t.stmt(ctx, qGetObject).QueryRowContext(ctx, kind, key).Scan(&body)
+	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(kind, key)
 	} else if err != nil {
@@ -136,14 +136,14 @@ func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
 	}
-	if _, err := t.stmt(ctx, qPutObject).ExecContext(ctx, kind, key, body); err != nil {
+	if _, err := t.stmt(qPutObject).ExecContext(noCancel, kind, key, body); err != nil {
 		return fmt.Errorf("sqlite: put %s %q: %w", kind, key, err)
 	}
 	return nil
 }
 
 func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
-	if _, err := t.stmt(ctx, qDeleteObject).ExecContext(ctx, kind, key); err != nil {
+	if _, err := t.stmt(qDeleteObject).ExecContext(noCancel, kind, key); err != nil {
 		return fmt.Errorf("sqlite: delete %s %q: %w", kind, key, err)
 	}
 	return nil
@@ -152,7 +152,7 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 // ListObjects reads all rows before calling fn, so fn may use the
 // transaction (even change objects of the same kind) while listing.
 func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
-	rows, err := t.stmt(ctx, qListObjects).QueryContext(ctx, kind)
+	rows, err := t.stmt(qListObjects).QueryContext(noCancel, kind)
 	if err != nil {
 		return fmt.Errorf("sqlite: list %s: %w", kind, err)
 	}
@@ -207,7 +207,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 		}
 		seen[vk] = true
 		var holder string
-		err := t.stmt(ctx, qPolicyOfVM).QueryRowContext(ctx, vk).Scan(&holder)
+		err := t.stmt(qPolicyOfVM).QueryRowContext(noCancel, vk).Scan(&holder)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -221,14 +221,14 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode policy %s: %w", p.ID, err)
 	}
-	if _, err := t.stmt(ctx, qPutPolicy).ExecContext(ctx, key, strings.ToLower(p.Location), body); err != nil {
+	if _, err := t.stmt(qPutPolicy).ExecContext(noCancel, key, strings.ToLower(p.Location), body); err != nil {
 		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
-	if _, err := t.stmt(ctx, qClearPolicyVM).ExecContext(ctx, key); err != nil {
+	if _, err := t.stmt(qClearPolicyVM).ExecContext(noCancel, key); err != nil {
 		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
 	for _, vk := range vmKeys {
-		if _, err := t.stmt(ctx, qAddPolicyVM).ExecContext(ctx, vk, key); err != nil {
+		if _, err := t.stmt(qAddPolicyVM).ExecContext(noCancel, vk, key); err != nil {
 			return fmt.Errorf("sqlite: put policy %s: index vm %s: %w", p.ID, vk, err)
 		}
 	}
@@ -241,7 +241,7 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 
 func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, error) {
 	var body []byte
-	err := t.stmt(ctx, query).QueryRowContext(ctx, arg).Scan(&body)
+	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return jit.Policy{}, notFound(what, id)
 	} else if err != nil {
@@ -257,7 +257,7 @@ func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Po
 // DeletePolicy removes the policy and, by cascade, its VM index rows.
 // Requests and grants stay: they are the history of access.
 func (t *tx) DeletePolicy(ctx context.Context, id string) error {
-	res, err := t.stmt(ctx, qDeletePolicy).ExecContext(ctx, strings.ToLower(id))
+	res, err := t.stmt(qDeletePolicy).ExecContext(noCancel, strings.ToLower(id))
 	if err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	}
@@ -271,7 +271,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 
 func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Policy, error) {
 	s := strings.TrimSuffix(strings.ToLower(scope), "/")
-	rows, err := t.stmt(ctx, qListPolicies).QueryContext(ctx, s, s+"/", s+"0", strings.ToLower(location))
+	rows, err := t.stmt(qListPolicies).QueryContext(noCancel, s, s+"/", s+"0", strings.ToLower(location))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list policies: %w", err)
 	}
@@ -318,13 +318,13 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
 	}
-	_, err = t.stmt(ctx, qInsertRequest).ExecContext(ctx, r.ID, strings.ToLower(r.PolicyID), r.StartTime.UnixNano(), body)
+	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, strings.ToLower(r.PolicyID), r.StartTime.UnixNano(), body)
 	if isConstraint(err) {
 		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	} else if err != nil {
 		return fmt.Errorf("sqlite: insert request %s: %w", r.ID, err)
 	}
-	ins := t.stmt(ctx, qInsertGrant)
+	ins := t.stmt(qInsertGrant)
 	for i, g := range grants {
 		g = g.InUTC()
 		g.RequestID = r.ID
@@ -338,7 +338,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 		}
-		_, err = ins.ExecContext(ctx, g.ID, r.ID, i, strings.ToLower(g.PolicyID), inventory.Key(g.VMID), g.Port,
+		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, strings.ToLower(g.PolicyID), inventory.Key(g.VMID), g.Port,
 			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
 		if isConstraint(err) {
 			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
@@ -351,7 +351,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 
 func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
 	key, lim := strings.ToLower(policyID), sqlLimit(limit)
-	rows, err := t.stmt(ctx, qListRequests).QueryContext(ctx, key, lim)
+	rows, err := t.stmt(qListRequests).QueryContext(noCancel, key, lim)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list requests: %w", err)
 	}
@@ -365,7 +365,7 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 		reqs[i].Grants = []jit.Grant{}
 	}
 	// One query for all the requests' grants rather than one per request.
-	grows, err := t.stmt(ctx, qRequestGrants).QueryContext(ctx, key, lim)
+	grows, err := t.stmt(qRequestGrants).QueryContext(noCancel, key, lim)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
 	}
@@ -392,7 +392,7 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	var body []byte
-	err := t.stmt(ctx, qGetGrant).QueryRowContext(ctx, id).Scan(&body)
+	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return jit.Grant{}, notFound("grant", id)
 	} else if err != nil {
@@ -421,7 +421,7 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	}
 	args = append(args, sqlLimit(f.Limit))
 	q := listGrantsQuery(f.VMID != "", f.PolicyID != "", f.Port != 0, f.ActiveOnly)
-	rows, err := t.stmt(ctx, q).QueryContext(ctx, args...)
+	rows, err := t.stmt(q).QueryContext(noCancel, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
@@ -441,14 +441,14 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 	}
-	if _, err := t.stmt(ctx, qUpdateGrant).ExecContext(ctx, string(cur.Status), body, g.ID); err != nil {
+	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), body, g.ID); err != nil {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
 	return nil
 }
 
 func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
-	rows, err := t.stmt(ctx, qDueGrants).QueryContext(ctx, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
+	rows, err := t.stmt(qDueGrants).QueryContext(noCancel, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due grants: %w", err)
 	}
@@ -457,7 +457,7 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	var n sql.NullInt64
-	if err := t.stmt(ctx, qNextEndTime).QueryRowContext(ctx, string(jit.StatusInitiated)).Scan(&n); err != nil {
+	if err := t.stmt(qNextEndTime).QueryRowContext(noCancel, string(jit.StatusInitiated)).Scan(&n); err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next end time: %w", err)
 	}
 	if !n.Valid {
