@@ -203,6 +203,16 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 	return s.inTx(ctx, func(t *tx) error { return fn(t) })
 }
 
+// ReadTx runs fn in a read-only transaction (jit.Store.ReadTx).
+func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
+	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+}
+
+// ObjectReadTx is ReadTx for callers that only read objects.
+func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
+	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+}
+
 // maxBatch bounds how many transactions share one commit.
 const maxBatch = 64
 
