@@ -144,7 +144,7 @@ func (s *Store) Record(ctx context.Context, rec audit.Record) error {
 // Audit lists records matching f, in log order.
 func (s *Store) Audit(ctx context.Context, f auditstore.Filter) ([]audit.Record, error) {
 	var out []audit.Record
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
 		var err error
 		out, err = auditstore.List(ctx, o, f)
 		return err
@@ -155,7 +155,7 @@ func (s *Store) Audit(ctx context.Context, f auditstore.Filter) ([]audit.Record,
 // VerifyAudit checks the whole stored log.
 func (s *Store) VerifyAudit(ctx context.Context) (auditstore.Report, error) {
 	var rep auditstore.Report
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
 		var err error
 		rep, err = auditstore.Verify(ctx, o)
 		return err
@@ -215,7 +215,7 @@ func fieldOf(err error) string {
 // ListTokens returns every token record (never a secret), oldest first.
 func (s *Store) ListTokens(ctx context.Context) ([]TokenInfo, error) {
 	var out []TokenInfo
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
 		var err error
 		out, err = listTokens(ctx, o)
 		return err
@@ -281,7 +281,7 @@ func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (To
 func (s *Store) LookupToken(ctx context.Context, plaintext string) (auth.Token, rbac.Principal, error) {
 	hash := auth.HashToken(plaintext)
 	var t TokenInfo
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
 		return o.GetObject(ctx, KindToken, hash, &t)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -361,7 +361,7 @@ func (s *Store) Policy(ctx context.Context) (*rbac.Policy, error) {
 	gen := s.gen
 	s.mu.Unlock()
 	var p *rbac.Policy
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
 		roles, as, err := loadPolicyState(ctx, o)
 		if err != nil {
 			return err
@@ -468,7 +468,7 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 // GetAssignment returns one assignment.
 func (s *Store) GetAssignment(ctx context.Context, id string) (rbac.Assignment, error) {
 	var a assignmentJSON
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, KindAssignment, id, &a) })
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, KindAssignment, id, &a) })
 	if errors.Is(err, store.ErrNotFound) {
 		return rbac.Assignment{}, fieldErr(ErrNotFound, "id", "no role assignment with ID %q", id)
 	} else if err != nil {
@@ -514,7 +514,7 @@ func (s *Store) Roles(ctx context.Context) ([]rbac.RoleDefinition, error) {
 // Assignments returns every stored assignment, by ID.
 func (s *Store) Assignments(ctx context.Context) ([]rbac.Assignment, error) {
 	var as []rbac.Assignment
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
 		var err error
 		_, as, err = loadPolicyState(ctx, o)
 		return err

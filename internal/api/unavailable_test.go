@@ -29,6 +29,13 @@ func (f *flakyStore) InTx(ctx context.Context, fn func(jit.Tx) error) error {
 	return f.Store.InTx(ctx, fn)
 }
 
+func (f *flakyStore) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
+	if f.down.Load() {
+		return fmt.Errorf("postgres: connection refused: %w", store.ErrUnavailable)
+	}
+	return f.Store.ReadTx(ctx, fn)
+}
+
 func TestDatabaseLostAnswers503AndRecovers(t *testing.T) {
 	st := &flakyStore{Store: memstore.New()}
 	simProv := sim.New(st.Store)

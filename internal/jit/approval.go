@@ -145,7 +145,7 @@ func describeRules(rules []ApprovalRule) string {
 // GetPendingRequest returns a request that needed approval, pending or decided.
 func (s *Service) GetPendingRequest(ctx context.Context, id string) (PendingRequest, error) {
 	var p PendingRequest
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		p, _, err = getPending(ctx, tx, id)
 		return err
@@ -172,7 +172,7 @@ func getPending(ctx context.Context, tx Tx, id string) (PendingRequest, bool, er
 // ListPendingRequests returns the requests waiting for approval, oldest first.
 func (s *Service) ListPendingRequests(ctx context.Context) ([]PendingRequest, error) {
 	var out []PendingRequest
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		out, err = listPending(ctx, tx)
 		return err

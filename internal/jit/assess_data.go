@@ -15,7 +15,7 @@ import (
 // now, including the rules providers added: what the assessment looks at.
 func (s *Service) Inventory(ctx context.Context) (inventory.Inventory, error) {
 	var inv inventory.Inventory
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		inv, err = inventory.LoadAll(ctx, tx)
 		return err

@@ -134,3 +134,9 @@ func (s eventStore) InTx(ctx context.Context, fn func(Tx) error) error {
 	}
 	return err
 }
+
+// ReadTx passes through: a read-only transaction changes nothing, so it
+// has no event buffer and publishes nothing (events added in it are dropped).
+func (s eventStore) ReadTx(ctx context.Context, fn func(Tx) error) error {
+	return s.Store.ReadTx(ctx, fn)
+}

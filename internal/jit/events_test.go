@@ -242,6 +242,21 @@ func (s retryingStore) InTx(ctx context.Context, fn func(jit.Tx) error) error {
 	return s.Store.InTx(ctx, fn)
 }
 
+// ReadTx runs fn twice too, the first attempt failing after fn returned:
+// read-only transactions may be retried like InTx.
+func (s retryingStore) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
+	err := s.Store.ReadTx(ctx, func(tx jit.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errSerialization
+	})
+	if !errors.Is(err, errSerialization) {
+		return err
+	}
+	return s.Store.ReadTx(ctx, fn)
+}
+
 // TestEventsOfARetriedTransactionOnce: only the committed attempt's events
 // are published.
 func TestEventsOfARetriedTransactionOnce(t *testing.T) {

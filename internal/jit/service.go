@@ -639,7 +639,7 @@ func parseRequestDuration(s string) (time.Duration, error) {
 // GetRequest returns a request with its grants.
 func (s *Service) GetRequest(ctx context.Context, requestID, policyID string) (Request, error) {
 	var out Request
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		rs, err := tx.ListRequests(ctx, policyID, 0)
 		if err != nil {
 			return err
@@ -781,7 +781,7 @@ func earliestEnd(gs []Grant) time.Time {
 func (s *Service) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	var t time.Time
 	var ok bool
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		t, ok, err = tx.NextEndTime(ctx)
 		return err
@@ -820,7 +820,7 @@ func (s *Service) DesiredFor(ctx context.Context, vmID string) (inventory.VM, De
 	var vm inventory.VM
 	var d Desired
 	var active []Grant
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		vm, d, active, err = desiredInTx(ctx, tx, vmID, s.clock.Now().UTC())
 		return err
@@ -1077,7 +1077,8 @@ func (s *Service) updateGrants(ctx context.Context, gs []Grant) error {
 // returns the VMs that failed.
 func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
 	vms := map[string]string{}
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
+		clear(vms) // fn may run more than once
 		ps, err := tx.ListPolicies(ctx, "/", "")
 		if err != nil {
 			return err
@@ -1113,7 +1114,7 @@ func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
 // ListVMs returns the inventory's VMs in ID order.
 func (s *Service) ListVMs(ctx context.Context) ([]inventory.VM, error) {
 	var inv inventory.Inventory
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		inv, err = inventory.LoadAll(ctx, tx)
 		return err
@@ -1287,10 +1288,10 @@ func (s *Service) GetGrant(ctx context.Context, id string) (Grant, error) {
 	return g, err
 }
 
-// readTx runs one read in its own transaction and returns its result.
+// readTx runs one read in its own read-only transaction and returns its result.
 func readTx[T any](ctx context.Context, st Store, read func(Tx) (T, error)) (T, error) {
 	var out T
-	err := st.InTx(ctx, func(tx Tx) error {
+	err := st.ReadTx(ctx, func(tx Tx) error {
 		var err error
 		out, err = read(tx)
 		return err

@@ -14,6 +14,17 @@ type Store interface {
 	// InTx runs fn in one transaction; it commits if fn returns nil. Backends
 	// serialise conflicting transactions (and may retry fn on serialisation failures).
 	InTx(ctx context.Context, fn func(Tx) error) error
+
+	// ReadTx runs fn in one read-only transaction, for callers that only
+	// read. fn sees one consistent snapshot of committed data: everything
+	// committed before ReadTx began and nothing committed while it runs.
+	// It may run concurrently with other transactions (reads need not
+	// queue behind writes). fn must not write: a backend may fail a write
+	// with an error, and whatever fn writes is never committed, whatever
+	// fn returns. Like InTx, fn may be run more than once, so it must not
+	// have effects outside the transaction that a second run would repeat.
+	// Calling InTx from inside fn may deadlock.
+	ReadTx(ctx context.Context, fn func(Tx) error) error
 }
 
 // Tx is what one transaction can read and write.

@@ -29,11 +29,25 @@ type Objects interface {
 	ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error
 }
 
-// ObjectStore runs functions over Objects inside one transaction: all of fn's
-// writes commit together or not at all.
+// ObjectStore runs functions over Objects inside one transaction: all of
+// ObjectTx's writes commit together or not at all.
 type ObjectStore interface {
 	ObjectTx(ctx context.Context, fn func(Objects) error) error
+
+	// ObjectReadTx runs fn in one read-only transaction, for callers that
+	// only read. fn sees one consistent snapshot of committed data and may
+	// run concurrently with other transactions. fn must not write: a
+	// backend may fail a write with an error, and whatever fn writes is
+	// never committed, whatever fn returns. fn may be run more than once
+	// (as ObjectTx may), so it must have no effects outside the
+	// transaction that a second run would repeat.
+	ObjectReadTx(ctx context.Context, fn func(Objects) error) error
 }
+
+// ErrReadOnly is returned (wrapped) by a backend that refuses a write made
+// inside a read-only transaction (jit.Store.ReadTx, ObjectStore.ObjectReadTx).
+// Backends need not refuse writes there, but never commit them.
+var ErrReadOnly = errors.New("write in a read-only transaction")
 
 // ErrUnavailable is returned (wrapped) when the database cannot be reached
 // or the connection was lost mid-transaction: nothing the transaction wrote

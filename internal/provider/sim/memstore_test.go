@@ -28,6 +28,24 @@ func newMemStore() *memStore { return &memStore{data: map[string]map[string][]by
 func (m *memStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	tx := &memTx{data: m.copyData()}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	m.data = tx.data
+	m.writes += tx.writes
+	return nil
+}
+
+// ObjectReadTx runs fn on a copy that is always thrown away: nothing fn
+// writes is kept.
+func (m *memStore) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fn(&memTx{data: m.copyData()})
+}
+
+func (m *memStore) copyData() map[string]map[string][]byte {
 	cp := map[string]map[string][]byte{}
 	for k, objs := range m.data {
 		cp[k] = map[string][]byte{}
@@ -35,13 +53,7 @@ func (m *memStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) e
 			cp[k][key] = slices.Clone(b)
 		}
 	}
-	tx := &memTx{data: cp}
-	if err := fn(tx); err != nil {
-		return err
-	}
-	m.data = cp
-	m.writes += tx.writes
-	return nil
+	return cp
 }
 
 type memTx struct {

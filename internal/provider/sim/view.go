@@ -56,7 +56,7 @@ type ENIView struct {
 // transaction. A missing VM is an error wrapping store.ErrNotFound.
 func (p *Provider) View(ctx context.Context, vmID string) (View, error) {
 	var v View
-	err := p.objs.ObjectTx(ctx, func(o store.Objects) error {
+	err := p.objs.ObjectReadTx(ctx, func(o store.Objects) error {
 		s := newSession(ctx, o)
 		vm, err := get[inventory.VM](s, inventory.KindVM, vmID)
 		if err != nil {
@@ -193,7 +193,7 @@ func sortedPermissions(in []netrule.IPPermission) []netrule.IPPermission {
 // netrule.DefaultRules are implied), or an error wrapping store.ErrNotFound.
 func (p *Provider) NSG(ctx context.Context, id string) (netrule.NSG, error) {
 	var n netrule.NSG
-	err := p.objs.ObjectTx(ctx, func(o store.Objects) error {
+	err := p.objs.ObjectReadTx(ctx, func(o store.Objects) error {
 		return o.GetObject(ctx, inventory.KindNSG, inventory.Key(id), &n)
 	})
 	return n, err

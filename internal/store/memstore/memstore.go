@@ -1,8 +1,9 @@
 // Package memstore owns an in-memory implementation of jit.Store and
 // store.ObjectStore for fast tests of the domain. It has the same
 // transaction semantics as the real backends: transactions run one at a
-// time, and an undo log puts back everything a failed (or panicking)
-// transaction changed. Values are stored as JSON, like the real backends,
+// time (read-only ones side by side, but never beside a writing one), and
+// an undo log puts back everything a failed (or panicking) transaction
+// changed. Values are stored as JSON, like the real backends,
 // so callers never share memory with the store and times come back in UTC.
 package memstore
 
@@ -23,7 +24,9 @@ import (
 
 // Store is an in-memory store. The zero value is not usable; call New.
 type Store struct {
-	mu sync.Mutex // held for the whole of each transaction
+	// mu is held for the whole of each transaction: locked by InTx and
+	// ObjectTx, read-locked by ReadTx and ObjectReadTx.
+	mu sync.RWMutex
 
 	objects   map[string]map[string][]byte // kind → key → JSON
 	policies  map[string]policyRow         // lower-cased ID →
@@ -78,21 +81,39 @@ func New() *Store {
 // otherwise, or if fn panics, every change fn made is undone. Calling InTx
 // or ObjectTx from inside fn deadlocks, as it would on a real backend.
 func (s *Store) InTx(ctx context.Context, fn func(jit.Tx) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.inTx(ctx, false, func(t *tx) error { return fn(t) })
 }
 
 // ObjectTx is InTx for callers that only need the object storage.
 func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.inTx(ctx, false, func(t *tx) error { return fn(t) })
 }
 
-func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
+// ReadTx runs fn in a read-only transaction: read-only transactions run
+// side by side, but not beside InTx or ObjectTx, so fn sees committed data
+// only. Every write fails with an error wrapping store.ErrReadOnly, so
+// nothing fn does is kept. Calling InTx or ObjectTx from inside fn deadlocks.
+func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
+	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
+}
+
+// ObjectReadTx is ReadTx for callers that only read objects.
+func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
+	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
+}
+
+func (s *Store) inTx(ctx context.Context, readOnly bool, fn func(*tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := &tx{s: s}
+	if readOnly {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	} else {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	}
+	t := &tx{s: s, readOnly: readOnly}
 	committed := false
 	defer func() {
 		t.done = true
@@ -105,6 +126,10 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if readOnly {
+		// Nothing to commit (writes were refused); never keep anything.
+		return nil
+	}
 	// Like a real backend, a transaction whose context ended does not commit.
 	if err := ctx.Err(); err != nil {
 		return err
@@ -115,12 +140,24 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 
 // tx is one transaction; valid only inside the function given to InTx.
 type tx struct {
-	s    *Store
-	undo []func()
-	done bool
+	s        *Store
+	undo     []func()
+	done     bool
+	readOnly bool // ReadTx: every write fails
 }
 
 var errTxDone = errors.New("memstore: transaction has already ended")
+
+// writable is the check every write makes first.
+func (t *tx) writable(what string) error {
+	if t.done {
+		return errTxDone
+	}
+	if t.readOnly {
+		return fmt.Errorf("memstore: %s: %w", what, store.ErrReadOnly)
+	}
+	return nil
+}
 
 // set and del change a map and log how to undo the change.
 func set[K comparable, V any](t *tx, m map[K]V, k K, v V) {
@@ -168,8 +205,8 @@ func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 }
 
 func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
-	if t.done {
-		return errTxDone
+	if err := t.writable("put object"); err != nil {
+		return err
 	}
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -185,8 +222,8 @@ func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
 }
 
 func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
-	if t.done {
-		return errTxDone
+	if err := t.writable("delete object"); err != nil {
+		return err
 	}
 	if m, ok := t.s.objects[kind]; ok {
 		del(t, m, key)
@@ -226,8 +263,8 @@ func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
 // Policies
 
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
-	if t.done {
-		return errTxDone
+	if err := t.writable("put policy"); err != nil {
+		return err
 	}
 	if p.ID == "" {
 		return errors.New("memstore: put policy: policy has no ID")
@@ -275,8 +312,8 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 }
 
 func (t *tx) DeletePolicy(ctx context.Context, id string) error {
-	if t.done {
-		return errTxDone
+	if err := t.writable("delete policy"); err != nil {
+		return err
 	}
 	key := strings.ToLower(id)
 	row, ok := t.s.policies[key]
@@ -332,8 +369,8 @@ func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 // Requests and grants
 
 func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
-	if t.done {
-		return errTxDone
+	if err := t.writable("insert request"); err != nil {
+		return err
 	}
 	if r.ID == "" {
 		return errors.New("memstore: insert request: request has no ID")
@@ -484,8 +521,8 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 }
 
 func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
-	if t.done {
-		return errTxDone
+	if err := t.writable("update grant"); err != nil {
+		return err
 	}
 	row, ok := t.s.grants[g.ID]
 	if !ok {

@@ -7,6 +7,10 @@
 //   - every transaction runs at SERIALIZABLE; a transaction that fails with
 //     a serialisation failure or a deadlock is rolled back and fn runs
 //     again (bounded, with jittered backoff), so callers never see them;
+//   - except read-only ones (ReadTx, ObjectReadTx): READ ONLY at REPEATABLE
+//     READ, one snapshot for the whole transaction, which takes no
+//     predicate locks, never makes a writer fail to serialise, and is
+//     always rolled back;
 //   - LockVMs takes one advisory lock per VM (a 64-bit hash of the
 //     lower-cased ID, in ascending hash order, so two transactions never
 //     take them in opposite orders);
@@ -150,20 +154,36 @@ func (s *Store) Retries() int64 { return s.retries.Load() }
 // back and fn runs again, so fn must not have effects outside the
 // transaction that a second run would repeat.
 func (s *Store) InTx(ctx context.Context, fn func(jit.Tx) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.inTx(ctx, false, func(t *tx) error { return fn(t) })
 }
 
 // ObjectTx is InTx for callers that only need the object storage.
 func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.inTx(ctx, false, func(t *tx) error { return fn(t) })
 }
 
-func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
+// ReadTx runs fn in one READ ONLY transaction at REPEATABLE READ: every
+// statement sees the snapshot taken at the first, and it runs side by
+// side with any other transaction (it waits for no lock a writer holds,
+// except that LockVMs still takes its advisory locks). A write fails with
+// an error wrapping store.ErrReadOnly, and the transaction is always
+// rolled back, so nothing fn does is kept. fn may run again on a new
+// connection if the first one broke, as with InTx.
+func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
+	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
+}
+
+// ObjectReadTx is ReadTx for callers that only read objects.
+func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
+	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
+}
+
+func (s *Store) inTx(ctx context.Context, readOnly bool, fn func(*tx) error) error {
 	backoff := time.Millisecond
 	reconnects := 0
 	escalate := false
 	for attempt := 1; ; attempt++ {
-		err, retry := s.attempt(ctx, fn, escalate)
+		err, retry := s.attempt(ctx, fn, readOnly, escalate)
 		if err == nil {
 			return nil
 		}
@@ -181,8 +201,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 		// the retry lock: conflicting transactions that already lost once
 		// then queue instead of colliding again. Hot rows that every
 		// writer touches (the audit chain's head) otherwise make
-		// optimistic retries livelock under load.
-		escalate = !errors.Is(err, store.ErrUnavailable)
+		// optimistic retries livelock under load. A read-only transaction
+		// never queues there: it does not collide with writers.
+		escalate = !readOnly && !errors.Is(err, store.ErrUnavailable)
 		s.retries.Add(1)
 		// Full jitter: replicas that collided do not collide again in step.
 		d := time.Duration(rand.Int64N(int64(backoff))) + 100*time.Microsecond
@@ -199,7 +220,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 
 // attempt runs fn once. It returns fn's (or the database's) error and
 // whether running fn again may succeed.
-func (s *Store) attempt(ctx context.Context, fn func(*tx) error, escalate bool) (err error, retry bool) {
+func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly, escalate bool) (err error, retry bool) {
 	if err := ctx.Err(); err != nil {
 		return err, false
 	}
@@ -210,7 +231,7 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, escalate bool) 
 		}
 		return unavailable("connect", err), false
 	}
-	t := &tx{conn: conn}
+	t := &tx{conn: conn, readOnly: readOnly}
 	if escalate {
 		// Before BEGIN, so the snapshot is taken after the wait.
 		t.sessionLocks = true
@@ -231,7 +252,14 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, escalate bool) 
 		}
 	}()
 	ferr := fn(t)
-	if ferr == nil && t.dbErr == nil {
+	if ferr == nil && t.dbErr != nil {
+		// fn went on past a failed statement (and returned nil): the
+		// transaction was aborted at that statement, so nothing after it
+		// ran and nothing of it can commit.
+		ferr = fmt.Errorf("postgres: transaction aborted: %w", readOnlyErr(t.dbErr))
+	}
+	if ferr == nil && !readOnly {
+		// A read-only transaction has nothing to commit: finish rolls it back.
 		ferr = t.commit(ctx)
 	}
 	done = true
@@ -268,6 +296,16 @@ func isRetryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// readOnlyErr makes read_only_sql_transaction (a write in ReadTx) an
+// error that also wraps store.ErrReadOnly; other errors are returned as is.
+func readOnlyErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "25006" {
+		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
+	}
+	return err
+}
+
 // isUnavailableCode: connection exceptions, the server shutting down or
 // starting, too many connections.
 func isUnavailableCode(err error) bool {
@@ -284,6 +322,8 @@ func isUnavailableCode(err error) bool {
 type tx struct {
 	conn *pgxpool.Conn
 	tx   pgx.Tx
+	// readOnly: BEGIN READ ONLY at REPEATABLE READ (ReadTx); never committed.
+	readOnly bool
 	// sessionLocks: advisory locks were taken on the connection outside
 	// the transaction and must be released after it.
 	sessionLocks bool
@@ -317,7 +357,7 @@ func (t *tx) fail(phase string, err error) error {
 	if broken {
 		return unavailable(phase, err)
 	}
-	return err
+	return readOnlyErr(err)
 }
 
 // begin sends BEGIN if it has not been sent yet.
@@ -328,7 +368,11 @@ func (t *tx) begin(ctx context.Context) (pgx.Tx, error) {
 	if t.dbErr != nil {
 		return nil, t.dbErr
 	}
-	ptx, err := t.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	opts := pgx.TxOptions{IsoLevel: pgx.Serializable}
+	if t.readOnly {
+		opts = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	}
+	ptx, err := t.conn.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, t.fail("begin", err)
 	}

@@ -428,3 +428,149 @@ func TestIsDSN(t *testing.T) {
 		}
 	}
 }
+
+// TestReadTxBesideWriter: read-only transactions do not queue behind a
+// writing transaction that holds VM locks, the audit head's lock and an
+// uncommitted write to the row they read; they finish while it is open and
+// see the committed value.
+func TestReadTxBesideWriter(t *testing.T) {
+	s := openTemp(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.ObjectTx(ctx, func(o store.Objects) error { return o.PutObject(ctx, "counter", "c", 1) }); err != nil {
+		t.Fatal(err)
+	}
+	holding := make(chan struct{})
+	release := make(chan struct{})
+	writeErr := make(chan error, 1)
+	go func() {
+		var once sync.Once
+		writeErr <- s.InTx(ctx, func(tx jit.Tx) error {
+			if err := tx.LockVMs(ctx, []string{"/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"}); err != nil {
+				return err
+			}
+			if err := tx.PutObject(ctx, "counter", "c", 2); err != nil {
+				return err
+			}
+			once.Do(func() { close(holding) })
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-holding:
+	case err := <-writeErr:
+		t.Fatalf("writer: %v", err)
+	}
+	const readers = 8
+	errs := make(chan error, readers)
+	for i := range readers {
+		go func() {
+			var n int
+			var err error
+			if i%2 == 0 {
+				err = s.ReadTx(ctx, func(tx jit.Tx) error { return tx.GetObject(ctx, "counter", "c", &n) })
+			} else {
+				err = s.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &n) })
+			}
+			if err == nil && n != 1 {
+				err = fmt.Errorf("read counter c = %d beside an uncommitted write, want 1", n)
+			}
+			errs <- err
+		}()
+	}
+	timeout := time.After(3 * time.Second)
+	for range readers {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-timeout:
+			close(release)
+			t.Fatal("read-only transactions did not finish within 3s while a writer held its transaction open: they queue behind it")
+		}
+	}
+	close(release)
+	if err := <-writeErr; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	if r := s.Retries(); r != 0 {
+		t.Errorf("%d retries; read-only transactions should make no writer retry", r)
+	}
+}
+
+// TestReadTxRefusesWrites: a write in ReadTx or ObjectReadTx fails with an
+// error wrapping store.ErrReadOnly (also when fn ignores it and returns
+// nil), and nothing is stored.
+func TestReadTxRefusesWrites(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	var werr error
+	err := s.ReadTx(ctx, func(tx jit.Tx) error {
+		werr = tx.PutObject(ctx, "k", "a", 1)
+		return werr
+	})
+	if !errors.Is(werr, store.ErrReadOnly) || !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("write in ReadTx: %v; ReadTx: %v; want both to wrap store.ErrReadOnly", werr, err)
+	}
+	err = s.ObjectReadTx(ctx, func(o store.Objects) error {
+		_ = o.DeleteObject(ctx, "k", "b")
+		return nil
+	})
+	if !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("ObjectReadTx whose fn ignored a refused write returned %v, want store.ErrReadOnly", err)
+	}
+	var n int
+	err = s.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "k", "a", &n) })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("object written in ReadTx: %d, %v; want not found", n, err)
+	}
+}
+
+// TestReadTxBrokenConnectionRetried: a read-only transaction whose
+// connection breaks runs again on a new one.
+func TestReadTxBrokenConnectionRetried(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	if err := s.ObjectTx(ctx, func(o store.Objects) error { return o.PutObject(ctx, "counter", "c", 7) }); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	var n int
+	err := s.ReadTx(ctx, func(jt jit.Tx) error {
+		attempts++
+		if attempts == 1 {
+			jt.(*tx).conn.Conn().PgConn().Conn().Close()
+		}
+		return jt.GetObject(ctx, "counter", "c", &n)
+	})
+	if err != nil || attempts != 2 || n != 7 {
+		t.Fatalf("ReadTx: %v after %d attempts, read %d; want 7 after 2 attempts", err, attempts, n)
+	}
+}
+
+// TestInTxStatementErrorIgnoredByFn: when fn ignores a failed statement
+// and returns nil, InTx reports the failure instead of success: the
+// transaction was aborted and nothing it wrote is stored.
+func TestInTxStatementErrorIgnoredByFn(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	err := s.InTx(ctx, func(jt jit.Tx) error {
+		if err := jt.PutObject(ctx, "k", "a", 1); err != nil {
+			return err
+		}
+		_, _ = jt.(*tx).exec(ctx, "divide", `SELECT 1/0`)
+		return nil
+	})
+	if err == nil {
+		t.Fatal("InTx returned nil after a statement failed")
+	}
+	var n int
+	if err := s.ObjectTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "k", "a", &n) }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("object of the aborted transaction: %d, %v; want not found", n, err)
+	}
+}

@@ -50,6 +50,10 @@ const (
 	// to it; FOR UPDATE keeps the claim until this transaction ends.
 	qDueGrants = `SELECT body FROM grants WHERE status = $1 AND end_time <= $2
 		ORDER BY end_time, id LIMIT $3 FOR UPDATE SKIP LOCKED`
+	// In a read-only transaction (which cannot lock rows) due grants are
+	// only looked at: nothing is claimed.
+	qDueGrantsReadOnly = `SELECT body FROM grants WHERE status = $1 AND end_time <= $2
+		ORDER BY end_time, id LIMIT $3`
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = $1`
 )
 
@@ -438,7 +442,11 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 // grants whose end time is at or before now that no other transaction has
 // claimed.
 func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
-	rows, err := t.query(ctx, "due grants", qDueGrants, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
+	q := qDueGrants
+	if t.readOnly {
+		q = qDueGrantsReadOnly
+	}
+	rows, err := t.query(ctx, "due grants", q, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: due grants: %w", err)
 	}

@@ -1,0 +1,105 @@
+package access_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/drawbridge/drawbridge/internal/access"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
+	"github.com/drawbridge/drawbridge/internal/auth"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/rbac"
+	"github.com/drawbridge/drawbridge/internal/resource"
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/memstore"
+)
+
+// countingStore counts the object transactions of each kind.
+type countingStore struct {
+	*memstore.Store
+	writes, reads atomic.Int64
+}
+
+func (s *countingStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
+	s.writes.Add(1)
+	return s.Store.ObjectTx(ctx, fn)
+}
+
+func (s *countingStore) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
+	s.reads.Add(1)
+	return s.Store.ObjectReadTx(ctx, fn)
+}
+
+// TestLookupsUseReadTx: token lookup (every authenticated call), the
+// authorization policy and the listings run read-only transactions, never
+// a writing one; changes still write. The memstore refuses writes in a
+// read-only transaction, so a lookup that wrote would fail here.
+func TestLookupsUseReadTx(t *testing.T) {
+	st := &countingStore{Store: memstore.New()}
+	acc := access.New(st, nil)
+	ctx := context.Background()
+	admin := jit.Actor{Principal: "admin"}
+	plain, tok, err := acc.CreateToken(ctx, admin, auth.IssueParams{Principal: "alice"}, []string{"ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := acc.Assign(ctx, admin, rbac.Assignment{Role: rbac.RoleReader, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.writes.Load() != 2 {
+		t.Errorf("CreateToken and Assign ran %d writing transactions, want 2", st.writes.Load())
+	}
+	reads := []struct {
+		name string
+		fn   func() error
+	}{
+		{"LookupToken", func() error {
+			got, p, err := acc.LookupToken(ctx, plain)
+			if err == nil && (got.ID != tok.ID || p.Name != "alice") {
+				t.Errorf("LookupToken = %s, %+v; want token %s of alice", got.ID, p, tok.ID)
+			}
+			return err
+		}},
+		{"ListTokens", func() error { _, err := acc.ListTokens(ctx); return err }},
+		{"Policy", func() error { _, err := acc.Policy(ctx); return err }},
+		{"GetAssignment", func() error { _, err := acc.GetAssignment(ctx, a.ID); return err }},
+		{"Assignments", func() error { _, err := acc.Assignments(ctx); return err }},
+		{"Audit", func() error {
+			recs, err := acc.Audit(ctx, auditstore.Filter{})
+			if err == nil && len(recs) != 2 {
+				t.Errorf("Audit = %d records, want 2", len(recs))
+			}
+			return err
+		}},
+		{"VerifyAudit", func() error {
+			rep, err := acc.VerifyAudit(ctx)
+			if err == nil && !rep.OK {
+				t.Errorf("VerifyAudit = %+v", rep)
+			}
+			return err
+		}},
+	}
+	for _, r := range reads {
+		w0, r0 := st.writes.Load(), st.reads.Load()
+		if err := r.fn(); err != nil {
+			t.Errorf("%s: %v", r.name, err)
+			continue
+		}
+		if w := st.writes.Load() - w0; w != 0 {
+			t.Errorf("%s ran %d writing transactions, want none", r.name, w)
+		}
+		if st.reads.Load() == r0 {
+			t.Errorf("%s ran no read-only transaction", r.name)
+		}
+	}
+	// An unknown token is refused without writing anything.
+	w0 := st.writes.Load()
+	if _, _, err := acc.LookupToken(ctx, "nope"); err == nil {
+		t.Error("LookupToken of an unknown token succeeded")
+	}
+	if st.writes.Load() != w0 {
+		t.Error("LookupToken of an unknown token ran a writing transaction")
+	}
+}
