@@ -226,6 +226,15 @@ type rawGetter interface {
 	GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error)
 }
 
+// rawPutter is implemented by object stores that store JSON bytes as given
+// and return them unchanged from GetObjectRaw (the SQLite store): flush
+// hands them the encoding it already made, and a difference from the bytes
+// read is a change (at worst, once, an object another encoder wrote with
+// the same meaning is rewritten), so no canonical re-encoding is needed.
+type rawPutter interface {
+	PutObjectRaw(ctx context.Context, kind, key string, body []byte) error
+}
+
 // session caches every object a reconcile reads, so that the computation
 // works on copies; flush writes back exactly the objects whose JSON changed.
 type session struct {
@@ -373,6 +382,12 @@ func (s *session) flush() error {
 				return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
 			}
 			if string(b) == string(e.orig) {
+				continue
+			}
+			if rp, ok := s.objs.(rawPutter); ok {
+				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, b); err != nil {
+					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
+				}
 				continue
 			}
 			if e.canon != nil {

@@ -29,6 +29,15 @@ type Store struct {
 	// stmts holds every query prepared once in Open; read-only afterwards.
 	stmts map[string]*sql.Stmt
 
+	// readDB is a pool of read-only connections for ReadTx: WAL lets them
+	// read a committed snapshot while the writer writes. nil for
+	// ":memory:", whose database only the writer's connection can see.
+	readDB    *sql.DB
+	readStmts map[string]*sql.Stmt
+
+	// cache is the writer's row cache (cache.go); only the writer uses it.
+	cache *rowCache
+
 	jobs       chan *txJob   // transactions waiting for the writer
 	closed     chan struct{} // closed by Close
 	writerDone chan struct{}
@@ -131,8 +140,8 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, jobs: make(chan *txJob), closed: make(chan struct{}), writerDone: make(chan struct{})}
-	if err := s.prepareAll(ctx); err != nil {
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), jobs: make(chan *txJob), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
 			st.Close()
 		}
@@ -141,6 +150,10 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	}
 	go s.writer()
 	if path != ":memory:" {
+		if err := s.openReadPool(ctx, path, q); err != nil {
+			s.Close()
+			return nil, err
+		}
 		ck, err := sql.Open("sqlite", path+"?"+q.Encode())
 		if err != nil {
 			s.Close()
@@ -152,6 +165,38 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 		go s.checkpointer()
 	}
 	return s, nil
+}
+
+// readConns is the size of the read pool: enough for the API's concurrent
+// reads on a small machine; more only queue on the CPU.
+const readConns = 4
+
+// openReadPool opens the read-only connections ReadTx uses.
+// query_only makes any write attempted through them fail.
+func (s *Store) openReadPool(ctx context.Context, path string, q url.Values) error {
+	rq := url.Values{}
+	for k, v := range q {
+		rq[k] = v
+	}
+	rq.Add("_pragma", "query_only(1)")
+	rdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		return fmt.Errorf("sqlite: open read pool for %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(readConns)
+	rdb.SetMaxIdleConns(readConns)
+	rdb.SetConnMaxLifetime(0)
+	rdb.SetConnMaxIdleTime(0)
+	stmts := map[string]*sql.Stmt{}
+	if err := prepareAll(ctx, rdb, stmts); err != nil {
+		for _, st := range stmts {
+			st.Close()
+		}
+		rdb.Close()
+		return fmt.Errorf("sqlite: read pool for %s: %w", path, err)
+	}
+	s.readDB, s.readStmts = rdb, stmts
+	return nil
 }
 
 // checkpointInterval is how often the background checkpointer folds the
@@ -188,7 +233,14 @@ func (s *Store) Close() error {
 	for _, st := range s.stmts {
 		st.Close()
 	}
-	return errors.Join(s.db.Close(), ckErr)
+	var readErr error
+	if s.readDB != nil {
+		for _, st := range s.readStmts {
+			st.Close()
+		}
+		readErr = s.readDB.Close()
+	}
+	return errors.Join(s.db.Close(), ckErr, readErr)
 }
 
 // InTx runs fn in one transaction and commits if fn returns nil; otherwise
@@ -203,14 +255,51 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 	return s.inTx(ctx, func(t *tx) error { return fn(t) })
 }
 
-// ReadTx runs fn in a read-only transaction (jit.Store.ReadTx).
+// ReadTx runs fn in a read-only transaction (jit.Store.ReadTx) on the read
+// pool, concurrently with the writer and other readers: fn sees the
+// snapshot committed when its first statement ran. Writes fail
+// (query_only) and the transaction always rolls back. For ":memory:" it
+// runs on the writer like InTx, but still keeps nothing fn wrote.
 func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.readTx(ctx, func(t *tx) error { return fn(t) })
 }
 
 // ObjectReadTx is ReadTx for callers that only read objects.
 func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.readTx(ctx, func(t *tx) error { return fn(t) })
+}
+
+// errReadOnly rolls back a read transaction run on the writer.
+var errReadOnly = errors.New("sqlite: read-only transaction")
+
+func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
+	if s.readDB == nil {
+		var fnErr error
+		err := s.inTx(ctx, func(t *tx) error {
+			fnErr = fn(t)
+			return errReadOnly
+		})
+		if errors.Is(err, errReadOnly) {
+			return fnErr
+		}
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Deferred BEGIN: the snapshot starts at the first read, and a read
+	// never takes the write lock.
+	sqlTx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite: begin read: %w", err)
+	}
+	defer sqlTx.Rollback()
+	err = fn(&tx{s: s, tx: sqlTx, stmts: s.readStmts})
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
+		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
+	}
+	return err
 }
 
 // maxBatch bounds how many transactions share one commit.
@@ -296,6 +385,7 @@ func (s *Store) runBatch(batch []*txJob) {
 		}
 		return
 	}
+	s.checkDataVersion(sqlTx)
 	ok := 0
 	for i, j := range batch {
 		if err := j.ctx.Err(); err != nil {
@@ -306,12 +396,14 @@ func (s *Store) runBatch(batch []*txJob) {
 			results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
 			continue
 		}
-		results[i] = runJob(&tx{s: s, tx: sqlTx}, j)
+		results[i] = runJob(&tx{s: s, tx: sqlTx, stmts: s.stmts, cache: s.cache}, j)
 		if results[i].err != nil || results[i].panic != nil {
+			s.cache.reset() // it holds what the savepoint is about to undo
 			if _, err := sqlTx.ExecContext(context.Background(), "ROLLBACK TO job; RELEASE job"); err != nil {
 				// The savepoint could not be undone: nothing in this batch
 				// can be trusted, so none of it is kept.
 				_ = sqlTx.Rollback()
+				s.cache.reset()
 				for k := range results {
 					if results[k].err == nil && results[k].panic == nil {
 						results[k].err = fmt.Errorf("sqlite: rollback to savepoint: %w", err)
@@ -324,6 +416,7 @@ func (s *Store) runBatch(batch []*txJob) {
 		if _, err := sqlTx.ExecContext(context.Background(), "RELEASE job"); err != nil {
 			results[i].err = fmt.Errorf("sqlite: release savepoint: %w", err)
 			_ = sqlTx.Rollback()
+			s.cache.reset()
 			for k := range results {
 				if k != i && results[k].err == nil && results[k].panic == nil {
 					results[k].err = results[i].err
@@ -338,11 +431,29 @@ func (s *Store) runBatch(batch []*txJob) {
 		return
 	}
 	if err := sqlTx.Commit(); err != nil {
+		s.cache.reset()
 		for i := range results {
 			if results[i].err == nil && results[i].panic == nil {
 				results[i].err = fmt.Errorf("sqlite: commit: %w", err)
 			}
 		}
+	}
+}
+
+// checkDataVersion drops the row cache if a connection other than the
+// writer committed since the writer's last look: another process writing
+// the same file. The batch holds the write lock from here to its commit, so
+// nothing else can commit in between.
+func (s *Store) checkDataVersion(sqlTx *sql.Tx) {
+	var v int64
+	if err := sqlTx.StmtContext(noCancel, s.stmts[qDataVersion]).QueryRowContext(noCancel).Scan(&v); err != nil {
+		s.cache.reset()
+		s.cache.dataVersion = -1
+		return
+	}
+	if v != s.cache.dataVersion {
+		s.cache.reset()
+		s.cache.dataVersion = v
 	}
 }
 
@@ -367,7 +478,7 @@ var noCancel = context.Background()
 // stmt returns query's prepared statement bound to this transaction. With
 // one connection the statement prepared in Open is reused every time.
 func (t *tx) stmt(query string) *sql.Stmt {
-	st, ok := t.s.stmts[query]
+	st, ok := t.stmts[query]
 	if !ok {
 		// Every query is listed in allQueries; reaching this is a bug.
 		panic("sqlite: query not prepared: " + query)
@@ -375,16 +486,16 @@ func (t *tx) stmt(query string) *sql.Stmt {
 	return t.tx.StmtContext(noCancel, st)
 }
 
-// prepareAll prepares every query the store runs. It must happen before any
-// transaction: db.Prepare needs a free connection, and with one connection
-// a running transaction holds it.
-func (s *Store) prepareAll(ctx context.Context) error {
+// prepareAll prepares every query the store runs on db into stmts. For the
+// writer it must happen before any transaction: db.Prepare needs a free
+// connection, and with one connection a running transaction holds it.
+func prepareAll(ctx context.Context, db *sql.DB, stmts map[string]*sql.Stmt) error {
 	for _, q := range allQueries() {
-		st, err := s.db.PrepareContext(ctx, q)
+		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
-		s.stmts[q] = st
+		stmts[q] = st
 	}
 	return nil
 }

@@ -18,6 +18,12 @@ import (
 type tx struct {
 	s  *Store
 	tx *sql.Tx
+	// stmts are the prepared statements of tx's connection pool: the
+	// writer's, or the read pool's for ReadTx.
+	stmts map[string]*sql.Stmt
+	// cache is the writer's row cache (cache.go); nil for read-pool
+	// transactions, which see a snapshot of their own.
+	cache *rowCache
 }
 
 var _ jit.Tx = (*tx)(nil)
@@ -56,6 +62,8 @@ const (
 	qDueGrants   = `SELECT body FROM grants WHERE status = ? AND end_time <= ?
 		ORDER BY end_time, id LIMIT ?`
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = ?`
+
+	qDataVersion = `PRAGMA data_version`
 )
 
 // listGrantsQuery builds the ListGrants query for one combination of
@@ -87,6 +95,7 @@ func allQueries() []string {
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
 		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qUpdateGrant, qDueGrants, qNextEndTime,
+		qDataVersion,
 	}
 	for i := range 16 {
 		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
@@ -109,14 +118,23 @@ func notFound(what, key string) error {
 // Objects
 
 // GetObjectRaw returns the stored JSON of an object.
+// The caller must not modify the returned bytes.
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
+	if r, ok := t.cache.get(tableObjects, kind, key); ok {
+		if !r.present {
+			return nil, notFound(kind, key)
+		}
+		return r.body, nil
+	}
 	var body []byte
 	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
+		t.cache.absent(tableObjects, kind, key)
 		return nil, notFound(kind, key)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
 	}
+	t.cache.put(tableObjects, kind, key, body)
 	return body, nil
 }
 
@@ -136,9 +154,20 @@ func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
 	}
+	return t.PutObjectRaw(ctx, kind, key, body)
+}
+
+// PutObjectRaw stores body, which must be valid JSON, as the object's
+// stored form; GetObjectRaw returns exactly these bytes. body must not be
+// modified afterwards.
+func (t *tx) PutObjectRaw(ctx context.Context, kind, key string, body []byte) error {
+	if !json.Valid(body) {
+		return fmt.Errorf("sqlite: put %s %q: body is not valid JSON", kind, key)
+	}
 	if _, err := t.stmt(qPutObject).ExecContext(noCancel, kind, key, body); err != nil {
 		return fmt.Errorf("sqlite: put %s %q: %w", kind, key, err)
 	}
+	t.cache.put(tableObjects, kind, key, body)
 	return nil
 }
 
@@ -146,6 +175,7 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 	if _, err := t.stmt(qDeleteObject).ExecContext(noCancel, kind, key); err != nil {
 		return fmt.Errorf("sqlite: delete %s %q: %w", kind, key, err)
 	}
+	t.cache.absent(tableObjects, kind, key)
 	return nil
 }
 
@@ -224,6 +254,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	if _, err := t.stmt(qPutPolicy).ExecContext(noCancel, key, strings.ToLower(p.Location), body); err != nil {
 		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
+	t.cache.put(tablePolicies, "", key, body)
 	if _, err := t.stmt(qClearPolicyVM).ExecContext(noCancel, key); err != nil {
 		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
@@ -236,22 +267,43 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 }
 
 func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
-	return t.onePolicy(ctx, qGetPolicy, strings.ToLower(id), "JIT policy", id)
+	key := strings.ToLower(id)
+	if r, ok := t.cache.get(tablePolicies, "", key); ok {
+		if !r.present {
+			return jit.Policy{}, notFound("JIT policy", id)
+		}
+		return decodePolicy(r.body)
+	}
+	p, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		t.cache.absent(tablePolicies, "", key)
+	case err == nil:
+		t.cache.put(tablePolicies, "", key, body)
+	}
+	return p, err
 }
 
-func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, error) {
-	var body []byte
-	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return jit.Policy{}, notFound(what, id)
-	} else if err != nil {
-		return jit.Policy{}, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
-	}
+func decodePolicy(body []byte) (jit.Policy, error) {
 	var p jit.Policy
 	if err := json.Unmarshal(body, &p); err != nil {
 		return jit.Policy{}, fmt.Errorf("sqlite: decode policy: %w", err)
 	}
 	return p, nil
+}
+
+// onePolicy runs a query selecting one policy body and decodes it; it also
+// returns the body as stored.
+func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, []byte, error) {
+	var body []byte
+	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jit.Policy{}, nil, notFound(what, id)
+	} else if err != nil {
+		return jit.Policy{}, nil, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
+	}
+	p, err := decodePolicy(body)
+	return p, body, err
 }
 
 // DeletePolicy removes the policy and, by cascade, its VM index rows.
@@ -261,6 +313,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	}
+	t.cache.absent(tablePolicies, "", strings.ToLower(id))
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	} else if n == 0 {
@@ -279,7 +332,8 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
-	return t.onePolicy(ctx, qPolicyForVM, inventory.Key(vmID), "JIT policy for virtual machine", vmID)
+	p, _, err := t.onePolicy(ctx, qPolicyForVM, inventory.Key(vmID), "JIT policy for virtual machine", vmID)
+	return p, err
 }
 
 // scanAll decodes every row's single body column.
@@ -345,6 +399,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		} else if err != nil {
 			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
 		}
+		t.cache.put(tableGrants, "", g.ID, body)
 	}
 	return nil
 }
@@ -391,12 +446,9 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 }
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
-	var body []byte
-	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return jit.Grant{}, notFound("grant", id)
-	} else if err != nil {
-		return jit.Grant{}, fmt.Errorf("sqlite: get grant %s: %w", id, err)
+	body, err := t.grantBody(id)
+	if err != nil {
+		return jit.Grant{}, err
 	}
 	var g jit.Grant
 	if err := json.Unmarshal(body, &g); err != nil {
@@ -428,6 +480,26 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	return scanAll[jit.Grant](rows, "grants")
 }
 
+// grantBody returns a grant's stored body, from the writer's cache if it has it.
+func (t *tx) grantBody(id string) ([]byte, error) {
+	if r, ok := t.cache.get(tableGrants, "", id); ok {
+		if !r.present {
+			return nil, notFound("grant", id)
+		}
+		return r.body, nil
+	}
+	var body []byte
+	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		t.cache.absent(tableGrants, "", id)
+		return nil, notFound("grant", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
+	}
+	t.cache.put(tableGrants, "", id, body)
+	return body, nil
+}
+
 // UpdateGrant copies only the mutable fields onto the stored grant, so a
 // caller holding a stale or partial Grant cannot rewrite its identity,
 // port, source or end time.
@@ -444,6 +516,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), body, g.ID); err != nil {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
+	t.cache.put(tableGrants, "", g.ID, body)
 	return nil
 }
 
