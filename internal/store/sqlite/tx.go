@@ -154,16 +154,22 @@ func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
 	}
-	return t.PutObjectRaw(ctx, kind, key, body)
+	return t.putObject(kind, key, body)
 }
 
-// PutObjectRaw stores body, which must be valid JSON, as the object's
-// stored form; GetObjectRaw returns exactly these bytes. body must not be
-// modified afterwards.
+// PutObjectRaw stores body as the object's stored form; GetObjectRaw
+// returns exactly these bytes. body must be valid JSON, as json.Marshal
+// produces (it is checked here, since PutObject's callers could not have
+// put anything else), and must not be modified afterwards.
 func (t *tx) PutObjectRaw(ctx context.Context, kind, key string, body []byte) error {
 	if !json.Valid(body) {
 		return fmt.Errorf("sqlite: put %s %q: body is not valid JSON", kind, key)
 	}
+	return t.putObject(kind, key, body)
+}
+
+// putObject stores body, which is valid JSON, unchecked.
+func (t *tx) putObject(kind, key string, body []byte) error {
 	if _, err := t.stmt(qPutObject).ExecContext(noCancel, kind, key, body); err != nil {
 		return fmt.Errorf("sqlite: put %s %q: %w", kind, key, err)
 	}
