@@ -392,7 +392,7 @@ func (s *Store) runBatch(batch []*txJob) {
 			results[i].err = err
 			continue
 		}
-		if _, err := sqlTx.ExecContext(context.Background(), "SAVEPOINT job"); err != nil {
+		if _, err := sqlTx.StmtContext(noCancel, s.stmts[qSavepoint]).ExecContext(noCancel); err != nil {
 			results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
 			continue
 		}
@@ -413,7 +413,7 @@ func (s *Store) runBatch(batch []*txJob) {
 			}
 			continue
 		}
-		if _, err := sqlTx.ExecContext(context.Background(), "RELEASE job"); err != nil {
+		if _, err := sqlTx.StmtContext(noCancel, s.stmts[qRelease]).ExecContext(noCancel); err != nil {
 			results[i].err = fmt.Errorf("sqlite: release savepoint: %w", err)
 			_ = sqlTx.Rollback()
 			s.cache.reset()

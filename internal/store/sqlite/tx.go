@@ -64,6 +64,10 @@ const (
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = ?`
 
 	qDataVersion = `PRAGMA data_version`
+	// Each transaction of a group commit runs inside this savepoint
+	// (sqlite.go, runBatch); prepared once like every other statement.
+	qSavepoint = `SAVEPOINT job`
+	qRelease   = `RELEASE job`
 )
 
 // listGrantsQuery builds the ListGrants query for one combination of
@@ -95,7 +99,7 @@ func allQueries() []string {
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
 		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qUpdateGrant, qDueGrants, qNextEndTime,
-		qDataVersion,
+		qDataVersion, qSavepoint, qRelease,
 	}
 	for i := range 16 {
 		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
@@ -291,8 +295,8 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 }
 
 func decodePolicy(body []byte) (jit.Policy, error) {
-	var p jit.Policy
-	if err := json.Unmarshal(body, &p); err != nil {
+	p, err := policyMemo.decode(body)
+	if err != nil {
 		return jit.Policy{}, fmt.Errorf("sqlite: decode policy: %w", err)
 	}
 	return p, nil
@@ -334,7 +338,7 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list policies: %w", err)
 	}
-	return scanAll[jit.Policy](rows, "policies")
+	return scanAll(rows, "policies", policyMemo.decode)
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
@@ -343,7 +347,7 @@ func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 }
 
 // scanAll decodes every row's single body column.
-func scanAll[T any](rows *sql.Rows, what string) ([]T, error) {
+func scanAll[T any](rows *sql.Rows, what string, decode func([]byte) (T, error)) ([]T, error) {
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
@@ -351,8 +355,8 @@ func scanAll[T any](rows *sql.Rows, what string) ([]T, error) {
 		if err := rows.Scan(&body); err != nil {
 			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
 		}
-		var v T
-		if err := json.Unmarshal(body, &v); err != nil {
+		v, err := decode(body)
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: decode %s: %w", what, err)
 		}
 		out = append(out, v)
@@ -361,6 +365,12 @@ func scanAll[T any](rows *sql.Rows, what string) ([]T, error) {
 		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
 	}
 	return out, nil
+}
+
+func decodeJSON[T any](body []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(body, &v)
+	return v, err
 }
 
 // Requests and grants
@@ -416,7 +426,7 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list requests: %w", err)
 	}
-	reqs, err := scanAll[jit.Request](rows, "requests")
+	reqs, err := scanAll(rows, "requests", decodeJSON[jit.Request])
 	if err != nil || len(reqs) == 0 {
 		return reqs, err
 	}
@@ -456,8 +466,8 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	if err != nil {
 		return jit.Grant{}, err
 	}
-	var g jit.Grant
-	if err := json.Unmarshal(body, &g); err != nil {
+	g, err := grantMemo.decode(body)
+	if err != nil {
 		return jit.Grant{}, fmt.Errorf("sqlite: decode grant %s: %w", id, err)
 	}
 	return g, nil
@@ -483,7 +493,7 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
-	return scanAll[jit.Grant](rows, "grants")
+	return scanAll(rows, "grants", grantMemo.decode)
 }
 
 // grantBody returns a grant's stored body, from the writer's cache if it has it.
@@ -531,7 +541,7 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due grants: %w", err)
 	}
-	return scanAll[jit.Grant](rows, "grants")
+	return scanAll(rows, "grants", grantMemo.decode)
 }
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
