@@ -25,16 +25,16 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		badSeq int64
 		reason string
 	}{
-		{"edited", []string{`UPDATE objects SET body = CAST(replace(CAST(body AS TEXT), '"result":"succeeded"', '"result":"failed"') AS BLOB) WHERE kind = 'audit.record' AND key = '` + auditstore.Key(3) + `'`},
+		{"edited", []string{`UPDATE audit_records SET body = CAST(replace(CAST(body AS TEXT), '"result":"succeeded"', '"result":"failed"') AS BLOB) WHERE seq = 3`},
 			3, "edited"},
-		{"deleted", []string{`DELETE FROM objects WHERE kind = 'audit.record' AND key = '` + auditstore.Key(2) + `'`},
+		{"deleted", []string{`DELETE FROM audit_records WHERE seq = 2`},
 			2, "missing"},
 		{"reordered", []string{
-			`UPDATE objects SET key = 'tmp' WHERE kind = 'audit.record' AND key = '` + auditstore.Key(2) + `'`,
-			`UPDATE objects SET key = '` + auditstore.Key(2) + `' WHERE kind = 'audit.record' AND key = '` + auditstore.Key(3) + `'`,
-			`UPDATE objects SET key = '` + auditstore.Key(3) + `' WHERE kind = 'audit.record' AND key = 'tmp'`},
+			`UPDATE audit_records SET seq = -1 WHERE seq = 2`,
+			`UPDATE audit_records SET seq = 2 WHERE seq = 3`,
+			`UPDATE audit_records SET seq = 3 WHERE seq = -1`},
 			2, "reordered"},
-		{"last deleted", []string{`DELETE FROM objects WHERE kind = 'audit.record' AND key = (SELECT MAX(key) FROM objects WHERE kind = 'audit.record')`},
+		{"last deleted", []string{`DELETE FROM audit_records WHERE seq = (SELECT MAX(seq) FROM audit_records)`},
 			0, "deleted from the end"},
 	}
 	for _, c := range cases {

@@ -2,8 +2,8 @@
 // generic object storage (store.Objects), so that SQLite, PostgreSQL and the
 // in-memory store all hold it unchanged. Records are objects of kind
 // "audit.record" keyed by their zero-padded sequence number (so key order is
-// log order), and one "audit.head" object remembers the last sequence number
-// and hash. Append reads the head, chains the record and writes both: called
+// log order), or rows of the backend's own record table (RecordTable), and
+// one "audit.head" object remembers the last sequence number and hash. Append reads the head, chains the record and writes both: called
 // inside the transaction of the change it describes, the record commits or
 // rolls back with that change.
 package auditstore
@@ -36,6 +36,38 @@ type Head struct {
 // Key returns the object key of the record with sequence number seq.
 func Key(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
+// RecordTable is implemented by backends that keep audit records in a
+// table of their own keyed by sequence number (SQLite: an INTEGER PRIMARY
+// KEY table, the cheapest append it has) instead of as objects of
+// KindRecord. The head stays an object either way.
+type RecordTable interface {
+	// AppendAuditRecord stores body as record seq; it fails if seq is taken.
+	AppendAuditRecord(ctx context.Context, seq int64, body []byte) error
+	// ListAuditRecords calls fn for every stored record in seq order.
+	ListAuditRecords(ctx context.Context, fn func(seq int64, body []byte) error) error
+}
+
+// putRecord stores a chained record where objs keeps records.
+func putRecord(ctx context.Context, objs store.Objects, rec audit.Record) error {
+	if t, ok := objs.(RecordTable); ok {
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return t.AppendAuditRecord(ctx, rec.Seq, body)
+	}
+	return objs.PutObject(ctx, KindRecord, Key(rec.Seq), rec)
+}
+
+// listRecords calls fn with every stored record's key (Key of its seq) and
+// body, in log order.
+func listRecords(ctx context.Context, objs store.Objects, fn func(key string, body []byte) error) error {
+	if t, ok := objs.(RecordTable); ok {
+		return t.ListAuditRecords(ctx, func(seq int64, body []byte) error { return fn(Key(seq), body) })
+	}
+	return objs.ListObjects(ctx, KindRecord, fn)
+}
+
 // Append chains rec after the current head and stores it and the new head
 // in objs (the caller's transaction). It returns the stored record.
 func Append(ctx context.Context, objs store.Objects, rec audit.Record) (audit.Record, error) {
@@ -65,7 +97,7 @@ func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]
 	out := make([]audit.Record, 0, len(recs))
 	for _, rec := range recs {
 		next := audit.Chain(prev, rec)
-		if err := objs.PutObject(ctx, KindRecord, Key(next.Seq), next); err != nil {
+		if err := putRecord(ctx, objs, next); err != nil {
 			return nil, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
 		}
 		out = append(out, next)
@@ -104,7 +136,7 @@ func (f Filter) match(r audit.Record) bool {
 // List returns matching records in log order.
 func List(ctx context.Context, objs store.Objects, f Filter) ([]audit.Record, error) {
 	var out []audit.Record
-	err := objs.ListObjects(ctx, KindRecord, func(key string, body []byte) error {
+	err := listRecords(ctx, objs, func(key string, body []byte) error {
 		var r audit.Record
 		if err := json.Unmarshal(body, &r); err != nil {
 			return fmt.Errorf("audit: record %s: %w", key, err)
@@ -146,7 +178,7 @@ func Verify(ctx context.Context, objs store.Objects) (Report, error) {
 	rep := Report{HeadSeq: h.Seq, Hash: h.Hash}
 	var recs []audit.Record
 	var bad *audit.VerifyError
-	err := objs.ListObjects(ctx, KindRecord, func(key string, body []byte) error {
+	err := listRecords(ctx, objs, func(key string, body []byte) error {
 		if bad != nil {
 			return nil
 		}

@@ -9,13 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
-// A database written at schema version 1 (WITHOUT ROWID tables) keeps
-// every row through migration 0002, and its foreign keys still hold and
-// still cascade afterwards.
+// A database written at schema version 1 (WITHOUT ROWID tables, audit
+// records as objects) keeps every row through the later migrations, its
+// foreign keys still hold and cascade, and its audit log still verifies.
 func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v1.db")
@@ -32,6 +34,9 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 		VirtualMachines: []jit.VMPolicy{{ID: vm, Ports: []jit.PortPolicy{{Number: 22, Protocol: "TCP", AllowedSourceAddressPrefix: "*", MaxRequestAccessDuration: "PT1H"}}}}}
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	g := jit.Grant{ID: "g1", RequestID: "r1", PolicyID: p.ID, VMID: vm, Port: 22, StartTime: start, EndTime: start.Add(time.Hour), Status: jit.StatusInitiated}
+	rec := audit.Chain(audit.Record{}, audit.Record{Time: start, Principal: "alice", Operation: "initiate", Result: audit.Succeeded})
+	recBody, _ := jsonBody(rec)
+	headBody, _ := jsonBody(auditstore.Head{Seq: rec.Seq, Hash: rec.Hash})
 	pb, _ := jsonBody(p)
 	rb, _ := jsonBody(jit.Request{ID: "r1", PolicyID: p.ID, StartTime: start})
 	gb, _ := jsonBody(g)
@@ -42,7 +47,7 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 		{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`, nil},
 		{ms[0].SQL, nil},
 		{`INSERT INTO schema_migrations VALUES (1, ?, ?)`, []any{ms[0].Name, start.Format(time.RFC3339Nano)}},
-		{`INSERT INTO objects VALUES ('k', 'a', '1'), ('audit.head', 'head', '{"seq":0}')`, nil},
+		{`INSERT INTO objects VALUES ('k', 'a', '1'), ('audit.head', 'head', ?), ('audit.record', ?, ?)`, []any{headBody, auditstore.Key(1), recBody}},
 		{`INSERT INTO policies VALUES (lower(?), 'westeurope', ?)`, []any{p.ID, pb}},
 		{`INSERT INTO policy_vms VALUES (lower(?), lower(?))`, []any{vm, p.ID}},
 		{`INSERT INTO requests VALUES ('r1', lower(?), ?, ?)`, []any{p.ID, start.UnixNano(), rb}},
@@ -79,6 +84,20 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 			t.Errorf("active grants = %+v, %v", active, err)
 		}
 		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The audit record moved to its own table (0003) and still verifies.
+	err = s.ObjectReadTx(ctx, func(o store.Objects) error {
+		rep, err := auditstore.Verify(ctx, o)
+		if err != nil || !rep.OK || rep.Records != 1 {
+			t.Errorf("audit verify after migration: %+v, %v", rep, err)
+		}
+		return o.ListObjects(ctx, auditstore.KindRecord, func(key string, _ []byte) error {
+			t.Errorf("audit record %s left among the objects", key)
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"strings"
 	"time"
 
@@ -26,7 +27,10 @@ type tx struct {
 	cache *rowCache
 }
 
-var _ jit.Tx = (*tx)(nil)
+var (
+	_ jit.Tx                 = (*tx)(nil)
+	_ auditstore.RecordTable = (*tx)(nil)
+)
 
 const (
 	qGetObject    = `SELECT body FROM objects WHERE kind = ? AND key = ?`
@@ -62,6 +66,9 @@ const (
 	qDueGrants   = `SELECT body FROM grants WHERE status = ? AND end_time <= ?
 		ORDER BY end_time, id LIMIT ?`
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = ?`
+
+	qAppendAudit = `INSERT INTO audit_records (seq, body) VALUES (?, ?)`
+	qListAudit   = `SELECT seq, body FROM audit_records ORDER BY seq`
 
 	qDataVersion = `PRAGMA data_version`
 	// Each transaction of a group commit runs inside this savepoint
@@ -99,7 +106,7 @@ func allQueries() []string {
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
 		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qUpdateGrant, qDueGrants, qNextEndTime,
-		qDataVersion, qSavepoint, qRelease,
+		qAppendAudit, qListAudit, qDataVersion, qSavepoint, qRelease,
 	}
 	for i := range 16 {
 		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
@@ -371,6 +378,52 @@ func decodeJSON[T any](body []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(body, &v)
 	return v, err
+}
+
+// Audit records (auditstore.RecordTable)
+
+// AppendAuditRecord stores body as audit record seq; a taken seq is a
+// conflict (two writers chaining onto the same head).
+func (t *tx) AppendAuditRecord(ctx context.Context, seq int64, body []byte) error {
+	_, err := t.stmt(qAppendAudit).ExecContext(noCancel, seq, body)
+	if isConstraint(err) {
+		return fmt.Errorf("audit record %d already exists: %w", seq, store.ErrConflict)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: append audit record %d: %w", seq, err)
+	}
+	return nil
+}
+
+// ListAuditRecords reads all records before calling fn, like ListObjects.
+func (t *tx) ListAuditRecords(ctx context.Context, fn func(seq int64, body []byte) error) error {
+	rows, err := t.stmt(qListAudit).QueryContext(noCancel)
+	if err != nil {
+		return fmt.Errorf("sqlite: list audit records: %w", err)
+	}
+	type rec struct {
+		seq  int64
+		body []byte
+	}
+	var all []rec
+	for rows.Next() {
+		var r rec
+		if err := rows.Scan(&r.seq, &r.body); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: list audit records: %w", err)
+		}
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("sqlite: list audit records: %w", err)
+	}
+	rows.Close()
+	for _, r := range all {
+		if err := fn(r.seq, r.body); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Requests and grants
