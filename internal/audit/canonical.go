@@ -217,7 +217,7 @@ func (c *canonicalizer) array(depth int) bool {
 }
 
 type canonMember struct {
-	key  string // decoded key, for sorting
+	key  []byte // the key's characters, for sorting (decoded if escaped)
 	enc  []byte // canonical encoding of the key
 	from int    // the member's value in out: out[from:to]
 	to   int
@@ -232,7 +232,8 @@ func (c *canonicalizer) object(depth int) bool {
 		return true
 	}
 	// Values are written to out in input order, then the object is
-	// rewritten in key order over the same region.
+	// rewritten in key order over the same region. Keys and plain key
+	// encodings are slices of the input, which is never modified.
 	base := len(c.out)
 	var members []canonMember
 	for {
@@ -244,11 +245,15 @@ func (c *canonicalizer) object(depth int) bool {
 		if !ok {
 			return false
 		}
-		var key string
-		if len(enc) >= 2 && !bytes.ContainsAny(enc, `\`) {
-			key = string(enc[1 : len(enc)-1])
-		} else if err := json.Unmarshal(enc, &key); err != nil {
-			return false
+		var key []byte
+		if len(enc) >= 2 && bytes.IndexByte(enc, '\\') < 0 {
+			key = enc[1 : len(enc)-1]
+		} else {
+			var k string
+			if err := json.Unmarshal(enc, &k); err != nil {
+				return false
+			}
+			key = []byte(k)
 		}
 		c.skipSpace()
 		if c.pos >= len(c.in) || c.in[c.pos] != ':' {
@@ -259,7 +264,7 @@ func (c *canonicalizer) object(depth int) bool {
 		if !c.value(depth + 1) {
 			return false
 		}
-		members = append(members, canonMember{key: key, enc: slices.Clone(enc), from: from, to: len(c.out)})
+		members = append(members, canonMember{key: key, enc: enc, from: from, to: len(c.out)})
 		c.skipSpace()
 		if c.pos >= len(c.in) {
 			return false
@@ -274,17 +279,9 @@ func (c *canonicalizer) object(depth int) bool {
 		c.pos++
 		break
 	}
-	slices.SortStableFunc(members, func(a, b canonMember) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(members, func(a, b canonMember) int { return bytes.Compare(a.key, b.key) })
 	for i := 1; i < len(members); i++ {
-		if members[i].key == members[i-1].key {
+		if bytes.Equal(members[i].key, members[i-1].key) {
 			return false // duplicate keys: the decoder keeps the last one
 		}
 	}
