@@ -203,24 +203,31 @@ func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, b
 	if err != nil {
 		return fmt.Errorf("sqlite: list %s: %w", kind, err)
 	}
-	type kv struct {
-		key  string
+	return readAllThen(rows, "list "+kind, fn)
+}
+
+// readAllThen scans every (key, body) row, closes rows, and only then calls
+// fn for each: fn may use the transaction, which a statement still
+// stepping through rows would get in the way of.
+func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte) error) error {
+	type row struct {
+		key  K
 		body []byte
 	}
-	var all []kv
+	var all []row
 	for rows.Next() {
-		var r kv
+		var r row
 		if err := rows.Scan(&r.key, &r.body); err != nil {
 			rows.Close()
-			return fmt.Errorf("sqlite: list %s: %w", kind, err)
+			return fmt.Errorf("sqlite: %s: %w", what, err)
 		}
 		all = append(all, r)
 	}
 	if err := rows.Close(); err != nil {
-		return fmt.Errorf("sqlite: list %s: %w", kind, err)
+		return fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: list %s: %w", kind, err)
+		return fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	for _, r := range all {
 		if err := fn(r.key, r.body); err != nil {
@@ -400,30 +407,7 @@ func (t *tx) ListAuditRecords(ctx context.Context, fn func(seq int64, body []byt
 	if err != nil {
 		return fmt.Errorf("sqlite: list audit records: %w", err)
 	}
-	type rec struct {
-		seq  int64
-		body []byte
-	}
-	var all []rec
-	for rows.Next() {
-		var r rec
-		if err := rows.Scan(&r.seq, &r.body); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: list audit records: %w", err)
-		}
-		all = append(all, r)
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return fmt.Errorf("sqlite: list audit records: %w", err)
-	}
-	rows.Close()
-	for _, r := range all {
-		if err := fn(r.seq, r.body); err != nil {
-			return err
-		}
-	}
-	return nil
+	return readAllThen(rows, "list audit records", fn)
 }
 
 // Requests and grants
