@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -132,5 +133,38 @@ func TestReadTxRunsBesideTheWriter(t *testing.T) {
 	}
 	if err := s.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "k", "a", &v) }); err != nil || v != 2 {
 		t.Fatalf("after commit read %d, %v; want 2", v, err)
+	}
+}
+
+// Closing the store while transactions queue for the writer answers every
+// one of them: committed, or refused because the store closed; none waits
+// forever.
+func TestCloseAnswersQueuedTransactions(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "drawbridge.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers = 200
+	results := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			results <- s.InTx(ctx, func(tx jit.Tx) error { return tx.PutObject(ctx, "k", fmt.Sprint(i), i) })
+		}()
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for range callers {
+		select {
+		case err := <-results:
+			if err != nil && !errors.Is(err, errStoreClosed) {
+				t.Errorf("InTx during Close: %v", err)
+			}
+		case <-deadline:
+			t.Fatal("an InTx call was still waiting 10 s after Close")
+		}
 	}
 }

@@ -140,7 +140,7 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), jobs: make(chan *txJob), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
 			st.Close()
@@ -302,8 +302,13 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 	return err
 }
 
-// maxBatch bounds how many transactions share one commit.
+// maxBatch bounds how many transactions share one commit; it is also how
+// many may queue for the writer without their callers blocking on the send.
+// (One commit for many transactions is what makes the writer fast enough;
+// a buffered queue spares each caller a rendezvous with it.)
 const maxBatch = 64
+
+var errStoreClosed = errors.New("sqlite: store is closed")
 
 // txJob is one caller's transaction waiting for the writer.
 type txJob struct {
@@ -335,9 +340,20 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 	select {
 	case s.jobs <- j:
 	case <-s.closed:
-		return errors.New("sqlite: store is closed")
+		return errStoreClosed
 	}
-	r := <-j.done
+	var r txResult
+	select {
+	case r = <-j.done:
+	case <-s.writerDone:
+		// The writer answers every job it took before it stopped; one
+		// queued after its last look is answered here.
+		select {
+		case r = <-j.done:
+		default:
+			return errStoreClosed
+		}
+	}
 	if r.panic != nil {
 		panic(r.panic)
 	}
@@ -352,7 +368,15 @@ func (s *Store) writer() {
 		select {
 		case first = <-s.jobs:
 		case <-s.closed:
-			return
+			// Refuse what is still queued rather than leave it waiting.
+			for {
+				select {
+				case j := <-s.jobs:
+					j.done <- txResult{err: errStoreClosed}
+				default:
+					return
+				}
+			}
 		}
 		batch := []*txJob{first}
 	drain:
