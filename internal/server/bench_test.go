@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/server"
 )
 
@@ -130,4 +131,42 @@ func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+a.token)
 	return a.next.RoundTrip(r)
+}
+
+// BenchmarkInitiateSerial is one request after another straight into the
+// JIT service (no HTTP, no concurrency, no group commit to share): the cost
+// of one request's transaction on SQLite, what bounds the API's rate.
+//
+//	go test -run '^$' -bench InitiateSerial -benchtime 3000x ./internal/server/
+func BenchmarkInitiateSerial(b *testing.B) {
+	ctx := context.Background()
+	srv, err := server.Start(ctx, server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	base := "/subscriptions/" + inventory.SampleSubscription + "/resourceGroups/" + inventory.SampleResourceGroup
+	client := &http.Client{Transport: authTransport{token: srv.AdminToken, next: &http.Transport{}}}
+	vms := benchInventory(b, srv, client, base, 64)
+	var policies []string
+	for _, name := range vms {
+		vm := base + "/providers/Microsoft.Compute/virtualMachines/" + name
+		p, err := srv.Service.PutPolicy(ctx, jit.Policy{ID: jit.PolicyID(inventory.SampleSubscription, inventory.SampleResourceGroup, "westeurope", name), Name: name, Location: "westeurope",
+			VirtualMachines: []jit.VMPolicy{{ID: vm, Ports: []jit.PortPolicy{{Number: 22, Protocol: "TCP", AllowedSourceAddressPrefix: "*", MaxRequestAccessDuration: "PT3H"}}}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		policies = append(policies, p.ID)
+	}
+	actor := jit.Actor{Principal: "bench", Address: "127.0.0.1"}
+	i := 0
+	for b.Loop() {
+		i++
+		vm := base + "/providers/Microsoft.Compute/virtualMachines/" + vms[i%len(vms)]
+		_, err := srv.Service.Initiate(ctx, actor, policies[i%len(vms)], jit.InitiateInput{VirtualMachines: []jit.InitiateVM{{ID: vm,
+			Ports: []jit.InitiatePort{{Number: 22, Duration: "1h", AllowedSourceAddressPrefix: fmt.Sprintf("198.18.%d.%d", (i/250)%250, i%250+1)}}}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }
