@@ -1,7 +1,13 @@
 // Package sqlite owns drawbridge's embedded persistence: a single SQLite
 // file (pure Go driver modernc.org/sqlite, no cgo) holding the generic
-// objects, JIT policies, requests and grants, and the schema migrations
-// that create them. *Store implements jit.Store and store.ObjectStore.
+// objects, JIT policies, requests, grants and audit records, and the
+// schema migrations that create them. *Store implements jit.Store and
+// store.ObjectStore.
+//
+// Writing transactions run one at a time on one connection, several to a
+// commit (group commit, sqlite.go), with a cache of the rows the writer
+// has seen (cache.go); read-only transactions run beside them on a pool of
+// read-only connections, each on a WAL snapshot.
 package sqlite
 
 import (
@@ -21,8 +27,9 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
-// Store is an open SQLite database. It is safe for concurrent use; all
-// transactions run one at a time (see open for why).
+// Store is an open SQLite database. It is safe for concurrent use; writing
+// transactions run one at a time (see open for why), read-only ones
+// (ReadTx, ObjectReadTx) concurrently with them and each other.
 type Store struct {
 	db *sql.DB
 
@@ -77,9 +84,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // shared with other busy processes): one connection and a pool of 4 with
 // BEGIN IMMEDIATE both ran without errors at about 0.6 to 0.7 ms of CPU
 // per initiate transaction, the difference within the noise, so the
-// simpler design wins. What it gives up is reads in parallel with each
-// other; if that ever matters, add a separate read-only pool for
-// read-only transactions.
+// simpler design wins. Reads in parallel come from the separate read-only
+// pool that ReadTx uses (openReadPool).
 //
 // _txlock=immediate makes BEGIN take the write lock at once, so a
 // transaction never has to upgrade a read lock to a write lock, which is
