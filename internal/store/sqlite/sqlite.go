@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -52,6 +53,12 @@ type Store struct {
 
 	checkpointDB   *sql.DB // a second connection that only checkpoints the WAL
 	checkpointDone chan struct{}
+	// walFrames is the WAL's length in frames at the checkpointer's last
+	// look; the writer rewinds the WAL when it passes walRestartAt
+	// (walRestartFrames; tests lower it). walRestarts counts rewinds.
+	walFrames    atomic.Int64
+	walRestartAt int64
+	walRestarts  atomic.Int64
 }
 
 var (
@@ -117,6 +124,7 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	// Savepoints (one per transaction in a group commit) write the pages
 	// they change to a statement journal; keep it in memory, not a temp file.
 	q.Add("_pragma", "temp_store(MEMORY)")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walLimitBytes))
 	q.Set("_txlock", "immediate")
 	// The writer never checkpoints: a checkpoint copies the WAL into the
 	// database file and fsyncs it, milliseconds that would land on whichever
@@ -146,7 +154,7 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
 			st.Close()
@@ -222,10 +230,52 @@ func (s *Store) checkpointer() {
 			_, _ = s.checkpointDB.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 			return
 		case <-t.C:
-			_, _ = s.checkpointDB.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			var busy, frames, done int64
+			if err := s.checkpointDB.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err == nil && frames >= 0 {
+				s.walFrames.Store(frames)
+			}
 		}
 	}
 }
+
+// walRestartFrames is the WAL length (64 MiB of 4 KiB pages) past which the
+// writer rewinds it. PASSIVE checkpoints copy the WAL into the database but
+// never rewind it: SQLite starts the WAL over only when a write begins with
+// every frame copied and no reader on it, which under steady load never
+// happens, so the file grew without bound (420 MB after 5,000 requests),
+// and with it the cost of every write (extending the file) and read
+// (searching the WAL index).
+const walRestartFrames = 16384
+
+// walLimitBytes is journal_size_limit: a rewound WAL file is truncated to it.
+const walLimitBytes = walRestartFrames * 4096
+
+// maybeRestartWAL rewinds a long WAL between batches: RESTART copies what
+// the background checkpointer has not yet, waits for readers to move to
+// the new snapshot, and starts the WAL over. It waits at most
+// restartWaitMS for readers (a long read, such as an assessment of a big
+// inventory, must not hold up writes): if they are not done by then, the
+// checkpoint is only PASSIVE, and the next try waits for the checkpointer's
+// next report, so a reader that stays costs the writer at most one short
+// wait per checkpointInterval.
+func (s *Store) maybeRestartWAL() {
+	if s.walFrames.Load() < s.walRestartAt {
+		return
+	}
+	if _, err := s.db.ExecContext(noCancel, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWaitMS)); err != nil {
+		return
+	}
+	var busy, frames, done int64
+	err := s.db.QueryRowContext(noCancel, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &frames, &done)
+	_, _ = s.db.ExecContext(noCancel, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS))
+	s.walFrames.Store(0)
+	if err == nil && busy == 0 {
+		s.walRestarts.Add(1)
+	}
+}
+
+// restartWaitMS bounds how long maybeRestartWAL holds up the writer.
+const restartWaitMS = 10
 
 // Close closes the database. Transactions in progress finish first.
 func (s *Store) Close() error {
@@ -395,6 +445,7 @@ func (s *Store) writer() {
 			}
 		}
 		s.runBatch(batch)
+		s.maybeRestartWAL()
 	}
 }
 
