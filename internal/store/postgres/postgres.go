@@ -17,8 +17,8 @@
 //     again (bounded, with jittered backoff), so callers never see them;
 //   - except read-only ones (ReadTx, ObjectReadTx): READ ONLY at REPEATABLE
 //     READ, one snapshot for the whole transaction, which takes no
-//     predicate locks, never makes a writer fail to serialise, and is
-//     always rolled back;
+//     predicate locks and never makes a writer fail to serialise; the
+//     server refuses any write in it, so nothing fn does is kept;
 //   - LockVMs takes one advisory lock per VM (a 64-bit hash of the
 //     lower-cased ID, in ascending hash order, so two transactions never
 //     take them in opposite orders);
@@ -174,9 +174,9 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 // statement sees the snapshot taken at the first, and it runs side by
 // side with any other transaction (it waits for no lock a writer holds,
 // except that LockVMs still takes its advisory locks). A write fails with
-// an error wrapping store.ErrReadOnly, and the transaction is always
-// rolled back, so nothing fn does is kept. fn may run again on a new
-// connection if the first one broke, as with InTx.
+// an error wrapping store.ErrReadOnly (the server refuses it), so nothing
+// fn does is kept. fn may run again on a new connection if the first one
+// broke, as with InTx.
 func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
 	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
 }
@@ -264,8 +264,10 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly, write
 		// ran and nothing of it can commit.
 		ferr = fmt.Errorf("postgres: transaction aborted: %w", readOnlyErr(t.dbErr))
 	}
-	if ferr == nil && !readOnly {
-		// A read-only transaction has nothing to commit: finish rolls it back.
+	if ferr == nil {
+		// A READ ONLY transaction cannot have written anything (the
+		// server refuses it), so ending it with COMMIT keeps nothing; it
+		// keeps pg_stat_database's rollback count a count of failures.
 		ferr = t.commit(ctx)
 	}
 	done = true
@@ -328,7 +330,7 @@ func isUnavailableCode(err error) bool {
 type tx struct {
 	conn *pgxpool.Conn
 	tx   pgx.Tx
-	// readOnly: BEGIN READ ONLY at REPEATABLE READ (ReadTx); never committed.
+	// readOnly: BEGIN READ ONLY at REPEATABLE READ (ReadTx).
 	readOnly bool
 	// sessionLocks: advisory locks were taken on the connection outside
 	// the transaction and must be released after it.
