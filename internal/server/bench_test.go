@@ -24,6 +24,20 @@ import (
 	"github.com/drawbridge/drawbridge/internal/server"
 )
 
+// startBenchServer starts a server on a fresh SQLite file with 64 generated
+// Azure VMs, and returns it, the VMs' resource group, an administrator's
+// client and the VMs' names.
+func startBenchServer(b *testing.B) (*server.Server, string, *http.Client, []string) {
+	srv, err := server.Start(context.Background(), server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	base := "/subscriptions/" + inventory.SampleSubscription + "/resourceGroups/" + inventory.SampleResourceGroup
+	client := &http.Client{Transport: authTransport{token: srv.AdminToken, next: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	return srv, base, client, benchInventory(b, srv, client, base, 64)
+}
+
 // benchInventory adds n Azure VMs, each with a NIC and an NSG exposing 22.
 func benchInventory(b *testing.B, srv *server.Server, client *http.Client, base string, n int) []string {
 	var inv inventory.Inventory
@@ -61,15 +75,7 @@ var benchParallelism = flag.Int("parallelism", 8, "client goroutines per CPU in 
 //
 //	go test -run '^$' -bench RequestThroughAPI -benchtime 5000x ./internal/server/
 func BenchmarkRequestThroughAPI(b *testing.B) {
-	ctx := context.Background()
-	srv, err := server.Start(ctx, server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	base := "/subscriptions/" + inventory.SampleSubscription + "/resourceGroups/" + inventory.SampleResourceGroup
-	client := &http.Client{Transport: authTransport{token: srv.AdminToken, next: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	vms := benchInventory(b, srv, client, base, 64)
+	srv, base, client, vms := startBenchServer(b)
 	for _, name := range vms {
 		vm := base + "/providers/Microsoft.Compute/virtualMachines/" + name
 		body := fmt.Sprintf(`{"properties":{"virtualMachines":[{"id":%q,"ports":[{"number":22,"protocol":"TCP","allowedSourceAddressPrefix":"*","maxRequestAccessDuration":"PT3H"}]}]}}`, vm)
@@ -140,14 +146,7 @@ func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 //	go test -run '^$' -bench InitiateSerial -benchtime 3000x ./internal/server/
 func BenchmarkInitiateSerial(b *testing.B) {
 	ctx := context.Background()
-	srv, err := server.Start(ctx, server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	base := "/subscriptions/" + inventory.SampleSubscription + "/resourceGroups/" + inventory.SampleResourceGroup
-	client := &http.Client{Transport: authTransport{token: srv.AdminToken, next: &http.Transport{}}}
-	vms := benchInventory(b, srv, client, base, 64)
+	srv, base, _, vms := startBenchServer(b)
 	var policies []string
 	for _, name := range vms {
 		vm := base + "/providers/Microsoft.Compute/virtualMachines/" + name

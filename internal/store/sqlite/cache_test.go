@@ -61,12 +61,7 @@ func TestCacheForgetsRolledBackWrites(t *testing.T) {
 // rows the writer has cached.
 func TestCacheSeesOtherConnectionsCommits(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "drawbridge.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openTempPath(t)
 	if err := s.InTx(ctx, func(tx jit.Tx) error { return tx.PutObject(ctx, "k", "a", 1) }); err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +174,7 @@ func TestCloseAnswersQueuedTransactions(t *testing.T) {
 // WAL reached 420 MB after 5,000 requests).
 func TestWALRewoundUnderSteadyLoad(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "drawbridge.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openTempPath(t)
 	s.walRestartAt = 512 // 2 MiB instead of 64 MiB
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
@@ -234,12 +224,7 @@ func TestWALRewoundUnderSteadyLoad(t *testing.T) {
 // succeeds once the reader is done.
 func TestWALRewindDoesNotWaitForLongReads(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "drawbridge.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openTempPath(t)
 	s.walRestartAt = 256
 	if err := s.InTx(ctx, func(tx jit.Tx) error { return tx.PutObject(ctx, "k", "a", 1) }); err != nil {
 		t.Fatal(err)
@@ -290,4 +275,16 @@ func TestWALRewindDoesNotWaitForLongReads(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("slowest write with the reader open: %v", slowest)
+}
+
+// openTempPath is openTemp that also returns the database file's path.
+func openTempPath(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "drawbridge.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
 }
