@@ -2,88 +2,29 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/drawbridge/drawbridge/internal/auth/oidctest"
 )
 
 var oidcNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// testIssuer is a minimal OIDC issuer: discovery and JWKS over HTTP, and
-// a key to sign tokens with.
-type testIssuer struct {
-	srv *httptest.Server
-	key *rsa.PrivateKey
-	kid string
-}
+// testIssuer is the local issuer (oidctest) with the claims these tests start from.
+type testIssuer struct{ *oidctest.Issuer }
 
-func newTestIssuer(t *testing.T) *testIssuer {
-	t.Helper()
-	iss := &testIssuer{key: newRSAKey(t), kid: "k1"}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer":                                iss.srv.URL,
-			"jwks_uri":                              iss.srv.URL + "/keys",
-			"authorization_endpoint":                iss.srv.URL + "/authorize",
-			"token_endpoint":                        iss.srv.URL + "/token",
-			"response_types_supported":              []string{"code"},
-			"subject_types_supported":               []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-		})
-	})
-	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-			{Key: &iss.key.PublicKey, KeyID: iss.kid, Algorithm: "RS256", Use: "sig"},
-		}})
-	})
-	iss.srv = httptest.NewServer(mux)
-	t.Cleanup(iss.srv.Close)
-	return iss
-}
-
-func newRSAKey(t *testing.T) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// sign makes a compact JWS with key under kid.
-func sign(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]any) string {
-	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newTestIssuer(t *testing.T) *testIssuer { return &testIssuer{oidctest.NewIssuer(t)} }
 
 func (iss *testIssuer) claims(over map[string]any) map[string]any {
 	c := map[string]any{
-		"iss":    iss.srv.URL,
+		"iss":    iss.URL,
 		"aud":    "drawbridge",
 		"sub":    "alice",
 		"email":  "alice@example.com",
@@ -103,7 +44,7 @@ func (iss *testIssuer) claims(over map[string]any) map[string]any {
 
 func newVerifier(t *testing.T, iss *testIssuer, cfg OIDCConfig) *OIDCVerifier {
 	t.Helper()
-	cfg.IssuerURL = iss.srv.URL
+	cfg.IssuerURL = iss.URL
 	if cfg.ClientID == "" {
 		cfg.ClientID = "drawbridge"
 	}
@@ -132,7 +73,7 @@ func TestOIDCAccepts(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v := newVerifier(t, iss, c.cfg)
-			got, err := v.Verify(context.Background(), sign(t, iss.key, iss.kid, iss.claims(c.over)))
+			got, err := v.Verify(context.Background(), oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(c.over)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,14 +86,14 @@ func TestOIDCAccepts(t *testing.T) {
 
 func TestOIDCRejects(t *testing.T) {
 	iss := newTestIssuer(t)
-	other := newRSAKey(t)
+	other := oidctest.NewKey(t)
 	b64 := base64.RawURLEncoding.EncodeToString
 	payload, _ := json.Marshal(iss.claims(nil))
-	good := sign(t, iss.key, iss.kid, iss.claims(nil))
+	good := oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(nil))
 	parts := strings.Split(good, ".")
 	// HS256 "signed" with the issuer's public key as the HMAC secret: the
 	// classic algorithm-confusion forgery.
-	hsSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(iss.key.PublicKey.N.Bytes())}, nil)
+	hsSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(iss.Key.PublicKey.N.Bytes())}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,18 +105,18 @@ func TestOIDCRejects(t *testing.T) {
 		token string
 		want  string // part of the error
 	}{
-		{"expired", sign(t, iss.key, iss.kid, iss.claims(map[string]any{"exp": oidcNow.Add(-time.Minute).Unix()})), "expired"},
-		{"expired one second ago", sign(t, iss.key, iss.kid, iss.claims(map[string]any{"exp": oidcNow.Unix() - 1})), "expired"},
-		{"wrong audience", sign(t, iss.key, iss.kid, iss.claims(map[string]any{"aud": "someone-else"})), "audience"},
-		{"wrong issuer", sign(t, iss.key, iss.kid, iss.claims(map[string]any{"iss": "https://evil.example"})), "different provider"},
-		{"signed by another key under the issuer's key ID", sign(t, other, iss.kid, iss.claims(nil)), "signature"},
-		{"signed by another key under an unknown key ID", sign(t, other, "k2", iss.claims(nil)), "signature"},
+		{"expired", oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(map[string]any{"exp": oidcNow.Add(-time.Minute).Unix()})), "expired"},
+		{"expired one second ago", oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(map[string]any{"exp": oidcNow.Unix() - 1})), "expired"},
+		{"wrong audience", oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(map[string]any{"aud": "someone-else"})), "audience"},
+		{"wrong issuer", oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(map[string]any{"iss": "https://evil.example"})), "different provider"},
+		{"signed by another key under the issuer's key ID", oidctest.Sign(t, other, iss.KeyID, iss.claims(nil)), "signature"},
+		{"signed by another key under an unknown key ID", oidctest.Sign(t, other, "k2", iss.claims(nil)), "signature"},
 		{"alg none", b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(payload) + ".", "none"},
 		{"alg none with the original signature", b64([]byte(`{"alg":"none","kid":"k1"}`)) + "." + parts[1] + "." + parts[2], ""},
 		{"HS256 with the public key as secret", hs, ""},
-		{"payload swapped under a valid signature", parts[0] + "." + b64([]byte(`{"iss":"`+iss.srv.URL+`","aud":"drawbridge","sub":"root","exp":9999999999}`)) + "." + parts[2], "signature"},
-		{"no name claim", sign(t, iss.key, iss.kid, iss.claims(map[string]any{"sub": nil})), `claim "sub"`},
-		{"groups of the wrong type", sign(t, iss.key, iss.kid, iss.claims(map[string]any{"groups": 7})), `claim "groups" (groups) must be a string or an array of strings`},
+		{"payload swapped under a valid signature", parts[0] + "." + b64([]byte(`{"iss":"`+iss.URL+`","aud":"drawbridge","sub":"root","exp":9999999999}`)) + "." + parts[2], "signature"},
+		{"no name claim", oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(map[string]any{"sub": nil})), `claim "sub"`},
+		{"groups of the wrong type", oidctest.Sign(t, iss.Key, iss.KeyID, iss.claims(map[string]any{"groups": 7})), `claim "groups" (groups) must be a string or an array of strings`},
 		{"garbage", "not.a.jwt", ""},
 		{"empty", "", ""},
 	}
@@ -204,10 +145,10 @@ func TestNewOIDCVerifierConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no issuer", OIDCConfig{ClientID: "x"}, "oidc issuer: must not be empty"},
-		{"no client ID", OIDCConfig{IssuerURL: iss.srv.URL}, "oidc client ID: must not be empty"},
-		{"alg none configured", OIDCConfig{IssuerURL: iss.srv.URL, ClientID: "x", SigningAlgs: []string{"RS256", "none"}}, `"none" is not allowed`},
-		{"issuer mismatch", OIDCConfig{IssuerURL: iss.srv.URL + "/", ClientID: "x"}, "oidc issuer"},
-		{"no discovery there", OIDCConfig{IssuerURL: iss.srv.URL + "/nothing", ClientID: "x"}, "404"},
+		{"no client ID", OIDCConfig{IssuerURL: iss.URL}, "oidc client ID: must not be empty"},
+		{"alg none configured", OIDCConfig{IssuerURL: iss.URL, ClientID: "x", SigningAlgs: []string{"RS256", "none"}}, `"none" is not allowed`},
+		{"issuer mismatch", OIDCConfig{IssuerURL: iss.URL + "/", ClientID: "x"}, "oidc issuer"},
+		{"no discovery there", OIDCConfig{IssuerURL: iss.URL + "/nothing", ClientID: "x"}, "404"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

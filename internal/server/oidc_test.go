@@ -2,60 +2,25 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/auth"
+	"github.com/drawbridge/drawbridge/internal/auth/oidctest"
 	"github.com/drawbridge/drawbridge/internal/server"
 )
 
-// oidcIssuer is a local OIDC issuer (discovery and JWKS over loopback)
-// that signs ID tokens with its own key.
-type oidcIssuer struct {
-	srv *httptest.Server
-	key *rsa.PrivateKey
-}
-
-func newOIDCIssuer(t *testing.T) *oidcIssuer {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &oidcIssuer{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": iss.srv.URL, "jwks_uri": iss.srv.URL + "/keys",
-			"authorization_endpoint": iss.srv.URL + "/authorize", "token_endpoint": iss.srv.URL + "/token",
-			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-		})
-	})
-	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	})
-	iss.srv = httptest.NewServer(mux)
-	t.Cleanup(iss.srv.Close)
-	return iss
-}
-
-// token signs an ID token for sub in groups, valid for an hour from now;
-// over replaces (or, with nil, removes) claims.
-func (iss *oidcIssuer) token(t *testing.T, key *rsa.PrivateKey, sub string, groups []string, over map[string]any) string {
+// idToken signs an ID token from iss for sub in groups, valid for an hour
+// from now; over replaces (or, with nil, removes) claims.
+func idToken(t *testing.T, iss *oidctest.Issuer, key *rsa.PrivateKey, sub string, groups []string, over map[string]any) string {
 	t.Helper()
 	now := time.Now()
-	claims := map[string]any{"iss": iss.srv.URL, "aud": "drawbridge", "sub": sub, "groups": groups,
+	claims := map[string]any{"iss": iss.URL, "aud": "drawbridge", "sub": sub, "groups": groups,
 		"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()}
 	for k, v := range over {
 		if v == nil {
@@ -64,20 +29,7 @@ func (iss *oidcIssuer) token(t *testing.T, key *rsa.PrivateKey, sub string, grou
 			claims[k] = v
 		}
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return oidctest.Sign(t, key, iss.KeyID, claims)
 }
 
 // An OIDC user reaches the API with an ID token alone: their groups claim
@@ -85,10 +37,10 @@ func (iss *oidcIssuer) token(t *testing.T, key *rsa.PrivateKey, sub string, grou
 // token that is expired, for another audience or signed by another key is
 // refused with 401 and changes nothing.
 func TestOIDCThroughTheAPI(t *testing.T) {
-	iss := newOIDCIssuer(t)
+	iss := oidctest.NewIssuer(t)
 	srv, err := server.Start(context.Background(), server.Config{
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), SampleInventory: true,
-		OIDC: &auth.OIDCConfig{IssuerURL: iss.srv.URL, ClientID: "drawbridge"},
+		OIDC: &auth.OIDCConfig{IssuerURL: iss.URL, ClientID: "drawbridge"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +52,7 @@ func TestOIDCThroughTheAPI(t *testing.T) {
 		"roleDefinitionName": "JIT Network Access Requester", "principalName": "ops", "principalType": "Group", "scope": azureRG}, 201)
 	req := map[string]any{"vm": webVM, "ports": []int{22}, "duration": "PT1H", "source": "198.18.7.7"}
 
-	alice := iss.token(t, iss.key, "alice@example.com", []string{"ops"}, nil)
+	alice := idToken(t, iss, iss.Key, "alice@example.com", []string{"ops"}, nil)
 	var rr struct{ Requestor string }
 	if err := json.Unmarshal(e.must(alice, "POST", "/drawbridge/v1/requests", req, 202), &rr); err != nil {
 		t.Fatal(err)
@@ -113,15 +65,12 @@ func TestOIDCThroughTheAPI(t *testing.T) {
 		t.Errorf("request outside the group's scope: %d %s %s", st, code, body)
 	}
 
-	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherKey := oidctest.NewKey(t)
 	refused := map[string]string{
-		"not in the group": iss.token(t, iss.key, "bob@example.com", []string{"finance"}, nil),
-		"expired":          iss.token(t, iss.key, "alice@example.com", []string{"ops"}, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}),
-		"other audience":   iss.token(t, iss.key, "alice@example.com", []string{"ops"}, map[string]any{"aud": "someone-else"}),
-		"other key":        iss.token(t, otherKey, "alice@example.com", []string{"ops"}, nil),
+		"not in the group": idToken(t, iss, iss.Key, "bob@example.com", []string{"finance"}, nil),
+		"expired":          idToken(t, iss, iss.Key, "alice@example.com", []string{"ops"}, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}),
+		"other audience":   idToken(t, iss, iss.Key, "alice@example.com", []string{"ops"}, map[string]any{"aud": "someone-else"}),
+		"other key":        idToken(t, iss, otherKey, "alice@example.com", []string{"ops"}, nil),
 		"not a token":      "not-a-jwt",
 	}
 	want := map[string]int{"not in the group": 403}
