@@ -61,9 +61,10 @@ type Tx interface {
 	// NextEndTime returns the earliest end time of an Initiated grant.
 	NextEndTime(ctx context.Context) (time.Time, bool, error)
 
-	// LockVMs serialises this transaction against every other transaction
+	// LockVMs serialises this writing transaction against every other
 	// that locks one of the same VMs, until commit or rollback, across all
-	// processes sharing the store (PostgreSQL replicas: advisory locks).
-	// Backends whose transactions are already serialised may do nothing.
+	// processes sharing the store. Backends whose writing transactions
+	// already take turns (SQLite's single writer, PostgreSQL's writer lock)
+	// do nothing. In a read-only transaction it may fail.
 	LockVMs(ctx context.Context, vmIDs []string) error
 }

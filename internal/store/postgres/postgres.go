@@ -19,9 +19,8 @@
 //     READ, one snapshot for the whole transaction, which takes no
 //     predicate locks and never makes a writer fail to serialise; the
 //     server refuses any write in it, so nothing fn does is kept;
-//   - LockVMs takes one advisory lock per VM (a 64-bit hash of the
-//     lower-cased ID, in ascending hash order, so two transactions never
-//     take them in opposite orders);
+//   - LockVMs has nothing left to do: the writer lock already orders
+//     every writer against every other;
 //   - DueGrants claims its rows with FOR UPDATE SKIP LOCKED, so replicas
 //     expiring at the same moment take disjoint grants; a replica that dies
 //     holding a claim releases it when its connection drops.
@@ -35,11 +34,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,15 +72,6 @@ const maxAttempts = 40
 // writerLockKey is the advisory lock every writing transaction holds, from
 // before its BEGIN to after its end (see the package doc and inTx).
 const writerLockKey = 0x6472617772657479 // "drawrety"
-
-// auditHeadLockKey is the advisory lock that a transaction which begins by
-// locking VMs (a request: it always appends to the audit chain) takes
-// after its VM locks and before its snapshot (see LockVMs). Every audited
-// write updates the one audit.head row, so two such transactions running
-// side by side cannot both commit at SERIALIZABLE: without the lock the
-// second fails to serialise and runs again; with it, it waits for the
-// first and then reads the head that one wrote.
-const auditHeadLockKey = 0x6472617761756468 // "drawaudh"
 
 // connectTimeout bounds Open's first contact with the database.
 const connectTimeout = 10 * time.Second
@@ -172,10 +160,9 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 
 // ReadTx runs fn in one READ ONLY transaction at REPEATABLE READ: every
 // statement sees the snapshot taken at the first, and it runs side by
-// side with any other transaction (it waits for no lock a writer holds,
-// except that LockVMs still takes its advisory locks). A write fails with
-// an error wrapping store.ErrReadOnly (the server refuses it), so nothing
-// fn does is kept. fn may run again on a new connection if the first one
+// side with any other transaction (it waits for no lock a writer holds).
+// A write, or LockVMs, fails with an error wrapping store.ErrReadOnly (the
+// server refuses writes), so nothing fn does is kept. fn may run again on a new connection if the first one
 // broke, as with InTx.
 func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
 	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
@@ -240,7 +227,7 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly, write
 	t := &tx{conn: conn, readOnly: readOnly}
 	if writerLock {
 		// Before BEGIN, so the snapshot is taken after the wait.
-		t.sessionLocks = true
+		t.sessionLocks, t.writerLock = true, true
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(writerLockKey)); err != nil {
 			t.fail("writer lock", err)
 			t.finish(false)
@@ -335,6 +322,9 @@ type tx struct {
 	// sessionLocks: advisory locks were taken on the connection outside
 	// the transaction and must be released after it.
 	sessionLocks bool
+	// writerLock: the transaction holds the writer lock, so no other
+	// writer runs beside it.
+	writerLock bool
 	// dbErr is the first error the database (or the connection) returned.
 	dbErr      error
 	broken     bool // dbErr means the connection is gone
@@ -464,63 +454,16 @@ func (t *tx) queryRow(ctx context.Context, what, sql string, args []any, dest ..
 	return err
 }
 
-// lockKeys maps VM IDs to advisory-lock keys: FNV-1a 64 of the lower-cased
-// ID under a namespace, deduplicated and sorted ascending. Sorting the keys
-// (not the IDs) keeps the order consistent even when two IDs collide.
-func lockKeys(vmIDs []string) []int64 {
-	keys := make([]int64, 0, len(vmIDs))
-	for _, id := range vmIDs {
-		h := fnv.New64a()
-		h.Write([]byte("drawbridge/vm\x00"))
-		h.Write([]byte(strings.ToLower(id)))
-		keys = append(keys, int64(h.Sum64()))
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
-}
-
 // LockVMs serialises this transaction with every other that locks one of
-// the same VMs, in any replica, until it ends.
-//
-// At SERIALIZABLE the snapshot is taken by the transaction's first query,
-// and a SELECT pg_advisory_xact_lock(...) is a query: a transaction that
-// waited for the lock would then read a snapshot from before the holder
-// committed, miss its grant, and only be saved by a serialisation failure
-// and a retry. So when LockVMs comes first (as in Initiate) it takes
-// session-level advisory locks on the connection before BEGIN; they are
-// released right after commit or rollback, and by the server if the
-// connection drops. Later in a transaction it takes transaction-level locks.
-//
-// Called first, it also takes the audit head's lock (auditHeadLockKey),
-// after the VMs': a transaction that locks VMs before anything else is a
-// request, which appends to the audit chain, so requests on different VMs,
-// in any replica, queue for the head instead of colliding on it and
-// retrying. (Writers now also take turns on the writer lock before all of
-// this, so among writers these locks are uncontended; they still order a
-// writer against read-only transactions that lock VMs.)
+// the same VMs, in any replica, until it ends. Every writing transaction
+// already holds the writer lock from before its snapshot to its end (see
+// the package doc), which orders it against every other writer, so there
+// is nothing left to lock. (Before the writer lock, this took one advisory
+// lock per VM and one for the audit chain's head, before BEGIN.) A
+// read-only transaction has nothing to order and may not ask.
 func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error {
-	keys := lockKeys(vmIDs)
-	if len(keys) == 0 {
-		return nil
-	}
-	if t.dbErr != nil {
-		return t.dbErr
-	}
-	if t.tx == nil {
-		t.sessionLocks = true
-		// The audit chain's head last: every such transaction takes its
-		// locks in this one order (VMs ascending, then the head).
-		for _, k := range append(keys, auditHeadLockKey) {
-			if _, err := t.conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, k); err != nil {
-				return t.fail("lock vms", err)
-			}
-		}
-		return nil
-	}
-	for _, k := range keys {
-		if _, err := t.exec(ctx, "lock vms", `SELECT pg_advisory_xact_lock($1)`, k); err != nil {
-			return err
-		}
+	if t.readOnly {
+		return fmt.Errorf("postgres: lock vms: %w: a read-only transaction takes no locks", store.ErrReadOnly)
 	}
 	return nil
 }
