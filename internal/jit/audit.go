@@ -78,6 +78,20 @@ func auditRecord(actor Actor, op, target, detail string, before, after any, now 
 	return rec, nil
 }
 
+// endGrant ends g for reason inside tx: the ended grant is stored and its
+// audit record (and closed event) written in the same transaction. It
+// returns the ended grant.
+func (s *Service) endGrant(ctx context.Context, tx Tx, actor Actor, g Grant, reason Reason, now time.Time) (Grant, error) {
+	ended, err := g.End(reason, now)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := tx.UpdateGrant(ctx, ended); err != nil {
+		return Grant{}, err
+	}
+	return ended, s.auditGrantEnd(ctx, tx, actor, g, ended, now)
+}
+
 // auditGrantEnd records that grant before became after (ended).
 func (s *Service) auditGrantEnd(ctx context.Context, tx Tx, actor Actor, before, after Grant, now time.Time) error {
 	rec, err := s.grantEndRecord(tx, actor, before, after, now)

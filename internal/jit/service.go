@@ -180,14 +180,7 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 						continue
 					}
 				}
-				ended, err := g.End(ReasonPolicyRemoved, now)
-				if err != nil {
-					return err
-				}
-				if err := tx.UpdateGrant(ctx, ended); err != nil {
-					return err
-				}
-				if err := s.auditGrantEnd(ctx, tx, actor, g, ended, now); err != nil {
+				if _, err := s.endGrant(ctx, tx, actor, g, ReasonPolicyRemoved, now); err != nil {
 					return err
 				}
 			}
@@ -266,14 +259,7 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 				return err
 			}
 			for _, g := range grants {
-				ended, err := g.End(ReasonPolicyRemoved, now)
-				if err != nil {
-					return err
-				}
-				if err := tx.UpdateGrant(ctx, ended); err != nil {
-					return err
-				}
-				if err := s.auditGrantEnd(ctx, tx, actor, g, ended, now); err != nil {
+				if _, err := s.endGrant(ctx, tx, actor, g, ReasonPolicyRemoved, now); err != nil {
 					return err
 				}
 			}
@@ -681,15 +667,7 @@ func (s *Service) Revoke(ctx context.Context, actor Actor, grantID string) (Gran
 		if g.Status != StatusInitiated {
 			return conflict("grantId", "grant %s is already %s (%s)", grantID, g.Status, g.StatusReason)
 		}
-		before := g
-		g, err = g.End(ReasonUserRequested, now)
-		if err != nil {
-			return err
-		}
-		if err := tx.UpdateGrant(ctx, g); err != nil {
-			return err
-		}
-		if err := s.auditGrantEnd(ctx, tx, actor, before, g, now); err != nil {
+		if g, err = s.endGrant(ctx, tx, actor, g, ReasonUserRequested, now); err != nil {
 			return err
 		}
 		// A firewall failure does not undo the revoke: it is recorded and
@@ -735,14 +713,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 			n = len(due)
 			vms := map[string]string{}
 			for _, g := range due {
-				ended, err := g.End(ReasonExpired, now)
-				if err != nil {
-					return err
-				}
-				if err := tx.UpdateGrant(ctx, ended); err != nil {
-					return err
-				}
-				if err := s.auditGrantEnd(ctx, tx, Actor{Principal: SystemPrincipal}, g, ended, now); err != nil {
+				if _, err := s.endGrant(ctx, tx, Actor{Principal: SystemPrincipal}, g, ReasonExpired, now); err != nil {
 					return err
 				}
 				vms[inventory.Key(g.VMID)] = g.VMID
