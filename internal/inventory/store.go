@@ -72,6 +72,14 @@ func Save(ctx context.Context, objs store.Objects, inv Inventory) error {
 	return nil
 }
 
+// GetVM reads one VM by resource ID (case-insensitive); store.ErrNotFound
+// if there is none.
+func GetVM(ctx context.Context, objs store.Objects, id string) (VM, error) {
+	var vm VM
+	err := objs.GetObject(ctx, KindVM, Key(id), &vm)
+	return vm, err
+}
+
 // LoadAll reads every inventory object back, each list in key order. It does
 // not validate: the store holds what Save (and the simulated provider, which
 // edits NSGs and security groups) wrote.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/resource"
 )
@@ -88,6 +89,21 @@ func (p Policy) Clone() Policy {
 	}
 	p.VirtualMachines = vms
 	return p
+}
+
+// DistinctVMs returns p's VMs in order, without later entries for a VM
+// already listed (IDs compare case-insensitively, as inventory keys do):
+// the VMs a store indexes the policy under.
+func (p Policy) DistinctVMs() []VMPolicy {
+	out := make([]VMPolicy, 0, len(p.VirtualMachines))
+	seen := map[string]bool{}
+	for _, v := range p.VirtualMachines {
+		if k := inventory.Key(v.ID); !seen[k] {
+			seen[k] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // AllowedSources parses the allowed prefixes (validated policies only).

@@ -63,3 +63,17 @@ func assertNoSharedMemory(t *testing.T, a, b reflect.Value, path string) {
 		}
 	}
 }
+
+// DistinctVMs keeps the first entry of each VM, comparing IDs as inventory
+// keys do (case-insensitively), in order.
+func TestPolicyDistinctVMs(t *testing.T) {
+	p := jit.Policy{VirtualMachines: []jit.VMPolicy{{ID: "/VM/a"}, {ID: "/vm/b"}, {ID: "/vm/A", PublicIPAddress: "later"}, {ID: "/vm/c"}}}
+	got := p.DistinctVMs()
+	var ids []string
+	for _, v := range got {
+		ids = append(ids, v.ID)
+	}
+	if !reflect.DeepEqual(ids, []string{"/VM/a", "/vm/b", "/vm/c"}) || got[0].PublicIPAddress != "" {
+		t.Fatalf("DistinctVMs = %+v", got)
+	}
+}

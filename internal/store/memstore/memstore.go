@@ -255,9 +255,7 @@ func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, b
 }
 
 func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	var vm inventory.VM
-	err := t.GetObject(ctx, inventory.KindVM, inventory.Key(id), &vm)
-	return vm, err
+	return inventory.GetVM(ctx, t, id)
 }
 
 // Policies
@@ -271,13 +269,8 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	}
 	key := strings.ToLower(p.ID)
 	var vmKeys []string
-	seen := map[string]bool{}
-	for _, v := range p.VirtualMachines {
+	for _, v := range p.DistinctVMs() {
 		vk := inventory.Key(v.ID)
-		if seen[vk] {
-			continue
-		}
-		seen[vk] = true
 		if holder, ok := t.s.policyVMs[vk]; ok && holder != key {
 			return fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
 		}

@@ -137,9 +137,7 @@ func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, b
 }
 
 func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	var vm inventory.VM
-	err := t.GetObject(ctx, inventory.KindVM, inventory.Key(id), &vm)
-	return vm, err
+	return inventory.GetVM(ctx, t, id)
 }
 
 // Policies
@@ -150,13 +148,8 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	}
 	key := strings.ToLower(p.ID)
 	vmKeys := make([]string, 0, len(p.VirtualMachines))
-	seen := map[string]bool{}
-	for _, v := range p.VirtualMachines {
+	for _, v := range p.DistinctVMs() {
 		vk := inventory.Key(v.ID)
-		if seen[vk] {
-			continue
-		}
-		seen[vk] = true
 		var holder string
 		err := t.queryRow(ctx, "put policy", qPolicyOfVM, []any{vk}, &holder)
 		switch {

@@ -238,9 +238,7 @@ func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte)
 }
 
 func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	var vm inventory.VM
-	err := t.GetObject(ctx, inventory.KindVM, inventory.Key(id), &vm)
-	return vm, err
+	return inventory.GetVM(ctx, t, id)
 }
 
 // Policies
@@ -253,13 +251,8 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	// Check every VM before writing anything, so a conflict leaves the
 	// stored policy as it was even if the caller commits regardless.
 	vmKeys := make([]string, 0, len(p.VirtualMachines))
-	seen := map[string]bool{}
-	for _, v := range p.VirtualMachines {
+	for _, v := range p.DistinctVMs() {
 		vk := inventory.Key(v.ID)
-		if seen[vk] {
-			continue
-		}
-		seen[vk] = true
 		var holder string
 		err := t.stmt(qPolicyOfVM).QueryRowContext(noCancel, vk).Scan(&holder)
 		switch {
