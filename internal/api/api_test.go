@@ -290,3 +290,17 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// A listing's limit must be a non-negative integer: 400 naming "limit".
+func TestListingLimitValidated(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/drawbridge/v1/grants?limit=-1", "/drawbridge/v1/grants?limit=x"} {
+		code, body := e.do("GET", path, "")
+		if _, target, msg := errorOf(t, body); code != 400 || target != "limit" {
+			t.Errorf("GET %s = %d, target %q (%s); want 400 naming limit", path, code, target, msg)
+		}
+	}
+	if code, _ := e.do("GET", "/drawbridge/v1/grants?limit=2", ""); code != 200 {
+		t.Errorf("GET grants?limit=2 = %d", code)
+	}
+}

@@ -317,13 +317,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Since = t
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "BadRequest", "limit", "limit must be a non-negative integer")
-			return
-		}
-		f.Limit = n
+	if f.Limit, ok = queryLimit(w, q); !ok {
+		return
 	}
 	recs, err := s.cfg.Access.Audit(r.Context(), f)
 	if err != nil {

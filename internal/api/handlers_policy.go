@@ -95,44 +95,29 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
-	principal, _, ok := s.caller(w, r)
-	if !ok {
-		return
-	}
 	scope := "/subscriptions/" + r.PathValue("sub")
 	if rg := r.PathValue("rg"); rg != "" {
 		scope += "/resourceGroups/" + rg
 	}
-	if !s.authorize(w, principal, rbac.OpPolicyList, scope) {
-		return
-	}
-	ps, err := s.cfg.Service.ListPolicies(r.Context(), scope, r.PathValue("loc"))
-	if err != nil {
-		s.writeServiceError(w, r, err)
-		return
-	}
-	out := ListResponse[PolicyResource]{Value: []PolicyResource{}}
-	for _, p := range ps {
-		res, err := s.policyResource(r, p)
-		if err != nil {
-			s.writeServiceError(w, r, err)
-			return
-		}
-		out.Value = append(out.Value, res)
-	}
-	writeJSON(w, http.StatusOK, out)
+	s.writePolicyList(w, r, scope, r.PathValue("loc"))
 }
 
 // listAllPolicies lists every policy the server holds (drawbridge's CLI view).
 func (s *Server) listAllPolicies(w http.ResponseWriter, r *http.Request) {
+	s.writePolicyList(w, r, "/", "")
+}
+
+// writePolicyList answers a listing of the policies inside scope (and in
+// location, if set) for a caller allowed to list there.
+func (s *Server) writePolicyList(w http.ResponseWriter, r *http.Request, scope, location string) {
 	principal, _, ok := s.caller(w, r)
 	if !ok {
 		return
 	}
-	if !s.authorize(w, principal, rbac.OpPolicyList, "/") {
+	if !s.authorize(w, principal, rbac.OpPolicyList, scope) {
 		return
 	}
-	ps, err := s.cfg.Service.ListPolicies(r.Context(), "/", "")
+	ps, err := s.cfg.Service.ListPolicies(r.Context(), scope, location)
 	if err != nil {
 		s.writeServiceError(w, r, err)
 		return

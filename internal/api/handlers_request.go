@@ -3,6 +3,7 @@ package api
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,21 @@ func (s *Server) simpleRequest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, requestResource(req))
 }
 
+// queryLimit reads the optional ?limit= of a listing (0 when absent); on a
+// bad value it answers 400 naming the field and reports false.
+func queryLimit(w http.ResponseWriter, q url.Values) (int, bool) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		writeError(w, http.StatusBadRequest, "BadRequest", "limit", "limit must be a non-negative integer")
+		return 0, false
+	}
+	return n, true
+}
+
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 	principal, _, ok := s.caller(w, r)
 	if !ok {
@@ -94,13 +110,8 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := jit.GrantFilter{VMID: q.Get("vm"), ActiveOnly: q.Get("active") == "true"}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "BadRequest", "limit", "limit must be a non-negative integer")
-			return
-		}
-		f.Limit = n
+	if f.Limit, ok = queryLimit(w, q); !ok {
+		return
 	}
 	target := "/"
 	if f.VMID != "" {
