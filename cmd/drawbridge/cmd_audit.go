@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/client"
 )
 
@@ -37,19 +38,23 @@ func (a *app) auditCmd() *cobra.Command {
 		fl.StringVar(&f.VM, "vm", "", "only records whose target is this resource ID or below it")
 		fl.IntVar(&f.Limit, "limit", 0, "only the newest N records")
 	}
+	// fetch reads the records the filter flags select.
+	fetch := func(cmd *cobra.Command) ([]audit.Record, error) {
+		if err := parse(); err != nil {
+			return nil, err
+		}
+		c, err := a.client()
+		if err != nil {
+			return nil, err
+		}
+		return c.Audit(cmd.Context(), f)
+	}
 	list := &cobra.Command{
 		Use:   "list [--since T] [--principal NAME] [--vm ID]",
 		Short: "List audit records",
 		Args:  exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := parse(); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			recs, err := c.Audit(cmd.Context(), f)
+			recs, err := fetch(cmd)
 			if err != nil {
 				return err
 			}
@@ -70,14 +75,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Short: "Write audit records as JSON lines, with their hashes",
 		Args:  exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := parse(); err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			recs, err := c.Audit(cmd.Context(), f)
+			recs, err := fetch(cmd)
 			if err != nil {
 				return err
 			}
