@@ -103,23 +103,15 @@ func New(st store.ObjectStore, now func() time.Time) *Store {
 	return &Store{st: st, now: now}
 }
 
-func (s *Store) record(actor jit.Actor, op, target, detail string, before, after any) (audit.Record, error) {
-	rec := audit.Record{Time: s.now().UTC(), Principal: actor.Principal, SourceAddress: actor.Address, Operation: op, Target: target, Result: audit.Succeeded, Detail: detail}
-	if before != nil {
-		b, err := json.Marshal(before)
-		if err != nil {
-			return rec, err
-		}
-		rec.Before = b
+// appendRecord appends the record of a succeeded change inside the
+// change's transaction, so it commits or rolls back with the change.
+func (s *Store) appendRecord(ctx context.Context, o store.Objects, actor jit.Actor, op, target, detail string, before, after any) error {
+	rec, err := audit.NewSucceeded(s.now().UTC(), actor.Principal, actor.Address, op, target, detail, before, after)
+	if err != nil {
+		return err
 	}
-	if after != nil {
-		b, err := json.Marshal(after)
-		if err != nil {
-			return rec, err
-		}
-		rec.After = b
-	}
-	return rec, nil
+	_, err = auditstore.Append(ctx, o, rec)
+	return err
 }
 
 func (s *Store) changed() {
@@ -191,12 +183,7 @@ func (s *Store) CreateToken(ctx context.Context, actor jit.Actor, p auth.IssuePa
 		if err := o.PutObject(ctx, KindToken, tok.Hash, tok); err != nil {
 			return err
 		}
-		rec, err := s.record(actor, OpTokenCreate, "/", fmt.Sprintf("token %s for %s (%s)", tok.ID, tok.Principal, tok.Kind), nil, tok)
-		if err != nil {
-			return err
-		}
-		_, err = auditstore.Append(ctx, o, rec)
-		return err
+		return s.appendRecord(ctx, o, actor, OpTokenCreate, "/", fmt.Sprintf("token %s for %s (%s)", tok.ID, tok.Principal, tok.Kind), nil, tok)
 	})
 	if err != nil {
 		return "", TokenInfo{}, err
@@ -263,13 +250,8 @@ func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (To
 			if err := o.PutObject(ctx, KindToken, t.Hash, t); err != nil {
 				return err
 			}
-			rec, err := s.record(actor, OpTokenRevoke, "/", fmt.Sprintf("token %s of %s", t.ID, t.Principal), before, t)
-			if err != nil {
-				return err
-			}
 			out = t
-			_, err = auditstore.Append(ctx, o, rec)
-			return err
+			return s.appendRecord(ctx, o, actor, OpTokenRevoke, "/", fmt.Sprintf("token %s of %s", t.ID, t.Principal), before, t)
 		}
 		return fieldErr(ErrNotFound, "id", "no token with ID %q", id)
 	})
@@ -408,12 +390,7 @@ func (s *Store) CreateRole(ctx context.Context, actor jit.Actor, r rbac.RoleDefi
 		if err := o.PutObject(ctx, KindRole, strings.ToLower(r.Name), r); err != nil {
 			return err
 		}
-		rec, err := s.record(actor, OpRoleCreate, "/", "role "+r.Name, nil, r)
-		if err != nil {
-			return err
-		}
-		_, err = auditstore.Append(ctx, o, rec)
-		return err
+		return s.appendRecord(ctx, o, actor, OpRoleCreate, "/", "role "+r.Name, nil, r)
 	})
 	if err == nil {
 		s.changed()
@@ -452,12 +429,7 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 		if err := o.PutObject(ctx, KindAssignment, a.ID, toJSON(a)); err != nil {
 			return err
 		}
-		rec, err := s.record(actor, OpRoleAssign, a.Scope.String(), a.String(), nil, toJSON(a))
-		if err != nil {
-			return err
-		}
-		_, err = auditstore.Append(ctx, o, rec)
-		return err
+		return s.appendRecord(ctx, o, actor, OpRoleAssign, a.Scope.String(), a.String(), nil, toJSON(a))
 	})
 	if err == nil {
 		s.changed()
@@ -489,12 +461,7 @@ func (s *Store) Unassign(ctx context.Context, actor jit.Actor, id string) error 
 		if err := o.DeleteObject(ctx, KindAssignment, id); err != nil {
 			return err
 		}
-		rec, err := s.record(actor, OpRoleUnassign, a.Scope, "assignment "+id, a, nil)
-		if err != nil {
-			return err
-		}
-		_, err = auditstore.Append(ctx, o, rec)
-		return err
+		return s.appendRecord(ctx, o, actor, OpRoleUnassign, a.Scope, "assignment "+id, a, nil)
 	})
 	if err == nil {
 		s.changed()
@@ -576,11 +543,7 @@ func (s *Store) Bootstrap(ctx context.Context, path string) (string, error) {
 			{OpTokenCreate, "bootstrap administrator token " + tok.ID + " written to " + path, tok},
 			{OpRoleAssign, a.String(), toJSON(a)},
 		} {
-			rec, err := s.record(actor, r.op, "/", r.detail, nil, r.after)
-			if err != nil {
-				return err
-			}
-			if _, err := auditstore.Append(ctx, o, rec); err != nil {
+			if err := s.appendRecord(ctx, o, actor, r.op, "/", r.detail, nil, r.after); err != nil {
 				return err
 			}
 		}

@@ -48,6 +48,32 @@ type Record struct {
 	Hash          string          `json:"hash"`
 }
 
+// NewSucceeded returns the record of a change that succeeded: principal
+// (from address) did op to target at t, described by detail, taking it from
+// before to after (each encoded as JSON; nil leaves it empty).
+func NewSucceeded(t time.Time, principal, address, op, target, detail string, before, after any) (Record, error) {
+	rec := Record{Time: t, Principal: principal, SourceAddress: address, Operation: op, Target: target, Result: Succeeded, Detail: detail}
+	var err error
+	if rec.Before, err = encodeState(before); err != nil {
+		return Record{}, err
+	}
+	if rec.After, err = encodeState(after); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+func encodeState(v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode: %w", err)
+	}
+	return b, nil
+}
+
 // Chain returns next appended after prev: Seq is prev.Seq+1, PrevHash is
 // prev.Hash, and Hash is computed. Pass the zero Record as prev for the first
 // record (Seq 1, empty PrevHash). Time is normalised to UTC with microsecond

@@ -2,7 +2,6 @@ package jit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -59,23 +58,7 @@ func (s *Service) auditTx(ctx context.Context, tx Tx, actor Actor, op, target, d
 
 // auditRecord builds the succeeded record auditTx appends.
 func auditRecord(actor Actor, op, target, detail string, before, after any, now time.Time) (audit.Record, error) {
-	rec := audit.Record{
-		Time:          now,
-		Principal:     actor.Principal,
-		SourceAddress: actor.Address,
-		Operation:     op,
-		Target:        target,
-		Result:        audit.Succeeded,
-		Detail:        detail,
-	}
-	var err error
-	if rec.Before, err = rawJSON(before); err != nil {
-		return audit.Record{}, err
-	}
-	if rec.After, err = rawJSON(after); err != nil {
-		return audit.Record{}, err
-	}
-	return rec, nil
+	return audit.NewSucceeded(now, actor.Principal, actor.Address, op, target, detail, before, after)
 }
 
 // endGrant ends g for reason inside tx: the ended grant is stored and its
@@ -109,17 +92,6 @@ func (s *Service) grantEndRecord(tx Tx, actor Actor, before, after Grant, now ti
 	return auditRecord(actor, AuditGrantEnd, after.VMID,
 		fmt.Sprintf("grant %s (port %d from %s) %s: %s", after.ID, after.Port, after.Source, after.Status, after.StatusReason),
 		before, after, now)
-}
-
-func rawJSON(v any) (json.RawMessage, error) {
-	if v == nil {
-		return nil, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode: %w", err)
-	}
-	return b, nil
 }
 
 // auditRequest records a request: one record per VM it names, so that the
