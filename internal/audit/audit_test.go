@@ -166,3 +166,18 @@ func TestVerifyAfterJSONRoundTrip(t *testing.T) {
 		t.Errorf("edited detail after export: got %v, want a break at seq 2", err)
 	}
 }
+
+// NewSucceeded encodes before and after as JSON and leaves a nil one empty.
+func TestNewSucceeded(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	r, err := NewSucceeded(at, "alice", "198.18.0.1", "role.create", "/", "role x", nil, map[string]int{"n": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Result != Succeeded || r.Before != nil || string(r.After) != `{"n":1}` || r.Principal != "alice" || r.SourceAddress != "198.18.0.1" || !r.Time.Equal(at) {
+		t.Fatalf("record = %+v", r)
+	}
+	if _, err := NewSucceeded(at, "alice", "", "op", "/", "", func() {}, nil); err == nil {
+		t.Fatal("an unencodable state gave no error")
+	}
+}

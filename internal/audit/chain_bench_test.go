@@ -25,18 +25,3 @@ func BenchmarkChain(b *testing.B) {
 		_ = Chain(Record{Seq: 41, Hash: "00"}, r)
 	}
 }
-
-// NewSucceeded encodes before and after as JSON and leaves a nil one empty.
-func TestNewSucceeded(t *testing.T) {
-	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	r, err := NewSucceeded(at, "alice", "198.18.0.1", "role.create", "/", "role x", nil, map[string]int{"n": 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Result != Succeeded || r.Before != nil || string(r.After) != `{"n":1}` || r.Principal != "alice" || r.SourceAddress != "198.18.0.1" || !r.Time.Equal(at) {
-		t.Fatalf("record = %+v", r)
-	}
-	if _, err := NewSucceeded(at, "alice", "", "op", "/", "", func() {}, nil); err == nil {
-		t.Fatal("an unencodable state gave no error")
-	}
-}
