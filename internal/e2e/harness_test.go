@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,43 +18,15 @@ import (
 	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/netns"
 	"github.com/drawbridge/drawbridge/internal/provider/nftables"
+	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
 // The test host's VM, as the inventory names it.
 const vmID = "/subscriptions/00000000-0000-0000-0000-0000000000e2/resourceGroups/e2e/providers/Microsoft.Compute/virtualMachines/host1"
 
-var (
-	binPath  string
-	buildErr error
-	buildDir string
-	once     sync.Once
-)
-
-// binary builds cmd/drawbridge once per test binary.
-func binary(t testing.TB) string {
-	t.Helper()
-	once.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "drawbridge-e2e-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "drawbridge")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/drawbridge/drawbridge/cmd/drawbridge").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -200,7 +171,7 @@ func startProc(t testing.TB, name, logPath string, args ...string) (*proc, *bufi
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary(t), args...)
+	cmd := exec.Command(testbin.Drawbridge(t), args...)
 	cmd.Stderr = lf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -267,7 +238,7 @@ func startAgent(t testing.TB, dir, name, url string, vm *netns.NS) *proc {
 // cli runs the drawbridge CLI against url and returns its stdout.
 func cli(t testing.TB, url string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"--server", url}, args...)...)
+	cmd := exec.Command(testbin.Drawbridge(t), append([]string{"--server", url}, args...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,35 +21,13 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/pgtest"
+	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds cmd/drawbridge once per test run.
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "drawbridge-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "drawbridge")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/drawbridge/drawbridge/cmd/drawbridge").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m)
+	testbin.Cleanup()
+	os.Exit(code)
 }
 
 // replica is one running `drawbridge server` process.
@@ -74,7 +51,7 @@ func startReplica(t testing.TB, dsn, dir string, n int) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary(t), "server", "--db", dsn, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(testbin.Drawbridge(t), "server", "--db", dsn, "--listen", "127.0.0.1:0")
 	cmd.Dir = dir
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
