@@ -30,13 +30,7 @@ type migration = store.Migration
 func migrations() ([]migration, error) { return store.LoadMigrations(migrationFiles, "migrations") }
 
 // LatestSchemaVersion is the schema version this code creates and expects.
-func LatestSchemaVersion() int {
-	ms, err := migrations()
-	if err != nil || len(ms) == 0 {
-		return 0
-	}
-	return ms[len(ms)-1].Version
-}
+func LatestSchemaVersion() int { return store.LatestSchemaVersion(migrationFiles, "migrations") }
 
 // migrate applies pending migrations while holding a session advisory lock
 // (released when the connection is released or drops), each migration in
