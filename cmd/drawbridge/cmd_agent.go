@@ -39,17 +39,7 @@ while the agent or the server is down. It needs CAP_NET_ADMIN.
 			if vm == "" {
 				return errors.New("--vm: the VM's resource ID is required")
 			}
-			srv := a.server
-			if srv == "" {
-				srv = a.getenv("DRAWBRIDGE_SERVER")
-			}
-			if srv == "" {
-				srv = defaultServer
-			}
-			tok := a.token
-			if tok == "" {
-				tok = a.getenv("DRAWBRIDGE_TOKEN")
-			}
+			srv, tok := a.serverAndToken()
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug

@@ -86,23 +86,28 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	return root
 }
 
+// serverAndToken returns the server URL and API token: --server or
+// DRAWBRIDGE_SERVER (else the default), --token or DRAWBRIDGE_TOKEN.
+func (a *app) serverAndToken() (server, token string) {
+	server, token = a.server, a.token
+	if server == "" {
+		server = a.getenv("DRAWBRIDGE_SERVER")
+	}
+	if server == "" {
+		server = defaultServer
+	}
+	if token == "" {
+		token = a.getenv("DRAWBRIDGE_TOKEN")
+	}
+	return server, token
+}
+
 // client builds the API client from flags and environment.
 func (a *app) client() (*client.Client, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, fmt.Errorf("--output: %q is not a format; use table or json", a.output)
 	}
-	srv := a.server
-	if srv == "" {
-		srv = a.getenv("DRAWBRIDGE_SERVER")
-	}
-	if srv == "" {
-		srv = defaultServer
-	}
-	tok := a.token
-	if tok == "" {
-		tok = a.getenv("DRAWBRIDGE_TOKEN")
-	}
-	c, err := client.New(srv, tok)
+	c, err := client.New(a.serverAndToken())
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
