@@ -176,10 +176,8 @@ func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) 
 func (s *Store) inTx(ctx context.Context, readOnly bool, fn func(*tx) error) error {
 	backoff := time.Millisecond
 	reconnects := 0
-	// Writers take turns from the first attempt (package doc).
-	writerLock := !readOnly
 	for attempt := 1; ; attempt++ {
-		err, retry := s.attempt(ctx, fn, readOnly, writerLock)
+		err, retry := s.attempt(ctx, fn, readOnly)
 		if err == nil {
 			return nil
 		}
@@ -193,10 +191,6 @@ func (s *Store) inTx(ctx context.Context, readOnly bool, fn func(*tx) error) err
 		if !retry || attempt >= maxAttempts || ctx.Err() != nil {
 			return err
 		}
-		// Writers hold the writer lock on every attempt (see the package
-		// doc); a read-only transaction never queues there: it does not
-		// collide with writers.
-		writerLock = !readOnly
 		s.retries.Add(1)
 		// Full jitter: replicas that collided do not collide again in step.
 		d := time.Duration(rand.Int64N(int64(backoff))) + 100*time.Microsecond
@@ -213,7 +207,7 @@ func (s *Store) inTx(ctx context.Context, readOnly bool, fn func(*tx) error) err
 
 // attempt runs fn once. It returns fn's (or the database's) error and
 // whether running fn again may succeed.
-func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly, writerLock bool) (err error, retry bool) {
+func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly bool) (err error, retry bool) {
 	if err := ctx.Err(); err != nil {
 		return err, false
 	}
@@ -225,8 +219,10 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly, write
 		return unavailable("connect", err), false
 	}
 	t := &tx{conn: conn, readOnly: readOnly}
-	if writerLock {
-		// Before BEGIN, so the snapshot is taken after the wait.
+	if !readOnly {
+		// Writers take turns on every attempt (see the package doc); a
+		// read-only transaction never queues here. Before BEGIN, so the
+		// snapshot is taken after the wait.
 		t.sessionLocks, t.writerLock = true, true
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(writerLockKey)); err != nil {
 			t.fail("writer lock", err)
