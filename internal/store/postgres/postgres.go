@@ -223,7 +223,7 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly bool) 
 		// Writers take turns on every attempt (see the package doc); a
 		// read-only transaction never queues here. Before BEGIN, so the
 		// snapshot is taken after the wait.
-		t.sessionLocks, t.writerLock = true, true
+		t.sessionLocks = true
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(writerLockKey)); err != nil {
 			t.fail("writer lock", err)
 			t.finish(false)
@@ -318,9 +318,6 @@ type tx struct {
 	// sessionLocks: advisory locks were taken on the connection outside
 	// the transaction and must be released after it.
 	sessionLocks bool
-	// writerLock: the transaction holds the writer lock, so no other
-	// writer runs beside it.
-	writerLock bool
 	// dbErr is the first error the database (or the connection) returned.
 	dbErr      error
 	broken     bool // dbErr means the connection is gone
