@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -218,6 +219,9 @@ type entry struct {
 	// canon, if set, returns the canonical JSON when orig holds the stored
 	// bytes, which may differ from it.
 	canon func() ([]byte, error)
+	// pristine, if set, is what orig decoded to (never modified): a val
+	// still deeply equal to it is unchanged, and flush skips encoding it.
+	pristine any
 }
 
 // rawGetter is implemented by object stores that can return an object's
@@ -276,10 +280,11 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: %w", kind, id, err)
 		}
-		if err := json.Unmarshal(raw, v); err != nil {
+		pristine, err := decodeInto(objectMemo, raw, v)
+		if err != nil {
 			return nil, fmt.Errorf("read %s %s: decode: %w", kind, id, err)
 		}
-		s.m[k] = &entry{orig: raw, val: v, canon: func() ([]byte, error) {
+		s.m[k] = &entry{orig: raw, val: v, pristine: pristine, canon: func() ([]byte, error) {
 			w := new(T)
 			if err := json.Unmarshal(raw, w); err != nil {
 				return nil, err
@@ -377,6 +382,9 @@ func (s *session) flush() error {
 				}
 			}
 		case e.val != nil:
+			if e.pristine != nil && reflect.DeepEqual(e.val, e.pristine) {
+				continue
+			}
 			b, err := json.Marshal(e.val)
 			if err != nil {
 				return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
@@ -388,6 +396,7 @@ func (s *session) flush() error {
 				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, b); err != nil {
 					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 				}
+				objectMemo.remember(b, e.val)
 				continue
 			}
 			if e.canon != nil {

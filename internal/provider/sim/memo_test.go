@@ -1,0 +1,86 @@
+package sim
+
+import (
+	"encoding/json"
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/drawbridge/drawbridge/internal/netrule"
+)
+
+// A value handed out by the memo is the caller's to change: changing it
+// (its slices, nested values) must not change what the next caller gets.
+func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
+	memo := &decodeMemo{m: map[memoKey]any{}}
+	nsg := netrule.NSG{ID: "nsg-1", Name: "nsg", SecurityRules: []netrule.SecurityRule{
+		{Name: "ssh", Priority: 300, Direction: netrule.Inbound, Access: netrule.Allow, Protocol: netrule.Tcp,
+			SourceAddressPrefixes: []string{"198.18.0.0/24"}, DestinationPortRange: "22"}}}
+	raw, err := json.Marshal(nsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 { // a miss, then hits
+		var got netrule.NSG
+		pristine, err := decodeInto(memo, raw, &got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, nsg) || !reflect.DeepEqual(*pristine, nsg) {
+			t.Fatalf("round %d: decoded %+v, pristine %+v, want %+v", round, got, *pristine, nsg)
+		}
+		got.SecurityRules[0].SourceAddressPrefixes[0] = "0.0.0.0/0"
+		got.SecurityRules[0].Priority = 100
+		got.SecurityRules = append(got.SecurityRules, netrule.SecurityRule{Name: "extra"})
+		if !reflect.DeepEqual(*pristine, nsg) {
+			t.Fatalf("round %d: changing the decoded value changed the memo's: %+v", round, *pristine)
+		}
+	}
+	if len(memo.m) != 1 {
+		t.Fatalf("memo holds %d entries, want 1", len(memo.m))
+	}
+	// Other bytes are another entry, and never the old value.
+	nsg.SecurityRules[0].Priority = 310
+	raw2, _ := json.Marshal(nsg)
+	var got netrule.NSG
+	if _, err := decodeInto(memo, raw2, &got); err != nil || got.SecurityRules[0].Priority != 310 {
+		t.Fatalf("changed bytes decoded to %+v, %v", got, err)
+	}
+	// Malformed bytes are an error, as from json.Unmarshal, and not remembered.
+	if _, err := decodeInto(memo, []byte(`{"id":`), &got); err == nil {
+		t.Fatal("malformed JSON decoded without error")
+	}
+	if len(memo.m) != 2 {
+		t.Fatalf("memo holds %d entries, want 2", len(memo.m))
+	}
+}
+
+func TestDeepCopySharesNothingMutable(t *testing.T) {
+	type inner struct {
+		Addrs []netip.Addr
+		Tags  map[string][]string
+	}
+	type outer struct {
+		Name  string
+		In    *inner
+		List  []inner
+		Any   any
+		Fixed [2][]int
+	}
+	src := outer{Name: "a", In: &inner{Addrs: []netip.Addr{netip.MustParseAddr("198.18.0.1")}, Tags: map[string][]string{"k": {"v"}}},
+		List: []inner{{Tags: map[string][]string{"x": {"y"}}}}, Any: []string{"s"}, Fixed: [2][]int{{1}, {2}}}
+	var dst outer
+	deepCopyInto(reflect.ValueOf(&dst).Elem(), reflect.ValueOf(src))
+	if !reflect.DeepEqual(dst, src) {
+		t.Fatalf("copy %+v differs from %+v", dst, src)
+	}
+	dst.In.Addrs[0] = netip.MustParseAddr("198.18.0.2")
+	dst.In.Tags["k"][0] = "changed"
+	dst.List[0].Tags["x"] = nil
+	dst.Any.([]string)[0] = "changed"
+	dst.Fixed[0][0] = 9
+	if src.In.Addrs[0] != netip.MustParseAddr("198.18.0.1") || src.In.Tags["k"][0] != "v" || src.List[0].Tags["x"] == nil ||
+		src.Any.([]string)[0] != "s" || src.Fixed[0][0] != 1 {
+		t.Fatalf("changing the copy changed the source: %+v", src)
+	}
+}
