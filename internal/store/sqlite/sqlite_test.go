@@ -179,3 +179,43 @@ func TestInMemory(t *testing.T) {
 		t.Fatalf("in-memory read back %d, %v", n, err)
 	}
 }
+
+// The queries for active grants (a VM's, the expiry job's) must be served by
+// the partial indexes of migration 0004, whose condition is the literal
+// 'Initiated': a query that stopped matching it would scan every grant
+// ever made, with the same results, just slower and slower.
+func TestActiveGrantQueriesUsePartialIndexes(t *testing.T) {
+	if string(jit.StatusInitiated) != "Initiated" {
+		t.Fatalf("jit.StatusInitiated is %q; the queries and migration 0004 say 'Initiated'", jit.StatusInitiated)
+	}
+	s := openTemp(t)
+	for _, c := range []struct {
+		query, index string
+		args         []any
+	}{
+		{listGrantsQuery(true, false, false, true), "grants_active_vm", []any{"vm", -1}},
+		{listGrantsQuery(true, false, true, true), "grants_active_vm", []any{"vm", 22, -1}},
+		{listGrantsQuery(false, false, false, true), "grants_active_", []any{-1}},
+		{qDueGrants, "grants_active_end", []any{int64(0), -1}},
+		{qNextEndTime, "grants_active_end", nil},
+		{listGrantsQuery(true, false, false, false), "grants_vm_start", []any{"vm", -1}},
+	} {
+		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+c.query, c.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "; "), "INDEX "+c.index) {
+			t.Errorf("%s\nplan %q does not use index %s*", c.query, plan, c.index)
+		}
+	}
+}

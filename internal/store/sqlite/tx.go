@@ -63,9 +63,9 @@ const (
 		ORDER BY request_id, idx`
 	qGetGrant    = `SELECT body FROM grants WHERE id = ?`
 	qUpdateGrant = `UPDATE grants SET status = ?, body = ? WHERE id = ?`
-	qDueGrants   = `SELECT body FROM grants WHERE status = ? AND end_time <= ?
+	qDueGrants   = `SELECT body FROM grants WHERE status = 'Initiated' AND end_time <= ?
 		ORDER BY end_time, id LIMIT ?`
-	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = ?`
+	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = 'Initiated'`
 
 	qAppendAudit = `INSERT INTO audit_records (seq, body) VALUES (?, ?)`
 	qListAudit   = `SELECT seq, body FROM audit_records ORDER BY seq`
@@ -79,7 +79,7 @@ const (
 
 // listGrantsQuery builds the ListGrants query for one combination of
 // filters; only present filters appear, so SQLite can pick the matching
-// index. Arguments follow in the order vm, policy, port, status, limit.
+// index. Arguments follow in the order vm, policy, port, limit.
 func listGrantsQuery(vm, policy, port, active bool) string {
 	var where []string
 	if vm {
@@ -92,7 +92,9 @@ func listGrantsQuery(vm, policy, port, active bool) string {
 		where = append(where, "port = ?")
 	}
 	if active {
-		where = append(where, "status = ?")
+		// A literal, not a parameter, so that SQLite can use the
+		// partial indexes over active grants (migration 0004).
+		where = append(where, "status = 'Initiated'")
 	}
 	q := "SELECT body FROM grants"
 	if len(where) > 0 {
@@ -446,6 +448,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
 		}
 		t.cache.put(tableGrants, "", g.ID, body)
+		grantMemo.remember(body, g)
 	}
 	return nil
 }
@@ -514,9 +517,6 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	if f.Port != 0 {
 		args = append(args, f.Port)
 	}
-	if f.ActiveOnly {
-		args = append(args, string(jit.StatusInitiated))
-	}
 	args = append(args, sqlLimit(f.Limit))
 	q := listGrantsQuery(f.VMID != "", f.PolicyID != "", f.Port != 0, f.ActiveOnly)
 	rows, err := t.stmt(q).QueryContext(noCancel, args...)
@@ -554,7 +554,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return err
 	}
-	cur = cur.WithStateOf(g)
+	cur = cur.WithStateOf(g).InUTC()
 	body, err := json.Marshal(cur)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
@@ -563,11 +563,12 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
 	t.cache.put(tableGrants, "", g.ID, body)
+	grantMemo.remember(body, cur)
 	return nil
 }
 
 func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
-	rows, err := t.stmt(qDueGrants).QueryContext(noCancel, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
+	rows, err := t.stmt(qDueGrants).QueryContext(noCancel, now.UnixNano(), sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due grants: %w", err)
 	}
@@ -576,7 +577,7 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	var n sql.NullInt64
-	if err := t.stmt(qNextEndTime).QueryRowContext(noCancel, string(jit.StatusInitiated)).Scan(&n); err != nil {
+	if err := t.stmt(qNextEndTime).QueryRowContext(noCancel).Scan(&n); err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next end time: %w", err)
 	}
 	if !n.Valid {
