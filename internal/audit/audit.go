@@ -81,13 +81,21 @@ func encodeState(v any) (json.RawMessage, error) {
 // gives back (PostgreSQL keeps microseconds, jsonb reorders keys) still
 // verifies.
 func Chain(prev Record, next Record) Record {
+	rec, _ := chain(prev, next)
+	return rec
+}
+
+// chain is Chain, also reporting whether Before and After came out as
+// valid canonical JSON (or empty), which ChainJSON's encoding relies on.
+func chain(prev Record, next Record) (Record, bool) {
 	next.Seq = prev.Seq + 1
 	next.PrevHash = prev.Hash
 	next.Time = next.Time.UTC().Truncate(time.Microsecond)
-	next.Before = canonicalJSON(next.Before)
-	next.After = canonicalJSON(next.After)
+	var okBefore, okAfter bool
+	next.Before, okBefore = canonicalize(next.Before)
+	next.After, okAfter = canonicalize(next.After)
 	next.Hash = computeHash(next, next.Before, next.After)
-	return next
+	return next, okBefore && okAfter
 }
 
 // ComputeHash returns the hex SHA-256 of r's canonical encoding: every field

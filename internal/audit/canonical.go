@@ -17,36 +17,50 @@ import (
 // and hands anything it is not sure about (invalid input, trailing data,
 // duplicate keys, very deep nesting) to the slow path.
 func canonicalJSON(b json.RawMessage) json.RawMessage {
+	out, _ := canonicalize(b)
+	return out
+}
+
+// canonicalize is canonicalJSON, also reporting whether the result is
+// empty or valid JSON (as json.Marshal writes it: compact, with the
+// characters it escapes escaped). It is not only for invalid input, which
+// is returned as it is.
+func canonicalize(b json.RawMessage) (json.RawMessage, bool) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || string(t) == "null" {
-		return nil
+		return nil, true
 	}
 	c := canonicalizer{in: t, out: make([]byte, 0, len(t))}
 	if c.value(0) {
 		c.skipSpace()
 		if c.pos == len(c.in) {
-			return c.out
+			return c.out, true
 		}
 	}
-	return slowCanonicalJSON(b)
+	return slowCanonicalize(b)
 }
 
 func slowCanonicalJSON(b json.RawMessage) json.RawMessage {
+	out, _ := slowCanonicalize(b)
+	return out
+}
+
+func slowCanonicalize(b json.RawMessage) (json.RawMessage, bool) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || string(t) == "null" {
-		return nil
+		return nil, true
 	}
 	dec := json.NewDecoder(bytes.NewReader(t))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil || dec.More() {
-		return b
+		return b, false
 	}
 	out, err := json.Marshal(v)
 	if err != nil {
-		return b
+		return b, false
 	}
-	return out
+	return out, true
 }
 
 // canonicalizer is a strict JSON scanner that writes the canonical encoding

@@ -47,16 +47,18 @@ type RecordTable interface {
 	ListAuditRecords(ctx context.Context, fn func(seq int64, body []byte) error) error
 }
 
-// putRecord stores a chained record where objs keeps records.
-func putRecord(ctx context.Context, objs store.Objects, rec audit.Record) error {
+// appendRecord chains rec after prev and stores it where objs keeps
+// records; it returns the stored record.
+func appendRecord(ctx context.Context, objs store.Objects, prev, rec audit.Record) (audit.Record, error) {
 	if t, ok := objs.(RecordTable); ok {
-		body, err := json.Marshal(rec)
+		next, body, err := audit.ChainJSON(prev, rec)
 		if err != nil {
-			return err
+			return next, err
 		}
-		return t.AppendAuditRecord(ctx, rec.Seq, body)
+		return next, t.AppendAuditRecord(ctx, next.Seq, body)
 	}
-	return objs.PutObject(ctx, KindRecord, Key(rec.Seq), rec)
+	next := audit.Chain(prev, rec)
+	return next, objs.PutObject(ctx, KindRecord, Key(next.Seq), next)
 }
 
 // listRecords calls fn with every stored record's key (Key of its seq) and
@@ -96,8 +98,8 @@ func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]
 	prev := audit.Record{Seq: h.Seq, Hash: h.Hash}
 	out := make([]audit.Record, 0, len(recs))
 	for _, rec := range recs {
-		next := audit.Chain(prev, rec)
-		if err := putRecord(ctx, objs, next); err != nil {
+		next, err := appendRecord(ctx, objs, prev, rec)
+		if err != nil {
 			return nil, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
 		}
 		out = append(out, next)

@@ -466,6 +466,10 @@ func (s *Store) runBatch(batch []*txJob) {
 		}
 		return
 	}
+	// The batch's statements, bound to its transaction once: binding
+	// (Tx.StmtContext) locks, allocates and registers a statement each
+	// time, which measured as much as running a small one.
+	bound := map[string]*sql.Stmt{}
 	s.checkDataVersion(sqlTx)
 	ok := 0
 	for i, j := range batch {
@@ -473,11 +477,12 @@ func (s *Store) runBatch(batch []*txJob) {
 			results[i].err = err
 			continue
 		}
-		if _, err := sqlTx.StmtContext(noCancel, s.stmts[qSavepoint]).ExecContext(noCancel); err != nil {
+		t := &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
+		if _, err := t.stmt(qSavepoint).ExecContext(noCancel); err != nil {
 			results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
 			continue
 		}
-		results[i] = runJob(&tx{s: s, tx: sqlTx, stmts: s.stmts, cache: s.cache}, j)
+		results[i] = runJob(t, j)
 		if results[i].err != nil || results[i].panic != nil {
 			s.cache.reset() // it holds what the savepoint is about to undo
 			if _, err := sqlTx.ExecContext(context.Background(), "ROLLBACK TO job; RELEASE job"); err != nil {
@@ -494,7 +499,7 @@ func (s *Store) runBatch(batch []*txJob) {
 			}
 			continue
 		}
-		if _, err := sqlTx.StmtContext(noCancel, s.stmts[qRelease]).ExecContext(noCancel); err != nil {
+		if _, err := t.stmt(qRelease).ExecContext(noCancel); err != nil {
 			results[i].err = fmt.Errorf("sqlite: release savepoint: %w", err)
 			_ = sqlTx.Rollback()
 			s.cache.reset()
@@ -559,12 +564,19 @@ var noCancel = context.Background()
 // stmt returns query's prepared statement bound to this transaction. With
 // one connection the statement prepared in Open is reused every time.
 func (t *tx) stmt(query string) *sql.Stmt {
+	if st, ok := t.bound[query]; ok {
+		return st
+	}
 	st, ok := t.stmts[query]
 	if !ok {
 		// Every query is listed in allQueries; reaching this is a bug.
 		panic("sqlite: query not prepared: " + query)
 	}
-	return t.tx.StmtContext(noCancel, st)
+	st = t.tx.StmtContext(noCancel, st)
+	if t.bound != nil {
+		t.bound[query] = st
+	}
+	return st
 }
 
 // prepareAll prepares every query the store runs on db into stmts. For the

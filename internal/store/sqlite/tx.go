@@ -22,6 +22,9 @@ type tx struct {
 	// stmts are the prepared statements of tx's connection pool: the
 	// writer's, or the read pool's for ReadTx.
 	stmts map[string]*sql.Stmt
+	// bound are statements of stmts already bound to tx (nil: bind every
+	// time); a group commit's transactions share them.
+	bound map[string]*sql.Stmt
 	// cache is the writer's row cache (cache.go); nil for read-pool
 	// transactions, which see a snapshot of their own.
 	cache *rowCache
