@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,11 +90,25 @@ type Store struct {
 	gen    uint64 // bumped by every local write; the cache is rebuilt after
 	built  uint64
 	at     time.Time
+	tokens map[string]cachedToken // by token hash; see LookupToken
 }
 
 // policyTTL bounds how stale the cached policy may be when another replica
-// changed roles (changes made through this Store take effect at once).
+// changed roles (changes made through this Store take effect at once). The
+// same bound holds for API tokens: one revoked through another replica
+// stops working here within policyTTL.
 const policyTTL = 2 * time.Second
+
+// cachedToken is a stored token as read at `at`, while the local write
+// generation was gen.
+type cachedToken struct {
+	info TokenInfo
+	gen  uint64
+	at   time.Time
+}
+
+// maxCachedTokens bounds the token cache; past it the cache starts again.
+const maxCachedTokens = 10000
 
 // New returns a Store over st; now is the clock (time.Now if nil).
 func New(st store.ObjectStore, now func() time.Time) *Store {
@@ -255,6 +270,7 @@ func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (To
 		}
 		return fieldErr(ErrNotFound, "id", "no token with ID %q", id)
 	})
+	s.changed() // cached lookups of the token are stale now
 	return out, err
 }
 
@@ -262,10 +278,7 @@ func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (To
 // authenticates it (auth.Authenticate: match, not revoked, not expired).
 func (s *Store) LookupToken(ctx context.Context, plaintext string) (auth.Token, rbac.Principal, error) {
 	hash := auth.HashToken(plaintext)
-	var t TokenInfo
-	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
-		return o.GetObject(ctx, KindToken, hash, &t)
-	})
+	t, err := s.storedToken(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return auth.Token{}, rbac.Principal{}, fmt.Errorf("%w: unknown token", auth.ErrUnauthenticated)
 	} else if err != nil {
@@ -277,6 +290,40 @@ func (s *Store) LookupToken(ctx context.Context, plaintext string) (auth.Token, 
 		p.Groups = t.Groups
 	}
 	return t.Token, p, err
+}
+
+// storedToken reads the token stored under hash. Every request
+// authenticates, so found tokens are cached like the policy: a local
+// change (a revocation through this Store) is seen at once, one made
+// through another replica within policyTTL. Expiry is not cached: the
+// caller checks it on every use. Unknown hashes are not cached, so a
+// token created on another replica works at once.
+func (s *Store) storedToken(ctx context.Context, hash string) (TokenInfo, error) {
+	s.mu.Lock()
+	c, ok := s.tokens[hash]
+	gen := s.gen
+	s.mu.Unlock()
+	if ok && c.gen == gen && s.now().Sub(c.at) < policyTTL {
+		t := c.info
+		t.Groups = slices.Clone(t.Groups)
+		return t, nil
+	}
+	at := s.now()
+	var t TokenInfo
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+		return o.GetObject(ctx, KindToken, hash, &t)
+	})
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	s.mu.Lock()
+	if s.tokens == nil || len(s.tokens) >= maxCachedTokens {
+		s.tokens = map[string]cachedToken{}
+	}
+	s.tokens[hash] = cachedToken{info: t, gen: gen, at: at}
+	s.mu.Unlock()
+	t.Groups = slices.Clone(t.Groups)
+	return t, nil
 }
 
 // ---- roles and assignments ----

@@ -2,7 +2,9 @@ package access_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/access"
@@ -101,5 +103,82 @@ func TestLookupsUseReadTx(t *testing.T) {
 	}
 	if st.writes.Load() != w0 {
 		t.Error("LookupToken of an unknown token ran a writing transaction")
+	}
+}
+
+// Token lookups are cached like the authorization policy: a revocation
+// through the same Store takes effect at once, one through another replica
+// (another Store on the same database) within policyTTL (2s), and expiry
+// is checked on every use, cached or not.
+func TestTokenLookupCache(t *testing.T) {
+	st := &countingStore{Store: memstore.New()}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a, b := access.New(st, clock), access.New(st, clock)
+	ctx := context.Background()
+	admin := jit.Actor{Principal: "admin"}
+	issue := func(p auth.IssueParams) (string, access.TokenInfo) {
+		t.Helper()
+		plain, tok, err := a.CreateToken(ctx, admin, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plain, tok
+	}
+	lookup := func(s *access.Store, plain string) error {
+		_, _, err := s.LookupToken(ctx, plain)
+		return err
+	}
+
+	plain, tok := issue(auth.IssueParams{Principal: "alice"})
+	// A token created through a replica works at once on another (unknown
+	// tokens are not cached).
+	reads := st.reads.Load()
+	for range 3 {
+		if err := lookup(b, plain); err != nil {
+			t.Fatalf("fresh token refused: %v", err)
+		}
+	}
+	if n := st.reads.Load() - reads; n != 1 {
+		t.Errorf("3 lookups of one token read the store %d times, want 1 (cached)", n)
+	}
+
+	// Revoked through the other replica: still accepted from the cache for
+	// less than 2s, refused after.
+	if _, err := a.RevokeToken(ctx, admin, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := lookup(a, plain); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("token revoked through this Store accepted: %v", err)
+	}
+	now = now.Add(1900 * time.Millisecond)
+	if err := lookup(b, plain); err != nil {
+		t.Fatalf("within the 2s bound the other replica may still accept it, got %v", err)
+	}
+	now = now.Add(200 * time.Millisecond)
+	if err := lookup(b, plain); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("token revoked through another replica still accepted after 2.1s: %v", err)
+	}
+
+	// Revoked through the Store that cached it: refused at once.
+	plain2, tok2 := issue(auth.IssueParams{Principal: "bob"})
+	if err := lookup(b, plain2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RevokeToken(ctx, admin, tok2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := lookup(b, plain2); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("token revoked through this Store accepted from its cache: %v", err)
+	}
+
+	// Expiry is checked on every use, cached or not.
+	plain3, _ := issue(auth.IssueParams{Principal: "carol", TTL: time.Minute})
+	if err := lookup(b, plain3); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute + time.Millisecond)
+	if err := lookup(b, plain3); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("expired token accepted from the cache: %v", err)
 	}
 }
