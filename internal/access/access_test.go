@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/access"
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
