@@ -19,7 +19,9 @@ var ErrConflict = errors.New("conflict")
 // Objects stores JSON documents under (kind, key). Keys are compared as given:
 // callers normalise them (resource IDs are lower-cased by resource.ID.Key).
 type Objects interface {
-	// GetObject decodes the object into into, or returns ErrNotFound.
+	// GetObject decodes the object into into (a pointer to a zero value:
+	// backends may set the whole value rather than merge into it, as
+	// json.Unmarshal would), or returns ErrNotFound.
 	GetObject(ctx context.Context, kind, key string, into any) error
 	// PutObject inserts or replaces the object with v encoded as JSON.
 	PutObject(ctx context.Context, kind, key string, v any) error

@@ -46,6 +46,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -280,7 +281,7 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: %w", kind, id, err)
 		}
-		pristine, err := decodeInto(objectMemo, raw, v)
+		pristine, err := jsonmemo.Decode(raw, v)
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: decode: %w", kind, id, err)
 		}
@@ -396,7 +397,7 @@ func (s *session) flush() error {
 				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, b); err != nil {
 					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 				}
-				objectMemo.remember(b, e.val)
+				jsonmemo.Remember(b, e.val)
 				continue
 			}
 			if e.canon != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -159,7 +160,8 @@ func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(body, into); err != nil {
+	// Objects read again unchanged (a VM, the audit head) skip decoding.
+	if err := jsonmemo.DecodeInto(body, into); err != nil {
 		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
 	}
 	return nil

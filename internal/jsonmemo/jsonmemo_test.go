@@ -1,4 +1,4 @@
-package sim
+package jsonmemo
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
 	}
 	for round := range 3 { // a miss, then hits
 		var got netrule.NSG
-		pristine, err := decodeInto(memo, raw, &got)
+		pristine, err := decode(memo, raw, &got)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,11 +43,11 @@ func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
 	nsg.SecurityRules[0].Priority = 310
 	raw2, _ := json.Marshal(nsg)
 	var got netrule.NSG
-	if _, err := decodeInto(memo, raw2, &got); err != nil || got.SecurityRules[0].Priority != 310 {
+	if _, err := decode(memo, raw2, &got); err != nil || got.SecurityRules[0].Priority != 310 {
 		t.Fatalf("changed bytes decoded to %+v, %v", got, err)
 	}
 	// Malformed bytes are an error, as from json.Unmarshal, and not remembered.
-	if _, err := decodeInto(memo, []byte(`{"id":`), &got); err == nil {
+	if _, err := decode(memo, []byte(`{"id":`), &got); err == nil {
 		t.Fatal("malformed JSON decoded without error")
 	}
 	if len(memo.m) != 2 {
@@ -82,5 +82,34 @@ func TestDeepCopySharesNothingMutable(t *testing.T) {
 	if src.In.Addrs[0] != netip.MustParseAddr("198.18.0.1") || src.In.Tags["k"][0] != "v" || src.List[0].Tags["x"] == nil ||
 		src.Any.([]string)[0] != "s" || src.Fixed[0][0] != 1 {
 		t.Fatalf("changing the copy changed the source: %+v", src)
+	}
+}
+
+// DecodeInto decodes like json.Unmarshal into a new value, from the memo
+// or not, and refuses what json.Unmarshal refuses.
+func TestDecodeInto(t *testing.T) {
+	type vm struct {
+		ID    string       `json:"id"`
+		NICs  []string     `json:"nics,omitempty"`
+		Addrs []netip.Addr `json:"addresses,omitempty"`
+	}
+	raw := []byte(`{"id":"vm1","nics":["n1","n2"],"addresses":["198.18.0.1","2001:2::1"]}`)
+	var want vm
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		var got vm
+		if err := DecodeInto(raw, &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: %+v, %v; want %+v", round, got, err, want)
+		}
+		got.NICs[0] = "changed"
+	}
+	var v vm
+	if err := DecodeInto(raw, v); err == nil {
+		t.Error("decoding into a non-pointer succeeded")
+	}
+	if err := DecodeInto([]byte(`{"id":1}`), &v); err == nil {
+		t.Error("decoding a number into a string field succeeded")
 	}
 }

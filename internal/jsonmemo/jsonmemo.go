@@ -1,17 +1,19 @@
-package sim
+// Package jsonmemo remembers what JSON bodies decode to, keyed by the Go
+// type and the bytes themselves, so that stored objects read again and
+// again unchanged (a VM, its NIC, subnet and NSGs on every request for it)
+// skip encoding/json. Keying by content makes it exact without any
+// invalidation: changed bytes are a miss. The remembered values are never
+// handed out: callers get deep copies, which they may change. It is safe
+// for concurrent use.
+package jsonmemo
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"sync"
 )
 
-// decodeMemo remembers what stored object bodies decode to, keyed by the
-// Go type and the bytes themselves, so that the objects every reconcile of
-// a VM reads again unchanged (its NIC, subnet, NSGs, footprint) skip
-// encoding/json. Keying by content makes it exact without invalidation:
-// changed bytes are a miss. The remembered values are never handed out:
-// callers get deep copies, which they may change.
 type decodeMemo struct {
 	mu sync.Mutex
 	m  map[memoKey]any // pointer to the pristine decoded value
@@ -26,13 +28,14 @@ type memoKey struct {
 // the memo starts again empty.
 const maxMemoEntries = 8192
 
-var objectMemo = &decodeMemo{m: map[memoKey]any{}}
+var memo = &decodeMemo{m: map[memoKey]any{}}
 
-// decodeInto sets *v to what raw decodes to, as json.Unmarshal(raw, v)
-// would into a new value, and returns a pristine copy of the result that
-// the caller must not modify (flush compares against it to skip encoding
-// objects a reconcile did not change).
-func decodeInto[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
+// Decode sets *v to what raw decodes to, as json.Unmarshal(raw, v) would
+// into a new value, and returns a pristine copy of the result that the
+// caller must not modify (to tell later whether *v was changed).
+func Decode[T any](raw []byte, v *T) (*T, error) { return decode(memo, raw, v) }
+
+func decode[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
 	k := memoKey{reflect.TypeFor[T](), string(raw)}
 	d.mu.Lock()
 	p, ok := d.m[k]
@@ -47,21 +50,49 @@ func decodeInto[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
 	}
 	pristine := new(T)
 	deepCopyInto(reflect.ValueOf(pristine).Elem(), reflect.ValueOf(v).Elem())
+	d.store(k, pristine)
+	return pristine, nil
+}
+
+// DecodeInto is Decode for a pointer of any type, as json.Unmarshal takes.
+func DecodeInto(raw []byte, into any) error {
+	v := reflect.ValueOf(into)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return fmt.Errorf("jsonmemo: decode into %T, not a non-nil pointer", into)
+	}
+	k := memoKey{v.Type().Elem(), string(raw)}
+	memo.mu.Lock()
+	p, ok := memo.m[k]
+	memo.mu.Unlock()
+	if ok {
+		deepCopyInto(v.Elem(), reflect.ValueOf(p).Elem())
+		return nil
+	}
+	fresh := reflect.New(v.Type().Elem())
+	if err := json.Unmarshal(raw, fresh.Interface()); err != nil {
+		return err
+	}
+	deepCopyInto(v.Elem(), fresh.Elem())
+	memo.store(k, fresh.Interface())
+	return nil
+}
+
+func (d *decodeMemo) store(k memoKey, pristine any) {
 	d.mu.Lock()
 	if len(d.m) >= maxMemoEntries {
 		clear(d.m)
 	}
 	d.m[k] = pristine
 	d.mu.Unlock()
-	return pristine, nil
 }
 
-// remember records that body is the encoding of *val (val a pointer, as
-// flush holds it), so that the next reconcile reading the object it just
-// wrote gets a copy instead of decoding it. The value is what was encoded,
-// not a decoding of it: it may differ from json.Unmarshal's in what JSON
-// does not keep (an empty slice where Unmarshal gives nil), never in what
-// it encodes to.
+// Remember records that body is the encoding of *val (val a pointer), so
+// that the next reader of the bytes just written gets a copy instead of
+// decoding them. The value is what was encoded, not a decoding of it: it
+// may differ from json.Unmarshal's in what JSON does not keep (an empty
+// slice where Unmarshal gives nil), never in what it encodes to.
+func Remember(body []byte, val any) { memo.remember(body, val) }
+
 func (d *decodeMemo) remember(body []byte, val any) {
 	v := reflect.ValueOf(val)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
@@ -69,12 +100,7 @@ func (d *decodeMemo) remember(body []byte, val any) {
 	}
 	pristine := reflect.New(v.Type().Elem())
 	deepCopyInto(pristine.Elem(), v.Elem())
-	d.mu.Lock()
-	if len(d.m) >= maxMemoEntries {
-		clear(d.m)
-	}
-	d.m[memoKey{v.Type().Elem(), string(body)}] = pristine.Interface()
-	d.mu.Unlock()
+	d.store(memoKey{v.Type().Elem(), string(body)}, pristine.Interface())
 }
 
 // deepCopyInto sets dst (settable) to a copy of src sharing no slice, map
