@@ -71,16 +71,11 @@ func (s *Server) simpleRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		end = t
 	}
-	policy, err := s.cfg.Service.PolicyForVM(r.Context(), in.VM)
-	if err != nil {
-		s.writeServiceError(w, r, err)
-		return
-	}
 	vmIn := jit.InitiateVM{ID: in.VM}
 	for _, p := range in.Ports {
 		vmIn.Ports = append(vmIn.Ports, jit.InitiatePort{Number: p, EndTimeUtc: end, Duration: in.Duration, AllowedSourceAddressPrefix: in.Source})
 	}
-	req, err := s.cfg.Service.Initiate(r.Context(), actor, policy.ID, jit.InitiateInput{VirtualMachines: []jit.InitiateVM{vmIn}, Justification: in.Justification})
+	req, err := s.cfg.Service.InitiateForVM(r.Context(), actor, jit.InitiateInput{VirtualMachines: []jit.InitiateVM{vmIn}, Justification: in.Justification})
 	if err != nil {
 		s.writeServiceError(w, r, err)
 		return

@@ -299,7 +299,19 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 // request is stored as pending (its grants have status Pending) until
 // Approve, Deny or the approval timeout decides it.
 func (s *Service) Initiate(ctx context.Context, actor Actor, policyID string, in InitiateInput) (Request, error) {
+	if policyID == "" {
+		return Request{}, notFound("", "JIT network access policy name is empty")
+	}
 	return s.initiate(ctx, actor, policyID, in, nil)
+}
+
+// InitiateForVM is Initiate under the JIT policy that covers the first
+// virtual machine of in (drawbridge's own request call names a VM, not a
+// policy). The policy is looked up in the transaction that stores the
+// request, so the request is checked against the policy it is stored
+// under; a VM without one is 404 on field "vm".
+func (s *Service) InitiateForVM(ctx context.Context, actor Actor, in InitiateInput) (Request, error) {
+	return s.initiate(ctx, actor, "", in, nil)
 }
 
 func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in InitiateInput, step *approvalStep) (Request, error) {
@@ -353,10 +365,19 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 		now = s.clock.Now().UTC()
 		req.StartTime = now
 		var err error
-		policy, err = tx.GetPolicy(ctx, policyID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, notFound("", "JIT network access policy %s not found", policyID)
-		} else if err != nil {
+		if policyID == "" { // InitiateForVM
+			vmID := in.VirtualMachines[0].ID
+			policy, err = tx.PolicyForVM(ctx, vmID)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, nil, notFound("vm", "virtual machine %s has no JIT policy", vmID)
+			}
+		} else {
+			policy, err = tx.GetPolicy(ctx, policyID)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, nil, notFound("", "JIT network access policy %s not found", policyID)
+			}
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 		req.PolicyID = policy.ID

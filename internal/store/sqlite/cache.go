@@ -19,7 +19,10 @@ import (
 // connection (another process on the same file) having committed, which
 // SQLite reports through PRAGMA data_version.
 type rowCache struct {
-	rows        map[rowKey]cachedRow
+	rows map[rowKey]cachedRow
+	// policyOf maps a VM key to the key of the policy covering it (""
+	// for none), as read from policy_vms. Writing any policy clears it.
+	policyOf    map[string]string
 	dataVersion int64
 }
 
@@ -45,7 +48,9 @@ type cachedRow struct {
 // past it the cache starts again empty.
 const maxCachedRows = 20000
 
-func newRowCache() *rowCache { return &rowCache{rows: map[rowKey]cachedRow{}} }
+func newRowCache() *rowCache {
+	return &rowCache{rows: map[rowKey]cachedRow{}, policyOf: map[string]string{}}
+}
 
 func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
 	if c == nil {
@@ -81,6 +86,35 @@ func (c *rowCache) absent(table byte, kind, key string) {
 func (c *rowCache) reset() {
 	if c != nil {
 		clear(c.rows)
+		clear(c.policyOf)
+	}
+}
+
+// policyOfVM returns the cached key of the policy covering a VM ("" for
+// none) and whether the cache knows it.
+func (c *rowCache) policyOfVM(vmKey string) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	k, ok := c.policyOf[vmKey]
+	return k, ok
+}
+
+func (c *rowCache) setPolicyOfVM(vmKey, policyKey string) {
+	if c == nil {
+		return
+	}
+	if len(c.policyOf) >= maxCachedRows {
+		clear(c.policyOf)
+	}
+	c.policyOf[vmKey] = policyKey
+}
+
+// policiesChanged forgets every VM's policy: a policy was written or
+// deleted, which changes policy_vms.
+func (c *rowCache) policiesChanged() {
+	if c != nil {
+		clear(c.policyOf)
 	}
 }
 

@@ -333,3 +333,69 @@ func TestGrantMemoRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The writer caches which policy covers a VM; every way policy_vms changes
+// (a policy written with other VMs, deleted, a rolled-back write) must show
+// in the next lookup.
+func TestWriterPolicyOfVMFollowsPolicyChanges(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	vm := "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+	policy := func(name string, vms ...string) jit.Policy {
+		p := jit.Policy{ID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/" + name, Name: name, Location: "westeurope"}
+		for _, v := range vms {
+			p.VirtualMachines = append(p.VirtualMachines, jit.VMPolicy{ID: v, Ports: []jit.PortPolicy{{Number: 22, Protocol: "TCP", AllowedSourceAddressPrefix: "*", MaxRequestAccessDuration: "PT3H"}}})
+		}
+		return p
+	}
+	// want "" means no policy covers vm.
+	check := func(step, want string) {
+		t.Helper()
+		err := s.InTx(ctx, func(tx jit.Tx) error {
+			for range 2 { // the second lookup comes from the cache
+				p, err := tx.PolicyForVM(ctx, vm)
+				switch {
+				case want == "" && !errors.Is(err, store.ErrNotFound):
+					return fmt.Errorf("got %s, %v; want not found", p.Name, err)
+				case want != "" && (err != nil || p.Name != want):
+					return fmt.Errorf("got %q, %v; want %s", p.Name, err, want)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	put := func(p jit.Policy) {
+		t.Helper()
+		if err := s.InTx(ctx, func(tx jit.Tx) error { return tx.PutPolicy(ctx, p) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("no policy yet", "")
+	put(policy("p1", vm))
+	check("p1 covers vm", "p1")
+	put(policy("p1"))
+	check("p1 without vm", "")
+	put(policy("p2", vm))
+	check("p2 covers vm", "p2")
+	boom := errors.New("boom")
+	err := s.InTx(ctx, func(tx jit.Tx) error {
+		if err := tx.DeletePolicy(ctx, policy("p2").ID); err != nil {
+			return err
+		}
+		if _, err := tx.PolicyForVM(ctx, vm); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("after delete in the same transaction: %v", err)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	check("delete rolled back", "p2")
+	if err := s.InTx(ctx, func(tx jit.Tx) error { return tx.DeletePolicy(ctx, policy("p2").ID) }); err != nil {
+		t.Fatal(err)
+	}
+	check("p2 deleted", "")
+}

@@ -279,6 +279,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
 	t.cache.put(tablePolicies, "", key, body)
+	t.cache.policiesChanged()
 	if _, err := t.stmt(qClearPolicyVM).ExecContext(noCancel, key); err != nil {
 		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
@@ -338,6 +339,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	}
 	t.cache.absent(tablePolicies, "", strings.ToLower(id))
+	t.cache.policiesChanged()
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	} else if n == 0 {
@@ -356,8 +358,27 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
-	p, _, err := t.onePolicy(ctx, qPolicyForVM, inventory.Key(vmID), "JIT policy for virtual machine", vmID)
-	return p, err
+	vk := inventory.Key(vmID)
+	if t.cache == nil {
+		p, _, err := t.onePolicy(ctx, qPolicyForVM, vk, "JIT policy for virtual machine", vmID)
+		return p, err
+	}
+	// The writer looks the policy's key up (cached), then the policy
+	// (cached too): every request through InitiateForVM does this.
+	key, ok := t.cache.policyOfVM(vk)
+	if !ok {
+		err := t.stmt(qPolicyOfVM).QueryRowContext(noCancel, vk).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			key = ""
+		} else if err != nil {
+			return jit.Policy{}, fmt.Errorf("sqlite: get JIT policy for virtual machine %s: %w", vmID, err)
+		}
+		t.cache.setPolicyOfVM(vk, key)
+	}
+	if key == "" {
+		return jit.Policy{}, notFound("JIT policy for virtual machine", vmID)
+	}
+	return t.GetPolicy(ctx, key)
 }
 
 // scanAll decodes every row's single body column.
