@@ -108,94 +108,127 @@ func (d *decodeMemo) remember(body []byte, val any) {
 // copied as they are: in the types decoded here they belong to immutable
 // values (netip.Addr, time.Time).
 func deepCopyInto(dst, src reflect.Value) {
-	switch src.Kind() {
+	copyWith(planFor(src.Type()), dst, src)
+}
+
+// typePlan says how to deep-copy one type, worked out once per type so
+// that copying does no lookups: a copy is mostly one assignment, then
+// fixing up the fields that share memory.
+type typePlan struct {
+	t      reflect.Type
+	flat   bool        // assignment is a deep copy
+	elem   *typePlan   // pointer, slice, array, map value
+	fields []fieldPlan // struct: the exported fields that are not flat
+}
+
+type fieldPlan struct {
+	index int
+	plan  *typePlan
+}
+
+var plans sync.Map // reflect.Type → *typePlan
+
+func planFor(t reflect.Type) *typePlan {
+	if p, ok := plans.Load(t); ok {
+		return p.(*typePlan)
+	}
+	p := buildPlan(t, map[reflect.Type]*typePlan{})
+	plans.Store(t, p)
+	return p
+}
+
+// buildPlan builds t's plan; building maps types being built, so that a
+// recursive type refers to its own (unfinished) plan.
+func buildPlan(t reflect.Type, building map[reflect.Type]*typePlan) *typePlan {
+	if p, ok := building[t]; ok {
+		return p
+	}
+	p := &typePlan{t: t}
+	building[t] = p
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map:
+		p.elem = buildPlan(t.Elem(), building)
+	case reflect.Interface:
+		// planned from the dynamic type when copying
+	case reflect.Array:
+		p.elem = buildPlan(t.Elem(), building)
+		p.flat = p.elem.flat
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if fp := buildPlan(f.Type, building); !fp.flat {
+				p.fields = append(p.fields, fieldPlan{i, fp})
+			}
+		}
+		p.flat = len(p.fields) == 0
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		p.flat = false // shared as they are; never in decoded JSON
+	default:
+		p.flat = true
+	}
+	return p
+}
+
+// copyWith sets dst to a deep copy of src, following p.
+func copyWith(p *typePlan, dst, src reflect.Value) {
+	dst.Set(src)
+	if !p.flat {
+		fixUp(p, dst, src)
+	}
+}
+
+// fixUp replaces, in dst (already a shallow copy of src), whatever still
+// shares memory with src.
+func fixUp(p *typePlan, dst, src reflect.Value) {
+	switch p.t.Kind() {
 	case reflect.Pointer:
 		if src.IsNil() {
-			dst.SetZero()
 			return
 		}
-		p := reflect.New(src.Type().Elem())
-		deepCopyInto(p.Elem(), src.Elem())
-		dst.Set(p)
+		n := reflect.New(p.t.Elem())
+		copyWith(p.elem, n.Elem(), src.Elem())
+		dst.Set(n)
 	case reflect.Interface:
 		if src.IsNil() {
-			dst.SetZero()
 			return
 		}
-		c := reflect.New(src.Elem().Type()).Elem()
-		deepCopyInto(c, src.Elem())
+		e := src.Elem()
+		c := reflect.New(e.Type()).Elem()
+		copyWith(planFor(e.Type()), c, e)
 		dst.Set(c)
 	case reflect.Slice:
 		if src.IsNil() {
-			dst.SetZero()
 			return
 		}
-		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
-		if isFlat(src.Type().Elem()) {
-			reflect.Copy(s, src)
-		} else {
+		n := reflect.MakeSlice(p.t, src.Len(), src.Len())
+		reflect.Copy(n, src)
+		if !p.elem.flat {
 			for i := range src.Len() {
-				deepCopyInto(s.Index(i), src.Index(i))
+				fixUp(p.elem, n.Index(i), src.Index(i))
 			}
 		}
-		dst.Set(s)
+		dst.Set(n)
 	case reflect.Map:
 		if src.IsNil() {
-			dst.SetZero()
 			return
 		}
-		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		m := reflect.MakeMapWithSize(p.t, src.Len())
 		for it := src.MapRange(); it.Next(); {
-			v := reflect.New(src.Type().Elem()).Elem()
-			deepCopyInto(v, it.Value())
+			v := reflect.New(p.t.Elem()).Elem()
+			copyWith(p.elem, v, it.Value())
 			m.SetMapIndex(it.Key(), v)
 		}
 		dst.Set(m)
 	case reflect.Array:
-		dst.Set(src)
-		if !isFlat(src.Type().Elem()) {
-			for i := range src.Len() {
-				deepCopyInto(dst.Index(i), src.Index(i))
-			}
+		for i := range src.Len() {
+			fixUp(p.elem, dst.Index(i), src.Index(i))
 		}
 	case reflect.Struct:
-		dst.Set(src)
-		if isFlat(src.Type()) {
-			return
-		}
-		for i := range src.NumField() {
-			if src.Type().Field(i).IsExported() {
-				deepCopyInto(dst.Field(i), src.Field(i))
-			}
-		}
-	default:
-		dst.Set(src)
-	}
-}
-
-// flatTypes caches isFlat, which the copy asks for every value.
-var flatTypes sync.Map // reflect.Type → bool
-
-// isFlat reports whether a value of t can be copied by assignment: nothing
-// an exported field reaches is a slice, map, pointer or interface.
-func isFlat(t reflect.Type) bool {
-	if f, ok := flatTypes.Load(t); ok {
-		return f.(bool)
-	}
-	flat := true
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Interface, reflect.Slice, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		flat = false
-	case reflect.Array:
-		flat = isFlat(t.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if t.Field(i).IsExported() && !isFlat(t.Field(i).Type) {
-				flat = false
-				break
-			}
+		for _, f := range p.fields {
+			fixUp(f.plan, dst.Field(f.index), src.Field(f.index))
 		}
 	}
-	flatTypes.Store(t, flat)
-	return flat
 }
