@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -22,8 +23,32 @@ type rowCache struct {
 	rows map[rowKey]cachedRow
 	// policyOf maps a VM key to the key of the policy covering it (""
 	// for none), as read from policy_vms. Writing any policy clears it.
-	policyOf    map[string]string
+	policyOf map[string]string
+	// active maps a VM key to its active grants (status 'Initiated'), in
+	// ListGrants' order, for the VMs looked up since the cache was last
+	// dropped. The writer's InsertRequest and UpdateGrant keep it exact.
+	active      map[string][]activeRef
 	dataVersion int64
+}
+
+// activeRef is one active grant of a VM, with what ListGrants orders by.
+type activeRef struct {
+	id        string
+	start     int64 // start_time
+	requestID string
+	idx       int
+}
+
+// before reports whether a comes before b in ListGrants' order:
+// start_time DESC, request_id DESC, idx.
+func (a activeRef) before(b activeRef) bool {
+	if a.start != b.start {
+		return a.start > b.start
+	}
+	if a.requestID != b.requestID {
+		return a.requestID > b.requestID
+	}
+	return a.idx < b.idx
 }
 
 // Tables whose rows the cache holds, by primary key.
@@ -49,7 +74,7 @@ type cachedRow struct {
 const maxCachedRows = 20000
 
 func newRowCache() *rowCache {
-	return &rowCache{rows: map[rowKey]cachedRow{}, policyOf: map[string]string{}}
+	return &rowCache{rows: map[rowKey]cachedRow{}, policyOf: map[string]string{}, active: map[string][]activeRef{}}
 }
 
 func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
@@ -87,6 +112,58 @@ func (c *rowCache) reset() {
 	if c != nil {
 		clear(c.rows)
 		clear(c.policyOf)
+		clear(c.active)
+	}
+}
+
+// activeGrants returns the cached active grants of a VM, if known.
+func (c *rowCache) activeGrants(vmKey string) ([]activeRef, bool) {
+	if c == nil {
+		return nil, false
+	}
+	refs, ok := c.active[vmKey]
+	return refs, ok
+}
+
+// setActiveGrants records a VM's active grants as just read, in order.
+func (c *rowCache) setActiveGrants(vmKey string, refs []activeRef) {
+	if c == nil {
+		return
+	}
+	if len(c.active) >= maxCachedRows {
+		clear(c.active)
+	}
+	c.active[vmKey] = refs
+}
+
+// grantActivated records that a grant of the VM became active (inserted
+// with status 'Initiated'), if the VM's list is cached.
+func (c *rowCache) grantActivated(vmKey string, r activeRef) {
+	refs, ok := c.activeGrants(vmKey)
+	if !ok {
+		return
+	}
+	i := 0
+	for i < len(refs) && refs[i].before(r) {
+		i++
+	}
+	c.active[vmKey] = slices.Insert(slices.Clone(refs), i, r)
+}
+
+// grantEnded records that a grant of the VM is no longer active.
+func (c *rowCache) grantEnded(vmKey, id string) {
+	refs, ok := c.activeGrants(vmKey)
+	if !ok {
+		return
+	}
+	c.active[vmKey] = slices.DeleteFunc(slices.Clone(refs), func(r activeRef) bool { return r.id == id })
+}
+
+// forgetActive drops a VM's cached list (it changed in a way the cache
+// does not follow); the next lookup reads it again.
+func (c *rowCache) forgetActive(vmKey string) {
+	if c != nil {
+		delete(c.active, vmKey)
 	}
 }
 

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -398,4 +400,100 @@ func TestWriterPolicyOfVMFollowsPolicyChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("p2 deleted", "")
+}
+
+// The writer's cache of each VM's active grants must list exactly what the
+// SQL query lists, in its order, through any mix of inserted requests
+// (active and pending grants, equal start times), grants ended and
+// activated, and transactions rolled back. The read pool, which has no
+// cache, is the reference.
+func TestWriterActiveGrantsMatchSQL(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	rng := rand.New(rand.NewPCG(7, 11))
+	vms := []string{"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/A",
+		"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/b", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/c"}
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var ids []string // every grant inserted and committed
+	n := 0
+	list := func(tx jit.Tx, vm string) ([]string, error) {
+		gs, err := tx.ListGrants(ctx, jit.GrantFilter{VMID: vm, ActiveOnly: true})
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.ID)
+		}
+		return out, err
+	}
+	for step := range 400 {
+		var inserted []string
+		boom := errors.New("rolled back")
+		rollback := rng.IntN(6) == 0
+		err := s.InTx(ctx, func(tx jit.Tx) error {
+			for range 1 + rng.IntN(3) {
+				switch op := rng.IntN(4); {
+				case op <= 1 || len(ids) == 0: // a request with 1-3 grants
+					n++
+					req := jit.Request{ID: fmt.Sprintf("r%04d", n), PolicyID: "p", StartTime: base.Add(time.Duration(rng.IntN(5)) * time.Second)}
+					for i := range 1 + rng.IntN(3) {
+						st := jit.StatusInitiated
+						if rng.IntN(4) == 0 {
+							st = jit.StatusPending
+						}
+						req.Grants = append(req.Grants, jit.Grant{ID: fmt.Sprintf("g%04d-%d", n, i), VMID: vms[rng.IntN(len(vms))], Port: 22 + i,
+							Source: jit.AnySource, StartTime: req.StartTime, EndTime: req.StartTime.Add(time.Hour), Status: st})
+					}
+					if err := tx.InsertRequest(ctx, req); err != nil {
+						return err
+					}
+					for _, g := range req.Grants {
+						inserted = append(inserted, g.ID)
+					}
+				case op == 2: // end a grant
+					g, err := tx.GetGrant(ctx, ids[rng.IntN(len(ids))])
+					if err != nil {
+						return err
+					}
+					g.Status, g.StatusReason, g.EndedAt = jit.StatusRevoked, jit.ReasonUserRequested, base
+					if err := tx.UpdateGrant(ctx, g); err != nil {
+						return err
+					}
+				default: // (re)activate one, as an approval does
+					g, err := tx.GetGrant(ctx, ids[rng.IntN(len(ids))])
+					if err != nil {
+						return err
+					}
+					g.Status, g.StatusReason, g.EndedAt = jit.StatusInitiated, jit.ReasonUserRequested, time.Time{}
+					if err := tx.UpdateGrant(ctx, g); err != nil {
+						return err
+					}
+				}
+				// Read in the middle of the transaction too.
+				if _, err := list(tx, vms[rng.IntN(len(vms))]); err != nil {
+					return err
+				}
+			}
+			if rollback {
+				return boom
+			}
+			return nil
+		})
+		if rollback && !errors.Is(err, boom) || !rollback && err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if !rollback {
+			ids = append(ids, inserted...)
+		}
+		for _, vm := range vms {
+			var cached, fromSQL []string
+			if err := s.InTx(ctx, func(tx jit.Tx) error { var err error; cached, err = list(tx, vm); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ReadTx(ctx, func(tx jit.Tx) error { var err error; fromSQL, err = list(tx, vm); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cached, fromSQL) {
+				t.Fatalf("step %d, VM %s: writer lists %v, SQL %v", step, vm, cached, fromSQL)
+			}
+		}
+	}
 }

@@ -66,6 +66,10 @@ const (
 			SELECT id FROM requests WHERE policy_key = ?1 ORDER BY start_time DESC, id DESC LIMIT ?2)
 		ORDER BY request_id, idx`
 	qGetGrant    = `SELECT body FROM grants WHERE id = ?`
+	// The writer's cache of a VM's active grants is filled from this
+	// query; its order is listGrantsQuery's.
+	qActiveGrantsOfVM = `SELECT id, request_id, idx, start_time, body FROM grants WHERE vm_key = ? AND status = 'Initiated'
+		ORDER BY start_time DESC, request_id DESC, idx`
 	qUpdateGrant = `UPDATE grants SET status = ?, body = ? WHERE id = ?`
 	qDueGrants   = `SELECT body FROM grants WHERE status = 'Initiated' AND end_time <= ?
 		ORDER BY end_time, id LIMIT ?`
@@ -111,7 +115,7 @@ func allQueries() []string {
 	qs := []string{
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
-		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qUpdateGrant, qDueGrants, qNextEndTime,
+		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qActiveGrantsOfVM, qUpdateGrant, qDueGrants, qNextEndTime,
 		qAppendAudit, qListAudit, qDataVersion, qSavepoint, qRelease,
 	}
 	for i := range 16 {
@@ -475,6 +479,9 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		}
 		t.cache.put(tableGrants, "", g.ID, body)
 		grantMemo.remember(body, g)
+		if g.Status == jit.StatusInitiated {
+			t.cache.grantActivated(inventory.Key(g.VMID), activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i})
+		}
 	}
 	return nil
 }
@@ -533,6 +540,11 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 }
 
 func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
+	if t.cache != nil && f.VMID != "" && f.ActiveOnly && f.PolicyID == "" && f.Port == 0 && f.Limit <= 0 {
+		// A VM's active grants: every request reads them, to supersede
+		// and to compute the VM's firewall.
+		return t.activeGrantsOfVM(inventory.Key(f.VMID))
+	}
 	var args []any
 	if f.VMID != "" {
 		args = append(args, inventory.Key(f.VMID))
@@ -550,6 +562,55 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
 	return scanAll(rows, "grants", grantMemo.decode)
+}
+
+// activeGrantsOfVM is ListGrants of a VM's active grants on the writer,
+// from its cache when it has them (and their bodies).
+func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
+	if refs, ok := t.cache.activeGrants(vmKey); ok {
+		out := make([]jit.Grant, 0, len(refs))
+		for _, r := range refs {
+			row, ok := t.cache.get(tableGrants, "", r.id)
+			if !ok || !row.present {
+				out = nil // a body was dropped with the row cache: read again
+				break
+			}
+			g, err := grantMemo.decode(row.body)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
+			}
+			out = append(out, g)
+		}
+		if out != nil {
+			return out, nil
+		}
+	}
+	rows, err := t.stmt(qActiveGrantsOfVM).QueryContext(noCancel, vmKey)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list grants: %w", err)
+	}
+	defer rows.Close()
+	refs := []activeRef{}
+	var out []jit.Grant
+	for rows.Next() {
+		var r activeRef
+		var body []byte
+		if err := rows.Scan(&r.id, &r.requestID, &r.idx, &r.start, &body); err != nil {
+			return nil, fmt.Errorf("sqlite: list grants: %w", err)
+		}
+		g, err := grantMemo.decode(body)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
+		}
+		t.cache.put(tableGrants, "", r.id, body)
+		refs = append(refs, r)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list grants: %w", err)
+	}
+	t.cache.setActiveGrants(vmKey, refs)
+	return out, nil
 }
 
 // grantBody returns a grant's stored body, from the writer's cache if it has it.
@@ -580,6 +641,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return err
 	}
+	wasActive := cur.Status == jit.StatusInitiated
 	cur = cur.WithStateOf(g).InUTC()
 	body, err := json.Marshal(cur)
 	if err != nil {
@@ -590,6 +652,13 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	}
 	t.cache.put(tableGrants, "", g.ID, body)
 	grantMemo.remember(body, cur)
+	switch isActive := cur.Status == jit.StatusInitiated; {
+	case wasActive && !isActive:
+		t.cache.grantEnded(inventory.Key(cur.VMID), cur.ID)
+	case !wasActive && isActive:
+		// Its position (the request's idx) is not at hand here.
+		t.cache.forgetActive(inventory.Key(cur.VMID))
+	}
 	return nil
 }
 
