@@ -65,7 +65,7 @@ const (
 	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
 			SELECT id FROM requests WHERE policy_key = ?1 ORDER BY start_time DESC, id DESC LIMIT ?2)
 		ORDER BY request_id, idx`
-	qGetGrant    = `SELECT body FROM grants WHERE id = ?`
+	qGetGrant = `SELECT body FROM grants WHERE id = ?`
 	// The writer's cache of a VM's active grants is filled from this
 	// query; its order is listGrantsQuery's.
 	qActiveGrantsOfVM = `SELECT id, request_id, idx, start_time, body FROM grants WHERE vm_key = ? AND status = 'Initiated'
