@@ -47,6 +47,8 @@ type Store struct {
 	cache *rowCache
 
 	jobs       chan *txJob   // transactions waiting for the writer
+	// busyNS and jobsRun add up the writer's work (WriterBusy).
+	busyNS, jobsRun atomic.Int64
 	closed     chan struct{} // closed by Close
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -358,6 +360,14 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 	return err
 }
 
+// WriterBusy reports how long the writer has spent running transactions
+// (their functions, savepoints and commits) and how many it has run. The
+// writer is serial, so busy/jobs is what one transaction costs it, and
+// jobs/busy bounds how many per second the store can write.
+func (s *Store) WriterBusy() (busy time.Duration, jobs int64) {
+	return time.Duration(s.busyNS.Load()), s.jobsRun.Load()
+}
+
 // maxBatch bounds how many transactions share one commit; it is also how
 // many may queue for the writer without their callers blocking on the send.
 // (One commit for many transactions is what makes the writer fast enough;
@@ -444,7 +454,10 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		start := time.Now()
 		s.runBatch(batch)
+		s.busyNS.Add(int64(time.Since(start)))
+		s.jobsRun.Add(int64(len(batch)))
 		s.maybeRestartWAL()
 	}
 }

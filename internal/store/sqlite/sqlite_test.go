@@ -219,3 +219,23 @@ func TestActiveGrantQueriesUsePartialIndexes(t *testing.T) {
 		}
 	}
 }
+
+// WriterBusy counts every transaction the writer runs, failed ones too, and
+// the time it spent on them.
+func TestWriterBusyCountsTransactions(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	busy0, jobs0 := s.WriterBusy()
+	for i := range 5 {
+		_ = s.InTx(ctx, func(tx jit.Tx) error {
+			if i == 4 {
+				return errors.New("rolled back")
+			}
+			return tx.PutObject(ctx, "k", fmt.Sprint(i), i)
+		})
+	}
+	busy, jobs := s.WriterBusy()
+	if jobs-jobs0 != 5 || busy <= busy0 {
+		t.Fatalf("after 5 transactions: %d more jobs, busy %v -> %v", jobs-jobs0, busy0, busy)
+	}
+}
