@@ -46,12 +46,12 @@ type Store struct {
 	// cache is the writer's row cache (cache.go); only the writer uses it.
 	cache *rowCache
 
-	jobs       chan *txJob   // transactions waiting for the writer
+	jobs chan *txJob // transactions waiting for the writer
 	// busyNS and jobsRun add up the writer's work (WriterBusy).
 	busyNS, jobsRun atomic.Int64
-	closed     chan struct{} // closed by Close
-	writerDone chan struct{}
-	closeOnce  sync.Once
+	closed          chan struct{} // closed by Close
+	writerDone      chan struct{}
+	closeOnce       sync.Once
 
 	checkpointDB   *sql.DB // a second connection that only checkpoints the WAL
 	checkpointDone chan struct{}
