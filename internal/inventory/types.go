@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/netrule"
+	"github.com/drawbridge/drawbridge/internal/strcache"
 )
 
 // Cloud is where a VM lives, which decides how its reachability is computed.
@@ -136,4 +137,8 @@ const (
 // Key is the storage key of an object ID. Azure IDs compare
 // case-insensitively, and AWS IDs are lower-case already, so keys are the
 // lower-cased ID.
-func Key(id string) string { return strings.ToLower(id) }
+func Key(id string) string { return keys.Get(id) }
+
+// keys remembers Key's results: it is called a dozen times per request on
+// the same IDs, and lower-casing allocates each time.
+var keys = strcache.New(strings.ToLower, 1<<14)
