@@ -119,10 +119,13 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "mmap_size(268435456)")
-	// 8 MiB of page cache: the hot pages fit, and SQLite walks the whole
-	// cache's hash table at the end of every write transaction, so a larger
-	// cache costs every commit (64 MiB measured 5% of the writer's time).
-	q.Add("_pragma", "cache_size(-8192)")
+	// 4 MiB of page cache: the hot pages fit (the writer keeps the rows it
+	// rereads in its own cache), and SQLite walks the whole cache's hash
+	// table at the end of every write transaction, so a larger cache costs
+	// every commit (64 MiB measured 5% of the writer's time; 8 MiB gave
+	// about 10% fewer requests/s than 4 MiB, over 3,000 and 10,000
+	// requests, see BENCHMARKS.md).
+	q.Add("_pragma", "cache_size(-4096)")
 	// Savepoints (one per transaction in a group commit) write the pages
 	// they change to a statement journal; keep it in memory, not a temp file.
 	q.Add("_pragma", "temp_store(MEMORY)")
