@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +31,6 @@ type Service struct {
 	newID     func() string
 
 	approvalTimeout time.Duration
-	planAhead       bool // Config.PlanAhead
 
 	vmLocks keyedMutex
 	wake    chan struct{} // nudges the expiry job when an earlier end time appears
@@ -62,16 +59,11 @@ type Config struct {
 	// Events, if set, hears about requests and grants (requested,
 	// approved, denied, opened, closed) after the change commits.
 	Events EventSink
-	// PlanAhead evaluates each request and plans its firewall changes on
-	// a read transaction first, so the writing transaction only checks
-	// and stores them: worth a read transaction more where writing
-	// transactions run one at a time (SQLite).
-	PlanAhead bool
 }
 
 // NewService returns a service; call RunExpiry to enforce end times.
 func NewService(c Config) *Service {
-	s := &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, planAhead: c.PlanAhead, wake: make(chan struct{}, 1)}
+	s := &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, wake: make(chan struct{}, 1)}
 	if c.Events != nil {
 		s.events = &eventLog{sink: c.Events, open: map[Tx]*[]Event{}}
 		s.store = eventStore{Store: c.Store, log: s.events}
@@ -358,35 +350,20 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 		desired    Desired
 	}
 	var policy Policy
-	// Grant IDs are drawn once: every evaluation of the request (planned
-	// ahead, then in the writing transaction, and its retries) gives its
-	// grants the same IDs, so their results can be compared.
-	var grantIDs []string
-	grantID := func(n int) string {
-		for len(grantIDs) <= n {
-			grantIDs = append(grantIDs, s.newID())
-		}
-		return grantIDs[n]
-	}
-	// prepare evaluates the request at time at in tx; lock takes the VMs'
-	// locks first (writing transactions only).
-	prepare := func(tx Tx, at func() time.Time, lock bool) ([]Grant, []vmPlan, error) {
+	prepare := func(tx Tx) ([]Grant, []vmPlan, error) {
 		// Replicas racing on the same VM and port: the later one waits
 		// here and then sees (and supersedes) the earlier one's grant.
 		var ids []string
 		for _, v := range in.VirtualMachines {
 			ids = append(ids, v.ID)
 		}
-		if lock {
-			if err := tx.LockVMs(ctx, ids); err != nil {
-				return nil, nil, err
-			}
+		if err := tx.LockVMs(ctx, ids); err != nil {
+			return nil, nil, err
 		}
 		// Time is read after the lock, so a request that waited for a
 		// racing one starts after it and supersedes it in time order too.
-		now = at()
+		now = s.clock.Now().UTC()
 		req.StartTime = now
-		nGrants := 0
 		var err error
 		if policyID == "" { // InitiateForVM
 			vmID := in.VirtualMachines[0].ID
@@ -443,8 +420,7 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 					return nil, nil, invalid(pf+".number", "port %d is requested twice", port.Number)
 				}
 				seenPort[port.Number] = true
-				g.ID = grantID(nGrants)
-				nGrants++
+				g.ID = s.newID()
 				g.RequestID = req.ID
 				g.PolicyID = policy.ID
 				g.VMID = vm.ID
@@ -472,76 +448,11 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 		return grants, plans, nil
 	}
 
-	fresh := func() time.Time { return s.clock.Now().UTC() }
-	// samePlans reports whether two evaluations of the request came to the
-	// same VMs, grants ended and desired firewall states.
-	samePlans := func(a, b []vmPlan) bool {
-		if len(a) != len(b) {
-			return false
-		}
-		for i := range a {
-			x, y := a[i], b[i]
-			if !reflect.DeepEqual(x.vm, y.vm) || x.desired.VMID != y.desired.VMID || !slices.Equal(x.desired.Guarded, y.desired.Guarded) ||
-				!slices.Equal(x.desired.Grants, y.desired.Grants) || !slices.Equal(x.superseded, y.superseded) {
-				return false
-			}
-		}
-		return true
-	}
-	// Planned ahead (Config.PlanAhead): the request evaluated on a read
-	// transaction, and the firewall changes of providers that can plan
-	// (TxPlanner) worked out there, outside the serial writer. The writing
-	// transaction evaluates the request again at the same time; if the
-	// outcome is the same and nothing a plan read has changed, it stores
-	// the plan's changes instead of computing them. If anything differs it
-	// starts again from a fresh time, as without a plan.
-	type aheadPlan struct {
-		at      time.Time
-		plans   []vmPlan
-		txPlans []TxPlan
-	}
-	var ahead *aheadPlan
-	if s.planAhead && step == nil {
-		at := fresh()
-		_ = s.store.ReadTx(ctx, func(tx Tx) error {
-			_, plans, err := prepare(tx, func() time.Time { return at }, false)
-			if err != nil {
-				return err // the writing transaction reports it
-			}
-			a := &aheadPlan{at: at, plans: plans, txPlans: make([]TxPlan, len(plans))}
-			for i, plan := range plans {
-				prov, err := s.providerFor(plan.vm)
-				if err != nil {
-					continue
-				}
-				if tp, ok := prov.(TxPlanner); ok {
-					if a.txPlans[i], err = tp.PlanTx(ctx, tx, plan.vm, plan.desired); err != nil {
-						a.txPlans[i] = nil // ApplyTx reports it
-					}
-				}
-			}
-			ahead = a
-			return nil
-		})
-	}
-
 	var later []string
 	pending := false
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		pending = false
-		var grants []Grant
-		var plans []vmPlan
-		var err error
-		useAhead := false
-		if ahead != nil {
-			grants, plans, err = prepare(tx, func() time.Time { return ahead.at }, true)
-			useAhead = err == nil && samePlans(plans, ahead.plans)
-			if !useAhead {
-				grants, plans, err = prepare(tx, fresh, false) // locked already
-			}
-		} else {
-			grants, plans, err = prepare(tx, fresh, true)
-		}
+		grants, plans, err := prepare(tx)
 		if err != nil {
 			return err
 		}
@@ -570,17 +481,9 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 				later = append(later, plan.vm.ID)
 				continue
 			}
-			var obs Observed
-			applied := false
-			if useAhead && ahead.txPlans[i] != nil {
-				if obs, applied, err = ahead.txPlans[i].ApplyIfCurrent(ctx, tx); err != nil {
-					return conflict(field, "cannot open access on %s: %v", plan.vm.ID, err)
-				}
-			}
-			if !applied {
-				if obs, err = txp.ApplyTx(ctx, tx, plan.vm, plan.desired); err != nil {
-					return conflict(field, "cannot open access on %s: %v", plan.vm.ID, err)
-				}
+			obs, err := txp.ApplyTx(ctx, tx, plan.vm, plan.desired)
+			if err != nil {
+				return conflict(field, "cannot open access on %s: %v", plan.vm.ID, err)
 			}
 			enforced := map[string]bool{}
 			for _, id := range obs.Enforced {

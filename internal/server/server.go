@@ -175,8 +175,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Events:    events,
 
 		ApprovalTimeout: cfg.ApprovalTimeout,
-		// SQLite's writer is serial: work planned ahead leaves it sooner.
-		PlanAhead: isSQLite(st),
 	})
 	hub.SetReconciler(svc.ReconcileVM)
 	hub.SetReporter(svc.ReportObserved)
@@ -268,11 +266,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Close stops serving, stops the jobs and closes the store.
-func isSQLite(st backend) bool {
-	_, ok := st.(*sqlite.Store)
-	return ok
-}
-
 // WriterBusy is the store's WriterBusy (time its serial writer spent on
 // transactions, and how many it ran) when the store has one (SQLite);
 // ok is false otherwise.
