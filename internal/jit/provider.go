@@ -68,25 +68,6 @@ type TxProvider interface {
 	ApplyTx(ctx context.Context, objs store.Objects, vm inventory.VM, desired Desired) (Observed, error)
 }
 
-// TxPlanner is a TxProvider that can work out ApplyTx's writes ahead,
-// from a read-only snapshot, outside the serial writer: the writing
-// transaction then only checks that what the plan read is unchanged and
-// stores what it computed.
-type TxPlanner interface {
-	TxProvider
-	// PlanTx computes what ApplyTx(objs, vm, desired) would write, reading
-	// objs (a read-only transaction) and writing nothing.
-	PlanTx(ctx context.Context, objs store.Objects, vm inventory.VM, desired Desired) (TxPlan, error)
-}
-
-// TxPlan is one PlanTx result.
-type TxPlan interface {
-	// ApplyIfCurrent applies the plan in objs if every object the plan
-	// read is as it was, and reports true. Otherwise it writes nothing and
-	// reports false; the caller then calls ApplyTx.
-	ApplyIfCurrent(ctx context.Context, objs store.Objects) (Observed, bool, error)
-}
-
 // Providers returns the provider for a VM's provider name.
 type Providers interface {
 	For(name string) (Provider, bool)

@@ -223,10 +223,6 @@ type entry struct {
 	// pristine, if set, is what orig decoded to (never modified): a val
 	// still deeply equal to it is unchanged, and flush skips encoding it.
 	pristine any
-	// read is set for objects read through a rawGetter: orig holds the
-	// stored bytes (nil: the object did not exist). A plan is valid while
-	// they are unchanged.
-	read bool
 }
 
 // rawGetter is implemented by object stores that can return an object's
@@ -250,9 +246,6 @@ type session struct {
 	ctx  context.Context
 	objs store.Objects
 	m    map[objKey]*entry
-	// listed is set once the session listed a kind (keys): a plan cannot
-	// tell cheaply whether a listing is still the same.
-	listed bool
 
 	oldFP, newFP *Footprint // where the VM's JIT objects were and are (footprint.go)
 }
@@ -282,7 +275,7 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		// original's encoding only if it does not.
 		raw, err := rg.GetObjectRaw(s.ctx, kind, k.key)
 		if errors.Is(err, store.ErrNotFound) {
-			s.m[k] = &entry{read: true}
+			s.m[k] = &entry{}
 			return nil, nil
 		}
 		if err != nil {
@@ -292,7 +285,7 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: decode: %w", kind, id, err)
 		}
-		s.m[k] = &entry{orig: raw, read: true, val: v, pristine: pristine, canon: func() ([]byte, error) {
+		s.m[k] = &entry{orig: raw, val: v, pristine: pristine, canon: func() ([]byte, error) {
 			w := new(T)
 			if err := json.Unmarshal(raw, w); err != nil {
 				return nil, err
@@ -344,7 +337,6 @@ func (s *session) del(kind, id string) {
 // keys lists the keys of kind as they are in this session (stored ones plus
 // those created here, minus those deleted here), in key order.
 func (s *session) keys(kind string) ([]string, error) {
-	s.listed = true
 	seen := map[string]bool{}
 	err := s.objs.ListObjects(s.ctx, kind, func(key string, _ []byte) error {
 		seen[key] = true
@@ -368,18 +360,9 @@ func (s *session) keys(kind string) ([]string, error) {
 	return out, nil
 }
 
-// change is one object flush writes: body (nil to delete) encodes val.
-type change struct {
-	key  objKey
-	body []byte
-	val  any
-}
-
-// changes lists the objects whose JSON changed, in (kind, key) order so
-// that backends see a deterministic sequence. raw says the store takes
-// bytes as they are (rawPutter); otherwise an object whose stored bytes
-// differ from its encoding but mean the same is not a change.
-func (s *session) changes(raw bool) ([]change, error) {
+// flush writes the changed objects, in (kind, key) order so that backends
+// see a deterministic sequence.
+func (s *session) flush() error {
 	ks := make([]objKey, 0, len(s.m))
 	for k := range s.m {
 		ks = append(ks, k)
@@ -390,13 +373,14 @@ func (s *session) changes(raw bool) ([]change, error) {
 		}
 		return ks[i].key < ks[j].key
 	})
-	var out []change
 	for _, k := range ks {
 		e := s.m[k]
 		switch {
 		case e.deleted:
 			if e.orig != nil {
-				out = append(out, change{key: k})
+				if err := s.objs.DeleteObject(s.ctx, k.kind, k.key); err != nil {
+					return fmt.Errorf("delete %s %s: %w", k.kind, k.key, err)
+				}
 			}
 		case e.val != nil:
 			if e.pristine != nil && reflect.DeepEqual(e.val, e.pristine) {
@@ -404,52 +388,28 @@ func (s *session) changes(raw bool) ([]change, error) {
 			}
 			b, err := json.Marshal(e.val)
 			if err != nil {
-				return nil, fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
+				return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
 			}
 			if string(b) == string(e.orig) {
 				continue
 			}
-			if !raw && e.canon != nil {
+			if rp, ok := s.objs.(rawPutter); ok {
+				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, b); err != nil {
+					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
+				}
+				jsonmemo.Remember(b, e.val)
+				continue
+			}
+			if e.canon != nil {
 				c, err := e.canon()
 				if err != nil {
-					return nil, fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
+					return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
 				}
 				if string(b) == string(c) {
 					continue
 				}
 			}
-			out = append(out, change{key: k, body: b, val: e.val})
-		}
-	}
-	return out, nil
-}
-
-// flush writes the changed objects.
-func (s *session) flush() error {
-	rp, raw := s.objs.(rawPutter)
-	cs, err := s.changes(raw)
-	if err != nil {
-		return err
-	}
-	return writeChanges(s.ctx, s.objs, rp, cs)
-}
-
-// writeChanges stores cs in objs, as bytes if rp is set.
-func writeChanges(ctx context.Context, objs store.Objects, rp rawPutter, cs []change) error {
-	for _, c := range cs {
-		k := c.key
-		switch {
-		case c.body == nil:
-			if err := objs.DeleteObject(ctx, k.kind, k.key); err != nil {
-				return fmt.Errorf("delete %s %s: %w", k.kind, k.key, err)
-			}
-		case rp != nil:
-			if err := rp.PutObjectRaw(ctx, k.kind, k.key, c.body); err != nil {
-				return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
-			}
-			jsonmemo.Remember(c.body, c.val)
-		default:
-			if err := objs.PutObject(ctx, k.kind, k.key, c.val); err != nil {
+			if err := s.objs.PutObject(s.ctx, k.kind, k.key, e.val); err != nil {
 				return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 			}
 		}
