@@ -2,10 +2,11 @@
 // generic object storage (store.Objects), so that SQLite, PostgreSQL and the
 // in-memory store all hold it unchanged. Records are objects of kind
 // "audit.record" keyed by their zero-padded sequence number (so key order is
-// log order), or rows of the backend's own record table (RecordTable), and
-// one "audit.head" object remembers the last sequence number and hash. Append reads the head, chains the record and writes both: called
-// inside the transaction of the change it describes, the record commits or
-// rolls back with that change.
+// log order), and one "audit.head" object remembers the last sequence
+// number and hash; or, in a backend's own tables (RecordTable), rows keyed
+// by sequence number and a head. Append reads the head, chains the record
+// and writes both: called inside the transaction of the change it
+// describes, the record commits or rolls back with that change.
 package auditstore
 
 import (
@@ -39,12 +40,38 @@ func Key(seq int64) string { return fmt.Sprintf("%020d", seq) }
 // RecordTable is implemented by backends that keep audit records in a
 // table of their own keyed by sequence number (SQLite: an INTEGER PRIMARY
 // KEY table, the cheapest append it has) instead of as objects of
-// KindRecord. The head stays an object either way.
+// KindRecord, and the head in a place of their own instead of the
+// KindHead object.
 type RecordTable interface {
 	// AppendAuditRecord stores body as record seq; it fails if seq is taken.
 	AppendAuditRecord(ctx context.Context, seq int64, body []byte) error
 	// ListAuditRecords calls fn for every stored record in seq order.
 	ListAuditRecords(ctx context.Context, fn func(seq int64, body []byte) error) error
+	// AuditHead returns the stored head; the zero Head if there is none.
+	AuditHead(ctx context.Context) (seq int64, hash string, err error)
+	// SetAuditHead replaces the stored head.
+	SetAuditHead(ctx context.Context, seq int64, hash string) error
+}
+
+// readHead returns the head where objs keeps it (zero if none yet).
+func readHead(ctx context.Context, objs store.Objects) (Head, error) {
+	if t, ok := objs.(RecordTable); ok {
+		seq, hash, err := t.AuditHead(ctx)
+		return Head{Seq: seq, Hash: hash}, err
+	}
+	var h Head
+	if err := objs.GetObject(ctx, KindHead, headKey, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Head{}, err
+	}
+	return h, nil
+}
+
+// writeHead replaces the head where objs keeps it.
+func writeHead(ctx context.Context, objs store.Objects, h Head) error {
+	if t, ok := objs.(RecordTable); ok {
+		return t.SetAuditHead(ctx, h.Seq, h.Hash)
+	}
+	return objs.PutObject(ctx, KindHead, headKey, h)
 }
 
 // appendRecord chains rec after prev and stores it where objs keeps
@@ -91,8 +118,8 @@ func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]
 			return nil, errors.New("audit: record has no time")
 		}
 	}
-	var h Head
-	if err := objs.GetObject(ctx, KindHead, headKey, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
+	h, err := readHead(ctx, objs)
+	if err != nil {
 		return nil, fmt.Errorf("audit: read head: %w", err)
 	}
 	prev := audit.Record{Seq: h.Seq, Hash: h.Hash}
@@ -105,7 +132,7 @@ func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]
 		out = append(out, next)
 		prev = next
 	}
-	if err := objs.PutObject(ctx, KindHead, headKey, Head{Seq: prev.Seq, Hash: prev.Hash}); err != nil {
+	if err := writeHead(ctx, objs, Head{Seq: prev.Seq, Hash: prev.Hash}); err != nil {
 		return nil, fmt.Errorf("audit: update head: %w", err)
 	}
 	return out, nil
@@ -173,14 +200,14 @@ type Report struct {
 // head names the last record (so deleting records from the end is caught
 // too). A record that does not decode is reported as edited.
 func Verify(ctx context.Context, objs store.Objects) (Report, error) {
-	var h Head
-	if err := objs.GetObject(ctx, KindHead, headKey, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
+	h, err := readHead(ctx, objs)
+	if err != nil {
 		return Report{}, fmt.Errorf("audit: read head: %w", err)
 	}
 	rep := Report{HeadSeq: h.Seq, Hash: h.Hash}
 	var recs []audit.Record
 	var bad *audit.VerifyError
-	err := listRecords(ctx, objs, func(key string, body []byte) error {
+	err = listRecords(ctx, objs, func(key string, body []byte) error {
 		if bad != nil {
 			return nil
 		}

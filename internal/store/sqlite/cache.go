@@ -27,8 +27,29 @@ type rowCache struct {
 	// active maps a VM key to its active grants (status 'Initiated'), in
 	// ListGrants' order, for the VMs looked up since the cache was last
 	// dropped. The writer's InsertRequest and UpdateGrant keep it exact.
-	active      map[string][]activeRef
+	active map[string][]activeRef
+	// head is the audit log's head, if read or written since the cache
+	// was last dropped.
+	head        *cachedHead
 	dataVersion int64
+}
+
+type cachedHead struct {
+	seq  int64
+	hash string
+}
+
+func (c *rowCache) auditHead() (cachedHead, bool) {
+	if c == nil || c.head == nil {
+		return cachedHead{}, false
+	}
+	return *c.head, true
+}
+
+func (c *rowCache) setAuditHead(h cachedHead) {
+	if c != nil {
+		c.head = &h
+	}
 }
 
 // activeRef is one active grant of a VM, with what ListGrants orders by.
@@ -113,6 +134,7 @@ func (c *rowCache) reset() {
 		clear(c.rows)
 		clear(c.policyOf)
 		clear(c.active)
+		c.head = nil
 	}
 }
 

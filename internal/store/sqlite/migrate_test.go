@@ -16,7 +16,7 @@ import (
 )
 
 // A database written at schema version 1 (WITHOUT ROWID tables, audit
-// records as objects) keeps every row through the later migrations, its
+// records and head as objects) keeps every row through the later migrations, its
 // foreign keys still hold and cascade, and its audit log still verifies.
 func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 	ctx := context.Background()
@@ -94,13 +94,25 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 		if err != nil || !rep.OK || rep.Records != 1 {
 			t.Errorf("audit verify after migration: %+v, %v", rep, err)
 		}
-		return o.ListObjects(ctx, auditstore.KindRecord, func(key string, _ []byte) error {
-			t.Errorf("audit record %s left among the objects", key)
-			return nil
-		})
+		for _, kind := range []string{auditstore.KindRecord, auditstore.KindHead} {
+			err := o.ListObjects(ctx, kind, func(key string, _ []byte) error {
+				t.Errorf("%s %s left among the objects", kind, key)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The head moved to its own table (0005).
+	var headSeq int64
+	var headHash string
+	if err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&headSeq, &headHash); err != nil || headSeq != rec.Seq || headHash != rec.Hash {
+		t.Errorf("audit_head = %d %q (%v), want %d %q", headSeq, headHash, err, rec.Seq, rec.Hash)
 	}
 	rows, err := s.db.QueryContext(ctx, `PRAGMA foreign_key_check`)
 	if err != nil {

@@ -76,6 +76,8 @@ const (
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = 'Initiated'`
 
 	qAppendAudit = `INSERT INTO audit_records (seq, body) VALUES (?, ?)`
+	qAuditHead   = `SELECT seq, hash FROM audit_head WHERE id = 1`
+	qSetHead     = `INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`
 	qListAudit   = `SELECT seq, body FROM audit_records ORDER BY seq`
 
 	qDataVersion = `PRAGMA data_version`
@@ -116,7 +118,7 @@ func allQueries() []string {
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
 		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qActiveGrantsOfVM, qUpdateGrant, qDueGrants, qNextEndTime,
-		qAppendAudit, qListAudit, qDataVersion, qSavepoint, qRelease,
+		qAppendAudit, qListAudit, qAuditHead, qSetHead, qDataVersion, qSavepoint, qRelease,
 	}
 	for i := range 16 {
 		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
@@ -423,6 +425,30 @@ func (t *tx) AppendAuditRecord(ctx context.Context, seq int64, body []byte) erro
 	} else if err != nil {
 		return fmt.Errorf("sqlite: append audit record %d: %w", seq, err)
 	}
+	return nil
+}
+
+// AuditHead returns the audit log's head (zero if none), from the writer's
+// cache when it has it.
+func (t *tx) AuditHead(ctx context.Context) (int64, string, error) {
+	if h, ok := t.cache.auditHead(); ok {
+		return h.seq, h.hash, nil
+	}
+	var h cachedHead
+	err := t.stmt(qAuditHead).QueryRowContext(noCancel).Scan(&h.seq, &h.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, "", fmt.Errorf("sqlite: read audit head: %w", err)
+	}
+	t.cache.setAuditHead(h)
+	return h.seq, h.hash, nil
+}
+
+// SetAuditHead replaces the audit log's head.
+func (t *tx) SetAuditHead(ctx context.Context, seq int64, hash string) error {
+	if _, err := t.stmt(qSetHead).ExecContext(noCancel, seq, hash); err != nil {
+		return fmt.Errorf("sqlite: write audit head: %w", err)
+	}
+	t.cache.setAuditHead(cachedHead{seq: seq, hash: hash})
 	return nil
 }
 
