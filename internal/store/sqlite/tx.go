@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"strings"
 	"time"
@@ -86,6 +87,17 @@ const (
 	qSavepoint = `SAVEPOINT job`
 	qRelease   = `RELEASE job`
 )
+
+// encodeRow encodes a request or grant row's body: the canonical JSON the
+// type writes itself (the audit log's encoding, sorted keys) where it can,
+// else json.Marshal's. Either decodes to the same value; the first skips
+// reflection on every request.
+func encodeRow(v audit.CanonicalEncoder) ([]byte, error) {
+	if b, ok := v.AppendCanonicalJSON(nil); ok {
+		return b, nil
+	}
+	return json.Marshal(v)
+}
 
 // listGrantsQuery builds the ListGrants query for one combination of
 // filters; only present filters appear, so SQLite can pick the matching
@@ -472,7 +484,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	grants := r.Grants
 	r.Grants = nil
 	r.StartTime = r.StartTime.UTC()
-	body, err := json.Marshal(r)
+	body, err := encodeRow(r)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
 	}
@@ -492,7 +504,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		if g.ID == "" || g.EndTime.IsZero() {
 			return fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
 		}
-		body, err := json.Marshal(g)
+		body, err := encodeRow(g)
 		if err != nil {
 			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 		}
@@ -669,7 +681,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	}
 	wasActive := cur.Status == jit.StatusInitiated
 	cur = cur.WithStateOf(g).InUTC()
-	body, err := json.Marshal(cur)
+	body, err := encodeRow(cur)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 	}
