@@ -43,8 +43,9 @@ func Key(seq int64) string { return fmt.Sprintf("%020d", seq) }
 // KindRecord, and the head in a place of their own instead of the
 // KindHead object.
 type RecordTable interface {
-	// AppendAuditRecord stores body as record seq; it fails if seq is taken.
-	AppendAuditRecord(ctx context.Context, seq int64, body []byte) error
+	// AppendAuditRecords stores bodies as records first, first+1, …; it
+	// fails if any of those sequence numbers is taken.
+	AppendAuditRecords(ctx context.Context, first int64, bodies [][]byte) error
 	// ListAuditRecords calls fn for every stored record in seq order.
 	ListAuditRecords(ctx context.Context, fn func(seq int64, body []byte) error) error
 	// AuditHead returns the stored head; the zero Head if there is none.
@@ -72,20 +73,6 @@ func writeHead(ctx context.Context, objs store.Objects, h Head) error {
 		return t.SetAuditHead(ctx, h.Seq, h.Hash)
 	}
 	return objs.PutObject(ctx, KindHead, headKey, h)
-}
-
-// appendRecord chains rec after prev and stores it where objs keeps
-// records; it returns the stored record.
-func appendRecord(ctx context.Context, objs store.Objects, prev, rec audit.Record) (audit.Record, error) {
-	if t, ok := objs.(RecordTable); ok {
-		next, body, err := audit.ChainJSON(prev, rec)
-		if err != nil {
-			return next, err
-		}
-		return next, t.AppendAuditRecord(ctx, next.Seq, body)
-	}
-	next := audit.Chain(prev, rec)
-	return next, objs.PutObject(ctx, KindRecord, Key(next.Seq), next)
 }
 
 // listRecords calls fn with every stored record's key (Key of its seq) and
@@ -124,13 +111,26 @@ func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]
 	}
 	prev := audit.Record{Seq: h.Seq, Hash: h.Hash}
 	out := make([]audit.Record, 0, len(recs))
-	for _, rec := range recs {
-		next, err := appendRecord(ctx, objs, prev, rec)
-		if err != nil {
-			return nil, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
+	if t, ok := objs.(RecordTable); ok {
+		bodies := make([][]byte, 0, len(recs))
+		for _, rec := range recs {
+			next, body, err := audit.ChainJSON(prev, rec)
+			if err != nil {
+				return nil, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
+			}
+			out, bodies, prev = append(out, next), append(bodies, body), next
 		}
-		out = append(out, next)
-		prev = next
+		if err := t.AppendAuditRecords(ctx, out[0].Seq, bodies); err != nil {
+			return nil, fmt.Errorf("audit: append records %d to %d: %w", out[0].Seq, prev.Seq, err)
+		}
+	} else {
+		for _, rec := range recs {
+			next := audit.Chain(prev, rec)
+			if err := objs.PutObject(ctx, KindRecord, Key(next.Seq), next); err != nil {
+				return nil, fmt.Errorf("audit: append record %d: %w", next.Seq, err)
+			}
+			out, prev = append(out, next), next
+		}
 	}
 	if err := writeHead(ctx, objs, Head{Seq: prev.Seq, Hash: prev.Hash}); err != nil {
 		return nil, fmt.Errorf("audit: update head: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,53 @@ func TestWriterBusyCountsTransactions(t *testing.T) {
 	busy, jobs := s.WriterBusy()
 	if jobs-jobs0 != 5 || busy <= busy0 {
 		t.Fatalf("after 5 transactions: %d more jobs, busy %v -> %v", jobs-jobs0, busy0, busy)
+	}
+}
+
+// AppendAuditRecords stores any number of records (two to a statement, the
+// odd one alone) and refuses a taken sequence number in either statement.
+func TestAppendAuditRecords(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	body := func(n int) []byte { return []byte(fmt.Sprintf(`{"seq":%d}`, n)) }
+	err := s.InTx(ctx, func(jt jit.Tx) error {
+		return jt.(*tx).AppendAuditRecords(ctx, 1, [][]byte{body(1), body(2), body(3)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		first int64
+		n     int
+	}{{3, 2}, {2, 1}, {4, 3}} { // a pair taken, a single taken, a single after a fresh pair
+		err := s.InTx(ctx, func(jt jit.Tx) error {
+			var bs [][]byte
+			for i := range c.n {
+				bs = append(bs, body(int(c.first)+i))
+			}
+			return jt.(*tx).AppendAuditRecords(ctx, c.first, bs)
+		})
+		if c.first == 4 {
+			if err != nil {
+				t.Fatalf("records 4-6: %v", err)
+			}
+			continue
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("records from %d (%d): %v, want a conflict", c.first, c.n, err)
+		}
+	}
+	var seqs []int64
+	err = s.ObjectReadTx(ctx, func(o store.Objects) error {
+		return o.(*tx).ListAuditRecords(ctx, func(seq int64, b []byte) error {
+			if string(b) != string(body(int(seq))) {
+				return fmt.Errorf("record %d is %s", seq, b)
+			}
+			seqs = append(seqs, seq)
+			return nil
+		})
+	})
+	if err != nil || !slices.Equal(seqs, []int64{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("stored records %v, %v", seqs, err)
 	}
 }

@@ -76,10 +76,11 @@ const (
 		ORDER BY end_time, id LIMIT ?`
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = 'Initiated'`
 
-	qAppendAudit = `INSERT INTO audit_records (seq, body) VALUES (?, ?)`
-	qAuditHead   = `SELECT seq, hash FROM audit_head WHERE id = 1`
-	qSetHead     = `INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`
-	qListAudit   = `SELECT seq, body FROM audit_records ORDER BY seq`
+	qAppendAudit  = `INSERT INTO audit_records (seq, body) VALUES (?, ?)`
+	qAppendAudit2 = `INSERT INTO audit_records (seq, body) VALUES (?, ?), (?, ?)`
+	qAuditHead    = `SELECT seq, hash FROM audit_head WHERE id = 1`
+	qSetHead      = `INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`
+	qListAudit    = `SELECT seq, body FROM audit_records ORDER BY seq`
 
 	qDataVersion = `PRAGMA data_version`
 	// Each transaction of a group commit runs inside this savepoint
@@ -130,7 +131,7 @@ func allQueries() []string {
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
 		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qActiveGrantsOfVM, qUpdateGrant, qDueGrants, qNextEndTime,
-		qAppendAudit, qListAudit, qAuditHead, qSetHead, qDataVersion, qSavepoint, qRelease,
+		qAppendAudit, qAppendAudit2, qListAudit, qAuditHead, qSetHead, qDataVersion, qSavepoint, qRelease,
 	}
 	for i := range 16 {
 		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
@@ -428,14 +429,26 @@ func decodeJSON[T any](body []byte) (T, error) {
 
 // Audit records (auditstore.RecordTable)
 
-// AppendAuditRecord stores body as audit record seq; a taken seq is a
-// conflict (two writers chaining onto the same head).
-func (t *tx) AppendAuditRecord(ctx context.Context, seq int64, body []byte) error {
-	_, err := t.stmt(qAppendAudit).ExecContext(noCancel, seq, body)
-	if isConstraint(err) {
-		return fmt.Errorf("audit record %d already exists: %w", seq, store.ErrConflict)
-	} else if err != nil {
-		return fmt.Errorf("sqlite: append audit record %d: %w", seq, err)
+// AppendAuditRecords stores bodies as audit records first, first+1, …, two
+// to a statement (a request appends two: the grant it supersedes ends, and
+// the request); a taken seq is a conflict (two writers chaining onto the
+// same head).
+func (t *tx) AppendAuditRecords(ctx context.Context, first int64, bodies [][]byte) error {
+	for i := 0; i < len(bodies); {
+		seq := first + int64(i)
+		var err error
+		if len(bodies)-i >= 2 {
+			_, err = t.stmt(qAppendAudit2).ExecContext(noCancel, seq, bodies[i], seq+1, bodies[i+1])
+			i += 2
+		} else {
+			_, err = t.stmt(qAppendAudit).ExecContext(noCancel, seq, bodies[i])
+			i++
+		}
+		if isConstraint(err) {
+			return fmt.Errorf("audit record %d already exists: %w", seq, store.ErrConflict)
+		} else if err != nil {
+			return fmt.Errorf("sqlite: append audit record %d: %w", seq, err)
+		}
 	}
 	return nil
 }
