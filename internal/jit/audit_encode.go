@@ -19,82 +19,91 @@ var (
 
 // AppendCanonicalJSON implements audit.CanonicalEncoder.
 func (g Grant) AppendCanonicalJSON(b []byte) ([]byte, bool) {
-	ok := true
-	str := func(key, v string) {
-		b = append(b, key...)
-		if ok {
-			b, ok = audit.AppendString(b, v)
-		}
-	}
-	tm := func(key string, t time.Time) {
-		b = append(b, key...)
-		if ok {
-			b, ok = audit.AppendTime(b, t)
-		}
-	}
-	b = append(b, `{"applied":`...)
-	b = strconv.AppendBool(b, g.Applied)
-	if !g.AppliedAt.IsZero() {
-		tm(`,"appliedAt":`, g.AppliedAt)
-	}
-	tm(`,"endTimeUtc":`, g.EndTime)
-	if !g.EndedAt.IsZero() {
-		tm(`,"endedAt":`, g.EndedAt)
-	}
-	str(`,"id":`, g.ID)
-	str(`,"policyId":`, g.PolicyID)
-	b = append(b, `,"port":`...)
-	b = strconv.AppendInt(b, int64(g.Port), 10)
-	str(`,"protocol":`, g.Protocol)
-	if g.ProviderError != "" {
-		str(`,"providerError":`, g.ProviderError)
-	}
-	str(`,"requestId":`, g.RequestID)
-	str(`,"source":`, g.Source.String())
-	tm(`,"startTimeUtc":`, g.StartTime)
-	str(`,"status":`, string(g.Status))
-	str(`,"statusReason":`, string(g.StatusReason))
-	str(`,"vmId":`, g.VMID)
-	return append(b, '}'), ok
+	w := canonWriter{b: b, ok: true}
+	w.grant(g)
+	return w.b, w.ok
 }
 
 // AppendCanonicalJSON implements audit.CanonicalEncoder.
 func (r Request) AppendCanonicalJSON(b []byte) ([]byte, bool) {
-	ok := true
-	str := func(key, v string) {
-		b = append(b, key...)
-		if ok {
-			b, ok = audit.AppendString(b, v)
-		}
-	}
-	b = append(b, `{"grants":`...)
+	w := canonWriter{b: b, ok: true}
+	w.raw(`{"grants":`)
 	if r.Grants == nil {
-		b = append(b, "null"...)
+		w.raw("null")
 	} else {
-		b = append(b, '[')
+		w.raw("[")
 		for i, g := range r.Grants {
 			if i > 0 {
-				b = append(b, ',')
+				w.raw(",")
 			}
-			var gok bool
-			if b, gok = g.AppendCanonicalJSON(b); !gok {
-				ok = false
-			}
+			w.grant(g)
 		}
-		b = append(b, ']')
+		w.raw("]")
 	}
-	str(`,"id":`, r.ID)
+	w.str(`,"id":`, r.ID)
 	if r.Justification != "" {
-		str(`,"justification":`, r.Justification)
+		w.str(`,"justification":`, r.Justification)
 	}
-	str(`,"policyId":`, r.PolicyID)
-	str(`,"requestor":`, r.Requestor)
+	w.str(`,"policyId":`, r.PolicyID)
+	w.str(`,"requestor":`, r.Requestor)
 	if r.SourceAddress != "" {
-		str(`,"sourceAddress":`, r.SourceAddress)
+		w.str(`,"sourceAddress":`, r.SourceAddress)
 	}
-	b = append(b, `,"startTimeUtc":`...)
-	if ok {
-		b, ok = audit.AppendTime(b, r.StartTime)
+	w.time(`,"startTimeUtc":`, r.StartTime)
+	w.raw("}")
+	return w.b, w.ok
+}
+
+// canonWriter appends JSON members (key text given with its punctuation),
+// remembering whether every value could be written exactly (ok).
+type canonWriter struct {
+	b  []byte
+	ok bool
+}
+
+func (w *canonWriter) raw(s string) { w.b = append(w.b, s...) }
+
+func (w *canonWriter) str(key, v string) {
+	w.b = append(w.b, key...)
+	if w.ok {
+		w.b, w.ok = audit.AppendString(w.b, v)
 	}
-	return append(b, '}'), ok
+}
+
+func (w *canonWriter) time(key string, t time.Time) {
+	w.b = append(w.b, key...)
+	if w.ok {
+		w.b, w.ok = audit.AppendTime(w.b, t)
+	}
+}
+
+func (w *canonWriter) int(key string, n int) {
+	w.b = append(w.b, key...)
+	w.b = strconv.AppendInt(w.b, int64(n), 10)
+}
+
+func (w *canonWriter) grant(g Grant) {
+	w.raw(`{"applied":`)
+	w.b = strconv.AppendBool(w.b, g.Applied)
+	if !g.AppliedAt.IsZero() {
+		w.time(`,"appliedAt":`, g.AppliedAt)
+	}
+	w.time(`,"endTimeUtc":`, g.EndTime)
+	if !g.EndedAt.IsZero() {
+		w.time(`,"endedAt":`, g.EndedAt)
+	}
+	w.str(`,"id":`, g.ID)
+	w.str(`,"policyId":`, g.PolicyID)
+	w.int(`,"port":`, g.Port)
+	w.str(`,"protocol":`, g.Protocol)
+	if g.ProviderError != "" {
+		w.str(`,"providerError":`, g.ProviderError)
+	}
+	w.str(`,"requestId":`, g.RequestID)
+	w.str(`,"source":`, g.Source.String())
+	w.time(`,"startTimeUtc":`, g.StartTime)
+	w.str(`,"status":`, string(g.Status))
+	w.str(`,"statusReason":`, string(g.StatusReason))
+	w.str(`,"vmId":`, g.VMID)
+	w.raw("}")
 }

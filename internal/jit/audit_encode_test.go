@@ -64,17 +64,20 @@ func TestCanonicalEncodingsMatchMarshal(t *testing.T) {
 		}
 		full[rv.Type().Name()]++
 	}
+	check := func(v audit.CanonicalEncoder, plain bool) {
+		if got, ok := v.AppendCanonicalJSON(nil); ok {
+			if want := canonicalOf(t, v); string(got) != want {
+				t.Fatalf("%T %+v:\nown       %s\ncanonical %s", v, v, got, want)
+			}
+		} else if plain {
+			t.Fatalf("plain %T %+v declined", v, v)
+		}
+	}
 	for i := range 20000 {
 		plain := i%4 == 0
 		g := grant(plain)
 		everyFieldSet(g)
-		if got, ok := g.AppendCanonicalJSON(nil); ok {
-			if want := canonicalOf(t, g); string(got) != want {
-				t.Fatalf("grant %+v:\nown       %s\ncanonical %s", g, got, want)
-			}
-		} else if plain {
-			t.Fatalf("plain grant %+v declined", g)
-		}
+		check(g, plain)
 		r := Request{ID: pick(), PolicyID: pick(), Requestor: pick(), SourceAddress: pick(), Justification: pick(), StartTime: tm()}
 		if plain {
 			r.ID, r.PolicyID, r.Requestor, r.SourceAddress, r.Justification, r.StartTime = "r1", strs[2], "admin", "127.0.0.1", "", times[1]
@@ -89,13 +92,7 @@ func TestCanonicalEncodingsMatchMarshal(t *testing.T) {
 			}
 		}
 		everyFieldSet(r)
-		if got, ok := r.AppendCanonicalJSON(nil); ok {
-			if want := canonicalOf(t, r); string(got) != want {
-				t.Fatalf("request %+v:\nown       %s\ncanonical %s", r, got, want)
-			}
-		} else if plain {
-			t.Fatalf("plain request %+v declined", r)
-		}
+		check(r, plain)
 	}
 	if full["Grant"] == 0 || full["Request"] == 0 {
 		t.Fatalf("values with every field set: %v; a field is missing from the generator", full)
