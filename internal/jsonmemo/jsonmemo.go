@@ -16,19 +16,45 @@ import (
 
 type decodeMemo struct {
 	mu sync.Mutex
-	m  map[memoKey]any // pointer to the pristine decoded value
-}
-
-type memoKey struct {
-	t    reflect.Type
-	body string
+	// m holds, by type and then by encoding, pointers to pristine decoded
+	// values. Two levels so that a lookup indexes with string(raw), which
+	// does not copy the bytes.
+	m map[reflect.Type]map[string]any
+	n int // entries in m
 }
 
 // maxMemoEntries bounds the memo's memory (a few objects per VM); past it
 // the memo starts again empty.
 const maxMemoEntries = 8192
 
-var memo = &decodeMemo{m: map[memoKey]any{}}
+var memo = newMemo()
+
+func newMemo() *decodeMemo { return &decodeMemo{m: map[reflect.Type]map[string]any{}} }
+
+func (d *decodeMemo) load(t reflect.Type, raw []byte) (any, bool) {
+	d.mu.Lock()
+	p, ok := d.m[t][string(raw)]
+	d.mu.Unlock()
+	return p, ok
+}
+
+func (d *decodeMemo) store(t reflect.Type, body []byte, pristine any) {
+	d.mu.Lock()
+	if d.n >= maxMemoEntries {
+		clear(d.m)
+		d.n = 0
+	}
+	byBody := d.m[t]
+	if byBody == nil {
+		byBody = map[string]any{}
+		d.m[t] = byBody
+	}
+	if _, ok := byBody[string(body)]; !ok {
+		d.n++
+	}
+	byBody[string(body)] = pristine
+	d.mu.Unlock()
+}
 
 // Decode sets *v to what raw decodes to, as json.Unmarshal(raw, v) would
 // into a new value, and returns a pristine copy of the result that the
@@ -36,11 +62,8 @@ var memo = &decodeMemo{m: map[memoKey]any{}}
 func Decode[T any](raw []byte, v *T) (*T, error) { return decode(memo, raw, v) }
 
 func decode[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
-	k := memoKey{reflect.TypeFor[T](), string(raw)}
-	d.mu.Lock()
-	p, ok := d.m[k]
-	d.mu.Unlock()
-	if ok {
+	t := reflect.TypeFor[T]()
+	if p, ok := d.load(t, raw); ok {
 		pristine := p.(*T)
 		deepCopyInto(reflect.ValueOf(v).Elem(), reflect.ValueOf(pristine).Elem())
 		return pristine, nil
@@ -50,7 +73,7 @@ func decode[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
 	}
 	pristine := new(T)
 	deepCopyInto(reflect.ValueOf(pristine).Elem(), reflect.ValueOf(v).Elem())
-	d.store(k, pristine)
+	d.store(t, raw, pristine)
 	return pristine, nil
 }
 
@@ -60,30 +83,18 @@ func DecodeInto(raw []byte, into any) error {
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return fmt.Errorf("jsonmemo: decode into %T, not a non-nil pointer", into)
 	}
-	k := memoKey{v.Type().Elem(), string(raw)}
-	memo.mu.Lock()
-	p, ok := memo.m[k]
-	memo.mu.Unlock()
-	if ok {
+	t := v.Type().Elem()
+	if p, ok := memo.load(t, raw); ok {
 		deepCopyInto(v.Elem(), reflect.ValueOf(p).Elem())
 		return nil
 	}
-	fresh := reflect.New(v.Type().Elem())
+	fresh := reflect.New(t)
 	if err := json.Unmarshal(raw, fresh.Interface()); err != nil {
 		return err
 	}
 	deepCopyInto(v.Elem(), fresh.Elem())
-	memo.store(k, fresh.Interface())
+	memo.store(t, raw, fresh.Interface())
 	return nil
-}
-
-func (d *decodeMemo) store(k memoKey, pristine any) {
-	d.mu.Lock()
-	if len(d.m) >= maxMemoEntries {
-		clear(d.m)
-	}
-	d.m[k] = pristine
-	d.mu.Unlock()
 }
 
 // Remember records that body is the encoding of *val (val a pointer), so
@@ -93,6 +104,15 @@ func (d *decodeMemo) store(k memoKey, pristine any) {
 // slice where Unmarshal gives nil), never in what it encodes to.
 func Remember(body []byte, val any) { memo.remember(body, val) }
 
+// RememberOwned is Remember for a value its caller hands over: the memo
+// keeps val itself (no copy), and nobody may change it afterwards.
+func RememberOwned(body []byte, val any) {
+	v := reflect.ValueOf(val)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		memo.store(v.Type().Elem(), body, val)
+	}
+}
+
 func (d *decodeMemo) remember(body []byte, val any) {
 	v := reflect.ValueOf(val)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
@@ -100,7 +120,7 @@ func (d *decodeMemo) remember(body []byte, val any) {
 	}
 	pristine := reflect.New(v.Type().Elem())
 	deepCopyInto(pristine.Elem(), v.Elem())
-	d.store(memoKey{v.Type().Elem(), string(body)}, pristine.Interface())
+	d.store(v.Type().Elem(), body, pristine.Interface())
 }
 
 // deepCopyInto sets dst (settable) to a copy of src sharing no slice, map

@@ -12,7 +12,7 @@ import (
 // A value handed out by the memo is the caller's to change: changing it
 // (its slices, nested values) must not change what the next caller gets.
 func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
-	memo := &decodeMemo{m: map[memoKey]any{}}
+	memo := newMemo()
 	nsg := netrule.NSG{ID: "nsg-1", Name: "nsg", SecurityRules: []netrule.SecurityRule{
 		{Name: "ssh", Priority: 300, Direction: netrule.Inbound, Access: netrule.Allow, Protocol: netrule.Tcp,
 			SourceAddressPrefixes: []string{"198.18.0.0/24"}, DestinationPortRange: "22"}}}
@@ -36,8 +36,8 @@ func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
 			t.Fatalf("round %d: changing the decoded value changed the memo's: %+v", round, *pristine)
 		}
 	}
-	if len(memo.m) != 1 {
-		t.Fatalf("memo holds %d entries, want 1", len(memo.m))
+	if memo.n != 1 {
+		t.Fatalf("memo holds %d entries, want 1", memo.n)
 	}
 	// Other bytes are another entry, and never the old value.
 	nsg.SecurityRules[0].Priority = 310
@@ -50,8 +50,8 @@ func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
 	if _, err := decode(memo, []byte(`{"id":`), &got); err == nil {
 		t.Fatal("malformed JSON decoded without error")
 	}
-	if len(memo.m) != 2 {
-		t.Fatalf("memo holds %d entries, want 2", len(memo.m))
+	if memo.n != 2 {
+		t.Fatalf("memo holds %d entries, want 2", memo.n)
 	}
 }
 

@@ -361,7 +361,8 @@ func (s *session) keys(kind string) ([]string, error) {
 }
 
 // flush writes the changed objects, in (kind, key) order so that backends
-// see a deterministic sequence.
+// see a deterministic sequence. It hands the values it writes to the
+// decode memo: the session must not be used after it.
 func (s *session) flush() error {
 	ks := make([]objKey, 0, len(s.m))
 	for k := range s.m {
@@ -397,7 +398,9 @@ func (s *session) flush() error {
 				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, b); err != nil {
 					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 				}
-				jsonmemo.Remember(b, e.val)
+				// flush is a session's last step: its values are
+				// handed to the memo, never changed again.
+				jsonmemo.RememberOwned(b, e.val)
 				continue
 			}
 			if e.canon != nil {
