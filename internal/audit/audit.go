@@ -88,7 +88,7 @@ func encodeState(v any) (json.RawMessage, bool, error) {
 		return nil, true, nil
 	}
 	if ce, ok := v.(CanonicalEncoder); ok {
-		if b, ok := ce.AppendCanonicalJSON(nil); ok {
+		if b, ok := ce.AppendCanonicalJSON(make([]byte, 0, 1024)); ok {
 			return b, true, nil
 		}
 	}

@@ -26,7 +26,9 @@ func ChainJSON(prev Record, next Record) (Record, []byte, error) {
 		b, err := json.Marshal(r) // the same error, from the same place
 		return r, b, err
 	}
-	b := make([]byte, 0, 200+len(r.Principal)+len(r.SourceAddress)+len(r.Target)+len(r.Detail)+len(r.Before)+len(r.After))
+	// Room for every field and key, so the record is built without growing.
+	b := make([]byte, 0, 160+len(t)+len(r.Principal)+len(r.SourceAddress)+len(r.Operation)+len(r.Target)+len(r.Result)+
+		len(r.Detail)+len(r.Before)+len(r.After)+len(r.PrevHash)+len(r.Hash))
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, r.Seq, 10)
 	b = append(b, `,"time":`...)

@@ -94,7 +94,7 @@ const (
 // else json.Marshal's. Either decodes to the same value; the first skips
 // reflection on every request.
 func encodeRow(v audit.CanonicalEncoder) ([]byte, error) {
-	if b, ok := v.AppendCanonicalJSON(nil); ok {
+	if b, ok := v.AppendCanonicalJSON(make([]byte, 0, 768)); ok {
 		return b, nil
 	}
 	return json.Marshal(v)
