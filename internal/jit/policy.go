@@ -2,7 +2,6 @@ package jit
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -62,33 +61,6 @@ type PortPolicy struct {
 	// RequireApproval (a drawbridge extension) makes requests for this
 	// port wait as Pending until enough members of a group approve.
 	RequireApproval *ApprovalRule `json:"requireApproval,omitempty"`
-}
-
-// Clone returns a copy of p that shares no memory with it: changing the
-// copy's VMs, ports, prefixes or approval rules leaves p as it was. Stores
-// that keep decoded policies hand out clones.
-func (p Policy) Clone() Policy {
-	if p.VirtualMachines == nil {
-		return p
-	}
-	vms := make([]VMPolicy, len(p.VirtualMachines))
-	for i, vm := range p.VirtualMachines {
-		if vm.Ports != nil {
-			ports := make([]PortPolicy, len(vm.Ports))
-			for j, port := range vm.Ports {
-				port.AllowedSourceAddressPrefixes = slices.Clone(port.AllowedSourceAddressPrefixes)
-				if port.RequireApproval != nil {
-					rule := *port.RequireApproval
-					port.RequireApproval = &rule
-				}
-				ports[j] = port
-			}
-			vm.Ports = ports
-		}
-		vms[i] = vm
-	}
-	p.VirtualMachines = vms
-	return p
 }
 
 // DistinctVMs returns p's VMs in order, without later entries for a VM

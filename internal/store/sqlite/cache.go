@@ -1,12 +1,6 @@
 package sqlite
 
-import (
-	"encoding/json"
-	"slices"
-	"sync"
-
-	"github.com/drawbridge/drawbridge/internal/jit"
-)
+import "slices"
 
 // rowCache holds the bodies of rows the writer has read or written, so that
 // a transaction reading what an earlier one wrote (the audit log's head, a
@@ -216,63 +210,3 @@ func (c *rowCache) policiesChanged() {
 		clear(c.policyOf)
 	}
 }
-
-// decodeMemo remembers the values recent JSON bodies decoded to, keyed by
-// the bytes themselves, so rows read again unchanged (a VM's policy on
-// every request, the grant a request supersedes) skip encoding/json.
-// Keying by content makes it exact without any invalidation: different
-// bytes are a miss. It is safe for concurrent use (the writer and the read
-// pool share it). Values are handed out through clone, never shared.
-type decodeMemo[T any] struct {
-	mu    sync.Mutex
-	m     map[string]T
-	clone func(T) T
-}
-
-// maxMemoEntries bounds a memo's memory; past it the memo starts again.
-const maxMemoEntries = 4096
-
-func newDecodeMemo[T any](clone func(T) T) *decodeMemo[T] {
-	return &decodeMemo[T]{m: map[string]T{}, clone: clone}
-}
-
-// decode returns what body decodes to, as json.Unmarshal into a zero T would.
-func (d *decodeMemo[T]) decode(body []byte) (T, error) {
-	d.mu.Lock()
-	v, ok := d.m[string(body)]
-	d.mu.Unlock()
-	if ok {
-		return d.clone(v), nil
-	}
-	var fresh T
-	if err := json.Unmarshal(body, &fresh); err != nil {
-		return fresh, err
-	}
-	d.mu.Lock()
-	if len(d.m) >= maxMemoEntries {
-		clear(d.m)
-	}
-	d.m[string(body)] = d.clone(fresh)
-	d.mu.Unlock()
-	return fresh, nil
-}
-
-// remember records that body is the encoding of v, which the writer just
-// stored, so that reading the row back (the grant the next request on its
-// VM supersedes) skips decoding it. For the types memoised here encoding
-// and decoding round-trip exactly (TestGrantMemoRoundTrip).
-func (d *decodeMemo[T]) remember(body []byte, v T) {
-	d.mu.Lock()
-	if len(d.m) >= maxMemoEntries {
-		clear(d.m)
-	}
-	d.m[string(body)] = d.clone(v)
-	d.mu.Unlock()
-}
-
-// Memos of the domain types read on every request. A Grant holds no
-// slices or pointers, so a copy of the value is a clone.
-var (
-	policyMemo = newDecodeMemo(jit.Policy.Clone)
-	grantMemo  = newDecodeMemo(func(g jit.Grant) jit.Grant { return g })
-)

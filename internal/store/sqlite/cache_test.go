@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -292,8 +294,8 @@ func openTempPath(t *testing.T) (*Store, string) {
 	return s, path
 }
 
-// grantMemo.remember hands out, for the bytes the writer stored, the value
-// it encoded rather than a decoding: that is exact only if every grant the
+// The writer remembers (jsonmemo.Remember) the grants it stores, and reads
+// of those bytes then get the value it encoded rather than a decoding: that is exact only if every grant the
 // writer stores decodes back to itself. Check it over the shapes a grant
 // takes (sources of each kind, zero and non-UTC times, every status).
 func TestGrantMemoRoundTrip(t *testing.T) {
@@ -327,9 +329,8 @@ func TestGrantMemoRoundTrip(t *testing.T) {
 			if decoded != g {
 				t.Errorf("grant %s (%v) decodes to\n%+v\nnot what was encoded\n%+v", body, status, decoded, g)
 			}
-			memo := newDecodeMemo(func(g jit.Grant) jit.Grant { return g })
-			memo.remember(body, g)
-			if got, err := memo.decode(body); err != nil || got != decoded {
+			jsonmemo.Remember(body, &g)
+			if got, err := decodeRow[jit.Grant](body); err != nil || got != decoded {
 				t.Errorf("memo gives %+v, %v for %s", got, err, body)
 			}
 		}
@@ -493,6 +494,81 @@ func TestWriterActiveGrantsMatchSQL(t *testing.T) {
 			}
 			if !slices.Equal(cached, fromSQL) {
 				t.Fatalf("step %d, VM %s: writer lists %v, SQL %v", step, vm, cached, fromSQL)
+			}
+		}
+	}
+}
+
+// Policies read through the writer's cache (decoded once, then copied from
+// jsonmemo) share no memory with each other: a caller changing the
+// policy it got (its VMs, ports, prefixes, approval rules) changes no
+// later read. The reflect walk fails if a field that can share memory is
+// added to Policy and the copy misses it.
+func TestPolicyReadsShareNoMemory(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	p := jit.Policy{ID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/p", Name: "p",
+		VirtualMachines: []jit.VMPolicy{{ID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1", Ports: []jit.PortPolicy{{
+			Number: 22, AllowedSourceAddressPrefixes: []string{"198.18.0.0/24"},
+			RequireApproval: &jit.ApprovalRule{Approvers: "ops", Count: 1},
+		}}}}}
+	if err := s.InTx(ctx, func(tx jit.Tx) error { return tx.PutPolicy(ctx, p) }); err != nil {
+		t.Fatal(err)
+	}
+	read := func() jit.Policy {
+		t.Helper()
+		var got jit.Policy
+		err := s.InTx(ctx, func(tx jit.Tx) error { var err error; got, err = tx.GetPolicy(ctx, p.ID); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	a, b := read(), read()
+	if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(a.VirtualMachines, p.VirtualMachines) {
+		t.Fatalf("reads differ: %+v\n%+v", a, b)
+	}
+	assertNoSharedMemory(t, reflect.ValueOf(a), reflect.ValueOf(b), "Policy")
+	before, _ := json.Marshal(b)
+	a.VirtualMachines[0].ID = "changed"
+	a.VirtualMachines[0].Ports[0].Number = 3389
+	a.VirtualMachines[0].Ports[0].AllowedSourceAddressPrefixes[0] = "changed"
+	a.VirtualMachines[0].Ports[0].RequireApproval.Count = 9
+	if after, _ := json.Marshal(b); string(after) != string(before) {
+		t.Fatalf("changing one read changed another:\n%s\n%s", before, after)
+	}
+	if c := read(); !reflect.DeepEqual(c, b) {
+		t.Fatalf("changing a read changed what the next read gets: %+v", c)
+	}
+}
+
+// assertNoSharedMemory fails if a and b (equal values) share a slice's
+// backing array or a pointer's target anywhere.
+func assertNoSharedMemory(t *testing.T, a, b reflect.Value, path string) {
+	t.Helper()
+	switch a.Kind() {
+	case reflect.Slice:
+		if a.Len() > 0 && a.Pointer() == b.Pointer() {
+			t.Errorf("%s shares its backing array", path)
+		}
+		for i := range a.Len() {
+			assertNoSharedMemory(t, a.Index(i), b.Index(i), path+"[]")
+		}
+	case reflect.Pointer:
+		if !a.IsNil() && a.Pointer() == b.Pointer() {
+			t.Errorf("%s points to the same value", path)
+		}
+		if !a.IsNil() {
+			assertNoSharedMemory(t, a.Elem(), b.Elem(), path)
+		}
+	case reflect.Map:
+		if !a.IsNil() && a.Pointer() == b.Pointer() {
+			t.Errorf("%s is the same map", path)
+		}
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if a.Type().Field(i).IsExported() {
+				assertNoSharedMemory(t, a.Field(i), b.Field(i), path+"."+a.Type().Field(i).Name)
 			}
 		}
 	}

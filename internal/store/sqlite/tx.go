@@ -329,7 +329,7 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 }
 
 func decodePolicy(body []byte) (jit.Policy, error) {
-	p, err := policyMemo.decode(body)
+	p, err := decodeRow[jit.Policy](body)
 	if err != nil {
 		return jit.Policy{}, fmt.Errorf("sqlite: decode policy: %w", err)
 	}
@@ -373,7 +373,7 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list policies: %w", err)
 	}
-	return scanAll(rows, "policies", policyMemo.decode)
+	return scanAll(rows, "policies", decodeRow[jit.Policy])
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
@@ -419,6 +419,16 @@ func scanAll[T any](rows *sql.Rows, what string, decode func([]byte) (T, error))
 		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
 	}
 	return out, nil
+}
+
+// decodeRow decodes a row's body through jsonmemo, which remembers values
+// by their bytes: the policy and the grants every request reads again
+// unchanged (and the grants the writer just stored, which it remembers)
+// skip encoding/json.
+func decodeRow[T any](body []byte) (T, error) {
+	var v T
+	_, err := jsonmemo.Decode(body, &v)
+	return v, err
 }
 
 func decodeJSON[T any](body []byte) (T, error) {
@@ -529,7 +539,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
 		}
 		t.cache.put(tableGrants, "", g.ID, body)
-		grantMemo.remember(body, g)
+		jsonmemo.Remember(body, &g)
 		if g.Status == jit.StatusInitiated {
 			t.cache.grantActivated(inventory.Key(g.VMID), activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i})
 		}
@@ -583,7 +593,7 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	if err != nil {
 		return jit.Grant{}, err
 	}
-	g, err := grantMemo.decode(body)
+	g, err := decodeRow[jit.Grant](body)
 	if err != nil {
 		return jit.Grant{}, fmt.Errorf("sqlite: decode grant %s: %w", id, err)
 	}
@@ -612,7 +622,7 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
-	return scanAll(rows, "grants", grantMemo.decode)
+	return scanAll(rows, "grants", decodeRow[jit.Grant])
 }
 
 // activeGrantsOfVM is ListGrants of a VM's active grants on the writer,
@@ -626,7 +636,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 				out = nil // a body was dropped with the row cache: read again
 				break
 			}
-			g, err := grantMemo.decode(row.body)
+			g, err := decodeRow[jit.Grant](row.body)
 			if err != nil {
 				return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
 			}
@@ -649,7 +659,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 		if err := rows.Scan(&r.id, &r.requestID, &r.idx, &r.start, &body); err != nil {
 			return nil, fmt.Errorf("sqlite: list grants: %w", err)
 		}
-		g, err := grantMemo.decode(body)
+		g, err := decodeRow[jit.Grant](body)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
 		}
@@ -702,7 +712,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
 	t.cache.put(tableGrants, "", g.ID, body)
-	grantMemo.remember(body, cur)
+	jsonmemo.Remember(body, &cur)
 	switch isActive := cur.Status == jit.StatusInitiated; {
 	case wasActive && !isActive:
 		t.cache.grantEnded(inventory.Key(cur.VMID), cur.ID)
@@ -718,7 +728,7 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due grants: %w", err)
 	}
-	return scanAll(rows, "grants", grantMemo.decode)
+	return scanAll(rows, "grants", decodeRow[jit.Grant])
 }
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
