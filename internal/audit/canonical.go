@@ -12,7 +12,7 @@ import (
 // tamper-evident).
 //
 // The result is defined as json.Marshal of the value json.Decoder (with
-// UseNumber) decodes; slowCanonicalJSON computes exactly that. The fast
+// UseNumber) decodes; slowCanonicalize computes exactly that. The fast
 // path below produces the same bytes without building a map[string]any,
 // and hands anything it is not sure about (invalid input, trailing data,
 // duplicate keys, very deep nesting) to the slow path.
@@ -38,11 +38,6 @@ func canonicalize(b json.RawMessage) (json.RawMessage, bool) {
 		}
 	}
 	return slowCanonicalize(b)
-}
-
-func slowCanonicalJSON(b json.RawMessage) json.RawMessage {
-	out, _ := slowCanonicalize(b)
-	return out
 }
 
 func slowCanonicalize(b json.RawMessage) (json.RawMessage, bool) {

@@ -162,8 +162,8 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 // statement sees the snapshot taken at the first, and it runs side by
 // side with any other transaction (it waits for no lock a writer holds).
 // A write, or LockVMs, fails with an error wrapping store.ErrReadOnly (the
-// server refuses writes), so nothing fn does is kept. fn may run again on a new connection if the first one
-// broke, as with InTx.
+// server refuses writes), so nothing fn does is kept. fn may run again on a
+// new connection if the first one broke, as with InTx.
 func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
 	return s.inTx(ctx, true, func(t *tx) error { return fn(t) })
 }
