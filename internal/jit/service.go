@@ -541,12 +541,9 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 	unlock()
 	if pending {
 		s.nudgeExpiry(time.Time{})
-	} else {
-		s.nudgeExpiry(earliestEnd(req.Grants))
-	}
-	if pending {
 		return req, nil
 	}
+	s.nudgeExpiry(earliestEnd(req.Grants))
 	if len(later) == 0 {
 		return req, nil
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,12 +137,9 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	// request's commit crossed the threshold. A second connection does it in
 	// the background instead (checkpointer), which WAL allows concurrently
 	// with the writer.
-	writerQ := url.Values{}
-	for k, v := range q {
-		writerQ[k] = v
-	}
+	writerQ := q
 	if path != ":memory:" {
-		writerQ.Add("_pragma", "wal_autocheckpoint(0)")
+		writerQ = withPragma(q, "wal_autocheckpoint(0)")
 	}
 	db, err := sql.Open("sqlite", path+"?"+writerQ.Encode())
 	if err != nil {
@@ -186,6 +184,18 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	return s, nil
 }
 
+// withPragma returns a copy of the connection options q with one pragma
+// more; q and its slices are left as they were (the writer, read pool and
+// checkpointer each add their own to the same base).
+func withPragma(q url.Values, pragma string) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		out[k] = slices.Clone(v)
+	}
+	out.Add("_pragma", pragma)
+	return out
+}
+
 // readConns is the size of the read pool: enough for the API's concurrent
 // reads on a small machine; more only queue on the CPU.
 const readConns = 4
@@ -193,12 +203,7 @@ const readConns = 4
 // openReadPool opens the read-only connections ReadTx uses.
 // query_only makes any write attempted through them fail.
 func (s *Store) openReadPool(ctx context.Context, path string, q url.Values) error {
-	rq := url.Values{}
-	for k, v := range q {
-		rq[k] = v
-	}
-	rq.Add("_pragma", "query_only(1)")
-	rdb, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	rdb, err := sql.Open("sqlite", path+"?"+withPragma(q, "query_only(1)").Encode())
 	if err != nil {
 		return fmt.Errorf("sqlite: open read pool for %s: %w", path, err)
 	}
