@@ -431,6 +431,8 @@ func decodeRow[T any](body []byte) (T, error) {
 	return v, err
 }
 
+// decodeJSON decodes without the memo: request bodies are listed now and
+// then, each once, and would only crowd out what is read again.
 func decodeJSON[T any](body []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(body, &v)
