@@ -469,13 +469,7 @@ func TestReadTxBesideWriter(t *testing.T) {
 	errs := make(chan error, readers)
 	for i := range readers {
 		go func() {
-			var n int
-			var err error
-			if i%2 == 0 {
-				err = s.ReadTx(ctx, func(tx jit.Tx) error { return tx.GetObject(ctx, "counter", "c", &n) })
-			} else {
-				err = s.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &n) })
-			}
+			n, err := storetest.ReadCounter(ctx, s, i%2 == 1)
 			if err == nil && n != 1 {
 				err = fmt.Errorf("read counter c = %d beside an uncommitted write, want 1", n)
 			}

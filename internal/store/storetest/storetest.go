@@ -30,6 +30,19 @@ type Store interface {
 	store.ObjectStore
 }
 
+// ReadCounter reads the int object ("counter", "c") in a read-only
+// transaction: through ObjectReadTx with objects, else through ReadTx. It is
+// the read the tests of reads beside an open write make.
+func ReadCounter(ctx context.Context, s Store, objects bool) (int, error) {
+	var n int
+	if objects {
+		err := s.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &n) })
+		return n, err
+	}
+	err := s.ReadTx(ctx, func(tx jit.Tx) error { return tx.GetObject(ctx, "counter", "c", &n) })
+	return n, err
+}
+
 // Run runs the suite. open returns a new, empty store for each subtest; it
 // should register its own cleanup (t.Cleanup) to close it.
 func Run(t *testing.T, open func(t *testing.T) Store) {
@@ -1446,13 +1459,7 @@ func testReadTxBesideInTx(t *testing.T, s Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var n int
-			var err error
-			if i%2 == 0 {
-				err = s.ReadTx(ctx, func(tx jit.Tx) error { return tx.GetObject(ctx, "counter", "c", &n) })
-			} else {
-				err = s.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "counter", "c", &n) })
-			}
+			n, err := ReadCounter(ctx, s, i%2 == 1)
 			results <- result{n: n, before: !released.Load(), err: err}
 		}()
 	}
