@@ -573,3 +573,101 @@ func assertNoSharedMemory(t *testing.T, a, b reflect.Value, path string) {
 		}
 	}
 }
+
+// runBatchOf runs fns as one group commit, straight through runBatch (the
+// writer is idle meanwhile: nothing else calls InTx), and returns each
+// one's outcome.
+func runBatchOf(t *testing.T, s *Store, fns ...func(*tx) error) []txResult {
+	t.Helper()
+	batch := make([]*txJob, len(fns))
+	for i, fn := range fns {
+		batch[i] = &txJob{ctx: context.Background(), fn: fn, done: make(chan txResult, 1)}
+	}
+	s.runBatch(batch)
+	out := make([]txResult, len(batch))
+	for i, j := range batch {
+		out[i] = <-j.done
+	}
+	return out
+}
+
+// A group commit keeps what its successful transactions wrote and nothing
+// of a failed one's, whether the failure came before any write (nothing to
+// undo, nobody runs again), after writes (the batch is rolled back and the
+// others run again, once each, in savepoints), or as a panic after writes.
+func TestGroupCommitUndoesOnlyFailedTransactions(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	runs := map[string]int{}
+	put := func(key string, v int, fail error, panicking bool) func(*tx) error {
+		return func(t *tx) error {
+			runs[key]++
+			if err := t.PutObject(ctx, "k", key, v); err != nil {
+				return err
+			}
+			if panicking {
+				panic("boom " + key)
+			}
+			return fail
+		}
+	}
+	refuse := func(key string, err error) func(*tx) error {
+		return func(t *tx) error {
+			runs[key]++
+			var v int
+			if gerr := t.GetObject(ctx, "k", "a", &v); gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+				return gerr
+			}
+			return err
+		}
+	}
+	check := func(step string, want map[string]int) {
+		t.Helper()
+		for key, v := range want {
+			got, err := getInt(t, s, "k", key)
+			if v < 0 {
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s: %s = %d, %v; want absent", step, key, got, err)
+				}
+				continue
+			}
+			if err != nil || got != v {
+				t.Errorf("%s: %s = %d, %v; want %d", step, key, got, err, v)
+			}
+		}
+	}
+	errD, errB := errors.New("refused before writing"), errors.New("failed after writing")
+
+	// All succeed, one fails before writing: one pass, nobody runs twice.
+	res := runBatchOf(t, s, put("a", 1, nil, false), refuse("d", errD), put("c", 3, nil, false))
+	if res[0].err != nil || !errors.Is(res[1].err, errD) || res[2].err != nil {
+		t.Fatalf("first batch: %+v", res)
+	}
+	if runs["a"] != 1 || runs["d"] != 1 || runs["c"] != 1 {
+		t.Fatalf("first batch runs: %v; want one each", runs)
+	}
+	check("first batch", map[string]int{"a": 1, "c": 3})
+
+	// One fails after writing: its write is gone, the others' are kept.
+	clear(runs)
+	res = runBatchOf(t, s, put("a", 10, nil, false), refuse("d", errD), put("b", 20, errB, false), put("c", 30, nil, false))
+	if res[0].err != nil || !errors.Is(res[1].err, errD) || !errors.Is(res[2].err, errB) || res[3].err != nil {
+		t.Fatalf("second batch: %+v", res)
+	}
+	if runs["a"] != 2 || runs["d"] != 1 || runs["b"] != 1 || runs["c"] != 1 {
+		t.Fatalf("second batch runs: %v; want a twice (run again after the rollback), the others once", runs)
+	}
+	check("second batch", map[string]int{"a": 10, "b": -1, "c": 30})
+
+	// A panic after writing, and a failure after writing in the savepoint
+	// pass that follows: each is undone alone.
+	clear(runs)
+	res = runBatchOf(t, s, put("a", 100, nil, false), put("e", 500, nil, true), put("b", 200, errB, false), put("c", 300, nil, false))
+	if res[0].err != nil || res[1].panic == nil || !errors.Is(res[2].err, errB) || res[3].err != nil {
+		t.Fatalf("third batch: %+v", res)
+	}
+	if runs["a"] != 2 || runs["e"] != 1 || runs["b"] != 1 || runs["c"] != 1 {
+		t.Fatalf("third batch runs: %v", runs)
+	}
+	check("third batch", map[string]int{"a": 100, "b": -1, "c": 300, "e": -1})
+}

@@ -30,6 +30,9 @@ type tx struct {
 	// cache is the writer's row cache (cache.go); nil for read-pool
 	// transactions, which see a snapshot of their own.
 	cache *rowCache
+	// wrote is set before tx runs its first statement that is not a
+	// SELECT: from then on a failure must be undone (runOptimistic).
+	wrote bool
 }
 
 var (
