@@ -26,6 +26,8 @@ type rowCache struct {
 	// was last dropped.
 	head        *cachedHead
 	dataVersion int64
+	// keyIDs maps keys to their ids in key_ids, as read or added.
+	keyIDs map[string]int64
 }
 
 type cachedHead struct {
@@ -89,7 +91,7 @@ type cachedRow struct {
 const maxCachedRows = 20000
 
 func newRowCache() *rowCache {
-	return &rowCache{rows: map[rowKey]cachedRow{}, policyOf: map[string]string{}, active: map[string][]activeRef{}}
+	return &rowCache{rows: map[rowKey]cachedRow{}, policyOf: map[string]string{}, active: map[string][]activeRef{}, keyIDs: map[string]int64{}}
 }
 
 func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
@@ -128,6 +130,7 @@ func (c *rowCache) reset() {
 		clear(c.rows)
 		clear(c.policyOf)
 		clear(c.active)
+		clear(c.keyIDs)
 		c.head = nil
 	}
 }
@@ -209,4 +212,23 @@ func (c *rowCache) policiesChanged() {
 	if c != nil {
 		clear(c.policyOf)
 	}
+}
+
+// keyID returns key's id in key_ids, if cached.
+func (c *rowCache) keyID(key string) (int64, bool) {
+	if c == nil {
+		return 0, false
+	}
+	id, ok := c.keyIDs[key]
+	return id, ok
+}
+
+func (c *rowCache) setKeyID(key string, id int64) {
+	if c == nil {
+		return
+	}
+	if len(c.keyIDs) >= maxCachedRows {
+		clear(c.keyIDs)
+	}
+	c.keyIDs[key] = id
 }

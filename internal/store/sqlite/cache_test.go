@@ -671,3 +671,46 @@ func TestGroupCommitUndoesOnlyFailedTransactions(t *testing.T) {
 	}
 	check("third batch", map[string]int{"a": 100, "b": -1, "c": 300, "e": -1})
 }
+
+// A key's id in key_ids given by a rolled-back transaction is forgotten
+// with it: the same id may go to another key next, and a request for the
+// first key must not be filed under the second.
+func TestCacheForgetsRolledBackKeyIDs(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	req := func(id, policy string) jit.Request {
+		vm := "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/" + id
+		return jit.Request{ID: id, PolicyID: jit.PolicyID("s1", "rg1", "westeurope", policy), StartTime: start,
+			Grants: []jit.Grant{{ID: id + "-g", VMID: vm, Port: 22, StartTime: start, EndTime: start.Add(time.Hour), Status: jit.StatusInitiated}}}
+	}
+	boom := errors.New("boom")
+	if err := s.InTx(ctx, func(tx jit.Tx) error {
+		if err := tx.InsertRequest(ctx, req("r1", "p")); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("InTx = %v", err)
+	}
+	for _, r := range []jit.Request{req("r2", "q"), req("r3", "p")} {
+		if err := s.InTx(ctx, func(tx jit.Tx) error { return tx.InsertRequest(ctx, r) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for policy, want := range map[string]string{"p": "r3", "q": "r2"} {
+		err := s.ReadTx(ctx, func(tx jit.Tx) error {
+			rs, err := tx.ListRequests(ctx, jit.PolicyID("s1", "rg1", "westeurope", policy), 0)
+			if err != nil {
+				return err
+			}
+			if len(rs) != 1 || rs[0].ID != want {
+				t.Errorf("requests of %s = %+v, want only %s", policy, rs, want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -83,6 +83,10 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 		if active, err := tx.ListGrants(ctx, jit.GrantFilter{VMID: vm, ActiveOnly: true}); err != nil || len(active) != 1 {
 			t.Errorf("active grants = %+v, %v", active, err)
 		}
+		// The VM's history, through the key_ids index of 0006.
+		if all, err := tx.ListGrants(ctx, jit.GrantFilter{VMID: vm}); err != nil || len(all) != 1 || all[0].ID != "g1" {
+			t.Errorf("grants of the VM = %+v, %v", all, err)
+		}
 		return nil
 	})
 	if err != nil {

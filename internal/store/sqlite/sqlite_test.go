@@ -182,9 +182,10 @@ func TestInMemory(t *testing.T) {
 }
 
 // The queries for active grants (a VM's, the expiry job's) must be served by
-// the partial indexes of migration 0004, whose condition is the literal
-// 'Initiated': a query that stopped matching it would scan every grant
-// ever made, with the same results, just slower and slower.
+// the partial indexes of migrations 0004 and 0006, whose condition is the
+// literal 'Initiated': a query that stopped matching it would scan every
+// grant ever made, with the same results, just slower and slower. The same
+// holds for a VM's and a policy's history (the key_ids indexes of 0006).
 func TestActiveGrantQueriesUsePartialIndexes(t *testing.T) {
 	if string(jit.StatusInitiated) != "Initiated" {
 		t.Fatalf("jit.StatusInitiated is %q; the queries and migration 0004 say 'Initiated'", jit.StatusInitiated)
@@ -194,12 +195,14 @@ func TestActiveGrantQueriesUsePartialIndexes(t *testing.T) {
 		query, index string
 		args         []any
 	}{
-		{listGrantsQuery(true, false, false, true), "grants_active_vm", []any{"vm", -1}},
-		{listGrantsQuery(true, false, true, true), "grants_active_vm", []any{"vm", 22, -1}},
+		{listGrantsQuery(true, false, false, true), "grants_active_vm_ref", []any{"vm", -1}},
+		{listGrantsQuery(true, false, true, true), "grants_active_vm_ref", []any{"vm", 22, -1}},
 		{listGrantsQuery(false, false, false, true), "grants_active_", []any{-1}},
 		{qDueGrants, "grants_active_end", []any{int64(0), -1}},
 		{qNextEndTime, "grants_active_end", nil},
-		{listGrantsQuery(true, false, false, false), "grants_vm_start", []any{"vm", -1}},
+		{listGrantsQuery(true, false, false, false), "grants_vm_ref", []any{"vm", -1}},
+		{qListRequests, "requests_policy_ref", []any{"p", -1}},
+		{qRequestGrants, "requests_policy_ref", []any{"p", -1}},
 	} {
 		rows, err := s.db.Query("EXPLAIN QUERY PLAN "+c.query, c.args...)
 		if err != nil {

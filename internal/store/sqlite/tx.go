@@ -61,18 +61,24 @@ const (
 		ORDER BY key`
 	qPolicyForVM = `SELECT p.body FROM policy_vms v JOIN policies p ON p.key = v.policy_key WHERE v.vm_key = ?`
 
-	qInsertRequest = `INSERT INTO requests (id, policy_key, start_time, body) VALUES (?, ?, ?, ?)`
-	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_key, vm_key, port, status, start_time, end_time, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qListRequests = `SELECT body FROM requests WHERE policy_key = ?1
+	qInsertRequest = `INSERT INTO requests (id, policy_key, policy_ref, start_time, body) VALUES (?, ?, ?, ?, ?)`
+	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_key, vm_key, vm_ref, port, status, start_time, end_time, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Policies and VMs are found in the indexes by their id in key_ids
+	// (migration 0006); an unknown key's is NULL, which matches no row.
+	qListRequests = `SELECT body FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
 		ORDER BY start_time DESC, id DESC LIMIT ?2`
 	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
-			SELECT id FROM requests WHERE policy_key = ?1 ORDER BY start_time DESC, id DESC LIMIT ?2)
+			SELECT id FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
+			ORDER BY start_time DESC, id DESC LIMIT ?2)
 		ORDER BY request_id, idx`
+	qKeyID    = `SELECT id FROM key_ids WHERE key = ?`
+	qAddKeyID = `INSERT INTO key_ids (key) VALUES (?)`
 	qGetGrant = `SELECT body FROM grants WHERE id = ?`
 	// The writer's cache of a VM's active grants is filled from this
 	// query; its order is listGrantsQuery's.
-	qActiveGrantsOfVM = `SELECT id, request_id, idx, start_time, body FROM grants WHERE vm_key = ? AND status = 'Initiated'
+	qActiveGrantsOfVM = `SELECT id, request_id, idx, start_time, body FROM grants
+		WHERE vm_ref = (SELECT id FROM key_ids WHERE key = ?) AND status = 'Initiated'
 		ORDER BY start_time DESC, request_id DESC, idx`
 	qUpdateGrant = `UPDATE grants SET status = ?, body = ? WHERE id = ?`
 	qDueGrants   = `SELECT body FROM grants WHERE status = 'Initiated' AND end_time <= ?
@@ -109,7 +115,7 @@ func encodeRow(v audit.CanonicalEncoder) ([]byte, error) {
 func listGrantsQuery(vm, policy, port, active bool) string {
 	var where []string
 	if vm {
-		where = append(where, "vm_key = ?")
+		where = append(where, "vm_ref = (SELECT id FROM key_ids WHERE key = ?)")
 	}
 	if policy {
 		where = append(where, "policy_key = ?")
@@ -133,7 +139,7 @@ func allQueries() []string {
 	qs := []string{
 		qGetObject, qPutObject, qDeleteObject, qListObjects,
 		qPolicyOfVM, qPutPolicy, qClearPolicyVM, qAddPolicyVM, qGetPolicy, qDeletePolicy, qListPolicies, qPolicyForVM,
-		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qGetGrant, qActiveGrantsOfVM, qUpdateGrant, qDueGrants, qNextEndTime,
+		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qKeyID, qAddKeyID, qGetGrant, qActiveGrantsOfVM, qUpdateGrant, qDueGrants, qNextEndTime,
 		qAppendAudit, qAppendAudit2, qListAudit, qAuditHead, qSetHead, qDataVersion, qSavepoint, qRelease,
 	}
 	for i := range 16 {
@@ -516,7 +522,12 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
 	}
-	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, strings.ToLower(r.PolicyID), r.StartTime.UnixNano(), body)
+	policyKey := strings.ToLower(r.PolicyID)
+	policyRef, err := t.keyID(policyKey)
+	if err != nil {
+		return err
+	}
+	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyKey, policyRef, r.StartTime.UnixNano(), body)
 	if isConstraint(err) {
 		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	} else if err != nil {
@@ -536,7 +547,12 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 		}
-		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, strings.ToLower(g.PolicyID), inventory.Key(g.VMID), g.Port,
+		vmKey := inventory.Key(g.VMID)
+		vmRef, err := t.keyID(vmKey)
+		if err != nil {
+			return err
+		}
+		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, strings.ToLower(g.PolicyID), vmKey, vmRef, g.Port,
 			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
 		if isConstraint(err) {
 			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
@@ -546,10 +562,32 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		t.cache.put(tableGrants, "", g.ID, body)
 		jsonmemo.Remember(body, &g)
 		if g.Status == jit.StatusInitiated {
-			t.cache.grantActivated(inventory.Key(g.VMID), activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i})
+			t.cache.grantActivated(vmKey, activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i})
 		}
 	}
 	return nil
+}
+
+// keyID returns the integer that stands for key (a policy's or VM's
+// lower-cased ID) in the indexes, giving key one if it has none. Writer
+// only: it may write.
+func (t *tx) keyID(key string) (int64, error) {
+	if id, ok := t.cache.keyID(key); ok {
+		return id, nil
+	}
+	var id int64
+	err := t.stmt(qKeyID).QueryRowContext(noCancel, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		var res sql.Result
+		if res, err = t.stmt(qAddKeyID).ExecContext(noCancel, key); err == nil {
+			id, err = res.LastInsertId()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: id of key %q: %w", key, err)
+	}
+	t.cache.setKeyID(key, id)
+	return id, nil
 }
 
 func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
