@@ -225,21 +225,6 @@ type entry struct {
 	pristine any
 }
 
-// rawGetter is implemented by object stores that can return an object's
-// stored JSON (the SQLite store), saving get a re-encoding.
-type rawGetter interface {
-	GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error)
-}
-
-// rawPutter is implemented by object stores that store JSON bytes as given
-// and return them unchanged from GetObjectRaw (the SQLite store): flush
-// hands them the encoding it already made, and a difference from the bytes
-// read is a change (at worst, once, an object another encoder wrote with
-// the same meaning is rewritten), so no canonical re-encoding is needed.
-type rawPutter interface {
-	PutObjectRaw(ctx context.Context, kind, key string, body []byte) error
-}
-
 // session caches every object a reconcile reads, so that the computation
 // works on copies; flush writes back exactly the objects whose JSON changed.
 type session struct {
@@ -269,7 +254,7 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		return v, nil
 	}
 	v := new(T)
-	if rg, ok := s.objs.(rawGetter); ok {
+	if rg, ok := s.objs.(store.RawGetter); ok {
 		// The stored bytes stand in for the canonical JSON as long as
 		// the value re-encodes to them; flush falls back to the decoded
 		// original's encoding only if it does not.
@@ -387,15 +372,20 @@ func (s *session) flush() error {
 			if e.pristine != nil && reflect.DeepEqual(e.val, e.pristine) {
 				continue
 			}
-			b, err := json.Marshal(e.val)
+			enc, err := store.EncodeJSON(e.val)
 			if err != nil {
 				return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
 			}
+			b := enc.Bytes()
 			if string(b) == string(e.orig) {
 				continue
 			}
-			if rp, ok := s.objs.(rawPutter); ok {
-				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, b); err != nil {
+			// A store that keeps the bytes as given gets the encoding
+			// just made; a difference from the bytes read is a change (at
+			// worst, once, an object another encoder wrote with the same
+			// meaning is rewritten), so no canonical re-encoding is needed.
+			if rp, ok := s.objs.(store.RawPutter); ok {
+				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, enc); err != nil {
 					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 				}
 				// flush is a session's last step: its values are

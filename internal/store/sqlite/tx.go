@@ -38,6 +38,8 @@ type tx struct {
 var (
 	_ jit.Tx                 = (*tx)(nil)
 	_ auditstore.RecordTable = (*tx)(nil)
+	_ store.RawGetter        = (*tx)(nil)
+	_ store.RawPutter        = (*tx)(nil)
 )
 
 const (
@@ -204,14 +206,10 @@ func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
 }
 
 // PutObjectRaw stores body as the object's stored form; GetObjectRaw
-// returns exactly these bytes. body must be valid JSON, as json.Marshal
-// produces (it is checked here, since PutObject's callers could not have
-// put anything else), and must not be modified afterwards.
-func (t *tx) PutObjectRaw(ctx context.Context, kind, key string, body []byte) error {
-	if !json.Valid(body) {
-		return fmt.Errorf("sqlite: put %s %q: body is not valid JSON", kind, key)
-	}
-	return t.putObject(kind, key, body)
+// returns exactly these bytes. body's bytes must not be modified
+// afterwards.
+func (t *tx) PutObjectRaw(ctx context.Context, kind, key string, body store.EncodedJSON) error {
+	return t.putObject(kind, key, body.Bytes())
 }
 
 // putObject stores body, which is valid JSON, unchecked.
