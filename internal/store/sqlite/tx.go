@@ -63,9 +63,9 @@ const (
 		ORDER BY key`
 	qPolicyForVM = `SELECT p.body FROM policy_vms v JOIN policies p ON p.key = v.policy_key WHERE v.vm_key = ?`
 
-	qInsertRequest = `INSERT INTO requests (id, policy_key, policy_ref, start_time, body) VALUES (?, ?, ?, ?, ?)`
-	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_key, vm_key, vm_ref, port, status, start_time, end_time, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertRequest = `INSERT INTO requests (id, policy_ref, start_time, body) VALUES (?, ?, ?, ?)`
+	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_ref, vm_ref, port, status, start_time, end_time, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Policies and VMs are found in the indexes by their id in key_ids
 	// (migration 0006); an unknown key's is NULL, which matches no row.
 	qListRequests = `SELECT body FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
@@ -120,7 +120,7 @@ func listGrantsQuery(vm, policy, port, active bool) string {
 		where = append(where, "vm_ref = (SELECT id FROM key_ids WHERE key = ?)")
 	}
 	if policy {
-		where = append(where, "policy_key = ?")
+		where = append(where, "policy_ref = (SELECT id FROM key_ids WHERE key = ?)")
 	}
 	if port {
 		where = append(where, "port = ?")
@@ -525,7 +525,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyKey, policyRef, r.StartTime.UnixNano(), body)
+	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyRef, r.StartTime.UnixNano(), body)
 	if isConstraint(err) {
 		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	} else if err != nil {
@@ -545,12 +545,18 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 		}
+		grantPolicyRef := policyRef
+		if gk := strings.ToLower(g.PolicyID); gk != policyKey {
+			if grantPolicyRef, err = t.keyID(gk); err != nil {
+				return err
+			}
+		}
 		vmKey := inventory.Key(g.VMID)
 		vmRef, err := t.keyID(vmKey)
 		if err != nil {
 			return err
 		}
-		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, strings.ToLower(g.PolicyID), vmKey, vmRef, g.Port,
+		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, grantPolicyRef, vmRef, g.Port,
 			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
 		if isConstraint(err) {
 			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
