@@ -498,33 +498,28 @@ func (s *Store) runBatch(batch []*txJob) {
 // again (those that had succeeded, then those not yet run) with again set;
 // jit.Store and store.ObjectStore allow a backend to run fn more than once.
 func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (rerun []int, again bool) {
-	sqlTx, bound, err := s.beginBatch()
-	if err != nil {
-		for _, i := range idx {
-			results[i].err = err
-		}
+	sqlTx, bound, ok := s.beginBatch(idx, results)
+	if !ok {
 		return nil, false
 	}
-	var ok []int
+	var done []int
 	for k, i := range idx {
-		j := batch[i]
-		if err := j.ctx.Err(); err != nil {
-			results[i].err = err
+		t := s.startJob(batch[i], &results[i], sqlTx, bound)
+		if t == nil {
 			continue
 		}
-		t := &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
-		results[i] = runJob(t, j)
+		results[i] = runJob(t, batch[i])
 		if results[i].err == nil && results[i].panic == nil {
-			ok = append(ok, i)
+			done = append(done, i)
 			continue
 		}
 		if t.wrote {
 			_ = sqlTx.Rollback()
 			s.cache.reset() // it holds what the rollback undid
-			return append(ok, idx[k+1:]...), true
+			return append(done, idx[k+1:]...), true
 		}
 	}
-	s.commitBatch(sqlTx, ok, results)
+	s.commitBatch(sqlTx, done, results)
 	return nil, false
 }
 
@@ -534,26 +529,21 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 // its savepoint and affects no other. It is the slower, always-safe path
 // that runOptimistic falls back to.
 func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult) {
-	sqlTx, bound, err := s.beginBatch()
-	if err != nil {
-		for _, i := range idx {
-			results[i].err = err
-		}
+	sqlTx, bound, ok := s.beginBatch(idx, results)
+	if !ok {
 		return
 	}
-	var ok []int
+	var done []int
 	for _, i := range idx {
-		j := batch[i]
-		if err := j.ctx.Err(); err != nil {
-			results[i].err = err
+		t := s.startJob(batch[i], &results[i], sqlTx, bound)
+		if t == nil {
 			continue
 		}
-		t := &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
 		if _, err := t.stmt(qSavepoint).ExecContext(noCancel); err != nil {
 			results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
 			continue
 		}
-		results[i] = runJob(t, j)
+		results[i] = runJob(t, batch[i])
 		if results[i].err != nil || results[i].panic != nil {
 			s.cache.reset() // it holds what the savepoint is about to undo
 			if _, err := sqlTx.ExecContext(context.Background(), "ROLLBACK TO job; RELEASE job"); err != nil {
@@ -573,9 +563,19 @@ func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult)
 			failAllBut(idx, i, results, results[i].err)
 			return
 		}
-		ok = append(ok, i)
+		done = append(done, i)
 	}
-	s.commitBatch(sqlTx, ok, results)
+	s.commitBatch(sqlTx, done, results)
+}
+
+// startJob returns the transaction job j runs in, or nil, with j's context
+// error as its result r, if its caller gave up.
+func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx, bound map[string]*sql.Stmt) *tx {
+	if err := j.ctx.Err(); err != nil {
+		r.err = err
+		return nil
+	}
+	return &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
 }
 
 // failAllBut gives err to every job of idx but skip that has not failed
@@ -593,25 +593,29 @@ func failAllBut(idx []int, skip int, results []txResult, err error) {
 // bound holds the batch's statements, bound to its transaction once:
 // binding (Tx.StmtContext) locks, allocates and registers a statement each
 // time, which measured as much as running a small one.
-func (s *Store) beginBatch() (*sql.Tx, map[string]*sql.Stmt, error) {
+// If it cannot begin, every job of idx gets the error and ok is false.
+func (s *Store) beginBatch(idx []int, results []txResult) (sqlTx *sql.Tx, bound map[string]*sql.Stmt, ok bool) {
 	sqlTx, err := s.db.BeginTx(context.Background(), nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: begin: %w", err)
+		for _, i := range idx {
+			results[i].err = fmt.Errorf("sqlite: begin: %w", err)
+		}
+		return nil, nil, false
 	}
 	s.checkDataVersion(sqlTx)
-	return sqlTx, map[string]*sql.Stmt{}, nil
+	return sqlTx, map[string]*sql.Stmt{}, true
 }
 
-// commitBatch commits sqlTx, which holds the writes of the jobs ok, or
+// commitBatch commits sqlTx, which holds the writes of the jobs done, or
 // rolls it back if there are none; a failed commit fails each of them.
-func (s *Store) commitBatch(sqlTx *sql.Tx, ok []int, results []txResult) {
-	if len(ok) == 0 {
+func (s *Store) commitBatch(sqlTx *sql.Tx, done []int, results []txResult) {
+	if len(done) == 0 {
 		_ = sqlTx.Rollback()
 		return
 	}
 	if err := sqlTx.Commit(); err != nil {
 		s.cache.reset()
-		for _, i := range ok {
+		for _, i := range done {
 			results[i].err = fmt.Errorf("sqlite: commit: %w", err)
 		}
 	}
