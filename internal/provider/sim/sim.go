@@ -223,6 +223,10 @@ type entry struct {
 	// pristine, if set, is what orig decoded to (never modified): a val
 	// still deeply equal to it is unchanged, and flush skips encoding it.
 	pristine any
+	// put is set once put gave the entry a value: it is encoded without
+	// the comparison with pristine, which would only find the change
+	// (a changed NSG, on every request) after walking it.
+	put bool
 }
 
 // session caches every object a reconcile reads, so that the computation
@@ -305,7 +309,7 @@ func (s *session) put(kind, id string, v any) {
 		e = &entry{orig: nil}
 		s.m[k] = e
 	}
-	e.val, e.deleted = v, false
+	e.val, e.deleted, e.put = v, false, true
 }
 
 // del removes (kind, id).
@@ -369,7 +373,7 @@ func (s *session) flush() error {
 				}
 			}
 		case e.val != nil:
-			if e.pristine != nil && reflect.DeepEqual(e.val, e.pristine) {
+			if e.pristine != nil && !e.put && reflect.DeepEqual(e.val, e.pristine) {
 				continue
 			}
 			enc, err := store.EncodeJSON(e.val)
