@@ -249,6 +249,7 @@ func listTokens(ctx context.Context, o store.Objects) ([]TokenInfo, error) {
 func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (TokenInfo, error) {
 	var out TokenInfo
 	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+		out = TokenInfo{} // fn may run more than once
 		ts, err := listTokens(ctx, o)
 		if err != nil {
 			return err
@@ -453,17 +454,14 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 	if a.ID == "" {
 		a.ID = newUUID()
 	}
+	in := a
 	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
+		a = in // fn may run more than once: start from the caller's value
 		roles, as, err := loadPolicyState(ctx, o)
 		if err != nil {
 			return err
 		}
-		for _, have := range as {
-			if strings.EqualFold(have.Role, a.Role) && strings.EqualFold(have.Principal, a.Principal) && have.PrincipalType == a.PrincipalType && have.Scope.Equal(a.Scope) {
-				return fieldErr(ErrConflict, "", "%s already exists (assignment %s)", a, have.ID)
-			}
-		}
-		pol, err := rbac.NewPolicy(roles, append(as, a))
+		pol, err := rbac.NewPolicy(roles, append(slices.Clip(as), a))
 		if err != nil {
 			msg := err.Error()
 			field := "roleDefinitionName"
@@ -472,7 +470,14 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 			}
 			return fieldErr(ErrInvalid, field, "%s", msg)
 		}
-		a.Role = pol.Role(a.Role).Name // canonical spelling
+		// The canonical spelling (a role may be named by its ID), before
+		// comparing with the stored assignments, which have it.
+		a.Role = pol.Role(a.Role).Name
+		for _, have := range as {
+			if strings.EqualFold(have.Role, a.Role) && strings.EqualFold(have.Principal, a.Principal) && have.PrincipalType == a.PrincipalType && have.Scope.Equal(a.Scope) {
+				return fieldErr(ErrConflict, "", "%s already exists (assignment %s)", a, have.ID)
+			}
+		}
 		if err := o.PutObject(ctx, KindAssignment, a.ID, toJSON(a)); err != nil {
 			return err
 		}

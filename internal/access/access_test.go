@@ -182,3 +182,63 @@ func TestTokenLookupCache(t *testing.T) {
 		t.Fatalf("expired token accepted from the cache: %v", err)
 	}
 }
+
+// rerunStore runs every writing transaction's fn twice: first in a
+// transaction it rolls back, then for real, as a backend may (SQLite runs a
+// group commit's transactions again when one of them fails after writing;
+// PostgreSQL retries serialisation failures).
+type rerunStore struct {
+	*memstore.Store
+	reruns atomic.Int64
+}
+
+var errRollBackToRerun = errors.New("rolled back to run again")
+
+func (s *rerunStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
+	err := s.Store.ObjectTx(ctx, func(o store.Objects) error {
+		if err := fn(o); err != nil {
+			return err
+		}
+		return errRollBackToRerun
+	})
+	if !errors.Is(err, errRollBackToRerun) {
+		return err
+	}
+	s.reruns.Add(1)
+	return s.Store.ObjectTx(ctx, fn)
+}
+
+// An assignment naming its role by ID is stored under the role's name, is
+// a duplicate of the same assignment by name, and comes out the same when
+// the store runs the transaction twice.
+func TestAssignByRoleID(t *testing.T) {
+	ctx := context.Background()
+	admin := jit.Actor{Principal: "admin"}
+	var readerID string
+	for _, r := range rbac.BuiltinRoles() {
+		if r.Name == rbac.RoleReader {
+			readerID = r.ID
+		}
+	}
+	for _, st := range []store.ObjectStore{memstore.New(), &rerunStore{Store: memstore.New()}} {
+		acc := access.New(st, nil)
+		a, err := acc.Assign(ctx, admin, rbac.Assignment{Role: readerID, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
+		if err != nil {
+			t.Fatalf("%T: assign by role ID: %v", st, err)
+		}
+		if a.Role != rbac.RoleReader {
+			t.Errorf("%T: stored role %q, want %q", st, a.Role, rbac.RoleReader)
+		}
+		_, err = acc.Assign(ctx, admin, rbac.Assignment{Role: rbac.RoleReader, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
+		if !errors.Is(err, access.ErrConflict) {
+			t.Errorf("%T: same assignment by role name: %v, want a conflict", st, err)
+		}
+		_, err = acc.Assign(ctx, admin, rbac.Assignment{Role: readerID, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
+		if !errors.Is(err, access.ErrConflict) {
+			t.Errorf("%T: same assignment by role ID again: %v, want a conflict", st, err)
+		}
+		if r, ok := st.(*rerunStore); ok && r.reruns.Load() == 0 {
+			t.Errorf("the rerun store ran no transaction twice")
+		}
+	}
+}

@@ -223,6 +223,7 @@ func (s *Service) Approve(ctx context.Context, actor Actor, id string) (PendingR
 	now := s.clock.Now().UTC()
 	final := false
 	err := s.store.InTx(ctx, func(tx Tx) error {
+		out, final = PendingRequest{}, false // fn may run more than once
 		p, isPending, err := getPending(ctx, tx, id)
 		if err != nil {
 			return err
@@ -370,6 +371,7 @@ func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (Pen
 	}
 	var out PendingRequest
 	err := s.store.InTx(ctx, func(tx Tx) error {
+		out = PendingRequest{} // fn may run more than once
 		p, isPending, err := getPending(ctx, tx, id)
 		if err != nil {
 			return err

@@ -98,6 +98,8 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 	var hadOld bool
 	vms := map[string]inventory.VM{}
 	err = s.store.InTx(ctx, func(tx Tx) error {
+		old, hadOld = Policy{}, false // fn may run more than once
+		clear(vms)
 		o, err := tx.GetPolicy(ctx, p.ID)
 		switch {
 		case err == nil:
@@ -941,7 +943,7 @@ func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		now := s.clock.Now().UTC()
 		var err error
-		outside = nil
+		outside, applyErr = nil, nil // fn may run more than once
 		later, err = s.applyAllInTx(ctx, tx, []string{vmID}, now, nil)
 		if err != nil {
 			return err

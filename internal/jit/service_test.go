@@ -71,6 +71,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOn(t, func(st *memstore.Store) jit.Store { return st })
+}
+
+// newFixtureOn is newFixture with the service on wrap(store), a wrapper
+// of the fixture's store.
+func newFixtureOn(t *testing.T, wrap func(*memstore.Store) jit.Store) *fixture {
+	t.Helper()
 	st := memstore.New()
 	ctx := context.Background()
 	inv := inventory.Inventory{VMs: []inventory.VM{
@@ -93,7 +100,7 @@ func newFixture(t *testing.T) *fixture {
 	n := 0
 	var mu sync.Mutex
 	svc := jit.NewService(jit.Config{
-		Store:     st,
+		Store:     wrap(st),
 		Providers: jit.ProviderMap{"fake": prov},
 		Clock:     clk,
 		NewID: func() string {
