@@ -2,7 +2,7 @@
 -- newest first, key them by a small integer standing for the policy or VM
 -- ID (table key_ids) instead of the ID itself. Each request inserts into
 -- both at a place set by its policy and VM, a random page; with IDs of
--- 150 bytes an entry filled a page in 20 and the page split every 20
+-- 150 bytes a page held about 20 entries, so one split every 20 or so
 -- requests. Measured on the request benchmark (5 interleaved runs): the
 -- two indexes cost the writer about 90 us of a 430 us request, the
 -- integer-keyed ones about half that.
