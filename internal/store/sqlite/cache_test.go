@@ -714,3 +714,81 @@ func TestCacheForgetsRolledBackKeyIDs(t *testing.T) {
 		}
 	}
 }
+
+// Many callers at once (so transactions share batches), some failing
+// before writing, some after, some panicking: every counter ends at the
+// number of transactions that reported success, as if they had run one at
+// a time, and the writer's cache agrees with the file.
+func TestGroupCommitUnderMixedFailures(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	const callers, each = 16, 60
+	errRefused, errLate := errors.New("refused"), errors.New("failed after writing")
+	var mu sync.Mutex
+	succeeded := map[string]int{}
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			own := fmt.Sprintf("c%02d", c)
+			for range each {
+				fate := rng.IntN(10) // 0: refused before writing, 1: fails after, 2: panics after, else commits
+				err := func() (err error) {
+					defer func() {
+						if p := recover(); p != nil {
+							err = fmt.Errorf("panic: %v", p)
+						}
+					}()
+					return s.InTx(ctx, func(tx jit.Tx) error {
+						var total, mine int
+						if err := tx.GetObject(ctx, "n", "total", &total); err != nil && !errors.Is(err, store.ErrNotFound) {
+							return err
+						}
+						if fate == 0 {
+							return errRefused
+						}
+						if err := tx.GetObject(ctx, "n", own, &mine); err != nil && !errors.Is(err, store.ErrNotFound) {
+							return err
+						}
+						if err := tx.PutObject(ctx, "n", "total", total+1); err != nil {
+							return err
+						}
+						if err := tx.PutObject(ctx, "n", own, mine+1); err != nil {
+							return err
+						}
+						switch fate {
+						case 1:
+							return errLate
+						case 2:
+							panic("after writing")
+						}
+						return nil
+					})
+				}()
+				if err == nil {
+					mu.Lock()
+					succeeded[own]++
+					succeeded["total"]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if succeeded["total"] == 0 || succeeded["total"] == callers*each {
+		t.Fatalf("%d of %d transactions succeeded; the test wants a mix", succeeded["total"], callers*each)
+	}
+	for key, want := range succeeded {
+		// Through the writer (its cache) and through a read-only snapshot
+		// of the file.
+		if got, err := getInt(t, s, "n", key); err != nil || got != want {
+			t.Errorf("%s = %d, %v through the writer; want %d", key, got, err, want)
+		}
+		var got int
+		if err := s.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, "n", key, &got) }); err != nil || got != want {
+			t.Errorf("%s = %d, %v in the file; want %d", key, got, err, want)
+		}
+	}
+}
