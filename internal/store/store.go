@@ -17,13 +17,25 @@ var ErrNotFound = errors.New("not found")
 // (a duplicate key, or an optimistic-concurrency check that failed).
 var ErrConflict = errors.New("conflict")
 
-// EncodedJSON is JSON that json.Marshal produced, so valid by
-// construction: a store can keep it as given without checking it again
-// (checking measured a tenth of the cost of storing a simulated NSG).
+// EncodedJSON is JSON that json.Marshal produced (or a JSONAppender,
+// which produces the same bytes), so valid by construction: a store can
+// keep it as given without checking it again (checking measured a tenth of
+// the cost of storing a simulated NSG).
 type EncodedJSON struct{ b []byte }
 
-// EncodeJSON encodes v with json.Marshal.
+// JSONAppender is implemented by types that encode themselves exactly as
+// json.Marshal does, byte for byte, only faster (netrule.NSG); each has a
+// test that compares the two.
+type JSONAppender interface {
+	AppendJSON(b []byte) []byte
+}
+
+// EncodeJSON encodes v with its AppendJSON if it is a JSONAppender, else
+// with json.Marshal.
 func EncodeJSON(v any) (EncodedJSON, error) {
+	if a, ok := v.(JSONAppender); ok {
+		return EncodedJSON{a.AppendJSON(make([]byte, 0, 1024))}, nil
+	}
 	b, err := json.Marshal(v)
 	return EncodedJSON{b}, err
 }

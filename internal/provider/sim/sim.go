@@ -47,6 +47,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/jsonmemo"
+	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -68,7 +69,11 @@ type Provider struct {
 	objs store.ObjectStore
 }
 
-var _ jit.Provider = (*Provider)(nil)
+var (
+	_ jit.Provider = (*Provider)(nil)
+	// NSGs, written back on every request, skip json.Marshal's reflection.
+	_ store.JSONAppender = (*netrule.NSG)(nil)
+)
 
 // New returns a provider over the inventory objects in objs.
 func New(objs store.ObjectStore) *Provider { return &Provider{objs: objs} }
