@@ -497,17 +497,21 @@ func (s *Store) runBatch(batch []*txJob) {
 // transaction back, keeps that job's failure, and returns the jobs to run
 // again (those that had succeeded, then those not yet run) with again set;
 // jit.Store and store.ObjectStore allow a backend to run fn more than once.
+// The audit log's head, which every audited change rewrites, is written
+// once, before the commit.
 func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (rerun []int, again bool) {
 	sqlTx, bound, ok := s.beginBatch(idx, results)
 	if !ok {
 		return nil, false
 	}
 	var done []int
+	head := &deferredHead{}
 	for k, i := range idx {
 		t := s.startJob(batch[i], &results[i], sqlTx, bound)
 		if t == nil {
 			continue
 		}
+		t.head = head
 		results[i] = runJob(t, batch[i])
 		if results[i].err == nil && results[i].panic == nil {
 			done = append(done, i)
@@ -517,6 +521,17 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 			_ = sqlTx.Rollback()
 			s.cache.reset() // it holds what the rollback undid
 			return append(done, idx[k+1:]...), true
+		}
+	}
+	if head.set {
+		t := &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
+		if _, err := t.stmt(qSetHead).ExecContext(noCancel, head.h.seq, head.h.hash); err != nil {
+			_ = sqlTx.Rollback()
+			s.cache.reset()
+			for _, i := range done {
+				results[i].err = fmt.Errorf("sqlite: write audit head: %w", err)
+			}
+			return nil, false
 		}
 	}
 	s.commitBatch(sqlTx, done, results)

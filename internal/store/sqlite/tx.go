@@ -33,6 +33,16 @@ type tx struct {
 	// wrote is set before tx runs its first statement that is not a
 	// SELECT: from then on a failure must be undone (runOptimistic).
 	wrote bool
+	// head, if set, is where the audit log's head goes instead of its
+	// table: the batch's transactions share it and the batch writes it
+	// once, before committing (runOptimistic). nil: written at once.
+	head *deferredHead
+}
+
+// deferredHead is an audit head a batch has yet to write.
+type deferredHead struct {
+	h   cachedHead
+	set bool
 }
 
 var (
@@ -475,6 +485,9 @@ func (t *tx) AppendAuditRecords(ctx context.Context, first int64, bodies [][]byt
 // AuditHead returns the audit log's head (zero if none), from the writer's
 // cache when it has it.
 func (t *tx) AuditHead(ctx context.Context) (int64, string, error) {
+	if t.head != nil && t.head.set {
+		return t.head.h.seq, t.head.h.hash, nil
+	}
 	if h, ok := t.cache.auditHead(); ok {
 		return h.seq, h.hash, nil
 	}
@@ -487,8 +500,16 @@ func (t *tx) AuditHead(ctx context.Context) (int64, string, error) {
 	return h.seq, h.hash, nil
 }
 
-// SetAuditHead replaces the audit log's head.
+// SetAuditHead replaces the audit log's head. In a batch that defers it
+// (t.head), the batch writes it once before committing: every audited
+// change would otherwise rewrite the same row.
 func (t *tx) SetAuditHead(ctx context.Context, seq int64, hash string) error {
+	if t.head != nil {
+		t.wrote = true // the head is written for it; undoing it means a rollback
+		t.head.h, t.head.set = cachedHead{seq: seq, hash: hash}, true
+		t.cache.setAuditHead(t.head.h)
+		return nil
+	}
 	if _, err := t.stmt(qSetHead).ExecContext(noCancel, seq, hash); err != nil {
 		return fmt.Errorf("sqlite: write audit head: %w", err)
 	}
@@ -759,8 +780,13 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
 	t.cache.put(tableGrants, "", g.ID, body)
-	jsonmemo.Remember(body, &cur)
-	switch isActive := cur.Status == jit.StatusInitiated; {
+	isActive := cur.Status == jit.StatusInitiated
+	if isActive {
+		// The writer reads an active grant again (a newer request ends
+		// it); an ended one only the listings do, which can decode it.
+		jsonmemo.Remember(body, &cur)
+	}
+	switch {
 	case wasActive && !isActive:
 		t.cache.grantEnded(inventory.Key(cur.VMID), cur.ID)
 	case !wasActive && isActive:
