@@ -15,6 +15,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/resource"
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/memstore"
+	"github.com/drawbridge/drawbridge/internal/store/storetest"
 )
 
 // countingStore counts the object transactions of each kind.
@@ -183,31 +184,6 @@ func TestTokenLookupCache(t *testing.T) {
 	}
 }
 
-// rerunStore runs every writing transaction's fn twice: first in a
-// transaction it rolls back, then for real, as a backend may (SQLite runs a
-// group commit's transactions again when one of them fails after writing;
-// PostgreSQL retries serialisation failures).
-type rerunStore struct {
-	*memstore.Store
-	reruns atomic.Int64
-}
-
-var errRollBackToRerun = errors.New("rolled back to run again")
-
-func (s *rerunStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
-	err := s.Store.ObjectTx(ctx, func(o store.Objects) error {
-		if err := fn(o); err != nil {
-			return err
-		}
-		return errRollBackToRerun
-	})
-	if !errors.Is(err, errRollBackToRerun) {
-		return err
-	}
-	s.reruns.Add(1)
-	return s.Store.ObjectTx(ctx, fn)
-}
-
 // An assignment naming its role by ID is stored under the role's name, is
 // a duplicate of the same assignment by name, and comes out the same when
 // the store runs the transaction twice.
@@ -220,7 +196,7 @@ func TestAssignByRoleID(t *testing.T) {
 			readerID = r.ID
 		}
 	}
-	for _, st := range []store.ObjectStore{memstore.New(), &rerunStore{Store: memstore.New()}} {
+	for _, st := range []store.ObjectStore{memstore.New(), storetest.NewRerun(memstore.New())} {
 		acc := access.New(st, nil)
 		a, err := acc.Assign(ctx, admin, rbac.Assignment{Role: readerID, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
 		if err != nil {
@@ -237,7 +213,7 @@ func TestAssignByRoleID(t *testing.T) {
 		if !errors.Is(err, access.ErrConflict) {
 			t.Errorf("%T: same assignment by role ID again: %v, want a conflict", st, err)
 		}
-		if r, ok := st.(*rerunStore); ok && r.reruns.Load() == 0 {
+		if r, ok := st.(*storetest.Rerun); ok && r.Reruns() == 0 {
 			t.Errorf("the rerun store ran no transaction twice")
 		}
 	}

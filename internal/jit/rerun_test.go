@@ -4,39 +4,14 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store/memstore"
+	"github.com/drawbridge/drawbridge/internal/store/storetest"
 )
-
-// rerunStore runs every writing transaction's fn twice: first in a
-// transaction it rolls back, then for real. Backends may (jit.Store): the
-// SQLite store runs a group commit's transactions again when one of them
-// fails after writing, PostgreSQL retries serialisation failures.
-type rerunStore struct {
-	*memstore.Store
-	reruns atomic.Int64
-}
-
-var errRollBackToRerun = errors.New("rolled back to run again")
-
-func (s *rerunStore) InTx(ctx context.Context, fn func(jit.Tx) error) error {
-	err := s.Store.InTx(ctx, func(tx jit.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return errRollBackToRerun
-	})
-	if !errors.Is(err, errRollBackToRerun) {
-		return err
-	}
-	s.reruns.Add(1)
-	return s.Store.InTx(ctx, fn)
-}
 
 // rerunOutcome is what a scenario leaves behind, without the IDs (a run
 // that runs its transactions twice draws more of them).
@@ -128,9 +103,9 @@ func TestTransactionsAreSafeToRunTwice(t *testing.T) {
 		return out
 	}
 	once := scenario(newFixture(t))
-	rr := &rerunStore{}
-	twice := scenario(newFixtureOn(t, func(st *memstore.Store) jit.Store { rr.Store = st; return rr }))
-	if rr.reruns.Load() == 0 {
+	var rr *storetest.Rerun
+	twice := scenario(newFixtureOn(t, func(st *memstore.Store) jit.Store { rr = storetest.NewRerun(st); return rr }))
+	if rr.Reruns() == 0 {
 		t.Fatal("the rerun store ran no transaction twice")
 	}
 	if !reflect.DeepEqual(once, twice) {
