@@ -271,7 +271,9 @@ func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (To
 		}
 		return fieldErr(ErrNotFound, "id", "no token with ID %q", id)
 	})
-	s.changed() // cached lookups of the token are stale now
+	if err == nil {
+		s.changed() // cached lookups of the token are stale now
+	}
 	return out, err
 }
 

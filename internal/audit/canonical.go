@@ -23,8 +23,8 @@ func canonicalJSON(b json.RawMessage) json.RawMessage {
 
 // canonicalize is canonicalJSON, also reporting whether the result is
 // empty or valid JSON (as json.Marshal writes it: compact, with the
-// characters it escapes escaped). It is not only for invalid input, which
-// is returned as it is.
+// characters it escapes escaped). ok is false only for invalid input,
+// which is returned as it is.
 func canonicalize(b json.RawMessage) (json.RawMessage, bool) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || string(t) == "null" {

@@ -62,19 +62,11 @@ func (d *decodeMemo) store(t reflect.Type, body []byte, pristine any) {
 func Decode[T any](raw []byte, v *T) (*T, error) { return decode(memo, raw, v) }
 
 func decode[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
-	t := reflect.TypeFor[T]()
-	if p, ok := d.load(t, raw); ok {
-		pristine := p.(*T)
-		deepCopyInto(reflect.ValueOf(v).Elem(), reflect.ValueOf(pristine).Elem())
-		return pristine, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	pristine, err := d.decodeInto(raw, reflect.ValueOf(v))
+	if err != nil {
 		return nil, err
 	}
-	pristine := new(T)
-	deepCopyInto(reflect.ValueOf(pristine).Elem(), reflect.ValueOf(v).Elem())
-	d.store(t, raw, pristine)
-	return pristine, nil
+	return pristine.(*T), nil
 }
 
 // DecodeInto is Decode for a pointer of any type, as json.Unmarshal takes.
@@ -83,18 +75,27 @@ func DecodeInto(raw []byte, into any) error {
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return fmt.Errorf("jsonmemo: decode into %T, not a non-nil pointer", into)
 	}
+	_, err := memo.decodeInto(raw, v)
+	return err
+}
+
+// decodeInto sets *v (v a non-nil pointer) to a copy of what raw decodes
+// to, from the memo or decoded into a new value and remembered, and
+// returns the memo's pristine value.
+func (d *decodeMemo) decodeInto(raw []byte, v reflect.Value) (any, error) {
 	t := v.Type().Elem()
-	if p, ok := memo.load(t, raw); ok {
+	if p, ok := d.load(t, raw); ok {
 		deepCopyInto(v.Elem(), reflect.ValueOf(p).Elem())
-		return nil
+		return p, nil
 	}
 	fresh := reflect.New(t)
 	if err := json.Unmarshal(raw, fresh.Interface()); err != nil {
-		return err
+		return nil, err
 	}
 	deepCopyInto(v.Elem(), fresh.Elem())
-	memo.store(t, raw, fresh.Interface())
-	return nil
+	pristine := fresh.Interface()
+	d.store(t, raw, pristine)
+	return pristine, nil
 }
 
 // Remember records that body is the encoding of *val (val a pointer), so

@@ -266,18 +266,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Close stops serving, stops the jobs and closes the store.
-// WriterBusy is the store's WriterBusy (time its serial writer spent on
-// transactions, and how many it ran) when the store has one (SQLite);
-// ok is false otherwise.
-func (s *Server) WriterBusy() (busy time.Duration, jobs int64, ok bool) {
-	w, ok := s.store.(interface{ WriterBusy() (time.Duration, int64) })
-	if !ok {
-		return 0, 0, false
-	}
-	busy, jobs = w.WriterBusy()
-	return busy, jobs, true
-}
-
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

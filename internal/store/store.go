@@ -43,20 +43,16 @@ func EncodeJSON(v any) (EncodedJSON, error) {
 // Bytes returns the encoding; the caller must not modify it.
 func (j EncodedJSON) Bytes() []byte { return j.b }
 
-// RawGetter is implemented by object stores that can return an object's
-// stored JSON (the SQLite store), sparing a caller that wants the bytes a
-// decode and re-encode.
-type RawGetter interface {
+// RawObjects is implemented by object stores that keep an object's JSON
+// bytes as given and return them unchanged (the SQLite store), sparing a
+// caller that works with the bytes a decode and re-encode on each side.
+type RawObjects interface {
 	// GetObjectRaw returns the object's stored JSON, or ErrNotFound. The
 	// caller must not modify the bytes.
 	GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error)
-}
-
-// RawPutter is implemented by object stores that store JSON bytes as given
-// and return them unchanged from GetObjectRaw (the SQLite store).
-type RawPutter interface {
-	// PutObjectRaw inserts or replaces the object with body; body's bytes
-	// must not be modified afterwards.
+	// PutObjectRaw inserts or replaces the object with body, which
+	// GetObjectRaw then returns; body's bytes must not be modified
+	// afterwards.
 	PutObjectRaw(ctx context.Context, kind, key string, body EncodedJSON) error
 }
 

@@ -219,19 +219,17 @@ func guardFor(guarded []jit.GuardedPort, g jit.DesiredGrant) (jit.GuardedPort, b
 type objKey struct{ kind, key string }
 
 type entry struct {
-	orig    []byte // canonical JSON as loaded; nil if the object did not exist
-	val     any    // pointer to the decoded, possibly changed value; nil once deleted
+	// orig is the JSON as loaded (the stored bytes, from a store.RawObjects;
+	// json.Marshal's encoding otherwise); nil if the object did not exist.
+	orig    []byte
+	val     any // pointer to the decoded, possibly changed value; nil once deleted
 	deleted bool
-	// canon, if set, returns the canonical JSON when orig holds the stored
-	// bytes, which may differ from it.
-	canon func() ([]byte, error)
 	// pristine, if set, is what orig decoded to (never modified): a val
 	// still deeply equal to it is unchanged, and flush skips encoding it.
+	// put clears it: a value put is encoded without that comparison, which
+	// would only find the change (a changed NSG, on every request) after
+	// walking it.
 	pristine any
-	// put is set once put gave the entry a value: it is encoded without
-	// the comparison with pristine, which would only find the change
-	// (a changed NSG, on every request) after walking it.
-	put bool
 }
 
 // session caches every object a reconcile reads, so that the computation
@@ -263,10 +261,9 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		return v, nil
 	}
 	v := new(T)
-	if rg, ok := s.objs.(store.RawGetter); ok {
-		// The stored bytes stand in for the canonical JSON as long as
-		// the value re-encodes to them; flush falls back to the decoded
-		// original's encoding only if it does not.
+	if rg, ok := s.objs.(store.RawObjects); ok {
+		// The stored bytes stand for the object: flush compares its new
+		// encoding with them.
 		raw, err := rg.GetObjectRaw(s.ctx, kind, k.key)
 		if errors.Is(err, store.ErrNotFound) {
 			s.m[k] = &entry{}
@@ -279,13 +276,7 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: decode: %w", kind, id, err)
 		}
-		s.m[k] = &entry{orig: raw, val: v, pristine: pristine, canon: func() ([]byte, error) {
-			w := new(T)
-			if err := json.Unmarshal(raw, w); err != nil {
-				return nil, err
-			}
-			return json.Marshal(w)
-		}}
+		s.m[k] = &entry{orig: raw, val: v, pristine: pristine}
 		return v, nil
 	}
 	err := s.objs.GetObject(s.ctx, kind, k.key, v)
@@ -314,7 +305,7 @@ func (s *session) put(kind, id string, v any) {
 		e = &entry{orig: nil}
 		s.m[k] = e
 	}
-	e.val, e.deleted, e.put = v, false, true
+	e.val, e.deleted, e.pristine = v, false, nil
 }
 
 // del removes (kind, id).
@@ -378,7 +369,7 @@ func (s *session) flush() error {
 				}
 			}
 		case e.val != nil:
-			if e.pristine != nil && !e.put && reflect.DeepEqual(e.val, e.pristine) {
+			if e.pristine != nil && reflect.DeepEqual(e.val, e.pristine) {
 				continue
 			}
 			enc, err := store.EncodeJSON(e.val)
@@ -393,7 +384,7 @@ func (s *session) flush() error {
 			// just made; a difference from the bytes read is a change (at
 			// worst, once, an object another encoder wrote with the same
 			// meaning is rewritten), so no canonical re-encoding is needed.
-			if rp, ok := s.objs.(store.RawPutter); ok {
+			if rp, ok := s.objs.(store.RawObjects); ok {
 				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, enc); err != nil {
 					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 				}
@@ -401,15 +392,6 @@ func (s *session) flush() error {
 				// handed to the memo, never changed again.
 				jsonmemo.RememberOwned(b, e.val)
 				continue
-			}
-			if e.canon != nil {
-				c, err := e.canon()
-				if err != nil {
-					return fmt.Errorf("encode %s %s: %w", k.kind, k.key, err)
-				}
-				if string(b) == string(c) {
-					continue
-				}
 			}
 			if err := s.objs.PutObject(s.ctx, k.kind, k.key, e.val); err != nil {
 				return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)

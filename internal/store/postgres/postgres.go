@@ -223,7 +223,6 @@ func (s *Store) attempt(ctx context.Context, fn func(*tx) error, readOnly bool) 
 		// Writers take turns on every attempt (see the package doc); a
 		// read-only transaction never queues here. Before BEGIN, so the
 		// snapshot is taken after the wait.
-		t.sessionLocks = true
 		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(writerLockKey)); err != nil {
 			t.fail("writer lock", err)
 			t.finish(false)
@@ -313,11 +312,10 @@ func isUnavailableCode(err error) bool {
 type tx struct {
 	conn *pgxpool.Conn
 	tx   pgx.Tx
-	// readOnly: BEGIN READ ONLY at REPEATABLE READ (ReadTx).
+	// readOnly: BEGIN READ ONLY at REPEATABLE READ (ReadTx). Otherwise
+	// advisory locks were taken on the connection outside the transaction
+	// (the writer lock) and must be released after it.
 	readOnly bool
-	// sessionLocks: advisory locks were taken on the connection outside
-	// the transaction and must be released after it.
-	sessionLocks bool
 	// dbErr is the first error the database (or the connection) returned.
 	dbErr      error
 	broken     bool // dbErr means the connection is gone
@@ -396,12 +394,12 @@ func (t *tx) finish(committed bool) {
 		}
 		t.tx = nil
 	}
-	if t.sessionLocks && healthy {
+	if !t.readOnly && healthy {
 		if _, err := t.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
 			healthy = false
 		}
 	}
-	if !healthy || (t.sessionLocks && t.conn.Conn().IsClosed()) {
+	if !healthy || (!t.readOnly && t.conn.Conn().IsClosed()) {
 		// Closing the connection is what releases its locks on the server.
 		t.conn.Conn().Close(ctx)
 	}

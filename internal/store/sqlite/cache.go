@@ -9,8 +9,8 @@ import "slices"
 //
 // It is exact because every write to a cached row goes through the writer's
 // own statements, which update it in the same step. It is dropped whole when
-// that may not hold: a transaction rolled back to its savepoint (its writes
-// are undone but were cached), a batch that did not commit, or another
+// that may not hold: a batch or a transaction's savepoint rolled back (its
+// writes are undone but were cached), a batch that did not commit, or another
 // connection (another process on the same file) having committed, which
 // SQLite reports through PRAGMA data_version.
 type rowCache struct {
@@ -166,7 +166,7 @@ func (c *rowCache) grantActivated(vmKey string, r activeRef) {
 	for i < len(refs) && refs[i].before(r) {
 		i++
 	}
-	c.active[vmKey] = slices.Insert(slices.Clone(refs), i, r)
+	c.active[vmKey] = slices.Insert(refs, i, r)
 }
 
 // grantEnded records that a grant of the VM is no longer active.
@@ -175,7 +175,7 @@ func (c *rowCache) grantEnded(vmKey, id string) {
 	if !ok {
 		return
 	}
-	c.active[vmKey] = slices.DeleteFunc(slices.Clone(refs), func(r activeRef) bool { return r.id == id })
+	c.active[vmKey] = slices.DeleteFunc(refs, func(r activeRef) bool { return r.id == id })
 }
 
 // forgetActive drops a VM's cached list (it changed in a way the cache

@@ -35,11 +35,11 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	g := jit.Grant{ID: "g1", RequestID: "r1", PolicyID: p.ID, VMID: vm, Port: 22, StartTime: start, EndTime: start.Add(time.Hour), Status: jit.StatusInitiated}
 	rec := audit.Chain(audit.Record{}, audit.Record{Time: start, Principal: "alice", Operation: "initiate", Result: audit.Succeeded})
-	recBody, _ := jsonBody(rec)
-	headBody, _ := jsonBody(auditstore.Head{Seq: rec.Seq, Hash: rec.Hash})
-	pb, _ := jsonBody(p)
-	rb, _ := jsonBody(jit.Request{ID: "r1", PolicyID: p.ID, StartTime: start})
-	gb, _ := jsonBody(g)
+	recBody, _ := json.Marshal(rec)
+	headBody, _ := json.Marshal(auditstore.Head{Seq: rec.Seq, Hash: rec.Hash})
+	pb, _ := json.Marshal(p)
+	rb, _ := json.Marshal(jit.Request{ID: "r1", PolicyID: p.ID, StartTime: start})
+	gb, _ := json.Marshal(g)
 	for _, q := range []struct {
 		sql  string
 		args []any
@@ -141,5 +141,3 @@ func TestMigrationToRowidTablesKeepsData(t *testing.T) {
 		t.Fatalf("PolicyForVM after DeletePolicy: %v, want not found", err)
 	}
 }
-
-func jsonBody(v any) ([]byte, error) { return json.Marshal(v) }

@@ -127,8 +127,9 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	// about 10% fewer requests/s than 4 MiB, over 3,000 and 10,000
 	// requests, see BENCHMARKS.md).
 	q.Add("_pragma", "cache_size(-4096)")
-	// Savepoints (one per transaction in a group commit) write the pages
-	// they change to a statement journal; keep it in memory, not a temp file.
+	// Savepoints (a group commit's fallback, runWithSavepoints) and
+	// multi-row statements write the pages they change to a statement
+	// journal; keep it in memory, not a temp file.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walLimitBytes))
 	q.Set("_txlock", "immediate")
@@ -360,7 +361,7 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{s: s, tx: sqlTx, stmts: s.readStmts})
+	err = fn(&tx{tx: sqlTx, stmts: s.readStmts})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
@@ -402,8 +403,9 @@ type txResult struct {
 // SQLite transaction and commits once. A caller's fn that fails (or
 // panics) affects no other: if it wrote nothing there is nothing to undo,
 // and if it did, the batch is rolled back and the others run again, each
-// in a savepoint of its own (runOptimistic). The batch's COMMIT is what
-// makes each caller's writes durable, so InTx returns only after it. Since transactions already ran one
+// in a savepoint of its own (runOptimistic, runWithSavepoints). The
+// batch's COMMIT is what makes each caller's writes durable, so InTx
+// returns only after it. Since transactions already ran one
 // at a time on the single connection, callers see the same isolation as
 // before; what they share is the cost of the commit (writing the WAL), which
 // was a third of a request's time.
@@ -505,13 +507,13 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 		return nil, false
 	}
 	var done []int
-	head := &deferredHead{}
+	headDirty := false
 	for k, i := range idx {
 		t := s.startJob(batch[i], &results[i], sqlTx, bound)
 		if t == nil {
 			continue
 		}
-		t.head = head
+		t.headDirty = &headDirty
 		results[i] = runJob(t, batch[i])
 		if results[i].err == nil && results[i].panic == nil {
 			done = append(done, i)
@@ -523,9 +525,11 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 			return append(done, idx[k+1:]...), true
 		}
 	}
-	if head.set {
-		t := &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
-		if _, err := t.stmt(qSetHead).ExecContext(noCancel, head.h.seq, head.h.hash); err != nil {
+	if headDirty {
+		// The cache holds the head the batch's last audited transaction
+		// set (nothing resets it without returning above).
+		h, _ := s.cache.auditHead()
+		if _, err := sqlTx.StmtContext(noCancel, s.stmts[qSetHead]).ExecContext(noCancel, h.seq, h.hash); err != nil {
 			_ = sqlTx.Rollback()
 			s.cache.reset()
 			for _, i := range done {
@@ -565,8 +569,7 @@ func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult)
 				// The savepoint could not be undone: nothing in this batch
 				// can be trusted, so none of it is kept.
 				_ = sqlTx.Rollback()
-				s.cache.reset()
-				failAllBut(idx, i, results, fmt.Errorf("sqlite: rollback to savepoint: %w", err))
+				failAll(idx, results, fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 				return
 			}
 			continue
@@ -575,7 +578,7 @@ func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult)
 			results[i].err = fmt.Errorf("sqlite: release savepoint: %w", err)
 			_ = sqlTx.Rollback()
 			s.cache.reset()
-			failAllBut(idx, i, results, results[i].err)
+			failAll(idx, results, results[i].err)
 			return
 		}
 		done = append(done, i)
@@ -590,14 +593,14 @@ func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx, bound map[string]
 		r.err = err
 		return nil
 	}
-	return &tx{s: s, tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
+	return &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
 }
 
-// failAllBut gives err to every job of idx but skip that has not failed
-// already, run or not: their batch was rolled back.
-func failAllBut(idx []int, skip int, results []txResult, err error) {
+// failAll gives err to every job of idx that has not failed already, run
+// or not: their batch was rolled back.
+func failAll(idx []int, results []txResult, err error) {
 	for _, k := range idx {
-		if k != skip && results[k].err == nil && results[k].panic == nil {
+		if results[k].err == nil && results[k].panic == nil {
 			results[k].err = err
 		}
 	}
@@ -666,7 +669,7 @@ func runJob(t *tx, j *txJob) (r txResult) {
 
 // noCancel is the context every statement runs with. Statements run to
 // completion once started (a caller that gave up is dropped before its
-// transaction starts, see runBatch): with a context that can be cancelled,
+// transaction starts, see startJob): with a context that can be cancelled,
 // the driver starts a goroutine per statement to watch it, which measured
 // as a tenth of the writer's time.
 var noCancel = context.Background()

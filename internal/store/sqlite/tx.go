@@ -19,7 +19,6 @@ import (
 
 // tx is one transaction; it is valid only inside the function given to InTx.
 type tx struct {
-	s  *Store
 	tx *sql.Tx
 	// stmts are the prepared statements of tx's connection pool: the
 	// writer's, or the read pool's for ReadTx.
@@ -33,23 +32,17 @@ type tx struct {
 	// wrote is set before tx runs its first statement that is not a
 	// SELECT: from then on a failure must be undone (runOptimistic).
 	wrote bool
-	// head, if set, is where the audit log's head goes instead of its
-	// table: the batch's transactions share it and the batch writes it
-	// once, before committing (runOptimistic). nil: written at once.
-	head *deferredHead
-}
-
-// deferredHead is an audit head a batch has yet to write.
-type deferredHead struct {
-	h   cachedHead
-	set bool
+	// headDirty, if set, defers writing the audit log's head: the head
+	// goes only to the writer's cache and *headDirty is set, and the batch
+	// writes it once, before committing (runOptimistic). nil: written at
+	// once.
+	headDirty *bool
 }
 
 var (
 	_ jit.Tx                 = (*tx)(nil)
 	_ auditstore.RecordTable = (*tx)(nil)
-	_ store.RawGetter        = (*tx)(nil)
-	_ store.RawPutter        = (*tx)(nil)
+	_ store.RawObjects       = (*tx)(nil)
 )
 
 const (
@@ -104,8 +97,9 @@ const (
 	qListAudit    = `SELECT seq, body FROM audit_records ORDER BY seq`
 
 	qDataVersion = `PRAGMA data_version`
-	// Each transaction of a group commit runs inside this savepoint
-	// (sqlite.go, runBatch); prepared once like every other statement.
+	// A group commit run again after a failure runs each transaction
+	// inside this savepoint (sqlite.go, runWithSavepoints); prepared once
+	// like every other statement.
 	qSavepoint = `SAVEPOINT job`
 	qRelease   = `RELEASE job`
 )
@@ -137,7 +131,7 @@ func listGrantsQuery(vm, policy, port, active bool) string {
 	}
 	if active {
 		// A literal, not a parameter, so that SQLite can use the
-		// partial indexes over active grants (migration 0004).
+		// partial indexes over active grants (migrations 0004, 0006).
 		where = append(where, "status = 'Initiated'")
 	}
 	q := "SELECT body FROM grants"
@@ -485,9 +479,6 @@ func (t *tx) AppendAuditRecords(ctx context.Context, first int64, bodies [][]byt
 // AuditHead returns the audit log's head (zero if none), from the writer's
 // cache when it has it.
 func (t *tx) AuditHead(ctx context.Context) (int64, string, error) {
-	if t.head != nil && t.head.set {
-		return t.head.h.seq, t.head.h.hash, nil
-	}
 	if h, ok := t.cache.auditHead(); ok {
 		return h.seq, h.hash, nil
 	}
@@ -501,13 +492,13 @@ func (t *tx) AuditHead(ctx context.Context) (int64, string, error) {
 }
 
 // SetAuditHead replaces the audit log's head. In a batch that defers it
-// (t.head), the batch writes it once before committing: every audited
-// change would otherwise rewrite the same row.
+// (t.headDirty), the batch writes it once before committing: every
+// audited change would otherwise rewrite the same row.
 func (t *tx) SetAuditHead(ctx context.Context, seq int64, hash string) error {
-	if t.head != nil {
+	if t.headDirty != nil {
 		t.wrote = true // the head is written for it; undoing it means a rollback
-		t.head.h, t.head.set = cachedHead{seq: seq, hash: hash}, true
-		t.cache.setAuditHead(t.head.h)
+		t.cache.setAuditHead(cachedHead{seq: seq, hash: hash})
+		*t.headDirty = true
 		return nil
 	}
 	if _, err := t.stmt(qSetHead).ExecContext(noCancel, seq, hash); err != nil {

@@ -9,12 +9,6 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
-// Backend is a store with both kinds of transaction, as every backend has.
-type Backend interface {
-	jit.Store
-	store.ObjectStore
-}
-
 // Rerun wraps a store so that every writing transaction's function runs
 // twice: first in a transaction Rerun rolls back, then for real. Backends
 // may do this (the SQLite store runs a group commit's transactions again
@@ -22,12 +16,12 @@ type Backend interface {
 // failures), so a function must start from a clean slate on every run.
 // A test runs a scenario on Rerun and on the store alone and compares.
 type Rerun struct {
-	Backend
+	Store
 	reruns atomic.Int64
 }
 
 // NewRerun wraps b.
-func NewRerun(b Backend) *Rerun { return &Rerun{Backend: b} }
+func NewRerun(b Store) *Rerun { return &Rerun{Store: b} }
 
 // Reruns counts the transactions that ran twice.
 func (s *Rerun) Reruns() int64 { return s.reruns.Load() }
@@ -35,11 +29,11 @@ func (s *Rerun) Reruns() int64 { return s.reruns.Load() }
 var errRollBackToRerun = errors.New("rolled back to run again")
 
 func (s *Rerun) InTx(ctx context.Context, fn func(jit.Tx) error) error {
-	return rerun(s, func(f func(jit.Tx) error) error { return s.Backend.InTx(ctx, f) }, fn)
+	return rerun(s, func(f func(jit.Tx) error) error { return s.Store.InTx(ctx, f) }, fn)
 }
 
 func (s *Rerun) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
-	return rerun(s, func(f func(store.Objects) error) error { return s.Backend.ObjectTx(ctx, f) }, fn)
+	return rerun(s, func(f func(store.Objects) error) error { return s.Store.ObjectTx(ctx, f) }, fn)
 }
 
 // rerun runs fn through run twice: first rolled back (if it succeeds),
