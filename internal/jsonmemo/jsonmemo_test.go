@@ -113,3 +113,19 @@ func TestDecodeInto(t *testing.T) {
 		t.Error("decoding a number into a string field succeeded")
 	}
 }
+
+// Decode into a value that already holds data gives what json.Unmarshal
+// gives into a new value, and remembers only that: a field the bytes do
+// not set is not carried from the caller's value to the next reader.
+func TestDecodeIntoAFilledValue(t *testing.T) {
+	memo := newMemo()
+	raw := []byte(`{"id":"nsg-1","name":"nsg","securityRules":null}`)
+	filled := netrule.NSG{Location: "stale"}
+	if _, err := decode(memo, raw, &filled); err != nil || filled.Location != "" {
+		t.Fatalf("decoded into a filled value: %+v, %v; want no location", filled, err)
+	}
+	var next netrule.NSG
+	if _, err := decode(memo, raw, &next); err != nil || next.Location != "" {
+		t.Fatalf("next reader got %+v, %v; want no location", next, err)
+	}
+}
