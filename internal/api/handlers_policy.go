@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +20,9 @@ func policyIDFrom(r *http.Request) string {
 }
 
 func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
+	if !checkAPIVersion(w, r) {
+		return
+	}
 	principal, _, ok := s.caller(w, r)
 	if !ok {
 		return
@@ -62,6 +66,9 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+	if !checkAPIVersion(w, r) {
+		return
+	}
 	principal, _, ok := s.caller(w, r)
 	if !ok {
 		return
@@ -79,6 +86,9 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
+	if !checkAPIVersion(w, r) {
+		return
+	}
 	principal, _, ok := s.caller(w, r)
 	if !ok {
 		return
@@ -87,19 +97,16 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, principal, rbac.OpPolicyDelete, id) {
 		return
 	}
-	if err := s.cfg.Service.DeletePolicy(r.Context(), id); err != nil {
+	err := s.cfg.Service.DeletePolicy(r.Context(), id)
+	switch {
+	case errors.Is(err, jit.ErrNotFound):
+		// The specification's answer for a policy that does not exist.
+		w.WriteHeader(http.StatusNoContent)
+	case err != nil:
 		s.writeServiceError(w, r, err)
-		return
+	default:
+		w.WriteHeader(http.StatusOK)
 	}
-	w.WriteHeader(http.StatusOK)
-}
-
-func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
-	scope := "/subscriptions/" + r.PathValue("sub")
-	if rg := r.PathValue("rg"); rg != "" {
-		scope += "/resourceGroups/" + rg
-	}
-	s.writePolicyList(w, r, scope, r.PathValue("loc"))
 }
 
 // listAllPolicies lists every policy the server holds (drawbridge's CLI view).
@@ -155,14 +162,14 @@ func (s *Server) policyResource(r *http.Request, p jit.Policy) (PolicyResource, 
 		Kind:     p.Kind,
 		Location: p.Location,
 		Properties: PolicyProperties{
-			VirtualMachines:   p.VirtualMachines,
+			VirtualMachines:   specVMs(p.VirtualMachines),
 			ProvisioningState: p.ProvisioningState,
 			ProvisioningError: p.ProvisioningError,
 			Requests:          []RequestResource{},
 		},
 	}
 	for _, rq := range reqs {
-		res.Properties.Requests = append(res.Properties.Requests, requestResource(rq))
+		res.Properties.Requests = append(res.Properties.Requests, specRequest(requestResource(rq)))
 	}
 	return res, nil
 }

@@ -15,6 +15,9 @@ import (
 
 // initiate is Azure's POST …/jitNetworkAccessPolicies/{name}/initiate.
 func (s *Server) initiate(w http.ResponseWriter, r *http.Request) {
+	if !checkAPIVersion(w, r) {
+		return
+	}
 	principal, actor, ok := s.caller(w, r)
 	if !ok {
 		return
@@ -37,7 +40,7 @@ func (s *Server) initiate(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, requestResource(req))
+	writeJSON(w, http.StatusAccepted, specRequest(requestResource(req)))
 }
 
 // simpleRequest is drawbridge's short form: a VM and ports; the policy is

@@ -68,6 +68,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes bounds request bodies (default 4 MiB).
 	MaxBodyBytes int64
+	// AzurePageSize is how many policies a page of Azure's list calls
+	// holds (default DefaultAzurePageSize); more follow through nextLink.
+	AzurePageSize int
 	// Agents, if set, serves the host agents' stream and report endpoints.
 	Agents Agents
 	// Auditor, if set, records refused requests (401, 403, 400, ...).
@@ -261,6 +264,10 @@ func jsonErrorField(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		return te.Field
+	}
+	// encoding/json names an unknown field only in its message.
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return strings.Trim(f, `"`)
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -15,6 +16,9 @@ type PolicyResource struct {
 	Kind       string           `json:"kind,omitempty"`
 	Location   string           `json:"location,omitempty"`
 	Properties PolicyProperties `json:"properties"`
+	// SystemData is ARM's read-only metadata: accepted on PUT (a body read
+	// from Azure carries it) and ignored; drawbridge never answers it.
+	SystemData json.RawMessage `json:"systemData,omitempty"`
 }
 
 // PolicyProperties is the properties object of a policy.
@@ -50,10 +54,17 @@ type RequestPort struct {
 	EndTimeUtc                 time.Time  `json:"endTimeUtc"`
 	Status                     jit.Status `json:"status"`
 	StatusReason               jit.Reason `json:"statusReason"`
-	MappedPort                 int        `json:"mappedPort,omitempty"`
-	GrantID                    string     `json:"grantId,omitempty"`
-	Applied                    bool       `json:"applied"`
-	ProviderError              string     `json:"providerError,omitempty"`
+	// MappedPort is the specification's port an Azure Firewall maps this
+	// one to. No provider maps ports yet, so it is never set.
+	MappedPort    int    `json:"mappedPort,omitempty"`
+	GrantID       string `json:"grantId,omitempty"`
+	Applied       bool   `json:"applied"`
+	ProviderError string `json:"providerError,omitempty"`
+	// DrawbridgeStatus and DrawbridgeStatusReason carry drawbridge's state
+	// on the Azure endpoints when it is outside the specification's enums
+	// (see specState); Status and StatusReason then hold the nearest spec value.
+	DrawbridgeStatus       jit.Status `json:"drawbridgeStatus,omitempty"`
+	DrawbridgeStatusReason jit.Reason `json:"drawbridgeStatusReason,omitempty"`
 }
 
 // ListResponse is Azure's list envelope.

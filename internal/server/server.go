@@ -44,6 +44,9 @@ type Config struct {
 	// ResyncInterval is how often every guarded VM is reconciled as a safety net.
 	ResyncInterval time.Duration
 	Logger         *slog.Logger
+	// AzurePageSize is how many policies a page of Azure's
+	// jitNetworkAccessPolicies list calls holds (default: the api package's).
+	AzurePageSize int
 
 	// Insecure turns authentication and authorization off: every caller
 	// is the principal "local" and may do everything. For local
@@ -240,6 +243,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:         cfg.Logger,
 		TrustedProxies: cfg.TrustedProxies,
 		Agents:         hub,
+		AzurePageSize:  cfg.AzurePageSize,
 	})
 	s.http = &http.Server{Handler: apiServer.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.URL = "http://" + ln.Addr().String()
