@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -23,6 +24,7 @@ func (a *app) serverCmd() *cobra.Command {
 		debug             bool
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
+		trustedProxies    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -50,6 +52,13 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			}
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
+			}
+			for _, tp := range trustedProxies {
+				pfx, err := parsePrefixOrAddr(tp)
+				if err != nil {
+					return fmt.Errorf("--trusted-proxy: %w", err)
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -82,8 +91,21 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
+	f.StringArrayVar(&trustedProxies, "trusted-proxy", nil, "address or prefix of a reverse proxy (TLS front) whose X-Forwarded-For, -Proto and -Host are believed; repeat for several")
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	return cmd
+}
+
+// parsePrefixOrAddr reads "198.18.0.0/15" or "198.18.0.1" (a /32 or /128).
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a prefix", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // loadWebhookSecret reads the webhook signing key from path into cfg. The
