@@ -97,8 +97,17 @@ func printPolicy(w io.Writer, p api.PolicyResource) {
 	for _, r := range p.Properties.Requests {
 		for _, vm := range r.VirtualMachines {
 			for _, port := range vm.Ports {
+				// The Azure body holds spec values; drawbridge's own, where
+				// they differ, ride beside them.
+				status, reason := port.Status, port.StatusReason
+				if port.DrawbridgeStatus != "" {
+					status = port.DrawbridgeStatus
+				}
+				if port.DrawbridgeStatusReason != "" {
+					reason = port.DrawbridgeStatusReason
+				}
 				t.row(fmtTime(r.StartTimeUtc), r.Requestor, lastSegment(vm.ID), strconv.Itoa(port.Number), port.AllowedSourceAddressPrefix,
-					fmtTime(port.EndTimeUtc), string(port.Status), string(port.StatusReason), r.Justification)
+					fmtTime(port.EndTimeUtc), string(status), string(reason), r.Justification)
 			}
 		}
 	}

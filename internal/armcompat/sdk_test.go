@@ -200,6 +200,38 @@ func testPagination(t *testing.T, e *env) {
 	if len(listers[0].want) < 3*pageSize {
 		t.Fatal("the test needs lists of several pages")
 	}
+
+	// A policy deleted after the first page neither hides nor repeats
+	// another: the page token is the last ID, not an offset.
+	all := listers[0].want
+	p := c.NewListPager(nil)
+	first, err := p.NextPage(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := vms[slices.IndexFunc(vms, func(v vmSpec) bool { return policyName(v) == *first.Value[0].Name })]
+	if st, out := e.raw("DELETE", policyID(gone), ""); st != 200 {
+		t.Fatalf("delete %s: %d %v", policyID(gone), st, out)
+	}
+	seen := []string{}
+	for _, pol := range first.Value {
+		seen = append(seen, *pol.Name)
+	}
+	for p.More() {
+		page, err := p.NextPage(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pol := range page.Value {
+			seen = append(seen, *pol.Name)
+		}
+	}
+	if !slices.Equal(seen, all) {
+		t.Errorf("paging across a delete saw %v, want %v", seen, all)
+	}
+	if _, err := c.CreateOrUpdate(e.ctx, gone.rg, gone.loc, policyName(gone), policyBody(gone, portRule(22, armsecurity.ProtocolTCP), portRule(3389, armsecurity.ProtocolTCP)), nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // testReadOnly sends back what Get answered with every read-only field
@@ -249,6 +281,8 @@ func testErrors(t *testing.T, e *env) {
 	v := vms[0]
 	_, err := c.Get(e.ctx, v.rg, v.loc, "no-such-policy", nil)
 	responseError(t, "Get of a missing policy", err, http.StatusNotFound, "NotFound")
+	_, err = e.client("not-a-token", "").Get(e.ctx, v.rg, v.loc, policyName(v), nil)
+	responseError(t, "Get with a bad token", err, http.StatusUnauthorized, "AuthenticationFailed")
 
 	// A reader may read, not write or initiate: 403 AuthorizationFailed.
 	reader := e.client(e.tokenFor("reader@armcompat", "Reader", "/subscriptions/"+sub), "")
