@@ -241,7 +241,9 @@ func TestAgentStaleStateFile(t *testing.T) {
 			t.Fatalf("the stale state file reopened the revoked grant:\n%s", ag.logText())
 		}
 	}
-	if !waitFor(2*time.Second, func() bool { return strings.Contains(ag.logText(), "target=\"server snapshot") || strings.Contains(ag.logText(), "msg=applied") }) {
+	if !waitFor(2*time.Second, func() bool {
+		return strings.Contains(ag.logText(), "target=\"server snapshot") || strings.Contains(ag.logText(), "msg=applied")
+	}) {
 		t.Fatalf("the agent never applied the server's snapshot:\n%s", ag.logText())
 	}
 }
