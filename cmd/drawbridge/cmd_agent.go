@@ -177,3 +177,8 @@ func parseGuardPorts(s string) ([]agenthub.SnapshotPort, error) {
 	}
 	return out, nil
 }
+
+// defaultHostLocation is the policy location `policy set` uses for a host
+// (cloud: host) whose inventory entry names no location: on-premises hosts
+// have no cloud region, and the policy's ID needs one.
+const defaultHostLocation = "local"

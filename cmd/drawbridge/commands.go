@@ -184,6 +184,9 @@ func setPolicyForVM(ctx context.Context, c *client.Client, vmArg, name, location
 	if location == "" {
 		location = vm.Location
 	}
+	if location == "" && vm.Cloud == "host" {
+		location = defaultHostLocation
+	}
 	if location == "" {
 		return api.PolicyResource{}, fmt.Errorf("--location: virtual machine %s has no location; give --location", vm.ID)
 	}

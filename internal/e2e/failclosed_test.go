@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/netns"
+	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
 // guarded reports whether the VM's table denies 22 and 3389 again (the
@@ -246,4 +248,47 @@ func TestAgentStaleStateFile(t *testing.T) {
 	}) {
 		t.Fatalf("the agent never applied the server's snapshot:\n%s", ag.logText())
 	}
+}
+
+// TestAgentRestoreCommand: `drawbridge agent --restore` (what the systemd
+// units run at boot and after nftables.service reloads) puts the state
+// file's guard and unexpired grant into the kernel without a server, and
+// exits non-zero when there is nothing to restore.
+func TestAgentRestoreCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: -short (builds the binary, runs real processes)")
+	}
+	requireHost(t)
+	dir := t.TempDir()
+	tp := newTopo(t)
+	kern := openKernel(t, tp.vm)
+	end := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	state := `{"format":1,"snapshot":{"type":"snapshot","vm":"` + vmID + `","version":3,
+	  "guarded":[{"port":22,"protocol":"Tcp"},{"port":3389,"protocol":"Tcp"}],
+	  "grants":[{"id":"g1","port":22,"protocol":"Tcp","source":"` + tp.a4.String() + `/32","end":"` + end.Format(time.RFC3339) + `"},
+	            {"id":"g0","port":22,"protocol":"Tcp","source":"` + tp.b4.String() + `/32","end":"2020-01-01T00:00:00Z"}]}}`
+	path := filepath.Join(dir, "state.json")
+	if err := os.WriteFile(path, []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) error {
+		cmd := exec.Command(testbin.Drawbridge(t), append([]string{"agent", "--restore", "--netns", tp.vm.Path()}, args...)...)
+		out, err := cmd.CombinedOutput()
+		t.Logf("agent --restore %v: %v\n%s", args, err, out)
+		return err
+	}
+	if err := run("--state-file", filepath.Join(dir, "missing.json")); err == nil {
+		t.Fatal("--restore with no state file and no --guard-ports succeeded")
+	}
+	if err := run("--state-file", path, "--vm", vmID); err != nil {
+		t.Fatal(err)
+	}
+	if !kern.guarded() {
+		t.Fatal("--restore did not put the guard back")
+	}
+	if e := kern.grantEnd(tp.a4.String()); e.Sub(end).Abs() > time.Second {
+		t.Fatalf("restored grant ends %v, want %v", e, end)
+	}
+	assertOpen(t, "restored grant", tp.a, tp.vmA4, 22)
+	assertClosed(t, "ended grant not restored", tp.b, tp.vmB4, 22)
 }
