@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -50,8 +51,11 @@ func (a *Agent) applyOnce(ctx context.Context, failures *int) error {
 	if len(changes) > 0 {
 		var differs bool
 		found, differs = a.inspect(ctx, changes, t)
-		if !differs && !slices.ContainsFunc(changes, func(c nftables.Change) bool { return !c.Lost }) {
-			found = "" // lost notifications, but nothing is missing: no drift
+		// Nothing missing and no one else to blame (lost notifications, or
+		// our own name: an agent in a PID namespace cannot recognise its
+		// own thread IDs, or `drawbridge agent --restore`): no drift.
+		if !differs && !slices.ContainsFunc(changes, func(c nftables.Change) bool { return !c.Lost && c.Comm != ownComm }) {
+			found = ""
 		}
 	}
 	began := time.Now()
@@ -105,6 +109,12 @@ func (a *Agent) applyOnce(ctx context.Context, failures *int) error {
 	}
 	return err
 }
+
+// ownComm is this process's command name, as the kernel reports it.
+var ownComm = func() string {
+	b, _ := os.ReadFile("/proc/self/comm")
+	return strings.TrimSpace(string(b))
+}()
 
 // inspect reads the table after a foreign change (which also makes the
 // firewall forget what it believed the kernel held) and describes what
