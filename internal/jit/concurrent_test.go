@@ -2,6 +2,7 @@ package jit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +48,26 @@ func TestConcurrentSourcesOnOnePort(t *testing.T) {
 	}
 	if len(active) != 2 || !ids[b.Grants[0].ID] || !ids[a2.Grants[0].ID] {
 		t.Fatalf("active grants = %+v, want the second source's and the first source's newest", active)
+	}
+}
+
+// TestRecordDrift: an agent's drift report becomes one audit record and one
+// event, naming what was found and restored.
+func TestRecordDrift(t *testing.T) {
+	f, sink := newEventFixture(t)
+	ctx := jit.WithActor(context.Background(), jit.Actor{Principal: "host-agent"})
+	err := f.svc.RecordDrift(ctx, vm1, jit.DriftRecord{SeenAt: t0, Found: "delete table x1 by nft[42]", Restored: "guarded [22/Tcp]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := f.auditLog(t)
+	last := recs[len(recs)-1]
+	if last.Operation != jit.AuditDrift || last.Principal != "host-agent" || last.Target != vm1 ||
+		!strings.Contains(last.Detail, "by nft[42]") || !strings.Contains(last.Detail, "guarded [22/Tcp]") {
+		t.Fatalf("drift record = %+v", last)
+	}
+	evs := sink.take()
+	if len(evs) != 1 || evs[0].Kind != jit.EventDrift || evs[0].VMID != vm1 || !strings.Contains(evs[0].Detail, "nft[42]") {
+		t.Fatalf("events = %+v", evs)
 	}
 }

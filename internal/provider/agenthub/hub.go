@@ -347,7 +347,9 @@ func (h *Hub) Report(ctx context.Context, r Report) error {
 	defer h.repMu.Unlock()
 	h.mu.Lock()
 	v := h.vms[inventory.Key(r.VM)]
-	if v == nil || v.desired == nil || r.Version > v.desired.Version || r.Version < v.reportVer {
+	// Version 0 is never issued (versions start at the hub's creation time):
+	// a drift-only report from an agent enforcing its state file.
+	if v == nil || v.desired == nil || r.Version == 0 || r.Version > v.desired.Version || r.Version < v.reportVer {
 		h.mu.Unlock()
 		return nil
 	}
