@@ -188,7 +188,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.boot(ctx)
-	a.applyOnce(ctx, nil) // the guard, before contacting the server
+	if err := a.applyOnce(ctx, nil); err != nil { // the guard, before contacting the server
+		a.cfg.Logger.Error("installing the boot guard failed; retrying", "err", err)
+		a.poke()
+	}
 	wg.Add(3)
 	go func() { defer wg.Done(); a.applyLoop(ctx) }()
 	go func() { defer wg.Done(); a.reportLoop(ctx) }()
