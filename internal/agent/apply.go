@@ -101,11 +101,11 @@ func (a *Agent) applyOnce(ctx context.Context, failures *int) error {
 	} else if err == nil {
 		a.cfg.Logger.Debug("applied", "target", t.what, "version", t.snap.Version, "guarded", len(t.snap.Guarded), "grants", len(t.snap.Grants), "took", took)
 	}
+	if t.server || drift != nil {
+		a.queueReport(rep) // first: the report need not wait for the fsync
+	}
 	if err == nil && (t.server || drift != nil) {
 		a.save(t, st)
-	}
-	if t.server || drift != nil {
-		a.queueReport(rep)
 	}
 	return err
 }
