@@ -79,7 +79,7 @@ func TestAgentRepairsDrift(t *testing.T) {
 	kern := openKernel(t, tp.vm)
 	_, url := startServer(t, dir, "server")
 	c := setUp(t, dir, url, tp)
-	startAgent(t, dir, "agent", url, tp.vm)
+	ag := startAgent(t, dir, "agent", url, tp.vm)
 	if !waitFor(5*time.Second, kern.guarded) {
 		t.Fatal("the agent did not guard 22 and 3389 within 5s")
 	}
@@ -124,6 +124,10 @@ func TestAgentRepairsDrift(t *testing.T) {
 		if end := kern.grantEnd(tp.a4.String()); end.Sub(g.EndTimeUtc).Abs() > time.Second {
 			t.Fatalf("%s: the restored grant ends at %v, want %v (its remaining time)", tc.name, end, g.EndTimeUtc)
 		}
+	}
+	// Only foreign changes count as drift: the agent's own transactions never do.
+	if strings.Contains(ag.logText(), "by drawbridge[") {
+		t.Fatalf("the agent took its own transaction for drift:\n%s", ag.logText())
 	}
 	// Four repairs, each audited as a drift record naming what was found.
 	var recs int
