@@ -9,16 +9,29 @@ import (
 	"testing"
 	"time"
 
+	nft "github.com/google/nftables"
+
 	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/netns"
+	"github.com/drawbridge/drawbridge/internal/provider/nftables"
 	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
 // guarded reports whether the VM's table denies 22 and 3389 again (the
-// policy's ports are TCP: 2 entries).
+// policy's ports are TCP: 2 entries) with all 12 of its rules in place.
 func (k *kernel) guarded() bool {
 	st, err := k.k.Observe(context.Background())
-	return err == nil && len(st.Guarded) == 2
+	if err != nil || len(st.Guarded) != 2 {
+		return false
+	}
+	c, err := nft.New(nft.WithNetNSFd(int(k.f.Fd())))
+	if err != nil {
+		return false
+	}
+	defer c.CloseLasting()
+	t := &nft.Table{Name: nftables.TableName, Family: nft.TableFamilyINet}
+	rules, err := c.GetRules(t, &nft.Chain{Name: nftables.ChainName, Table: t})
+	return err == nil && len(rules) == 12
 }
 
 // grantEnd is the end of the kernel's grant for src on 22 (zero if none).
