@@ -92,6 +92,7 @@ func (a *app) policySetCmd() *cobra.Command {
 		protocol, maxDur, name string
 		location, file, id     string
 		sources                []string
+		concurrent             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "set VM --port N [--port N] | set -f FILE [--id POLICY_ID]",
@@ -122,7 +123,7 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 				if len(ports) == 0 {
 					return errors.New("--port: at least one port is required")
 				}
-				saved, err = setPolicyForVM(ctx, c, args[0], name, location, ports, protocol, sources, maxDur)
+				saved, err = setPolicyForVM(ctx, c, args[0], name, location, ports, protocol, sources, maxDur, concurrent)
 			}
 			if err != nil {
 				return err
@@ -143,6 +144,7 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 	f.StringVar(&location, "location", "", "policy location (default: the VM's)")
 	f.StringVarP(&file, "file", "f", "", "Azure policy body (JSON) to PUT as it is")
 	f.StringVar(&id, "id", "", "policy resource ID for -f (default: the file's id)")
+	f.BoolVar(&concurrent, "concurrent-sources", false, "let grants from different sources hold a port at once (default: a newer request ends the older grant, as Azure does)")
 	return cmd
 }
 
@@ -169,7 +171,7 @@ func putPolicyFile(ctx context.Context, c *client.Client, file, id string) (api.
 	return c.PutPolicyRaw(ctx, id, data)
 }
 
-func setPolicyForVM(ctx context.Context, c *client.Client, vmArg, name, location string, ports []int, protocol string, sources []string, maxDur string) (api.PolicyResource, error) {
+func setPolicyForVM(ctx context.Context, c *client.Client, vmArg, name, location string, ports []int, protocol string, sources []string, maxDur string, concurrent bool) (api.PolicyResource, error) {
 	vm, err := resolveVM(ctx, c, vmArg)
 	if err != nil {
 		return api.PolicyResource{}, err
@@ -184,12 +186,15 @@ func setPolicyForVM(ctx context.Context, c *client.Client, vmArg, name, location
 	if location == "" {
 		location = vm.Location
 	}
+	if location == "" && vm.Cloud == "host" {
+		location = defaultHostLocation
+	}
 	if location == "" {
 		return api.PolicyResource{}, fmt.Errorf("--location: virtual machine %s has no location; give --location", vm.ID)
 	}
 	entry := jit.VMPolicy{ID: vm.ID}
 	for _, n := range ports {
-		pp := jit.PortPolicy{Number: n, Protocol: netrule.Protocol(protocol), MaxRequestAccessDuration: maxDur}
+		pp := jit.PortPolicy{Number: n, Protocol: netrule.Protocol(protocol), MaxRequestAccessDuration: maxDur, ConcurrentSources: concurrent}
 		switch len(sources) {
 		case 0:
 			pp.AllowedSourceAddressPrefix = "*"

@@ -1,37 +1,53 @@
 // Package agent is the host agent's reconcile loop: it keeps the host's
-// nftables JIT table equal to what the drawbridge server holds for its VM.
+// nftables JIT table equal to what the drawbridge server holds for its VM,
+// and keeps it closed when the server is away, at boot, and when someone
+// else changes the firewall.
 //
 // # How it works
 //
-//   - On start it reads the kernel's current table (Observe) and leaves it
-//     alone: grants already in the kernel keep working, and their kernel
-//     timeouts still close them on time. It never applies an empty state
-//     "to start clean" and never flushes.
-//   - It connects to GET /drawbridge/v1/agent/stream?vm=ID, an NDJSON stream
+//   - Boot: before contacting the server it reads its state file (the last
+//     snapshot it applied, see StateFile) and the kernel's table, and
+//     installs the guard at once: every port guarded in the file, in
+//     Config.GuardPorts or already in the kernel is denied; grants already
+//     in the kernel keep working (their kernel timeouts still close them on
+//     time). The file's grants are not opened yet: if the server answers,
+//     its snapshot decides (so a stale file never reopens what the server
+//     has since closed); only once the server is found unreachable (a
+//     failed connection, or no snapshot within OfflineGrace) does the agent
+//     add the file's grants whose end time is still in the future. With no
+//     state file, no GuardPorts and nothing in the kernel it has nothing
+//     to guard, and says so at ERROR level.
+//   - It streams GET /drawbridge/v1/agent/stream?vm=ID, an NDJSON stream
 //     whose first object is the VM's full snapshot; every change on the
-//     server sends a new full snapshot (no polling on the path from a request
-//     to an open port). Each snapshot is converted to nftables.State ("*"
-//     source → 0.0.0.0/0 and ::/0, protocol * → tcp and udp) and applied in
-//     one netlink transaction as soon as it arrives (no timer on the path); a snapshot with no guarded port and no grant
-//     disables JIT (the table is deleted).
+//     server sends a new full snapshot. Each snapshot is applied in one
+//     netlink transaction as soon as it arrives (no timer on the path), then
+//     written to the state file (atomically, 0600). A server snapshot with no
+//     guarded port and no grant disables JIT (the table is deleted); a boot
+//     or offline state never deletes the table.
+//   - Drift: Config.Watch (nftables.Watch) pushes every transaction another
+//     process commits on the drawbridge table (a `flush ruleset`, a
+//     restart of nftables.service, a deleted table, chain, rule or element).
+//     The agent then reads the table and re-applies what it enforces, in
+//     milliseconds; it records the repair in its status and state file
+//     and reports it to the server, which audits it (operation "drift") and
+//     sends a webhook event.
 //   - After each apply it POSTs /drawbridge/v1/agent/report with the
 //     snapshot's version and the IDs of the grants it enforces, or the
-//     error. A failed apply (netlink) is reported and retried with backoff
-//     until it succeeds or a newer snapshot replaces it.
-//   - If the stream ends, fails, or carries nothing (not even a heartbeat)
-//     for HeartbeatTimeout, it reconnects with exponential backoff and
-//     jitter. Meanwhile the kernel keeps enforcing the last applied state,
-//     and each grant still ends at its end time (kernel timeout).
+//     error. A failed apply is retried with backoff until it succeeds or a
+//     newer target replaces it.
+//   - If the stream ends, fails, or carries nothing for HeartbeatTimeout, it
+//     reconnects with capped, jittered backoff (at most MaxBackoff, 3 s by
+//     default) and, while waiting, reconnects as soon as the server accepts
+//     TCP connections again. Meanwhile the kernel keeps enforcing the last
+//     applied state, and each grant still ends at its end time.
 package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,21 +72,60 @@ type Config struct {
 	// (default 30s, three server heartbeats).
 	HeartbeatTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect and re-apply delays
-	// (default 100ms and 30s); each delay is jittered by ±50%.
+	// (default 100ms and 3s); each delay is jittered down by up to half.
 	MinBackoff, MaxBackoff time.Duration
+	// StateFile is where the last applied snapshot is kept ("" for none).
+	StateFile string
+	// GuardPorts are denied from the agent's first second until the server's
+	// first snapshot, even with no state file (fail closed at first boot).
+	GuardPorts []agenthub.SnapshotPort
+	// OfflineGrace is how long the agent waits for the server's first
+	// snapshot before it opens the state file's unexpired grants (default
+	// 2s; a refused connection opens them at once).
+	OfflineGrace time.Duration
+	// Watch, if set, reports other processes' changes to the table (normally
+	// nftables.Watch on the same namespace); nil disables drift repair.
+	Watch func(ctx context.Context, ready chan<- struct{}, fn func(nftables.Change)) error
+}
+
+// target is what the agent enforces.
+type target struct {
+	snap   agenthub.Snapshot
+	server bool   // the server's snapshot (authoritative: may disable JIT)
+	what   string // for logs and drift records
+}
+
+// Status is what the agent is doing, for tests and `agent --status`.
+type Status struct {
+	Target    string          // what it enforces ("server snapshot v…", "boot guard", …)
+	Version   uint64          // the server version of the last applied snapshot
+	Connected bool            // a server snapshot arrived on the current stream
+	Drifts    int             // repairs since start
+	LastDrift *agenthub.Drift // the latest repair
+	LastError string          // the last apply error, "" after a success
 }
 
 // Agent runs one VM's reconcile loop.
 type Agent struct {
 	cfg Config
 
-	mu      sync.Mutex
-	pending *agenthub.Snapshot // newest snapshot not yet applied successfully
-	wake    chan struct{}
+	mu         sync.Mutex
+	tgt        *target
+	gen        uint64 // bumped when tgt changes
+	done       uint64 // gen of the last successful apply
+	drifts     []nftables.Change
+	serverSeen bool
+	offline    bool // the state file's grants were added
+	file       *StateFile
+	bootGuard  []agenthub.SnapshotPort
+	bootGrants []agenthub.SnapshotGrant
+	status     Status
+	wake       chan struct{}
 
-	repMu   sync.Mutex
-	report  *agenthub.Report
-	repWake chan struct{}
+	repMu     sync.Mutex
+	report    *agenthub.Report
+	driftReps []agenthub.Report
+	repWake   chan struct{}
 }
 
 // New validates cfg and returns an agent.
@@ -95,37 +150,167 @@ func New(cfg Config) (*Agent, error) {
 		cfg.MinBackoff = 100 * time.Millisecond
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+		cfg.MaxBackoff = max(3*time.Second, cfg.MinBackoff)
+	}
+	if cfg.OfflineGrace <= 0 {
+		cfg.OfflineGrace = 2 * time.Second
 	}
 	return &Agent{cfg: cfg, wake: make(chan struct{}, 1), repWake: make(chan struct{}, 1)}, nil
+}
+
+// Status returns a copy of the agent's status.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.status
+	if s.LastDrift != nil {
+		d := *s.LastDrift
+		s.LastDrift = &d
+	}
+	return s
 }
 
 // Run runs until ctx ends. It returns ctx's error; every other failure is
 // logged and retried.
 func (a *Agent) Run(ctx context.Context) error {
-	log := a.cfg.Logger
-	if st, err := a.cfg.Firewall.Observe(ctx); err != nil {
-		log.Warn("reading the kernel's drawbridge table", "err", err)
-	} else {
-		log.Info("kernel state at start (kept until the server's snapshot arrives)", "guarded", len(st.Guarded), "grants", len(st.Grants))
-	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if a.cfg.Watch != nil {
+		ready := make(chan struct{})
+		wg.Add(1)
+		go func() { defer wg.Done(); a.watchLoop(ctx, ready) }()
+		select { // subscribed before the boot apply, so no change slips by
+		case <-ready:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+	a.boot(ctx)
+	if err := a.applyOnce(ctx, nil); err != nil { // the guard, before contacting the server
+		a.cfg.Logger.Error("installing the boot guard failed; retrying", "err", err)
+		a.poke()
+	}
+	wg.Add(3)
 	go func() { defer wg.Done(); a.applyLoop(ctx) }()
 	go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	go func() {
+		defer wg.Done()
+		if sleep(ctx, a.cfg.OfflineGrace) {
+			a.goOffline("no snapshot from the server within " + a.cfg.OfflineGrace.String())
+		}
+	}()
 	a.streamLoop(ctx)
-	wg.Wait()
 	return ctx.Err()
 }
 
-// backoff returns the n-th delay (n from 0), jittered by ±50%.
-func (a *Agent) backoff(n int) time.Duration {
-	d := a.cfg.MinBackoff
-	for i := 0; i < n && d < a.cfg.MaxBackoff; i++ {
-		d *= 2
+// boot sets the first target: the guard from the state file, GuardPorts
+// and the kernel, with the kernel's grants kept.
+func (a *Agent) boot(ctx context.Context) {
+	log := a.cfg.Logger
+	var version uint64
+	if a.cfg.StateFile != "" {
+		sf, err := LoadState(a.cfg.StateFile)
+		switch {
+		case err != nil:
+			log.Error("ignoring the state file", "err", err)
+		case sf == nil:
+			log.Warn("no state file yet", "path", a.cfg.StateFile)
+		case sf.Snapshot.VM != a.cfg.VM:
+			log.Error("ignoring the state file: it is another VM's", "path", a.cfg.StateFile, "vm", sf.Snapshot.VM)
+		default:
+			a.file = sf
+			version = sf.Snapshot.Version
+			a.status.Drifts, a.status.LastDrift = sf.Drifts, sf.LastDrift
+		}
 	}
-	d = min(d, a.cfg.MaxBackoff)
-	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+	kst, err := a.cfg.Firewall.Observe(ctx)
+	if err != nil {
+		log.Warn("reading the kernel's drawbridge table", "err", err)
+	}
+	var guard []agenthub.SnapshotPort
+	if a.file != nil {
+		guard = append(guard, a.file.Snapshot.Guarded...)
+	}
+	guard = append(guard, a.cfg.GuardPorts...)
+	for _, g := range kst.Guarded {
+		guard = append(guard, agenthub.SnapshotPort{Port: g.Port, Protocol: string(g.Protocol)})
+	}
+	var grants []agenthub.SnapshotGrant
+	for _, g := range kst.Grants {
+		grants = append(grants, agenthub.SnapshotGrant{Port: g.Port, Protocol: string(g.Protocol), Source: g.Source.String(), End: g.End})
+	}
+	a.bootGuard, a.bootGrants = dedupePorts(guard), grants
+	snap := agenthub.Snapshot{Type: "snapshot", VM: a.cfg.VM, Version: version, Guarded: a.bootGuard, Grants: grants}
+	what := fmt.Sprintf("boot guard (%d ports from the state file, --guard-ports and the kernel; %d kernel grant prefixes kept)", len(a.bootGuard), len(grants))
+	if len(a.bootGuard) == 0 {
+		log.Error("NOTHING TO GUARD until the server answers: no state file, no --guard-ports and no drawbridge table in the kernel; guarded ports stay open until then",
+			"state_file", a.cfg.StateFile)
+	}
+	a.setTarget(target{snap: snap, what: what})
+	log.Info("kernel state at start", "guarded", len(kst.Guarded), "grants", len(kst.Grants), "target", what)
+}
+
+// goOffline adds the state file's unexpired grants to the boot guard, once,
+// if no server snapshot has been applied.
+func (a *Agent) goOffline(why string) {
+	a.mu.Lock()
+	if a.serverSeen || a.offline {
+		a.mu.Unlock()
+		return
+	}
+	a.offline = true
+	grants := append([]agenthub.SnapshotGrant(nil), a.bootGrants...)
+	var version uint64
+	now := time.Now()
+	n := 0
+	if a.file != nil {
+		version = a.file.Snapshot.Version
+		for _, g := range a.file.Snapshot.Grants {
+			if g.End.After(now) {
+				grants = append(grants, g)
+				n++
+			}
+		}
+	}
+	a.mu.Unlock()
+	what := fmt.Sprintf("state file v%d while the server is unreachable (%d unexpired grants)", version, n)
+	a.cfg.Logger.Warn("server unreachable; enforcing the state file", "why", why, "grants", n, "guarded", len(a.bootGuard))
+	a.setTarget(target{snap: agenthub.Snapshot{Type: "snapshot", VM: a.cfg.VM, Version: version, Guarded: a.bootGuard, Grants: grants}, what: what})
+}
+
+// setTarget makes t the state to enforce and wakes the apply loop.
+func (a *Agent) setTarget(t target) {
+	a.mu.Lock()
+	if t.server {
+		a.serverSeen = true
+		a.status.Connected = true
+	}
+	a.tgt = &t
+	a.gen++
+	a.status.Target = t.what
+	a.mu.Unlock()
+	a.poke()
+}
+
+func (a *Agent) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func dedupePorts(ps []agenthub.SnapshotPort) []agenthub.SnapshotPort {
+	seen := map[agenthub.SnapshotPort]bool{}
+	out := []agenthub.SnapshotPort{}
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -137,240 +322,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-func (a *Agent) streamLoop(ctx context.Context) {
-	failures := 0
-	for ctx.Err() == nil {
-		got, err := a.stream(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if got {
-			failures = 0
-		}
-		d := a.backoff(failures)
-		failures++
-		a.cfg.Logger.Warn("stream ended; reconnecting", "err", err, "in", d.Round(time.Millisecond))
-		if !sleep(ctx, d) {
-			return
-		}
-	}
-}
-
-// stream reads one connection's snapshots until it fails. got reports
-// whether a snapshot arrived.
-func (a *Agent) stream(ctx context.Context) (got bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	u := a.cfg.Server + "/drawbridge/v1/agent/stream?vm=" + url.QueryEscape(a.cfg.VM)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false, err
-	}
-	if a.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	}
-	resp, err := a.cfg.HTTP.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return false, fmt.Errorf("stream: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	// Watchdog: no line within HeartbeatTimeout ends the connection.
-	alive := make(chan struct{}, 1)
-	go func() {
-		t := time.NewTimer(a.cfg.HeartbeatTimeout)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-alive:
-				if !t.Stop() {
-					<-t.C
-				}
-				t.Reset(a.cfg.HeartbeatTimeout)
-			case <-t.C:
-				a.cfg.Logger.Warn("no heartbeat; dropping the stream", "after", a.cfg.HeartbeatTimeout)
-				cancel()
-				return
-			}
-		}
-	}()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return got, fmt.Errorf("stream: %w", err)
-		}
-		select {
-		case alive <- struct{}{}:
-		default:
-		}
-		var env struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(raw, &env); err != nil {
-			return got, fmt.Errorf("stream: %w", err)
-		}
-		if env.Type != "snapshot" {
-			continue
-		}
-		var snap agenthub.Snapshot
-		if err := json.Unmarshal(raw, &snap); err != nil {
-			return got, fmt.Errorf("stream: snapshot: %w", err)
-		}
-		got = true
-		a.cfg.Logger.Debug("snapshot received", "version", snap.Version, "grants", len(snap.Grants))
-		a.mu.Lock()
-		a.pending = &snap
-		a.mu.Unlock()
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// applyLoop applies the newest snapshot; a failure is reported and retried
-// with backoff until it succeeds or a newer snapshot arrives.
-func (a *Agent) applyLoop(ctx context.Context) {
-	failures := 0
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.wake:
-		case <-retry:
-		}
-		retry = nil
-		a.mu.Lock()
-		snap := a.pending
-		a.mu.Unlock()
-		if snap == nil {
-			continue
-		}
-		began := time.Now()
-		enforced, err := a.apply(ctx, *snap)
-		took := time.Since(began)
-		if ctx.Err() != nil {
-			return
-		}
-		rep := agenthub.Report{VM: snap.VM, Version: snap.Version, Enforced: enforced}
-		if err != nil {
-			rep.Error = "agent: " + err.Error()
-			d := a.backoff(failures)
-			failures++
-			a.cfg.Logger.Error("apply failed; retrying", "version", snap.Version, "err", err, "in", d.Round(time.Millisecond))
-			retry = time.After(d)
-		} else {
-			failures = 0
-			a.mu.Lock()
-			if a.pending == snap {
-				a.pending = nil
-			}
-			a.mu.Unlock()
-			a.cfg.Logger.Debug("applied", "version", snap.Version, "guarded", len(snap.Guarded), "grants", len(snap.Grants), "took", took)
-		}
-		a.repMu.Lock()
-		a.report = &rep
-		a.repMu.Unlock()
-		select {
-		case a.repWake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// apply enforces snap in one netlink transaction (additions and removals
-// together, so a superseded or revoked grant stops admitting new
-// connections in the same instant the new one starts) and returns the grant
-// IDs the kernel now enforces. The Kernel firewall keeps its netlink socket
-// open, so a transaction that removes elements costs about as little as
-// one that only adds (~0.1 ms): closing the socket is what waits for the
-// kernel's RCU grace period, see nftables.Kernel.
-func (a *Agent) apply(ctx context.Context, snap agenthub.Snapshot) ([]string, error) {
-	if snap.Disabled() {
-		return nil, a.cfg.Firewall.Disable(ctx)
-	}
-	st, err := snap.State()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	if err := a.cfg.Firewall.Apply(ctx, st); err != nil {
-		return nil, err
-	}
-	return grantIDs(st, now), nil
-}
-
-// grantIDs lists the IDs of st's grants the kernel holds after a successful
-// Apply at now: those ending at least a millisecond later.
-func grantIDs(st nftables.State, now time.Time) []string {
-	var ids []string
-	seen := map[string]bool{}
-	for _, g := range st.Grants {
-		if g.End.Sub(now) >= time.Millisecond && !seen[g.ID] {
-			seen[g.ID] = true
-			ids = append(ids, g.ID)
-		}
-	}
-	return ids
-}
-
-// reportLoop sends the newest report; a failed report is dropped (the next
-// connection's snapshot is applied and reported again).
-func (a *Agent) reportLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-a.repWake:
-		}
-		a.repMu.Lock()
-		rep := a.report
-		a.report = nil
-		a.repMu.Unlock()
-		if rep == nil {
-			continue
-		}
-		if err := a.send(ctx, *rep); err != nil && ctx.Err() == nil {
-			a.cfg.Logger.Warn("report failed", "version", rep.Version, "err", err)
-		}
-	}
-}
-
-func (a *Agent) send(ctx context.Context, rep agenthub.Report) error {
-	if rep.Enforced == nil {
-		rep.Enforced = []string{}
-	}
-	body, err := json.Marshal(rep)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.Server+"/drawbridge/v1/agent/report", strings.NewReader(string(body)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if a.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	}
-	resp, err := a.cfg.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("report: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return nil
 }

@@ -171,7 +171,7 @@ func measureDrawbridge(b *testing.B, dir string, n int) ourFigures {
 	pool := addPool(b, tp, n+2*closeN)
 	srv, url := startServer(b, dir, "bench-server")
 	c := setUp(b, dir, url, tp)
-	startAgent(b, dir, "bench-agent", url, tp.vm)
+	ag := startAgent(b, dir, "bench-agent", url, tp.vm)
 	kern := openKernel(b, tp.vm)
 	if !waitFor(5*time.Second, func() bool {
 		st, err := kern.k.Observe(context.Background())
@@ -205,7 +205,15 @@ func measureDrawbridge(b *testing.B, dir string, n int) ourFigures {
 	addr := strings.TrimPrefix(url, "http://")
 	for i, src := range pool[n+closeN : n+2*closeN] {
 		f.closeDead = append(f.closeDead, measureClose(b, c, tp, src, i, srv.kill))
+		before := strings.Count(ag.logText(), "msg=\"snapshot received\"")
 		srv, _ = startServerOn(b, dir, fmt.Sprintf("bench-server-%d", i), addr)
+		// The next 700 ms grant must not race the agent's reconnect: wait
+		// (bounded) until the agent has the restarted server's snapshot.
+		if !waitFor(10*time.Second, func() bool {
+			return strings.Count(ag.logText(), "msg=\"snapshot received\"") > before
+		}) {
+			b.Fatalf("the agent did not reconnect within 10s of server restart %d", i)
+		}
 	}
 	return f
 }

@@ -227,7 +227,8 @@ func startServerOn(t testing.TB, dir, name, listen string) (*proc, string) {
 // startAgent runs `drawbridge agent` for vmID, programming the VM namespace.
 func startAgent(t testing.TB, dir, name, url string, vm *netns.NS) *proc {
 	t.Helper()
-	p, sc := startProc(t, name, filepath.Join(dir, name+".log"), "agent", "--server", url, "--vm", vmID, "--netns", vm.Path(), "--debug", "--max-backoff", "500ms")
+	p, sc := startProc(t, name, filepath.Join(dir, name+".log"), "agent", "--server", url, "--vm", vmID, "--netns", vm.Path(), "--debug", "--max-backoff", "500ms",
+		"--state-file", filepath.Join(dir, "agent-state.json"))
 	go func() {
 		for sc.Scan() {
 		}

@@ -61,6 +61,11 @@ type PortPolicy struct {
 	// RequireApproval (a drawbridge extension) makes requests for this
 	// port wait as Pending until enough members of a group approve.
 	RequireApproval *ApprovalRule `json:"requireApproval,omitempty"`
+	// ConcurrentSources (a drawbridge extension) lets grants from different
+	// sources on this port run side by side; a newer request then ends only
+	// an older grant from the same source. Off (Azure's behaviour): any
+	// newer request for the port ends the older grant.
+	ConcurrentSources bool `json:"concurrentSources,omitempty"`
 }
 
 // DistinctVMs returns p's VMs in order, without later entries for a VM

@@ -429,7 +429,7 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 				newGrants = append(newGrants, g)
 			}
 			for _, old := range active {
-				if seenPort[old.Port] {
+				if supersededBy(vp, newGrants, old) {
 					ended, err := old.End(ReasonNewerRequestInitiated, now)
 					if err != nil {
 						return nil, nil, err

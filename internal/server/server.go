@@ -181,6 +181,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	hub.SetReconciler(svc.ReconcileVM)
 	hub.SetReporter(svc.ReportObserved)
+	hub.SetDriftRecorder(func(ctx context.Context, vmID string, d agenthub.Drift) error {
+		return svc.RecordDrift(ctx, vmID, jit.DriftRecord{SeenAt: d.Time, Found: d.Found, Restored: d.Restored, Error: d.Error})
+	})
 	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st, Webhooks: hooks}
 	fail := func() {
 		if hooks != nil {

@@ -450,6 +450,8 @@ func Text(e jit.Event) string {
 			s += " by " + e.Principal
 		}
 		s += ")"
+	case jit.EventDrift:
+		s = fmt.Sprintf("drift on %s, repaired by its agent: %s", vm, e.Detail)
 	default:
 		s = fmt.Sprintf("%s: %s by %s", e.Kind, target, e.Principal)
 	}

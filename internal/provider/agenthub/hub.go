@@ -31,8 +31,11 @@
 //     version this hub never issued, is ignored, so reordered reports never
 //     un-apply a grant.
 //   - The hub's state is in memory and per process: with several replicas,
-//     an agent must stream from a replica that reconciles its VM (see
-//     DESIGN.md, LISTEN/NOTIFY; not implemented yet).
+//     every replica hears of changes made on the others through the
+//     store's change notifications (PostgreSQL LISTEN/NOTIFY, see
+//     internal/server/replicas.go) and re-Applies the VMs they touch, so an
+//     agent may stream from any replica. Versions are per replica: an agent
+//     takes the snapshot of the replica it streams from as authoritative.
 package agenthub
 
 import (
@@ -88,6 +91,8 @@ type Report struct {
 	Version  uint64   `json:"version"`
 	Enforced []string `json:"enforced"`
 	Error    string   `json:"error,omitempty"`
+	// Drift, if set, is a repair of the table the agent made (see Drift).
+	Drift *Drift `json:"drift,omitempty"`
 }
 
 // Disabled reports whether the snapshot asks for JIT to be off (no guarded
@@ -164,6 +169,7 @@ type Hub struct {
 
 	reconcile Reconciler
 	report    Reporter
+	drift     DriftRecorder
 }
 
 type vmState struct {
@@ -173,6 +179,7 @@ type vmState struct {
 	lastErr    string
 	subs       map[*Subscription]struct{}
 	reconciled bool
+	drifts     int
 }
 
 var _ jit.Provider = (*Hub)(nil)
@@ -333,11 +340,16 @@ func (h *Hub) Subscribe(ctx context.Context, vmID string) (*Subscription, error)
 // reports (older than the last accepted one, or for a version never issued
 // for this VM) are ignored and return nil.
 func (h *Hub) Report(ctx context.Context, r Report) error {
+	if err := h.recordDrift(ctx, r); err != nil {
+		return err
+	}
 	h.repMu.Lock()
 	defer h.repMu.Unlock()
 	h.mu.Lock()
 	v := h.vms[inventory.Key(r.VM)]
-	if v == nil || v.desired == nil || r.Version > v.desired.Version || r.Version < v.reportVer {
+	// Version 0 is never issued (versions start at the hub's creation time):
+	// a drift-only report from an agent enforcing its state file.
+	if v == nil || v.desired == nil || r.Version == 0 || r.Version > v.desired.Version || r.Version < v.reportVer {
 		h.mu.Unlock()
 		return nil
 	}
