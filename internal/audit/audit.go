@@ -104,7 +104,8 @@ func encodeState(v any) (json.RawMessage, bool, error) {
 // record (Seq 1, empty PrevHash). Time is normalised to UTC with microsecond
 // precision, and Before/After to canonical JSON, so that what a SQL store
 // gives back (PostgreSQL keeps microseconds, jsonb reorders keys) still
-// verifies.
+// verifies, and every string field is cleaned (Clean: valid UTF-8, at most
+// MaxField bytes) so that it reads back through JSON exactly as hashed.
 func Chain(prev Record, next Record) Record {
 	rec, _ := chain(prev, next)
 	return rec
@@ -116,6 +117,12 @@ func chain(prev Record, next Record) (Record, bool) {
 	next.Seq = prev.Seq + 1
 	next.PrevHash = prev.Hash
 	next.Time = next.Time.UTC().Truncate(time.Microsecond)
+	// Every string is made what storage gives back before it is hashed
+	// (valid UTF-8, bounded), here rather than in each caller, so no
+	// request's bytes can make a record that fails to verify.
+	for _, f := range []*string{&next.Principal, &next.SourceAddress, &next.Operation, &next.Target, &next.Result, &next.Detail} {
+		*f = Clean(*f)
+	}
 	okBefore, okAfter := next.canonical, next.canonical
 	if !next.canonical {
 		next.Before, okBefore = canonicalize(next.Before)
