@@ -23,16 +23,21 @@ const MaxField = 512
 // is exactly what was hashed: raw bytes that are not UTF-8 would be hashed
 // as themselves and read back as U+FFFD, and the record would no longer
 // verify. Clean is idempotent.
-func Clean(s string) string {
+func Clean(s string) string { return Bound(s, MaxField) }
+
+// Bound is Clean with a limit of n bytes (n at least 32), for other text
+// that echoes a caller's input (error messages).
+func Bound(s string, n int) string {
+	n = max(n, 32)
 	orig := len(s)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	if len(s) <= MaxField {
+	if len(s) <= n {
 		return s
 	}
 	marker := "…[" + strconv.Itoa(orig) + " bytes]"
-	cut := MaxField - len(marker)
+	cut := n - len(marker)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

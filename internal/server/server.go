@@ -62,6 +62,9 @@ type Config struct {
 	// approved, denied, opened, closed) to them after each change commits.
 	// Logger defaults to the server's.
 	Webhook webhook.Options
+	// RefusalLimiter limits refused calls per principal and source
+	// (default: 30 and 120 a minute; see auditjobs.go).
+	RefusalLimiter *auth.RefusalLimiter
 }
 
 // Server is a running drawbridge server.
@@ -144,6 +147,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	began := time.Now()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.RefusalLimiter == nil {
+		cfg.RefusalLimiter = defaultRefusalLimiter()
 	}
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 5 * time.Minute
@@ -235,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Auditor:        acc,
 		Access:         acc,
 		FailureLimiter: auth.NewFailureLimiter(10, 6*time.Second, 0),
+		RefusalLimiter: cfg.RefusalLimiter,
 		Service:        svc,
 		Network:        simProv,
 		Logger:         cfg.Logger,
@@ -262,6 +269,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
+	runRefusalFlush(jobCtx, &s.wg, apiServer, refusalFlushPeriod)
 	return s, nil
 }
 
