@@ -185,25 +185,54 @@ func Verify(records []Record) error {
 // its Seq and Hash) known to be good, e.g. the last one of a previous
 // export. With the zero anchor it is Verify.
 func VerifyFrom(anchor Record, records []Record) error {
-	prev := anchor
-	for i, r := range records {
-		want := prev.Seq + 1
-		switch {
-		case r.Seq != want:
-			reason := fmt.Sprintf("found seq %d at position %d", r.Seq, i+1)
-			switch {
-			case r.Seq > want:
-				reason += fmt.Sprintf(": record %d is missing (deleted) or records are out of order", want)
-			default:
-				reason += ": a record was inserted or records are out of order"
-			}
-			return &VerifyError{Seq: want, Reason: reason}
-		case r.PrevHash != prev.Hash:
-			return &VerifyError{Seq: want, Reason: fmt.Sprintf("prevHash does not match the hash of record %d (a record before it was replaced, or it was inserted)", prev.Seq)}
-		case ComputeHash(r) != r.Hash:
-			return &VerifyError{Seq: want, Reason: "its contents do not match its hash (the record was edited)"}
+	v := Verifier{prev: anchor}
+	for _, r := range records {
+		if err := v.Next(r); err != nil {
+			return err
 		}
-		prev = r
 	}
+	return nil
+}
+
+// Verifier checks a log one record at a time, remembering only the last
+// good one, so a log of any length verifies in constant memory. Its zero
+// value expects the first record (Seq 1); NewVerifier continues after an
+// anchor.
+type Verifier struct {
+	prev Record
+	n    int
+}
+
+// NewVerifier returns a Verifier expecting the record after anchor (a
+// record, or just its Seq and Hash, known to be good).
+func NewVerifier(anchor Record) *Verifier { return &Verifier{prev: anchor} }
+
+// Last returns the last record that verified (the anchor before any).
+func (v *Verifier) Last() Record { return v.prev }
+
+// Count returns how many records verified.
+func (v *Verifier) Count() int { return v.n }
+
+// Next checks r, the next record of the log: nil, or a *VerifyError
+// naming the first bad Seq (and Next should not be called again).
+func (v *Verifier) Next(r Record) *VerifyError {
+	want := v.prev.Seq + 1
+	switch {
+	case r.Seq != want:
+		reason := fmt.Sprintf("found seq %d at position %d", r.Seq, v.n+1)
+		switch {
+		case r.Seq > want:
+			reason += fmt.Sprintf(": record %d is missing (deleted) or records are out of order", want)
+		default:
+			reason += ": a record was inserted or records are out of order"
+		}
+		return &VerifyError{Seq: want, Reason: reason}
+	case r.PrevHash != v.prev.Hash:
+		return &VerifyError{Seq: want, Reason: fmt.Sprintf("prevHash does not match the hash of record %d (a record before it was replaced, or it was inserted)", v.prev.Seq)}
+	case ComputeHash(r) != r.Hash:
+		return &VerifyError{Seq: want, Reason: "its contents do not match its hash (the record was edited)"}
+	}
+	v.prev = Record{Seq: r.Seq, Hash: r.Hash}
+	v.n++
 	return nil
 }
