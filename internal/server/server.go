@@ -65,6 +65,13 @@ type Config struct {
 	// RefusalLimiter limits refused calls per principal and source
 	// (default: 30 and 120 a minute; see auditjobs.go).
 	RefusalLimiter *auth.RefusalLimiter
+	// AuditKeyFile is the Ed25519 key that signs audit checkpoints,
+	// created (0600, public key beside it as .pub) if missing. Default:
+	// DefaultAuditKeyFile. A checkpoint is signed every CheckpointEvery
+	// records or CheckpointInterval, whichever comes first, and at Close.
+	AuditKeyFile       string
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // Server is a running drawbridge server.
@@ -95,6 +102,8 @@ type Server struct {
 
 	// Webhooks delivers events when Config.Webhook has URLs, else nil.
 	Webhooks *webhook.Dispatcher
+	// AuditKeyFile is the checkpoint signing key (public key: + ".pub").
+	AuditKeyFile string
 }
 
 // NewID returns a 128-bit identifier in hex: 48 bits of Unix milliseconds
@@ -235,6 +244,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	var sink jit.EventSink
+	if hooks != nil {
+		sink = hooks
+	}
+	cp, keyFile, err := startCheckpointer(ctx, cfg, acc, sink)
+	s.AuditKeyFile = keyFile
+	if err != nil {
+		ln.Close()
+		fail()
+		st.Close()
+		return nil, err
+	}
 	apiServer := api.New(api.Config{
 		Authenticator:  authn,
 		Authorizer:     authz,
@@ -269,7 +290,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
-	runRefusalFlush(jobCtx, &s.wg, apiServer, refusalFlushPeriod)
+	runAuditJobs(jobCtx, &s.wg, apiServer, cp)
 	return s, nil
 }
 

@@ -450,6 +450,8 @@ func Text(e jit.Event) string {
 			s += " by " + e.Principal
 		}
 		s += ")"
+	case "audit.checkpoint": // internal/server: a signed head of the audit log
+		s = "audit log checkpoint: " + e.Detail
 	default:
 		s = fmt.Sprintf("%s: %s by %s", e.Kind, target, e.Principal)
 	}
