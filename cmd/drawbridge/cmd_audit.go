@@ -75,23 +75,30 @@ func (a *app) auditCmd() *cobra.Command {
 		Short: "Write audit records as JSON lines, with their hashes",
 		Args:  exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			recs, err := fetch(cmd)
+			if err := parse(); err != nil {
+				return err
+			}
+			c, err := a.client()
 			if err != nil {
 				return err
 			}
+			// A page at a time: memory stays bounded however long the log.
 			enc := json.NewEncoder(a.stdout)
-			for _, r := range recs {
-				if err := enc.Encode(r); err != nil {
-					return err
+			return c.AuditPages(cmd.Context(), f, func(page []audit.Record) error {
+				for _, r := range page {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	addFilters(export)
+	var pubKey string
 	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify the audit log's hash chain; exits 1 if it is broken",
+		Use:   "verify [--public-key FILE]",
+		Short: "Verify the audit log's hash chain (and with --public-key its signed checkpoints); exits 1 if it is broken",
 		Args:  exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -101,6 +108,11 @@ func (a *app) auditCmd() *cobra.Command {
 			rep, err := c.VerifyAudit(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if pubKey != "" && rep.OK {
+				if err := a.verifyCheckpoints(cmd, c, pubKey, &rep); err != nil {
+					return err
+				}
 			}
 			if a.json() {
 				if err := printJSON(a.stdout, rep); err != nil {
@@ -112,10 +124,14 @@ func (a *app) auditCmd() *cobra.Command {
 			}
 			if !a.json() {
 				fmt.Fprintf(a.stdout, "audit log intact: %d records, head seq %d hash %s\n", rep.Records, rep.HeadSeq, rep.Hash)
+				if pubKey != "" {
+					fmt.Fprintf(a.stdout, "%d signed checkpoints verified, the latest at seq %d\n", rep.Checkpoints, rep.LatestCheckpoint)
+				}
 			}
 			return nil
 		},
 	}
-	cmd.AddCommand(list, export, verify)
+	verify.Flags().StringVar(&pubKey, "public-key", "", "the server's audit public key (the .pub file beside its audit key): also read the whole log and check it against every signed checkpoint")
+	cmd.AddCommand(list, export, verify, a.auditCheckpointCmd())
 	return cmd
 }

@@ -58,3 +58,14 @@ func (s *Store) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
 	})
 	return out, err
 }
+
+// AuditRecord returns the audit record with sequence number seq; ok false
+// if there is none.
+func (s *Store) AuditRecord(ctx context.Context, seq int64) (r audit.Record, ok bool, err error) {
+	err = s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+		var err error
+		r, ok, err = auditstore.RecordAt(ctx, o, seq)
+		return err
+	})
+	return r, ok, err
+}

@@ -66,6 +66,9 @@ type checkpointer struct {
 	log      *slog.Logger
 
 	last audit.Checkpoint // the latest stored (zero: none)
+	// stopped is set when the log no longer matches the last checkpoint:
+	// signing its head now would vouch for a rewritten log.
+	stopped bool
 }
 
 // tick signs the head if a checkpoint is due (force: whenever the head
@@ -81,6 +84,9 @@ func (c *checkpointer) tick(ctx context.Context, now time.Time, force bool) {
 	if !force && h.Seq-c.last.Seq < c.every && now.Sub(c.last.Time) < c.interval {
 		return
 	}
+	if c.stopped || !c.stillMatches(ctx) {
+		return
+	}
 	cp := audit.SignCheckpoint(c.key, h.Seq, h.Hash, now)
 	if err := c.acc.PutCheckpoint(ctx, cp); err != nil {
 		c.log.Error("audit checkpoint: store", "seq", cp.Seq, "err", err)
@@ -91,6 +97,27 @@ func (c *checkpointer) tick(ctx context.Context, now time.Time, force bool) {
 		body, _ := json.Marshal(cp)
 		c.hooks.Publish([]jit.Event{{Kind: EventCheckpoint, Time: cp.Time, Principal: jit.SystemPrincipal, Detail: string(body)}})
 	}
+}
+
+// stillMatches reports whether the record of the last checkpoint is still
+// there with the hash it signed (the chain after it was verified when it
+// was written, record by record); if not, it logs the tampering once and
+// stops signing until an operator looks.
+func (c *checkpointer) stillMatches(ctx context.Context) bool {
+	if c.last.Seq == 0 {
+		return true
+	}
+	r, ok, err := c.acc.AuditRecord(ctx, c.last.Seq)
+	if err != nil {
+		c.log.Error("audit checkpoint: read record", "seq", c.last.Seq, "err", err)
+		return false
+	}
+	if ok && r.Hash == c.last.Hash {
+		return true
+	}
+	c.stopped = true
+	c.log.Error("the audit log no longer matches its last signed checkpoint: records were edited or deleted; no further checkpoints are signed (run drawbridge audit verify --public-key)", "seq", c.last.Seq)
+	return false
 }
 
 // startCheckpointer loads (or creates) the key and the latest checkpoint.

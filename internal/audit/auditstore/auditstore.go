@@ -198,6 +198,11 @@ type Report struct {
 	Error   string `json:"error,omitempty"`
 	// BadSeq is the first sequence number at which the log is broken.
 	BadSeq int64 `json:"badSeq,omitempty"`
+	// Checkpoints is how many signed checkpoints were checked (by a
+	// verifier holding the public key), and LatestCheckpoint the seq of
+	// the newest.
+	Checkpoints      int   `json:"checkpoints,omitempty"`
+	LatestCheckpoint int64 `json:"latestCheckpoint,omitempty"`
 }
 
 // Verify checks the whole stored log: every record in key order chains to

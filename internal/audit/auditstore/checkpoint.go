@@ -62,3 +62,16 @@ func Checkpoints(ctx context.Context, objs store.Objects) ([]audit.Checkpoint, e
 	})
 	return out, err
 }
+
+// RecordAt returns the stored record with sequence number seq; ok false
+// if there is none.
+func RecordAt(ctx context.Context, objs store.Objects, seq int64) (r audit.Record, ok bool, err error) {
+	err = recordsAfter(ctx, objs, seq-1, 1, func(key string, body []byte) error {
+		if key != Key(seq) {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(body, &r)
+	})
+	return r, ok, err
+}
