@@ -67,4 +67,3 @@ func TestAuditExportPagesAndVerifiesWithKey(t *testing.T) {
 		t.Fatalf("verify with another key: %+v", r)
 	}
 }
-
