@@ -376,10 +376,9 @@ func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if ps == nil {
-		ps = []jit.PendingRequest{}
+	if page, ok := pageOf(w, r, ps); ok {
+		writeJSON(w, http.StatusOK, page)
 	}
-	writeJSON(w, http.StatusOK, ListResponse[jit.PendingRequest]{Value: ps})
 }
 
 // pendingFor loads a pending request and authorizes op on each of its VMs.

@@ -120,10 +120,9 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if gs == nil {
-		gs = []jit.Grant{}
+	if page, ok := pageOf(w, r, gs); ok {
+		writeJSON(w, http.StatusOK, page)
 	}
-	writeJSON(w, http.StatusOK, ListResponse[jit.Grant]{Value: gs})
 }
 
 func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
@@ -188,7 +187,9 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Value = append(out.Value, row)
 	}
-	writeJSON(w, http.StatusOK, out)
+	if page, ok := pageOf(w, r, out.Value); ok {
+		writeJSON(w, http.StatusOK, page)
+	}
 }
 
 func (s *Server) networkView(w http.ResponseWriter, r *http.Request) {

@@ -131,9 +131,7 @@ func (c *Client) VerifyAudit(ctx context.Context) (auditstore.Report, error) {
 
 // PendingRequests lists requests waiting for approval.
 func (c *Client) PendingRequests(ctx context.Context) ([]jit.PendingRequest, error) {
-	var out api.ListResponse[jit.PendingRequest]
-	err := c.do(ctx, "GET", "/drawbridge/v1/requests/pending", nil, nil, &out)
-	return out.Value, err
+	return allPages[jit.PendingRequest](c, ctx, "/drawbridge/v1/requests/pending", nil)
 }
 
 // Approve approves a pending request.
