@@ -55,19 +55,19 @@ func (s *Server) refused(principal, address string, now time.Time) {
 	}
 	l.Refused(principal, address, now)
 	if last := s.lastFlush.Load(); now.UnixNano()-last >= int64(refusalFlushEvery) && s.lastFlush.CompareAndSwap(last, now.UnixNano()) {
-		s.FlushRefusals(context.Background(), now)
+		s.FlushRefusals(context.Background(), now, false)
 	}
 }
 
 // FlushRefusals audits one record for each window of the refusal limiter
-// that ended by now having turned calls away. The server calls it on a
-// timer and before it stops.
-func (s *Server) FlushRefusals(ctx context.Context, now time.Time) {
+// that ended by now having turned calls away (all: and each still open,
+// ended now). The server calls it on a timer, and with all before it stops.
+func (s *Server) FlushRefusals(ctx context.Context, now time.Time, all bool) {
 	l := s.cfg.RefusalLimiter
 	if l == nil || s.cfg.Auditor == nil {
 		return
 	}
-	for _, sum := range l.Summaries(now) {
+	for _, sum := range l.Summaries(now, all) {
 		principal, by := sum.Principal, "principal"
 		if sum.BySource {
 			by = "source address"

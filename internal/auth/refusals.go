@@ -146,18 +146,23 @@ func (l *RefusalLimiter) evict() {
 
 // Summaries returns (and forgets) the windows that ended by now having
 // turned calls away, oldest first; ended windows that turned nothing away
-// are forgotten silently.
-func (l *RefusalLimiter) Summaries(now time.Time) []Summary {
+// are forgotten silently. With all (at shutdown), windows still open are
+// ended now and reported too.
+func (l *RefusalLimiter) Summaries(now time.Time, all bool) []Summary {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := l.done
 	l.done = nil
 	for k, w := range l.keys {
-		if now.Before(w.start.Add(l.window)) {
+		open := now.Before(w.start.Add(l.window))
+		if open && !all {
 			continue
 		}
 		delete(l.keys, k)
 		if s, ok := l.summary(k, w); ok {
+			if open {
+				s.End = now
+			}
 			out = append(out, s)
 		}
 	}

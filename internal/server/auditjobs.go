@@ -166,12 +166,12 @@ func runAuditJobs(ctx context.Context, wg *sync.WaitGroup, a *api.Server, cp *ch
 			select {
 			case <-ctx.Done():
 				bg := context.Background()
-				a.FlushRefusals(bg, time.Now())
+				a.FlushRefusals(bg, time.Now(), true)
 				cp.tick(bg, time.Now(), true)
 				return
 			case now := <-t.C:
 				if now.Sub(lastFlush) >= refusalFlushPeriod {
-					a.FlushRefusals(ctx, now)
+					a.FlushRefusals(ctx, now, false)
 					lastFlush = now
 				}
 				cp.tick(ctx, now, false)
