@@ -81,7 +81,9 @@ func (c *checkpointer) tick(ctx context.Context, now time.Time, force bool) {
 		}
 		return
 	}
-	if !force && h.Seq-c.last.Seq < c.every && now.Sub(c.last.Time) < c.interval {
+	// Due: the first one at once, then every c.every records or
+	// c.interval (a negative c.every: only when forced, at Close).
+	if !force && (c.every < 0 || c.last.Seq > 0 && h.Seq-c.last.Seq < c.every && now.Sub(c.last.Time) < c.interval) {
 		return
 	}
 	if c.stopped || !c.stillMatches(ctx) {
@@ -134,7 +136,7 @@ func startCheckpointer(ctx context.Context, cfg Config, acc *access.Store, hooks
 		cfg.Logger.Info("created the audit checkpoint key; give its public key to whoever verifies the log", "file", path, "public", path+".pub", "keyId", audit.KeyID(key.Public().(ed25519.PublicKey)))
 	}
 	c := &checkpointer{acc: acc, key: key, every: int64(cfg.CheckpointEvery), interval: cfg.CheckpointInterval, hooks: hooks, log: cfg.Logger}
-	if c.every <= 0 {
+	if c.every == 0 {
 		c.every = DefaultCheckpointEvery
 	}
 	if c.interval <= 0 {
@@ -146,8 +148,6 @@ func startCheckpointer(ctx context.Context, cfg Config, acc *access.Store, hooks
 	}
 	if ok {
 		c.last = last
-	} else {
-		c.last.Time = time.Now() // the first is due CheckpointInterval after start
 	}
 	return c, path, nil
 }

@@ -67,8 +67,10 @@ type Config struct {
 	RefusalLimiter *auth.RefusalLimiter
 	// AuditKeyFile is the Ed25519 key that signs audit checkpoints,
 	// created (0600, public key beside it as .pub) if missing. Default:
-	// DefaultAuditKeyFile. A checkpoint is signed every CheckpointEvery
-	// records or CheckpointInterval, whichever comes first, and at Close.
+	// DefaultAuditKeyFile. A checkpoint is signed as soon as the log has
+	// none, then every CheckpointEvery records (default 1000) or
+	// CheckpointInterval (default 1m), whichever comes first, and at
+	// Close; a negative CheckpointEvery signs only at Close.
 	AuditKeyFile       string
 	CheckpointEvery    int
 	CheckpointInterval time.Duration

@@ -111,7 +111,7 @@ func startWithHooks(t *testing.T, urls ...string) *server.Server {
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), SampleInventory: true,
 		Webhook: webhook.Options{URLs: urls, Secret: hookSecret, Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
 		// No audit checkpoint events while the test counts events.
-		CheckpointInterval: time.Hour, CheckpointEvery: 1 << 30,
+		CheckpointEvery: -1,
 	})
 	if err != nil {
 		t.Fatal(err)
