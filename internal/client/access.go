@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -122,10 +123,17 @@ func (c *Client) AuditPages(ctx context.Context, f AuditFilter, fn func([]audit.
 	return eachPage(c, ctx, "/drawbridge/v1/audit", q, fn)
 }
 
+// verifyTimeout bounds VerifyAudit's call.
+const verifyTimeout = 15 * time.Minute
+
 // VerifyAudit asks the server to verify the whole audit log.
 func (c *Client) VerifyAudit(ctx context.Context) (auditstore.Report, error) {
 	var out auditstore.Report
-	err := c.do(ctx, "GET", "/drawbridge/v1/audit/verify", nil, nil, &out)
+	// The server reads the whole log before it answers: a million records
+	// take tens of seconds, more than the usual per-call timeout.
+	long := *c
+	long.http = &http.Client{Timeout: verifyTimeout, Transport: c.http.Transport, CheckRedirect: c.http.CheckRedirect}
+	err := long.do(ctx, "GET", "/drawbridge/v1/audit/verify", nil, nil, &out)
 	return out, err
 }
 
