@@ -124,7 +124,7 @@ func (a *app) auditCmd() *cobra.Command {
 			}
 			if !a.json() {
 				fmt.Fprintf(a.stdout, "audit log intact: %d records, head seq %d hash %s\n", rep.Records, rep.HeadSeq, rep.Hash)
-				if pubKey != "" {
+				if rep.Checkpoints > 0 {
 					fmt.Fprintf(a.stdout, "%d signed checkpoints verified, the latest at seq %d\n", rep.Checkpoints, rep.LatestCheckpoint)
 				}
 			}

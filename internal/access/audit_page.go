@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"crypto/ed25519"
 
 	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
@@ -68,4 +69,16 @@ func (s *Store) AuditRecord(ctx context.Context, seq int64) (r audit.Record, ok 
 		return err
 	})
 	return r, ok, err
+}
+
+// VerifyAuditWithKey checks the whole stored log and, with pub, every
+// signed checkpoint against it (auditstore.VerifyWithKey).
+func (s *Store) VerifyAuditWithKey(ctx context.Context, pub ed25519.PublicKey) (auditstore.Report, error) {
+	var rep auditstore.Report
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+		var err error
+		rep, err = auditstore.VerifyWithKey(ctx, o, pub)
+		return err
+	})
+	return rep, err
 }

@@ -356,7 +356,7 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	if !ok || !s.authorize(w, principal, rbac.OpAuditRead, "/") {
 		return
 	}
-	rep, err := s.cfg.Access.VerifyAudit(r.Context())
+	rep, err := s.cfg.Access.VerifyAuditWithKey(r.Context(), s.cfg.AuditPublicKey)
 	if err != nil {
 		s.writeAccessError(w, r, err)
 		return

@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +81,9 @@ type Config struct {
 	// principal and per source address: 429 with Retry-After past the
 	// limit, and one audit record per window for what was turned away.
 	RefusalLimiter *auth.RefusalLimiter
+	// AuditPublicKey, if set, is the key of the audit log's signed
+	// checkpoints: GET /drawbridge/v1/audit/verify checks them too.
+	AuditPublicKey ed25519.PublicKey
 	// Access, if set, serves the token, role, assignment and audit endpoints.
 	Access *access.Store
 }

@@ -79,7 +79,7 @@ func NewCheckpointVerifier(pub ed25519.PublicKey, cps []Checkpoint) (*Checkpoint
 
 // Record checks r (a record that chains to the ones before it) against
 // the checkpoint at its Seq, if any.
-func (v *CheckpointVerifier) Record(r Record) error {
+func (v *CheckpointVerifier) Record(r Record) *VerifyError {
 	c, ok := v.want[r.Seq]
 	if !ok {
 		return nil
@@ -94,7 +94,7 @@ func (v *CheckpointVerifier) Record(r Record) error {
 // Finish reports a checkpoint that no record matched: the log was cut
 // short after it (records deleted from the end, the head moved back).
 // last is the log's last record.
-func (v *CheckpointVerifier) Finish(last Record) error {
+func (v *CheckpointVerifier) Finish(last Record) *VerifyError {
 	if v.matched == len(v.want) {
 		return nil
 	}

@@ -35,8 +35,7 @@ func (c *Client) VerifyCheckpoints(ctx context.Context, pub ed25519.PublicKey, r
 			if bad = chain.Next(r); bad != nil {
 				return bad
 			}
-			if err := cv.Record(r); err != nil {
-				bad = err.(*audit.VerifyError)
+			if bad = cv.Record(r); bad != nil {
 				return bad
 			}
 		}
@@ -48,8 +47,8 @@ func (c *Client) VerifyCheckpoints(ctx context.Context, pub ed25519.PublicKey, r
 	if err != nil {
 		return err
 	}
-	if err := cv.Finish(chain.Last()); err != nil {
-		return fail(err.(*audit.VerifyError))
+	if bad := cv.Finish(chain.Last()); bad != nil {
+		return fail(bad)
 	}
 	if chain.Count() > 0 && len(cps) == 0 {
 		rep.OK, rep.Error = false, fmt.Sprintf("the log has %d records but no signed checkpoint: the server signs one every 1000 records, every minute and when it stops, so they were deleted (or the server never ran with a key)", chain.Count())

@@ -71,6 +71,9 @@ type checkpointer struct {
 	stopped bool
 }
 
+// public returns the checkpoint key's public half.
+func (c *checkpointer) public() ed25519.PublicKey { return c.key.Public().(ed25519.PublicKey) }
+
 // tick signs the head if a checkpoint is due (force: whenever the head
 // moved since the last one, as at shutdown).
 func (c *checkpointer) tick(ctx context.Context, now time.Time, force bool) {

@@ -265,6 +265,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Access:         acc,
 		FailureLimiter: auth.NewFailureLimiter(10, 6*time.Second, 0),
 		RefusalLimiter: cfg.RefusalLimiter,
+		AuditPublicKey: cp.public(),
 		Service:        svc,
 		Network:        simProv,
 		Logger:         cfg.Logger,

@@ -11,6 +11,7 @@ package auditstore
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -210,11 +211,32 @@ type Report struct {
 // head names the last record (so deleting records from the end is caught
 // too). A record that does not decode is reported as edited.
 func Verify(ctx context.Context, objs store.Objects) (Report, error) {
+	return VerifyWithKey(ctx, objs, nil)
+}
+
+// VerifyWithKey is Verify that, with a public key, also checks every
+// stored checkpoint: its signature verifies under pub and the record at
+// its seq has its hash (checkpoints.go).
+func VerifyWithKey(ctx context.Context, objs store.Objects, pub ed25519.PublicKey) (Report, error) {
 	h, err := readHead(ctx, objs)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: read head: %w", err)
 	}
 	rep := Report{HeadSeq: h.Seq, Hash: h.Hash}
+	var cv *audit.CheckpointVerifier
+	if pub != nil {
+		cps, err := Checkpoints(ctx, objs)
+		if err != nil {
+			return Report{}, err
+		}
+		if cv, err = audit.NewCheckpointVerifier(pub, cps); err != nil {
+			rep.Error = err.Error()
+			return rep, nil
+		}
+		if len(cps) > 0 {
+			rep.LatestCheckpoint = cps[len(cps)-1].Seq
+		}
+	}
 	// One record at a time, remembering only the last: a log of any
 	// length verifies in constant memory.
 	var v audit.Verifier
@@ -234,6 +256,11 @@ func Verify(ctx context.Context, objs store.Objects) (Report, error) {
 			bad = err
 			return errStop
 		}
+		if cv != nil {
+			if bad = cv.Record(r); bad != nil {
+				return errStop
+			}
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
@@ -243,10 +270,16 @@ func Verify(ctx context.Context, objs store.Objects) (Report, error) {
 	if last := v.Last(); bad == nil && (last.Seq != h.Seq || last.Hash != h.Hash) {
 		bad = &audit.VerifyError{Seq: last.Seq + 1, Reason: fmt.Sprintf("the head says the log ends at seq %d, but the last stored record is seq %d (records were deleted from the end, or the head was changed)", h.Seq, last.Seq)}
 	}
+	if cv != nil && bad == nil {
+		bad = cv.Finish(v.Last())
+	}
 	if bad != nil {
 		rep.Error, rep.BadSeq = bad.Error(), bad.Seq
 		return rep, nil
 	}
 	rep.OK = true
+	if cv != nil {
+		rep.Checkpoints = cv.Matched()
+	}
 	return rep, nil
 }
