@@ -29,6 +29,23 @@ func TestRawBytesInRequestsKeepTheChain(t *testing.T) {
 			t.Fatalf("%s %.60s: status %d, want a refusal", c.method, c.path, st)
 		}
 	}
+	// Raw bytes in a body: a policy, then requests whose justification
+	// and VM are not UTF-8 (accepted or refused, each audited).
+	e.must(e.admin, "PUT", webPol, policyBody(webVM), 200)
+	accepted := 0
+	for _, body := range []string{
+		"{\"vm\":\"" + webVM + "\",\"ports\":[22],\"duration\":\"PT1H\",\"source\":\"198.18.9.9\",\"justification\":\"ok\xff\xfe\"}",
+		"{\"vm\":\"web-01\xff\",\"ports\":[22],\"duration\":\"PT1H\"}",
+		"{\"vm\":\"" + webVM + "\",\"ports\":[22],\"duration\":\"PT1H\",\"source\":\"198.18.9.9\",\"justification\":\"\xc3\x28 \xed\xa0\x80\"}",
+	} {
+		if st, _, _ := e.call(e.admin, "POST", "/drawbridge/v1/requests", body); st == 202 {
+			accepted++
+		}
+		e.call(nobody, "POST", "/drawbridge/v1/requests", body)
+	}
+	if accepted != 2 {
+		t.Errorf("%d requests with raw bytes in the justification accepted, want 2", accepted)
+	}
 	var rep auditstore.Report
 	if err := jsonUnmarshal(e.must(e.admin, "GET", "/drawbridge/v1/audit/verify", nil, 200), &rep); err != nil || !rep.OK {
 		t.Fatalf("verify after hostile requests: %+v %v", rep, err)
