@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -95,43 +94,6 @@ func (a *app) auditCmd() *cobra.Command {
 		},
 	}
 	addFilters(export)
-	var pubKey string
-	verify := &cobra.Command{
-		Use:   "verify [--public-key FILE]",
-		Short: "Verify the audit log's hash chain (and with --public-key its signed checkpoints); exits 1 if it is broken",
-		Args:  exactArgs(0, ""),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			rep, err := c.VerifyAudit(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if pubKey != "" && rep.OK {
-				if err := a.verifyCheckpoints(cmd, c, pubKey, &rep); err != nil {
-					return err
-				}
-			}
-			if a.json() {
-				if err := printJSON(a.stdout, rep); err != nil {
-					return err
-				}
-			}
-			if !rep.OK {
-				return errors.New(rep.Error)
-			}
-			if !a.json() {
-				fmt.Fprintf(a.stdout, "audit log intact: %d records, head seq %d hash %s\n", rep.Records, rep.HeadSeq, rep.Hash)
-				if rep.Checkpoints > 0 {
-					fmt.Fprintf(a.stdout, "%d signed checkpoints verified, the latest at seq %d\n", rep.Checkpoints, rep.LatestCheckpoint)
-				}
-			}
-			return nil
-		},
-	}
-	verify.Flags().StringVar(&pubKey, "public-key", "", "the server's audit public key (the .pub file beside its audit key): also read the whole log and check it against every signed checkpoint")
-	cmd.AddCommand(list, export, verify, a.auditCheckpointCmd())
+	cmd.AddCommand(list, export, a.auditVerifyCmd(), a.auditCheckpointCmd())
 	return cmd
 }

@@ -106,8 +106,8 @@ func (l *RefusalLimiter) Refused(principal, source string, now time.Time) {
 	for _, k := range l.keysOf(principal, source) {
 		w := l.keys[k]
 		if w != nil && !now.Before(w.start.Add(l.window)) {
-			if s, ok := l.summary(k, w); ok {
-				l.done = append(l.done, s)
+			if s, ok := l.summary(k, w); ok && len(l.done) < l.max {
+				l.done = append(l.done, s) // bounded, should Summaries never be called
 			}
 			w = nil
 		}
