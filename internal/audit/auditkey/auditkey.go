@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // LoadOrCreate reads the Ed25519 checkpoint key at path (PEM, PKCS #8),
@@ -22,29 +23,15 @@ import (
 func LoadOrCreate(path string) (key ed25519.PrivateKey, created bool, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		_, key, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
+		key, err := create(path)
+		if err == nil {
+			return key, true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
 			return nil, false, err
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return nil, false, err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, false, fmt.Errorf("audit key %s: %w", path, err)
-		}
-		if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("audit key %s: %w", path, err)
-		}
-		if err := f.Close(); err != nil {
-			return nil, false, fmt.Errorf("audit key %s: %w", path, err)
-		}
-		if err := WritePublic(path+".pub", key.Public().(ed25519.PublicKey)); err != nil {
-			return nil, false, err
-		}
-		return key, true, nil
+		// Another replica sharing the directory created it first.
+		data, err = os.ReadFile(path)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("audit key %s: %w", path, err)
@@ -65,6 +52,46 @@ func LoadOrCreate(path string) (key ed25519.PrivateKey, created bool, err error)
 		return nil, false, fmt.Errorf("audit key %s: not an Ed25519 key", path)
 	}
 	return ek, false, nil
+}
+
+// create writes a new key to path and its public key beside it. The key
+// is written to a temporary file first and linked into place, so a
+// concurrent reader never sees half a key; an existing path is
+// fs.ErrExist.
+func create(path string) (ed25519.PrivateKey, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".audit-key-*")
+	if err != nil {
+		return nil, fmt.Errorf("audit key %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	err = f.Chmod(0o600)
+	if err == nil {
+		err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(f.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit key %s: %w", path, err)
+	}
+	if err := WritePublic(path+".pub", key.Public().(ed25519.PublicKey)); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // WritePublic writes pub as PEM (PKIX) to path, mode 0644.

@@ -45,3 +45,29 @@ func TestKeyFiles(t *testing.T) {
 		t.Errorf("a key others can read: %v, want refused", err)
 	}
 }
+
+// Replicas sharing a directory start at once: one creates the key, every
+// one loads the same key.
+func TestConcurrentCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.audit-key")
+	keys := make(chan string, 8)
+	for range 8 {
+		go func() {
+			k, _, err := LoadOrCreate(path)
+			if err != nil {
+				keys <- "error: " + err.Error()
+				return
+			}
+			keys <- string(k)
+		}()
+	}
+	first := <-keys
+	if strings.HasPrefix(first, "error") {
+		t.Fatal(first)
+	}
+	for range 7 {
+		if k := <-keys; k != first || strings.HasPrefix(k, "error") {
+			t.Fatalf("replicas got different keys or an error: %q", k)
+		}
+	}
+}
