@@ -68,7 +68,11 @@ type CheckpointVerifier struct {
 // returns a verifier expecting the log to match them all.
 func NewCheckpointVerifier(pub ed25519.PublicKey, cps []Checkpoint) (*CheckpointVerifier, error) {
 	v := &CheckpointVerifier{want: make(map[int64]Checkpoint, len(cps))}
+	want := KeyID(pub)
 	for _, c := range cps {
+		if c.KeyID != want {
+			return nil, fmt.Errorf("checkpoint at seq %d was signed by key %s, not by key %s: every replica must sign with the same key (--audit-key), and a key you do not know is not a signature you can trust", c.Seq, c.KeyID, want)
+		}
 		if err := c.VerifySignature(pub); err != nil {
 			return nil, err
 		}
