@@ -23,12 +23,12 @@ import (
 func LoadOrCreate(path string) (key ed25519.PrivateKey, created bool, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		key, err := create(path)
-		if err == nil {
+		key, cerr := create(path)
+		if cerr == nil {
 			return key, true, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			return nil, false, err
+		if !errors.Is(cerr, fs.ErrExist) {
+			return nil, false, cerr
 		}
 		// Another replica sharing the directory created it first.
 		data, err = os.ReadFile(path)
