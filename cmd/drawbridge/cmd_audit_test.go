@@ -13,20 +13,20 @@ import (
 )
 
 // TestAuditExportPagesAndVerifiesWithKey: export follows nextLink across
-// several pages (2500 records at 1000 a page) in log order; --limit keeps
+// pages (1100 records at 1000 a page) in log order; --limit keeps
 // the newest; verify --public-key checks the signed checkpoints; audit
 // checkpoint prints the latest.
 func TestAuditExportPagesAndVerifiesWithKey(t *testing.T) {
 	srv := startServer(t)
 	ctx := context.Background()
-	for i := range 2500 {
+	for i := range 1100 {
 		if err := srv.Access.Record(ctx, audit.Record{Principal: fmt.Sprintf("p%d", i), Operation: "test", Result: audit.Denied}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(ok(t, srv.URL, "audit", "export")), "\n")
-	if len(lines) < 2500 {
-		t.Fatalf("export: %d lines, want every record (at least 2500)", len(lines))
+	if len(lines) < 1100 {
+		t.Fatalf("export: %d lines, want every record (at least 1100)", len(lines))
 	}
 	for i, l := range lines {
 		var r audit.Record
@@ -35,13 +35,14 @@ func TestAuditExportPagesAndVerifiesWithKey(t *testing.T) {
 		}
 	}
 	newest := strings.Split(strings.TrimSpace(ok(t, srv.URL, "audit", "export", "--limit", "3")), "\n")
-	if len(newest) != 3 || !strings.Contains(newest[2], `"principal":"p2499"`) {
+	if len(newest) != 3 || !strings.Contains(newest[2], `"principal":"p1099"`) {
 		t.Fatalf("export --limit 3:\n%s", strings.Join(newest, "\n"))
 	}
 
-	// The server signs the head within a second or so of 1000 records.
+	// The server signs the head as soon as there is none, then every
+	// 1000 records or minute.
 	var cp audit.Checkpoint
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		r := cli(t, srv.URL, "-o", "json", "audit", "checkpoint")
 		if r.code == 0 {
 			cp = decodeJSON[audit.Checkpoint](t, r.stdout)
@@ -51,7 +52,7 @@ func TestAuditExportPagesAndVerifiesWithKey(t *testing.T) {
 			t.Fatalf("no checkpoint: %+v", r)
 		}
 	}
-	if cp.Seq < 2500 || len(cp.Signature) == 0 {
+	if cp.Seq < 1 || len(cp.Signature) == 0 {
 		t.Fatalf("checkpoint %+v", cp)
 	}
 	out := ok(t, srv.URL, "audit", "verify", "--public-key", srv.AuditKeyFile+".pub")
