@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -75,47 +74,26 @@ func (a *app) auditCmd() *cobra.Command {
 		Short: "Write audit records as JSON lines, with their hashes",
 		Args:  exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			recs, err := fetch(cmd)
-			if err != nil {
+			if err := parse(); err != nil {
 				return err
 			}
-			enc := json.NewEncoder(a.stdout)
-			for _, r := range recs {
-				if err := enc.Encode(r); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}
-	addFilters(export)
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify the audit log's hash chain; exits 1 if it is broken",
-		Args:  exactArgs(0, ""),
-		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			rep, err := c.VerifyAudit(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if a.json() {
-				if err := printJSON(a.stdout, rep); err != nil {
-					return err
+			// A page at a time: memory stays bounded however long the log.
+			enc := json.NewEncoder(a.stdout)
+			return c.AuditPages(cmd.Context(), f, func(page []audit.Record) error {
+				for _, r := range page {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
 				}
-			}
-			if !rep.OK {
-				return errors.New(rep.Error)
-			}
-			if !a.json() {
-				fmt.Fprintf(a.stdout, "audit log intact: %d records, head seq %d hash %s\n", rep.Records, rep.HeadSeq, rep.Hash)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
-	cmd.AddCommand(list, export, verify)
+	addFilters(export)
+	cmd.AddCommand(list, export, a.auditVerifyCmd(), a.auditCheckpointCmd())
 	return cmd
 }

@@ -131,7 +131,8 @@ func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 type identityKey struct{}
 
 // serve authenticates the request (rate-limiting failures per source),
-// runs the handler, and audits a refusal (any 4xx but 404, 405 and 429).
+// runs the handler, and audits a refusal (any 4xx but 405 and 429),
+// limiting refused calls per principal and source (RefusalLimiter).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
 		s.mux.ServeHTTP(w, r)
@@ -175,9 +176,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), identityKey{}, info)
 	ctx = jit.WithActor(ctx, info.actor)
 	r = r.WithContext(ctx)
+	if !s.refusalsAllow(w, info.actor.Principal, info.actor.Address, now) {
+		return
+	}
 	s.mux.ServeHTTP(rw, r)
-	if rw.status >= 400 && rw.status < 500 && rw.status != http.StatusNotFound && rw.status != http.StatusMethodNotAllowed && rw.status != http.StatusTooManyRequests {
+	if isRefusal(rw.status) {
 		s.auditRefusal(r, rw)
+		s.refused(info.actor.Principal, info.actor.Address, now)
 	}
 }
 

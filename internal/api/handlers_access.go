@@ -73,6 +73,8 @@ func (s *Server) accessRoutes() {
 	m.HandleFunc("DELETE /drawbridge/v1/roleAssignments/{id}", s.unassign)
 	m.HandleFunc("GET /drawbridge/v1/audit", s.listAudit)
 	m.HandleFunc("GET /drawbridge/v1/audit/verify", s.verifyAudit)
+	m.HandleFunc("GET /drawbridge/v1/audit/checkpoints", s.listCheckpoints)
+	m.HandleFunc("GET /drawbridge/v1/audit/checkpoints/latest", s.latestCheckpoint)
 }
 
 func (s *Server) writeAccessError(w http.ResponseWriter, r *http.Request, err error) {
@@ -294,7 +296,8 @@ func (s *Server) unassign(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, assignmentBody(a))
 }
 
-// listAudit is GET /drawbridge/v1/audit?since=RFC3339&principal=&vm=&limit=.
+// listAudit is GET /drawbridge/v1/audit?since=RFC3339&principal=&vm=&limit=,
+// a page ($top, $skipToken) at a time; limit selects the newest records.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	principal, _, ok := s.caller(w, r)
 	if !ok {
@@ -320,7 +323,20 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if f.Limit, ok = queryLimit(w, q); !ok {
 		return
 	}
-	recs, err := s.cfg.Access.Audit(r.Context(), f)
+	size, ok := pageSize(w, q)
+	if !ok {
+		return
+	}
+	var cur *auditstore.Cursor
+	if v := q.Get("$skipToken"); v != "" {
+		c, err := auditstore.ParseCursor(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequest", "$skipToken", err.Error()+"; follow nextLink as given")
+			return
+		}
+		cur = &c
+	}
+	recs, next, err := s.cfg.Access.AuditPage(r.Context(), f, cur, size)
 	if err != nil {
 		s.writeAccessError(w, r, err)
 		return
@@ -328,7 +344,11 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if recs == nil {
 		recs = []audit.Record{}
 	}
-	writeJSON(w, http.StatusOK, ListResponse[audit.Record]{Value: recs})
+	out := ListResponse[audit.Record]{Value: recs}
+	if next != nil {
+		out.NextLink = nextLink(r, next.String())
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
@@ -336,7 +356,7 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	if !ok || !s.authorize(w, principal, rbac.OpAuditRead, "/") {
 		return
 	}
-	rep, err := s.cfg.Access.VerifyAudit(r.Context())
+	rep, err := s.cfg.Access.VerifyAuditWithKey(r.Context(), s.cfg.AuditPublicKey)
 	if err != nil {
 		s.writeAccessError(w, r, err)
 		return
@@ -356,10 +376,9 @@ func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if ps == nil {
-		ps = []jit.PendingRequest{}
+	if page, ok := pageOf(w, r, ps); ok {
+		writeJSON(w, http.StatusOK, page)
 	}
-	writeJSON(w, http.StatusOK, ListResponse[jit.PendingRequest]{Value: ps})
 }
 
 // pendingFor loads a pending request and authorizes op on each of its VMs.

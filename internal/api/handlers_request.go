@@ -123,10 +123,9 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if gs == nil {
-		gs = []jit.Grant{}
+	if page, ok := pageOf(w, r, gs); ok {
+		writeJSON(w, http.StatusOK, page)
 	}
-	writeJSON(w, http.StatusOK, ListResponse[jit.Grant]{Value: gs})
 }
 
 func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +190,9 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Value = append(out.Value, row)
 	}
-	writeJSON(w, http.StatusOK, out)
+	if page, ok := pageOf(w, r, out.Value); ok {
+		writeJSON(w, http.StatusOK, page)
+	}
 }
 
 func (s *Server) networkView(w http.ResponseWriter, r *http.Request) {

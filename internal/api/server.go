@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/access"
+	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/auth"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/netrule"
@@ -78,14 +80,22 @@ type Config struct {
 	// FailureLimiter, if set, limits failed authentications per source
 	// address (429 with Retry-After once a source is out of attempts).
 	FailureLimiter *auth.FailureLimiter
+	// RefusalLimiter, if set, limits refused calls (403, 404, …) per
+	// principal and per source address: 429 with Retry-After past the
+	// limit, and one audit record per window for what was turned away.
+	RefusalLimiter *auth.RefusalLimiter
+	// AuditPublicKey, if set, is the key of the audit log's signed
+	// checkpoints: GET /drawbridge/v1/audit/verify checks them too.
+	AuditPublicKey ed25519.PublicKey
 	// Access, if set, serves the token, role, assignment and audit endpoints.
 	Access *access.Store
 }
 
 // Server is the HTTP API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg       Config
+	mux       *http.ServeMux
+	lastFlush lastFlushTime // see refused
 }
 
 // New builds the API server.
@@ -296,6 +306,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, target, msg string) {
+	// Messages quote the caller's input; a bounded prefix is enough.
+	msg, target = audit.Bound(msg, maxErrorMessage), audit.Clean(target)
 	noteRefusal(w, "", "", msg)
 	writeJSON(w, status, ErrorResponse{Error: ErrorBody{Code: code, Message: msg, Target: target}})
 }

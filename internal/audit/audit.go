@@ -104,7 +104,8 @@ func encodeState(v any) (json.RawMessage, bool, error) {
 // record (Seq 1, empty PrevHash). Time is normalised to UTC with microsecond
 // precision, and Before/After to canonical JSON, so that what a SQL store
 // gives back (PostgreSQL keeps microseconds, jsonb reorders keys) still
-// verifies.
+// verifies, and every string field is cleaned (Clean: valid UTF-8, at most
+// MaxField bytes) so that it reads back through JSON exactly as hashed.
 func Chain(prev Record, next Record) Record {
 	rec, _ := chain(prev, next)
 	return rec
@@ -116,6 +117,12 @@ func chain(prev Record, next Record) (Record, bool) {
 	next.Seq = prev.Seq + 1
 	next.PrevHash = prev.Hash
 	next.Time = next.Time.UTC().Truncate(time.Microsecond)
+	// Every string is made what storage gives back before it is hashed
+	// (valid UTF-8, bounded), here rather than in each caller, so no
+	// request's bytes can make a record that fails to verify.
+	for _, f := range []*string{&next.Principal, &next.SourceAddress, &next.Operation, &next.Target, &next.Result, &next.Detail} {
+		*f = Clean(*f)
+	}
 	okBefore, okAfter := next.canonical, next.canonical
 	if !next.canonical {
 		next.Before, okBefore = canonicalize(next.Before)
@@ -178,25 +185,54 @@ func Verify(records []Record) error {
 // its Seq and Hash) known to be good, e.g. the last one of a previous
 // export. With the zero anchor it is Verify.
 func VerifyFrom(anchor Record, records []Record) error {
-	prev := anchor
-	for i, r := range records {
-		want := prev.Seq + 1
-		switch {
-		case r.Seq != want:
-			reason := fmt.Sprintf("found seq %d at position %d", r.Seq, i+1)
-			switch {
-			case r.Seq > want:
-				reason += fmt.Sprintf(": record %d is missing (deleted) or records are out of order", want)
-			default:
-				reason += ": a record was inserted or records are out of order"
-			}
-			return &VerifyError{Seq: want, Reason: reason}
-		case r.PrevHash != prev.Hash:
-			return &VerifyError{Seq: want, Reason: fmt.Sprintf("prevHash does not match the hash of record %d (a record before it was replaced, or it was inserted)", prev.Seq)}
-		case ComputeHash(r) != r.Hash:
-			return &VerifyError{Seq: want, Reason: "its contents do not match its hash (the record was edited)"}
+	v := Verifier{prev: anchor}
+	for _, r := range records {
+		if err := v.Next(r); err != nil {
+			return err
 		}
-		prev = r
 	}
+	return nil
+}
+
+// Verifier checks a log one record at a time, remembering only the last
+// good one, so a log of any length verifies in constant memory. Its zero
+// value expects the first record (Seq 1); NewVerifier continues after an
+// anchor.
+type Verifier struct {
+	prev Record
+	n    int
+}
+
+// NewVerifier returns a Verifier expecting the record after anchor (a
+// record, or just its Seq and Hash, known to be good).
+func NewVerifier(anchor Record) *Verifier { return &Verifier{prev: anchor} }
+
+// Last returns the last record that verified (the anchor before any).
+func (v *Verifier) Last() Record { return v.prev }
+
+// Count returns how many records verified.
+func (v *Verifier) Count() int { return v.n }
+
+// Next checks r, the next record of the log: nil, or a *VerifyError
+// naming the first bad Seq (and Next should not be called again).
+func (v *Verifier) Next(r Record) *VerifyError {
+	want := v.prev.Seq + 1
+	switch {
+	case r.Seq != want:
+		reason := fmt.Sprintf("found seq %d at position %d", r.Seq, v.n+1)
+		switch {
+		case r.Seq > want:
+			reason += fmt.Sprintf(": record %d is missing (deleted) or records are out of order", want)
+		default:
+			reason += ": a record was inserted or records are out of order"
+		}
+		return &VerifyError{Seq: want, Reason: reason}
+	case r.PrevHash != v.prev.Hash:
+		return &VerifyError{Seq: want, Reason: fmt.Sprintf("prevHash does not match the hash of record %d (a record before it was replaced, or it was inserted)", v.prev.Seq)}
+	case ComputeHash(r) != r.Hash:
+		return &VerifyError{Seq: want, Reason: "its contents do not match its hash (the record was edited)"}
+	}
+	v.prev = Record{Seq: r.Seq, Hash: r.Hash}
+	v.n++
 	return nil
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -93,8 +94,19 @@ type AuditFilter struct {
 	Limit     int
 }
 
-// Audit lists audit records in log order.
+// Audit lists audit records in log order, following every nextLink.
 func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]audit.Record, error) {
+	var out []audit.Record
+	err := c.AuditPages(ctx, f, func(page []audit.Record) error {
+		out = append(out, page...)
+		return nil
+	})
+	return out, err
+}
+
+// AuditPages calls fn with each page of the audit records f selects, in
+// log order: memory holds one page however long the log is.
+func (c *Client) AuditPages(ctx context.Context, f AuditFilter, fn func([]audit.Record) error) error {
 	q := url.Values{}
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.UTC().Format(time.RFC3339))
@@ -108,23 +120,26 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]audit.Record, erro
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var out api.ListResponse[audit.Record]
-	err := c.do(ctx, "GET", "/drawbridge/v1/audit", q, nil, &out)
-	return out.Value, err
+	return eachPage(c, ctx, "/drawbridge/v1/audit", q, fn)
 }
+
+// verifyTimeout bounds VerifyAudit's call.
+const verifyTimeout = 15 * time.Minute
 
 // VerifyAudit asks the server to verify the whole audit log.
 func (c *Client) VerifyAudit(ctx context.Context) (auditstore.Report, error) {
 	var out auditstore.Report
-	err := c.do(ctx, "GET", "/drawbridge/v1/audit/verify", nil, nil, &out)
+	// The server reads the whole log before it answers: a million records
+	// take tens of seconds, more than the usual per-call timeout.
+	long := *c
+	long.http = &http.Client{Timeout: verifyTimeout, Transport: c.http.Transport, CheckRedirect: c.http.CheckRedirect}
+	err := long.do(ctx, "GET", "/drawbridge/v1/audit/verify", nil, nil, &out)
 	return out, err
 }
 
 // PendingRequests lists requests waiting for approval.
 func (c *Client) PendingRequests(ctx context.Context) ([]jit.PendingRequest, error) {
-	var out api.ListResponse[jit.PendingRequest]
-	err := c.do(ctx, "GET", "/drawbridge/v1/requests/pending", nil, nil, &out)
-	return out.Value, err
+	return allPages[jit.PendingRequest](c, ctx, "/drawbridge/v1/requests/pending", nil)
 }
 
 // Approve approves a pending request.
@@ -153,4 +168,16 @@ func checkPlainID(id string) error {
 		return fmt.Errorf("id %q: must be a non-empty ID without '/', '?' or '#'", id)
 	}
 	return nil
+}
+
+// AuditCheckpoints returns the audit log's signed checkpoints in seq order.
+func (c *Client) AuditCheckpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	return allPages[audit.Checkpoint](c, ctx, "/drawbridge/v1/audit/checkpoints", nil)
+}
+
+// LatestAuditCheckpoint returns the newest signed checkpoint.
+func (c *Client) LatestAuditCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	var out audit.Checkpoint
+	err := c.do(ctx, "GET", "/drawbridge/v1/audit/checkpoints/latest", nil, nil, &out)
+	return out, err
 }

@@ -219,9 +219,7 @@ func (c *Client) Grants(ctx context.Context, vmID string, activeOnly bool) ([]ji
 	if activeOnly {
 		q.Set("active", "true")
 	}
-	var out api.ListResponse[jit.Grant]
-	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/grants", q, nil, &out)
-	return out.Value, err
+	return allPages[jit.Grant](c, ctx, "/drawbridge/v1/grants", q)
 }
 
 // Grant returns one grant, found among the VM's grants (vmID may be empty).
@@ -250,9 +248,7 @@ func (c *Client) Revoke(ctx context.Context, grantID string) (jit.Grant, error) 
 
 // VMs lists the VMs the server knows.
 func (c *Client) VMs(ctx context.Context) ([]api.VMSummary, error) {
-	var out api.ListResponse[api.VMSummary]
-	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/vms", nil, nil, &out)
-	return out.Value, err
+	return allPages[api.VMSummary](c, ctx, "/drawbridge/v1/vms", nil)
 }
 
 // Network returns the firewall in front of a VM.

@@ -65,6 +65,18 @@ type Config struct {
 	// approved, denied, opened, closed) to them after each change commits.
 	// Logger defaults to the server's.
 	Webhook webhook.Options
+	// RefusalLimiter limits refused calls per principal and source
+	// (default: 30 and 120 a minute; see auditjobs.go).
+	RefusalLimiter *auth.RefusalLimiter
+	// AuditKeyFile is the Ed25519 key that signs audit checkpoints,
+	// created (0600, public key beside it as .pub) if missing. Default:
+	// DefaultAuditKeyFile. A checkpoint is signed as soon as the log has
+	// none, then every CheckpointEvery records (default 1000) or
+	// CheckpointInterval (default 1m), whichever comes first, and at
+	// Close; a negative CheckpointEvery signs only at Close.
+	AuditKeyFile       string
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // Server is a running drawbridge server.
@@ -95,6 +107,8 @@ type Server struct {
 
 	// Webhooks delivers events when Config.Webhook has URLs, else nil.
 	Webhooks *webhook.Dispatcher
+	// AuditKeyFile is the checkpoint signing key (public key: + ".pub").
+	AuditKeyFile string
 }
 
 // NewID returns a 128-bit identifier in hex: 48 bits of Unix milliseconds
@@ -147,6 +161,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	began := time.Now()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.RefusalLimiter == nil {
+		cfg.RefusalLimiter = defaultRefusalLimiter()
 	}
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 5 * time.Minute
@@ -235,12 +252,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	var sink jit.EventSink
+	if hooks != nil {
+		sink = hooks
+	}
+	cp, keyFile, err := startCheckpointer(ctx, cfg, acc, sink)
+	s.AuditKeyFile = keyFile
+	if err != nil {
+		ln.Close()
+		fail()
+		st.Close()
+		return nil, err
+	}
 	apiServer := api.New(api.Config{
 		Authenticator:  authn,
 		Authorizer:     authz,
 		Auditor:        acc,
 		Access:         acc,
 		FailureLimiter: auth.NewFailureLimiter(10, 6*time.Second, 0),
+		RefusalLimiter: cfg.RefusalLimiter,
+		AuditPublicKey: cp.public(),
 		Service:        svc,
 		Network:        simProv,
 		Logger:         cfg.Logger,
@@ -269,6 +300,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
+	runAuditJobs(jobCtx, &s.wg, apiServer, cp)
 	return s, nil
 }
 

@@ -110,6 +110,8 @@ func startWithHooks(t *testing.T, urls ...string) *server.Server {
 	srv, err := server.Start(context.Background(), server.Config{
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), SampleInventory: true,
 		Webhook: webhook.Options{URLs: urls, Secret: hookSecret, Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		// No audit checkpoint events while the test counts events.
+		CheckpointEvery: -1,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -452,6 +452,8 @@ func Text(e jit.Event) string {
 		s += ")"
 	case jit.EventDrift:
 		s = fmt.Sprintf("drift on %s, repaired by its agent: %s", vm, e.Detail)
+	case "audit.checkpoint": // internal/server: a signed head of the audit log
+		s = "audit log checkpoint: " + e.Detail
 	default:
 		s = fmt.Sprintf("%s: %s by %s", e.Kind, target, e.Principal)
 	}

@@ -11,6 +11,7 @@ package auditstore
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -162,24 +163,29 @@ func (f Filter) match(r audit.Record) bool {
 	return true
 }
 
-// List returns matching records in log order.
+// List returns matching records in log order (with f.Limit, the newest
+// f.Limit of them), reading the store a batch at a time.
 func List(ctx context.Context, objs store.Objects, f Filter) ([]audit.Record, error) {
 	var out []audit.Record
-	err := listRecords(ctx, objs, func(key string, body []byte) error {
-		var r audit.Record
-		if err := json.Unmarshal(body, &r); err != nil {
-			return fmt.Errorf("audit: record %s: %w", key, err)
+	n := 0
+	err := scan(ctx, objs, 0, func(_ string, r audit.Record) error {
+		if !f.match(r) {
+			return nil
 		}
-		if f.match(r) {
+		if f.Limit > 0 && len(out) == f.Limit {
+			out[n%f.Limit] = r // a ring of the newest f.Limit
+		} else {
 			out = append(out, r)
 		}
+		n++
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[len(out)-f.Limit:]
+	if f.Limit > 0 && n > f.Limit {
+		k := n % f.Limit
+		out = append(out[k:], out[:k]...)
 	}
 	return out, nil
 }
@@ -193,6 +199,11 @@ type Report struct {
 	Error   string `json:"error,omitempty"`
 	// BadSeq is the first sequence number at which the log is broken.
 	BadSeq int64 `json:"badSeq,omitempty"`
+	// Checkpoints is how many signed checkpoints were checked (by a
+	// verifier holding the public key), and LatestCheckpoint the seq of
+	// the newest.
+	Checkpoints      int   `json:"checkpoints,omitempty"`
+	LatestCheckpoint int64 `json:"latestCheckpoint,omitempty"`
 }
 
 // Verify checks the whole stored log: every record in key order chains to
@@ -200,55 +211,75 @@ type Report struct {
 // head names the last record (so deleting records from the end is caught
 // too). A record that does not decode is reported as edited.
 func Verify(ctx context.Context, objs store.Objects) (Report, error) {
+	return VerifyWithKey(ctx, objs, nil)
+}
+
+// VerifyWithKey is Verify that, with a public key, also checks every
+// stored checkpoint: its signature verifies under pub and the record at
+// its seq has its hash (checkpoints.go).
+func VerifyWithKey(ctx context.Context, objs store.Objects, pub ed25519.PublicKey) (Report, error) {
 	h, err := readHead(ctx, objs)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: read head: %w", err)
 	}
 	rep := Report{HeadSeq: h.Seq, Hash: h.Hash}
-	var recs []audit.Record
-	var bad *audit.VerifyError
-	err = listRecords(ctx, objs, func(key string, body []byte) error {
-		if bad != nil {
-			return nil
+	var cv *audit.CheckpointVerifier
+	if pub != nil {
+		cps, err := Checkpoints(ctx, objs)
+		if err != nil {
+			return Report{}, err
 		}
-		want := int64(len(recs) + 1)
+		if cv, err = audit.NewCheckpointVerifier(pub, cps); err != nil {
+			rep.Error = err.Error()
+			return rep, nil
+		}
+		if len(cps) > 0 {
+			rep.LatestCheckpoint = cps[len(cps)-1].Seq
+		}
+	}
+	// One record at a time, remembering only the last: a log of any
+	// length verifies in constant memory.
+	var v audit.Verifier
+	var bad *audit.VerifyError
+	err = scanRaw(ctx, objs, 0, func(key string, body []byte) error {
+		want := v.Last().Seq + 1
 		var r audit.Record
 		if err := json.Unmarshal(body, &r); err != nil {
 			bad = &audit.VerifyError{Seq: want, Reason: "the stored record does not decode (it was edited): " + err.Error()}
-			return nil
+			return errStop
 		}
 		if key != Key(r.Seq) {
 			bad = &audit.VerifyError{Seq: want, Reason: fmt.Sprintf("record stored under key %s says it is seq %d (records were moved or reordered)", key, r.Seq)}
-			return nil
+			return errStop
 		}
-		recs = append(recs, r)
+		if err := v.Next(r); err != nil {
+			bad = err
+			return errStop
+		}
+		if cv != nil {
+			if bad = cv.Record(r); bad != nil {
+				return errStop
+			}
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errStop) {
 		return Report{}, err
 	}
-	rep.Records = len(recs)
-	if bad == nil {
-		var ve *audit.VerifyError
-		if err := audit.Verify(recs); errors.As(err, &ve) {
-			bad = ve
-		} else if err != nil {
-			return Report{}, err
-		}
+	rep.Records = v.Count()
+	if last := v.Last(); bad == nil && (last.Seq != h.Seq || last.Hash != h.Hash) {
+		bad = &audit.VerifyError{Seq: last.Seq + 1, Reason: fmt.Sprintf("the head says the log ends at seq %d, but the last stored record is seq %d (records were deleted from the end, or the head was changed)", h.Seq, last.Seq)}
 	}
-	if bad == nil {
-		var last audit.Record
-		if len(recs) > 0 {
-			last = recs[len(recs)-1]
-		}
-		if last.Seq != h.Seq || last.Hash != h.Hash {
-			bad = &audit.VerifyError{Seq: last.Seq + 1, Reason: fmt.Sprintf("the head says the log ends at seq %d, but the last stored record is seq %d (records were deleted from the end, or the head was changed)", h.Seq, last.Seq)}
-		}
+	if cv != nil && bad == nil {
+		bad = cv.Finish(v.Last())
 	}
 	if bad != nil {
 		rep.Error, rep.BadSeq = bad.Error(), bad.Seq
 		return rep, nil
 	}
 	rep.OK = true
+	if cv != nil {
+		rep.Checkpoints = cv.Matched()
+	}
 	return rep, nil
 }

@@ -1,0 +1,36 @@
+package memstore
+
+import (
+	"context"
+	"sort"
+)
+
+// ListObjectsAfter implements auditstore.ObjectRange: at most limit
+// objects of kind with keys after after, in key order, copied before fn
+// is called (like ListObjects).
+func (t *tx) ListObjectsAfter(ctx context.Context, kind, after string, limit int, fn func(key string, body []byte) error) error {
+	if t.done {
+		return errTxDone
+	}
+	m := t.s.objects[kind]
+	var keys []string
+	for k := range m {
+		if k > after {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	bodies := make([][]byte, len(keys))
+	for i, k := range keys {
+		bodies[i] = append([]byte(nil), m[k]...)
+	}
+	for i, k := range keys {
+		if err := fn(k, bodies[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
