@@ -26,7 +26,7 @@ type tracker struct {
 	m      *Metrics
 	now    func() time.Time
 	mu     sync.Mutex
-	grants map[string]*grantTrack          // by grant ID
+	grants map[string]*grantTrack         // by grant ID
 	vms    map[string]map[string]struct{} // VM key → grant IDs last seen enforced
 	pruned time.Time
 }

@@ -58,7 +58,9 @@ func (d downStore) SchemaVersion(ctx context.Context) (int, error) {
 	return d.backend.(schemaVersioner).SchemaVersion(ctx)
 }
 
-func (d downStore) LatestSchemaVersion() int { return d.backend.(schemaVersioner).LatestSchemaVersion() }
+func (d downStore) LatestSchemaVersion() int {
+	return d.backend.(schemaVersioner).LatestSchemaVersion()
+}
 
 // StoreSwitch makes the next Start wrap its (SQLite) store so that setting
 // the returned flag takes the database away. Not for parallel tests.

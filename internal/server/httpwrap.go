@@ -164,7 +164,9 @@ func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return contextHandler{h.Handler.WithAttrs(as)}
 }
 
-func (h contextHandler) WithGroup(name string) slog.Handler { return contextHandler{h.Handler.WithGroup(name)} }
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
+}
 
 // WithRequestIDs returns a logger whose records made with a request's
 // context carry its request_id.
