@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +21,7 @@ func (a *app) agentCmd() *cobra.Command {
 		heartbeat time.Duration
 		maxBack   time.Duration
 		debug     bool
+		logFormat string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --server URL --token T --vm ID [--netns PATH]",
@@ -40,11 +40,10 @@ while the agent or the server is down. It needs CAP_NET_ADMIN.
 				return errors.New("--vm: the VM's resource ID is required")
 			}
 			srv, tok := a.serverAndToken()
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
+			log, err := newLogger(a.stderr, logFormat, debug)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 			opts := nftables.Options{}
 			if netnsPath != "" {
 				f, err := os.Open(netnsPath)
@@ -80,5 +79,7 @@ while the agent or the server is down. It needs CAP_NET_ADMIN.
 	f.DurationVar(&heartbeat, "heartbeat-timeout", 30*time.Second, "reconnect when the stream is silent this long")
 	f.DurationVar(&maxBack, "max-backoff", 30*time.Second, "longest delay between reconnects")
 	f.BoolVar(&debug, "debug", false, "log every apply")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	a.configurable(cmd, "server", "token")
 	return cmd
 }

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +23,7 @@ func (a *app) serverCmd() *cobra.Command {
 		debug             bool
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
+		logFormat         string
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -33,11 +34,10 @@ ran are revoked before the API starts serving; the startup log line reports
 how many (startup_expired) and how long that took (startup_expiry).`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
+			log, err := newLogger(a.stderr, logFormat, debug)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Logger = log
 			if cfg.DBPath == "" {
 				return errors.New("--db: a database file path is required")
@@ -83,6 +83,10 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address only (default: on --listen)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for in-flight requests before closing")
+	a.configurable(cmd)
 	return cmd
 }
 

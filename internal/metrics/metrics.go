@@ -200,10 +200,17 @@ func BuildInfo() (version, revision string) {
 	if bi.Main.Version != "" {
 		version = bi.Main.Version
 	}
+	dirty := false
 	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
+		switch s.Key {
+		case "vcs.revision":
 			revision = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
 		}
+	}
+	if dirty && revision != "unknown" {
+		revision += "-dirty"
 	}
 	return
 }
