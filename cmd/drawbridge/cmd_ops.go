@@ -50,22 +50,16 @@ func configFlags(cmd *cobra.Command, inherited ...string) []*pflag.Flag {
 	for _, n := range inherited {
 		want[n] = true
 	}
+	cmd.InheritedFlags() // merges the root's persistent flags into cmd.Flags()
+	local := cmd.LocalNonPersistentFlags()
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Name == "config" || f.Name == "help" {
 			return
 		}
-		if cmd.LocalNonPersistentFlags().Lookup(f.Name) != nil || want[f.Name] {
+		if local.Lookup(f.Name) != nil || want[f.Name] {
 			out = append(out, f)
 		}
 	})
-	if len(inherited) > 0 && cmd.Flags().Lookup(inherited[0]) == nil {
-		// Before parsing, the root's persistent flags are not merged yet.
-		cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
-			if want[f.Name] {
-				out = append(out, f)
-			}
-		})
-	}
 	return out
 }
 

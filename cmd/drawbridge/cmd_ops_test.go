@@ -98,6 +98,10 @@ func TestConfigFileErrors(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "unknown setting lisen") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
+	r = cli(t, "http://127.0.0.1:1", "agent", "--config", file)
+	if r.code == 0 || !strings.Contains(r.stderr, "unknown setting lisen") {
+		t.Fatalf("agent: exit %d, stderr %q", r.code, r.stderr)
+	}
 	r = cli(t, "http://127.0.0.1:1", "server", "--log-format", "xml", "--db", filepath.Join(t.TempDir(), "x.db"))
 	if r.code == 0 || !strings.Contains(r.stderr, "--log-format") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
