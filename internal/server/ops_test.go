@@ -19,6 +19,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/server"
 	"github.com/drawbridge/drawbridge/internal/webhook"
 )
@@ -205,6 +206,32 @@ func TestMetricsAndLogsAfterAScenario(t *testing.T) {
 		t.Errorf("drawbridge_grants_past_end_time{sim} = %v; want 0", v)
 	}
 
+	// A request needing approval: pending, then approved.
+	ctx := jit.WithActor(context.Background(), jit.Actor{Principal: "admin"})
+	if _, err := srv.Service.PutPolicy(ctx, hookPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := srv.Service.Initiate(ctx, jit.Actor{Principal: "alice", Address: "198.18.0.7"}, webPol, hookRequest(3389, "198.18.0.7", "PT1H", "patching"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Service.Approve(ctx, jit.Actor{Principal: "bob", Groups: []string{"ops"}}, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, text, _ = do(t, "GET", srv.MetricsURL, "", "", "")
+	for _, w := range []struct {
+		name, labels string
+		v            float64
+	}{
+		{"drawbridge_jit_requests_total", `outcome="pending",reason=""`, 1},
+		{"drawbridge_jit_approval_decisions_total", `decision="approved"`, 1},
+		{"drawbridge_grants_opened_total", ``, 4},
+	} {
+		if got := value(text, w.name, w.labels); got != w.v {
+			t.Errorf("%s{%s} = %v; want %v", w.name, w.labels, got, w.v)
+		}
+	}
+
 	checkLogs(t, logs, tok, refusedID)
 }
 
@@ -234,6 +261,8 @@ func checkLogs(t *testing.T, logs *syncBuffer, token, refusedID string) {
 	}
 	find("request accepted", func(l map[string]any) bool { return l["jit_request"] != "" && l["vm"] == webVM })
 	find("grant opened", func(l map[string]any) bool { return l["grant"] != "" && l["principal"] == "admin" })
+	find("request pending approval", func(l map[string]any) bool { return l["requestor"] == "alice" && l["port"] == float64(3389) })
+	find("request approved", func(l map[string]any) bool { return l["principal"] == "bob" })
 	find("grant closed", func(l map[string]any) bool { return l["reason"] == "Expired" })
 	find("grant closed", func(l map[string]any) bool { return l["reason"] == "NewerRequestInitiated" })
 	debugSeen := false
