@@ -12,3 +12,7 @@ func (s *Server) Route(r *http.Request) string {
 	_, pattern := s.mux.Handler(&r2)
 	return pattern
 }
+
+// CanonicalPath is the path as the API routes it: Azure's fixed segments
+// in one spelling (resourcegroups → resourceGroups).
+func CanonicalPath(p string) string { return canonicalPath(p) }

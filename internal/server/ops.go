@@ -21,6 +21,7 @@ type ops struct {
 const (
 	routeReady   = "GET /readyz"
 	routeMetrics = "GET /metrics"
+	routeOpenAPI = "GET /openapi.json"
 )
 
 // serveOps builds the HTTP server of ln: the API plus /readyz and (unless
@@ -49,6 +50,8 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) er
 			return s.ops.ready, routeReady
 		case r.URL.Path == "/metrics" && metricsHere:
 			return m.Handler(), routeMetrics
+		case r.URL.Path == "/openapi.json":
+			return openAPIHandler, routeOpenAPI
 		}
 		return nil, ""
 	}
@@ -65,7 +68,11 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) er
 		}
 		apiHandler.ServeHTTP(w, r)
 	})
-	s.http = &http.Server{Handler: observed(root, route, m, cfg.Logger), ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = root
+	if testWrapHandler != nil {
+		handler = testWrapHandler(handler, route)
+	}
+	s.http = &http.Server{Handler: observed(handler, route, m, cfg.Logger), ReadHeaderTimeout: 10 * time.Second}
 	if metricsHere {
 		s.MetricsURL = s.URL + "/metrics"
 		return nil
@@ -87,3 +94,9 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) er
 	}()
 	return nil
 }
+
+// openAPIHandler serves the REST API's OpenAPI 3.1 document.
+var openAPIHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(api.OpenAPIDocument())
+})

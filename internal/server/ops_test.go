@@ -19,6 +19,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/drawbridge/drawbridge/internal/api"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/server"
 	"github.com/drawbridge/drawbridge/internal/webhook"
@@ -356,5 +357,19 @@ func TestReadyzWantsCurrentMigrations(t *testing.T) {
 	code, body, _ := do(t, "GET", srv.URL+"/readyz", "", "", "")
 	if code != 503 || !strings.Contains(body, "migrations: the database schema is version 9999") {
 		t.Fatalf("/readyz = %d %s; want 503 naming the migrations", code, body)
+	}
+}
+
+// TestOpenAPIServed: /openapi.json is the document in the repository,
+// without authentication.
+func TestOpenAPIServed(t *testing.T) {
+	srv, err := server.Start(context.Background(), server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	code, body, _ := do(t, "GET", srv.URL+"/openapi.json", "", "", "")
+	if code != 200 || body != string(api.OpenAPIDocument()) || !strings.Contains(body, `"openapi": "3.1.0"`) {
+		t.Fatalf("/openapi.json: %d, %d bytes", code, len(body))
 	}
 }
