@@ -13,6 +13,7 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,12 +177,19 @@ func pathParams(tmpl, path string) map[string]string {
 // against the OpenAPI document doc: install is server.SetTestTrafficWrapper
 // (passed in, so this package does not import the server), canon
 // api.CanonicalPath. Any mismatch fails the run, listed on stderr. Use it
-// as func TestMain(m *testing.M) { os.Exit(apitest.Main(m, ...)) }.
+// as func TestMain(m *testing.M) { os.Exit(apitest.Main(m, ...)) }. A run
+// with -test.bench is not validated: benchmarks measure the server.
 func Main(m *testing.M, doc []byte, canon func(string) string, install func(func(http.Handler, func(*http.Request) string) http.Handler)) int {
 	var (
 		mu sync.Mutex
 		vs []*Validator
 	)
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		// Benchmarks measure the server, not the validator.
+		fmt.Fprintln(os.Stderr, "apitest: -test.bench given: traffic is not validated against the OpenAPI document in this run")
+		return m.Run()
+	}
 	install(func(h http.Handler, route func(*http.Request) string) http.Handler {
 		v, err := New(doc, route, canon)
 		if err != nil {
