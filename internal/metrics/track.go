@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -182,10 +183,18 @@ func nonNegative(d time.Duration) float64 {
 // Publish implements jit.EventSink: it counts requests, approvals and
 // grants, and feeds the latency tracker. It never blocks on I/O.
 func (m *Metrics) Publish(evs []jit.Event) {
-	seen := map[string]bool{} // a request's events come one per port: count it once
+	// A request's events come one per port: count the request once.
+	type kindReq struct {
+		kind jit.EventKind
+		req  string
+	}
+	var seen []kindReq
 	for _, ev := range evs {
-		first := !seen[string(ev.Kind)+"\x00"+ev.RequestID]
-		seen[string(ev.Kind)+"\x00"+ev.RequestID] = true
+		k := kindReq{ev.Kind, ev.RequestID}
+		first := !slices.Contains(seen, k)
+		if first {
+			seen = append(seen, k)
+		}
 		switch ev.Kind {
 		case jit.EventRequested:
 			if first {

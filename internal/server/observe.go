@@ -96,12 +96,17 @@ func (f fanOut) Publish(evs []jit.Event) {
 // request (requested, approved, denied, opened, closed).
 type eventLog struct{ log *slog.Logger }
 
+var eventMessages = map[jit.EventKind]string{
+	jit.EventRequested: "request accepted", jit.EventApproved: "request approved",
+	jit.EventDenied: "request denied", jit.EventOpened: "grant opened", jit.EventClosed: "grant closed",
+}
+
 func (l eventLog) Publish(evs []jit.Event) {
+	if !l.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
 	for _, ev := range evs {
-		msg := map[jit.EventKind]string{
-			jit.EventRequested: "request accepted", jit.EventApproved: "request approved",
-			jit.EventDenied: "request denied", jit.EventOpened: "grant opened", jit.EventClosed: "grant closed",
-		}[ev.Kind]
+		msg := eventMessages[ev.Kind]
 		if msg == "" {
 			msg = "jit event " + string(ev.Kind)
 		}
