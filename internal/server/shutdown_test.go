@@ -60,3 +60,45 @@ func TestCloseDrainsInFlightRequests(t *testing.T) {
 		t.Fatal("Close did not return after the request finished")
 	}
 }
+
+// TestCloseEndsAgentStreams: an open agent stream ends cleanly (EOF after
+// whole lines) when the server closes, and Close does not wait out its
+// timeout for it.
+func TestCloseEndsAgentStreams(t *testing.T) {
+	srv, err := server.Start(context.Background(), server.Config{
+		Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), Insecure: true, ShutdownTimeout: 20 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := "/subscriptions/s1/resourceGroups/rack/providers/Microsoft.Compute/virtualMachines/h1"
+	inv := fmt.Sprintf(`{"vms":[{"id":%q,"name":"h1","cloud":"host","provider":"nftables","location":"westeurope","addresses":["198.18.200.10"]}]}`, vm)
+	if code, body, _ := do(t, "POST", srv.URL+"/drawbridge/v1/inventory", "", "", inv); code != 200 {
+		t.Fatalf("inventory: %d %s", code, body)
+	}
+	resp, err := http.Get(srv.URL + "/drawbridge/v1/agent/stream?vm=" + vm)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if _, err := rd.ReadString('\n'); err != nil {
+		t.Fatalf("first line: %v", err)
+	}
+	began := time.Now()
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("Close took %v with an agent stream open", took)
+	}
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			if err.Error() != "EOF" || line != "" {
+				t.Fatalf("stream ended with %v after %q; want a clean EOF", err, line)
+			}
+			return
+		}
+	}
+}
