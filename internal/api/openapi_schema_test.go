@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/rbac"
 )
 
@@ -44,6 +45,15 @@ var handWritten = map[reflect.Type]func(request bool) map[string]any{
 		}
 		return s
 	},
+}
+
+// enums are the values of string types with a closed set, in responses
+// (requests are checked by the handlers, which name the bad field).
+var enums = map[reflect.Type][]any{
+	reflect.TypeFor[jit.Status](): {string(jit.StatusInitiated), string(jit.StatusRevoked), string(jit.StatusPending)},
+	reflect.TypeFor[jit.Reason](): {string(jit.ReasonUserRequested), string(jit.ReasonExpired), string(jit.ReasonNewerRequestInitiated),
+		string(jit.ReasonPolicyRemoved), string(jit.ReasonAwaitingApproval), string(jit.ReasonDenied), string(jit.ReasonApprovalLapsed)},
+	reflect.TypeFor[rbac.PrincipalType](): {string(rbac.PrincipalUser), string(rbac.PrincipalGroup)},
 }
 
 var nonWord = regexp.MustCompile(`[^A-Za-z0-9_.]+`)
@@ -85,6 +95,9 @@ func (g *schemaGen) schema(t reflect.Type, request bool) map[string]any {
 	case reflect.Float32, reflect.Float64:
 		return map[string]any{"type": "number"}
 	case reflect.String:
+		if e, ok := enums[t]; ok && !request {
+			return map[string]any{"type": "string", "enum": e}
+		}
 		return map[string]any{"type": "string"}
 	case reflect.Interface:
 		return map[string]any{}
