@@ -233,6 +233,16 @@ func TestMetricsAndLogsAfterAScenario(t *testing.T) {
 		}
 	}
 
+	// A wrong token (the real one with its secret changed) is refused and
+	// never logged.
+	wrong := tok[:len(tok)-6] + "zzzzzz"
+	if code, _, _ := do(t, "POST", srv.URL+webPol+"/initiate", wrong, "", opsInitiate(22, "PT1H")); code != 401 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	if strings.Contains(logs.String(), wrong) || strings.Contains(logs.String(), "zzzzzz") {
+		t.Error("the log contains a presented (wrong) token")
+	}
+
 	checkLogs(t, logs, tok, refusedID)
 }
 
