@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,9 @@ type Metrics struct {
 
 	track  *tracker
 	agentT *agentTracker
+
+	mu        sync.Mutex
+	providers []string // names WrapProviders saw: their grant gauges start at 0
 }
 
 // New registers every metric, the Go runtime and process collectors and

@@ -19,6 +19,11 @@ func (m *Metrics) WrapProviders(ps jit.ProviderMap) jit.ProviderMap {
 	for name, p := range ps {
 		out[name] = m.WrapProvider(name, p)
 	}
+	m.mu.Lock()
+	for name := range ps {
+		m.providers = append(m.providers, name)
+	}
+	m.mu.Unlock()
 	return out
 }
 

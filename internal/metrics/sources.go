@@ -45,10 +45,13 @@ func (m *Metrics) SetSources(s Sources) error {
 	if s.Timeout <= 0 {
 		s.Timeout = 2 * time.Second
 	}
-	return m.reg.Register(sourceCollector{s})
+	return m.reg.Register(sourceCollector{s, m})
 }
 
-type sourceCollector struct{ s Sources }
+type sourceCollector struct {
+	s Sources
+	m *Metrics
+}
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descActive, descPastEnd, descAudit, descWebhooks, descQueue, descSrcErr} {
@@ -67,6 +70,13 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		if err != nil {
 			fail("grants")
 		} else {
+			c.m.mu.Lock()
+			for _, p := range c.m.providers {
+				if _, ok := counts[p]; !ok {
+					counts[p] = GrantCounts{}
+				}
+			}
+			c.m.mu.Unlock()
 			names := make([]string, 0, len(counts))
 			for p := range counts {
 				names = append(names, p)
