@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"net/http"
 	"os"
 	"reflect"
 	"regexp"
@@ -37,6 +38,7 @@ type op struct {
 	status  int
 	out     reflect.Type
 	media   string // default application/json
+	empty   []int  // further success statuses answered without a body
 }
 
 type param struct {
@@ -74,7 +76,7 @@ const azPolicies = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft
 var routes = []op{
 	{pattern: "PUT " + azPolicies + "/{name}", summary: "Create or replace a JIT policy (Azure jitNetworkAccessPolicies)", query: []param{apiVersion}, in: typ[PolicyResource](), status: 200, out: typ[PolicyResource]()},
 	{pattern: "GET " + azPolicies + "/{name}", summary: "Get a JIT policy with its recent requests", query: []param{apiVersion}, status: 200, out: typ[PolicyResource]()},
-	{pattern: "DELETE " + azPolicies + "/{name}", summary: "Delete a JIT policy (its grants end with PolicyRemoved)", query: []param{apiVersion}, status: 200},
+	{pattern: "DELETE " + azPolicies + "/{name}", summary: "Delete a JIT policy (its grants end with PolicyRemoved); Azure answers 204 for a policy that does not exist", query: []param{apiVersion}, status: 200, empty: []int{204}},
 	{pattern: "POST " + azPolicies + "/{name}/initiate", summary: "Request access (Azure initiate)", query: []param{apiVersion}, in: typ[jit.InitiateInput](), status: 202, out: typ[RequestResource]()},
 	{pattern: "GET " + azPolicies, summary: "List the policies of a resource group in a location", query: []param{apiVersion}, status: 200, out: typ[ListResponse[PolicyResource]]()},
 	{pattern: "GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Security/jitNetworkAccessPolicies", summary: "List the policies of a resource group", query: []param{apiVersion}, status: 200, out: typ[ListResponse[PolicyResource]]()},
@@ -213,6 +215,9 @@ func responses(g *schemaGen, o op) map[string]any {
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
 	}
 	out := map[string]any{strconv.Itoa(o.status): ok}
+	for _, st := range o.empty {
+		out[strconv.Itoa(st)] = map[string]any{"description": http.StatusText(st)}
+	}
 	out["default"] = map[string]any{"description": "an error (Azure's envelope)",
 		"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorResponse"}}}}
 	if o.pattern == "GET /readyz" {
