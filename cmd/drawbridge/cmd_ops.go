@@ -42,6 +42,19 @@ func (a *app) configurable(cmd *cobra.Command, inherited ...string) {
 	}
 }
 
+const noConfigKey = "drawbridge/no-config"
+
+// commandLineOnly marks flags that name an action of one run (--restore,
+// --status) rather than a setting: they are taken from the command line
+// only, never from the environment or the --config file.
+func commandLineOnly(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if err := fs.SetAnnotation(n, noConfigKey, []string{"true"}); err != nil {
+			panic(err) // a flag name typo: a programming error
+		}
+	}
+}
+
 // configFlags are the flags configurable covers: cmd's own (not --config
 // or --help) and the named inherited ones, in name order.
 func configFlags(cmd *cobra.Command, inherited ...string) []*pflag.Flag {
@@ -53,7 +66,7 @@ func configFlags(cmd *cobra.Command, inherited ...string) []*pflag.Flag {
 	cmd.InheritedFlags() // merges the root's persistent flags into cmd.Flags()
 	local := cmd.LocalNonPersistentFlags()
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Name == "config" || f.Name == "help" {
+		if f.Name == "config" || f.Name == "help" || f.Annotations[noConfigKey] != nil {
 			return
 		}
 		if local.Lookup(f.Name) != nil || want[f.Name] {

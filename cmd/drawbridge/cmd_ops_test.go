@@ -165,3 +165,15 @@ func TestREADMEConfigTable(t *testing.T) {
 	}
 	t.Fatalf("README.md's configuration table is out of date; regenerate it with\n  go test ./cmd/drawbridge -run TestREADMEConfigTable -update-readme\nwant:\n%s", want)
 }
+
+func TestCommandLineOnlyFlags(t *testing.T) {
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	cmd, _, _ := a.rootCmd().Find([]string{"server"})
+	cmd.Flags().Bool("one-shot", false, "an action")
+	commandLineOnly(cmd.Flags(), "one-shot")
+	for _, f := range configFlags(cmd) {
+		if f.Name == "one-shot" {
+			t.Fatal("a command-line-only flag is configurable")
+		}
+	}
+}
