@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -27,6 +26,7 @@ type agentFlags struct {
 	vm, netnsPath, stateFile, tokenFile, guardPorts string
 	heartbeat, maxBack, offlineGrace                time.Duration
 	debug, restore, status                          bool
+	logFormat                                       string
 }
 
 func (a *app) agentCmd() *cobra.Command {
@@ -71,6 +71,9 @@ nftables.service reloads). --status prints the state file.
 	f.BoolVar(&fl.debug, "debug", false, "log every apply")
 	f.BoolVar(&fl.restore, "restore", false, "restore the state file into the kernel once and exit")
 	f.BoolVar(&fl.status, "status", false, "print the state file (last snapshot, drift repairs) and exit")
+	f.StringVar(&fl.logFormat, "log-format", "text", "log format: text or json")
+	a.configurable(cmd, "server", "token")
+	commandLineOnly(f, "restore", "status")
 	return cmd
 }
 
@@ -102,11 +105,10 @@ func (a *app) runAgent(ctx context.Context, fl agentFlags) error {
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	level := slog.LevelInfo
-	if fl.debug {
-		level = slog.LevelDebug
+	log, err := newLogger(a.stderr, fl.logFormat, fl.debug)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	opts := nftables.Options{}
 	if fl.netnsPath != "" {
 		f, err := os.Open(fl.netnsPath)

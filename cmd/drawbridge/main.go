@@ -78,7 +78,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
-	root.AddCommand(a.agentCmd())
+	root.AddCommand(a.agentCmd(), a.versionCmd())
 	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd())
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending

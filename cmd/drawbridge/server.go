@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +25,7 @@ func (a *app) serverCmd() *cobra.Command {
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
 		trustedProxies    []string
+		logFormat         string
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -35,11 +36,10 @@ ran are revoked before the API starts serving; the startup log line reports
 how many (startup_expired) and how long that took (startup_expiry).`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
+			log, err := newLogger(a.stderr, logFormat, debug)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Logger = log
 			if cfg.DBPath == "" {
 				return errors.New("--db: a database file path is required")
@@ -96,6 +96,10 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&cfg.AuditKeyFile, "audit-key", "", "Ed25519 key that signs audit checkpoints, created mode 0600 with its public key beside it (FILE.pub) if missing (default: beside the database, DB.audit-key)")
 	f.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "sign the audit log's head after this many records (default 1000; negative: only when the server stops)")
 	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 0, "and at least this often while records are written (default 1m)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address only (default: on --listen)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for in-flight requests before closing")
+	a.configurable(cmd)
 	return cmd
 }
 

@@ -47,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	if err := svc.ApplyInventory(context.Background(), inventory.Sample()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Network: simProv}).Handler())
+	srv := httptest.NewServer(validated(t, api.New(api.Config{Service: svc, Network: simProv})))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv}
 }

@@ -43,7 +43,7 @@ func TestDatabaseLostAnswers503AndRecovers(t *testing.T) {
 	if err := svc.ApplyInventory(context.Background(), inventory.Sample()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, Network: simProv}).Handler())
+	srv := httptest.NewServer(validated(t, api.New(api.Config{Service: svc, Network: simProv})))
 	defer srv.Close()
 	e := &env{t: t, srv: srv}
 

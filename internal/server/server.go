@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/clock"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 	"github.com/drawbridge/drawbridge/internal/store"
@@ -77,6 +77,12 @@ type Config struct {
 	AuditKeyFile       string
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
+	// MetricsListen, if set, serves /metrics on this address only instead
+	// of on Listen.
+	MetricsListen string
+	// ShutdownTimeout bounds how long Close waits for in-flight requests
+	// (default 10s).
+	ShutdownTimeout time.Duration
 }
 
 // Server is a running drawbridge server.
@@ -109,6 +115,12 @@ type Server struct {
 	Webhooks *webhook.Dispatcher
 	// AuditKeyFile is the checkpoint signing key (public key: + ".pub").
 	AuditKeyFile string
+
+	// Metrics are served at /metrics; MetricsURL is where (on the API's
+	// address unless Config.MetricsListen moved them).
+	Metrics    *metrics.Metrics
+	MetricsURL string
+	ops        ops
 }
 
 // NewID returns a 128-bit identifier in hex: 48 bits of Unix milliseconds
@@ -160,7 +172,7 @@ func openStore(ctx context.Context, db string) (backend, error) {
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	began := time.Now()
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.RefusalLimiter == nil {
 		cfg.RefusalLimiter = defaultRefusalLimiter()
@@ -168,14 +180,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 5 * time.Minute
 	}
+	cfg.Logger = WithRequestIDs(cfg.Logger)
 	st, err := openStore(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, err
 	}
+	if testWrapStore != nil {
+		st = testWrapStore(st)
+	}
+	m := metrics.New()
 	simProv := sim.New(st)
 	hub := agenthub.New()
 	var hooks *webhook.Dispatcher
-	var events jit.EventSink
+	events := fanOut{m, eventLog{cfg.Logger}}
 	if len(cfg.Webhook.URLs) > 0 {
 		opt := cfg.Webhook
 		if opt.Logger == nil {
@@ -185,11 +202,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			st.Close()
 			return nil, err
 		}
-		events = hooks
+		events = append(events, hooks)
 	}
 	svc := jit.NewService(jit.Config{
-		Store:     st,
-		Providers: jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub},
+		Store:     timedStore{st, m},
+		Providers: m.WrapProviders(jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: issuingHub{hub, m}}),
 		Clock:     clock.Real{},
 		NewID:     NewID,
 		Events:    events,
@@ -197,11 +214,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ApprovalTimeout: cfg.ApprovalTimeout,
 	})
 	hub.SetReconciler(svc.ReconcileVM)
-	hub.SetReporter(svc.ReportObserved)
+	hub.SetReporter(m.WrapReporter(inventory.ProviderNftables, svc.ReportObserved))
 	hub.SetDriftRecorder(func(ctx context.Context, vmID string, d agenthub.Drift) error {
+		if d.Restored != "" {
+			m.DriftRepaired(inventory.ProviderNftables)
+		}
 		return svc.RecordDrift(ctx, vmID, jit.DriftRecord{SeenAt: d.Time, Found: d.Found, Restored: d.Restored, Error: d.Error})
 	})
-	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st, Webhooks: hooks}
+	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st, Webhooks: hooks, Metrics: m}
+
 	fail := func() {
 		if hooks != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -276,17 +297,24 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Network:        simProv,
 		Logger:         cfg.Logger,
 		TrustedProxies: cfg.TrustedProxies,
-		Agents:         hub,
+		Agents:         observedAgents{hub, m, cfg.Logger},
 		AzurePageSize:  cfg.AzurePageSize,
 	})
-	s.http = &http.Server{Handler: apiServer.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.URL = "http://" + ln.Addr().String()
+	if err := s.serveOps(cfg, apiServer, ln); err != nil {
+		ln.Close()
+		fail()
+		st.Close()
+		return nil, err
+	}
 
 	jobCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(3)
+	s.ops.ready.expiry.Store(true)
 	go func() {
 		defer s.wg.Done()
+		defer s.ops.ready.expiry.Store(false)
 		svc.RunExpiry(jobCtx, func(err error) { cfg.Logger.Error("expiry", "err", err) })
 	}()
 	go func() {
@@ -304,12 +332,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops serving, stops the jobs and closes the store.
+// Close stops serving, stops the jobs and closes the store. /readyz
+// answers 503 from the start; in-flight requests finish (within
+// Config.ShutdownTimeout) and agent streams end cleanly before the jobs
+// stop and the store closes.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	s.ops.ready.stopping.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.ops.shutdownTimeout)
 	defer cancel()
 	s.Agents.Close() // end agent streams, or Shutdown waits for them
 	err := s.http.Shutdown(ctx)
+	if s.ops.metricsHTTP != nil {
+		err = errors.Join(err, s.ops.metricsHTTP.Shutdown(ctx))
+	}
 	s.cancel()
 	s.wg.Wait()
 	if s.Webhooks != nil {
