@@ -7,10 +7,13 @@
 // Files by role:
 //
 //	service.go           Service, its configuration and small helpers
+//	change.go            write, the one path by which anything changes
 //	service_policy.go    PutPolicy, DeletePolicy and policy reads
 //	service_request.go   Initiate: validate → load → plan → apply → record
+//	request_plan.go      plan: a request's grants, checked against the policy
 //	service_revoke.go    Revoke (a user ends a grant early)
-//	approval.go          requests that wait for approvals
+//	service_approval.go  holding, approving, denying and lapsing requests
+//	approval.go          approval rules and who may decide
 //	job_expiry.go        the expiry and resync jobs
 //	reconcile.go         the reconcile engine: desired state → provider
 //	service_inventory.go the inventory facade

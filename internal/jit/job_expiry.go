@@ -2,7 +2,6 @@ package jit
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -107,39 +106,31 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for {
-		now := s.clock.Now().UTC()
-		var later []string
-		n := 0
-		err := s.store.InTx(ctx, func(tx Tx) error {
-			due, err := tx.DueGrants(ctx, now, expireBatch)
-			if err != nil {
-				return err
-			}
-			n = len(due)
-			vms := map[string]string{}
-			for _, g := range due {
-				if _, err := s.endGrant(ctx, tx, Actor{Principal: SystemPrincipal}, g, ReasonExpired, now); err != nil {
-					return err
-				}
-				vms[inventory.Key(g.VMID)] = g.VMID
-			}
-			later, err = s.applyAllInTx(ctx, tx, sortedValues(vms), now, nil)
-			return err
-		})
+		n, after, err := write(ctx, s, nil, s.expireDueBatch)
 		if err != nil {
 			return total, err
 		}
 		total += n
-		var errs []error
-		for _, vmID := range later {
-			if err := s.ReconcileVM(ctx, vmID); err != nil {
-				errs = append(errs, err)
-			}
-		}
 		if n < expireBatch {
-			return total, errors.Join(errs...)
+			return total, after.err()
 		}
 	}
+}
+
+// expireDueBatch ends up to expireBatch due grants and applies their VMs.
+func (s *Service) expireDueBatch(c *change) (int, error) {
+	due, err := c.tx.DueGrants(c.ctx, c.now, expireBatch)
+	if err != nil {
+		return 0, err
+	}
+	vms := map[string]string{}
+	for _, g := range due {
+		if _, err := endGrant(c, Actor{Principal: SystemPrincipal}, g, ReasonExpired); err != nil {
+			return 0, err
+		}
+		vms[inventory.Key(g.VMID)] = g.VMID
+	}
+	return len(due), s.applyInStore(c, sortedValues(vms), nil)
 }
 
 // earliestEnd returns the earliest end time of gs (zero if gs is empty).

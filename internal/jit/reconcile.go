@@ -12,24 +12,31 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
+// The reconcile engine. A VM's desired state is computed from the store
+// (desiredInTx) and handed to its provider. Providers that keep their state
+// in the store (TxProvider) apply inside the writing transaction, so the
+// change and the firewall commit together; the others apply after commit,
+// under the VM's lock, and what they report is recorded afterwards.
+
+// vmState is a VM, its desired state and its active grants, read in one
+// transaction.
+type vmState struct {
+	vm      inventory.VM
+	desired Desired
+	active  []Grant
+}
+
 // DesiredFor computes the desired firewall state of a VM from the store: the
 // ports its policy guards and its grants that are active now.
 func (s *Service) DesiredFor(ctx context.Context, vmID string) (inventory.VM, Desired, []Grant, error) {
-	var vm inventory.VM
-	var d Desired
-	var active []Grant
-	err := s.store.ReadTx(ctx, func(tx Tx) error {
-		var err error
-		vm, d, active, err = desiredInTx(ctx, tx, vmID, s.clock.Now().UTC())
-		return err
-	})
-	return vm, d, active, err
+	st, err := readTx(ctx, s.store, func(tx Tx) (vmState, error) { return desiredInTx(ctx, tx, vmID, s.clock.Now().UTC()) })
+	return st.vm, st.desired, st.active, err
 }
 
-func desiredInTx(ctx context.Context, tx Tx, vmID string, now time.Time) (inventory.VM, Desired, []Grant, error) {
+func desiredInTx(ctx context.Context, tx Tx, vmID string, now time.Time) (vmState, error) {
 	vm, err := tx.GetVM(ctx, vmID)
 	if err != nil {
-		return vm, Desired{}, nil, err
+		return vmState{vm: vm}, err
 	}
 	d := Desired{VMID: vm.ID}
 	p, err := tx.PolicyForVM(ctx, vm.ID)
@@ -39,11 +46,11 @@ func desiredInTx(ctx context.Context, tx Tx, vmID string, now time.Time) (invent
 			d.Guarded = guardedPorts(vp)
 		}
 	case !errors.Is(err, store.ErrNotFound):
-		return vm, d, nil, err
+		return vmState{vm: vm, desired: d}, err
 	}
 	grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
 	if err != nil {
-		return vm, d, nil, err
+		return vmState{vm: vm, desired: d}, err
 	}
 	var active []Grant
 	for _, g := range grants {
@@ -56,58 +63,60 @@ func desiredInTx(ctx context.Context, tx Tx, vmID string, now time.Time) (invent
 	for _, g := range active {
 		d.Grants = append(d.Grants, desiredGrant(g))
 	}
-	return vm, d, active, nil
+	return vmState{vm: vm, desired: d, active: active}, nil
 }
 
-// applyAllInTx reconciles the VMs whose provider keeps its state in the
-// store, inside tx, and returns the others for the caller to reconcile
-// after commit. With fieldFor set, a provider failure aborts the
-// transaction as a conflict naming fieldFor(vmID); without it, the failure
-// is recorded on the VM's grants and the transaction goes on.
-func (s *Service) applyAllInTx(ctx context.Context, tx Tx, vmIDs []string, now time.Time, fieldFor func(vmID string) string) ([]string, error) {
-	var later []string
+// applyInStore reconciles vmIDs in c: those whose provider keeps its state
+// in the store apply now, the others are left to reconcile after commit.
+// With fieldFor set, a provider failure aborts the transaction as a
+// conflict naming fieldFor(vmID); without it, the failure is recorded on
+// the VM's grants and the transaction goes on.
+func (s *Service) applyInStore(c *change, vmIDs []string, fieldFor func(vmID string) string) error {
 	for _, vmID := range vmIDs {
-		vm, desired, active, err := desiredInTx(ctx, tx, vmID, now)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // left the inventory: nothing to enforce
-		} else if err != nil {
-			return nil, err
-		}
-		prov, err := s.providerFor(vm)
+		outside, err := s.applyVMInStore(c, vmID, fieldFor)
 		if err != nil {
-			if fieldFor != nil {
-				return nil, conflict(fieldFor(vmID), "%v", err)
-			}
-			later = append(later, vm.ID) // ReconcileVM reports it
-			continue
-		}
-		txp, ok := prov.(TxProvider)
-		if !ok {
-			later = append(later, vm.ID)
-			continue
-		}
-		obs, applyErr := txp.ApplyTx(ctx, tx, vm, desired)
-		if applyErr != nil {
-			if fieldFor != nil {
-				return nil, conflict(fieldFor(vmID), "cannot apply JIT on %s: %v", vm.ID, applyErr)
-			}
-			applyErr = fmt.Errorf("apply on %s: %w", vm.ID, applyErr)
-		}
-		if err := recordObserved(ctx, tx, active, obs, applyErr, now); err != nil {
-			return nil, err
-		}
-	}
-	return later, nil
-}
-
-// recordObserved updates the apply bookkeeping of a VM's active grants in tx.
-func recordObserved(ctx context.Context, tx Tx, active []Grant, obs Observed, applyErr error, now time.Time) error {
-	for _, g := range observedChanges(active, obs, applyErr, now) {
-		if err := tx.UpdateGrant(ctx, g); err != nil {
 			return err
+		}
+		if outside {
+			c.later = append(c.later, vmID)
 		}
 	}
 	return nil
+}
+
+// applyVMInStore is applyInStore for one VM; outside says its provider
+// lives outside the store (or is missing: ReconcileVM reports that).
+func (s *Service) applyVMInStore(c *change, vmID string, fieldFor func(vmID string) string) (outside bool, err error) {
+	st, err := desiredInTx(c.ctx, c.tx, vmID, c.now)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // left the inventory: nothing to enforce
+	} else if err != nil {
+		return false, err
+	}
+	prov, err := s.providerFor(st.vm)
+	if err != nil {
+		if fieldFor != nil {
+			return false, conflict(fieldFor(vmID), "%v", err)
+		}
+		return true, nil
+	}
+	txp, ok := prov.(TxProvider)
+	if !ok {
+		return true, nil
+	}
+	obs, applyErr := txp.ApplyTx(c.ctx, c.tx, st.vm, st.desired)
+	if applyErr != nil {
+		if fieldFor != nil {
+			return false, conflict(fieldFor(vmID), "cannot apply JIT on %s: %v", st.vm.ID, applyErr)
+		}
+		applyErr = fmt.Errorf("apply on %s: %w", st.vm.ID, applyErr)
+	}
+	for _, g := range observedChanges(st.active, obs, applyErr, c.now) {
+		if err := c.tx.UpdateGrant(c.ctx, g); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // observedChanges returns the active grants whose apply bookkeeping changes
@@ -144,78 +153,68 @@ func observedChanges(active []Grant, obs Observed, applyErr error, now time.Time
 func (s *Service) ReconcileVM(ctx context.Context, vmID string) error {
 	unlock := s.lockVMs([]string{inventory.Key(vmID)})
 	defer unlock()
-	var later []string
-	var applyErr error
-	var outside *outsideState
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		now := s.clock.Now().UTC()
-		var err error
-		outside, applyErr = nil, nil // fn may run more than once
-		later, err = s.applyAllInTx(ctx, tx, []string{vmID}, now, nil)
-		if err != nil {
-			return err
-		}
-		if len(later) > 0 {
-			// Read what the outside provider needs in this transaction,
-			// not in another one after it: one store round trip less on
-			// the path from a request to an open port.
-			vm, desired, active, err := desiredInTx(ctx, tx, vmID, now)
-			if err == nil {
-				outside = &outsideState{vm, desired, active}
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-		}
-		if len(later) == 0 {
-			// Report a failure recorded in the transaction to the caller.
-			grants, err := tx.ListGrants(ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
-			if err != nil {
-				return err
-			}
-			for _, g := range grants {
-				if g.ProviderError != "" {
-					applyErr = errors.New(g.ProviderError)
-					break
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil || len(later) == 0 || outside == nil {
-		return errors.Join(err, applyErr)
+	r, _, err := write(ctx, s, nil, func(c *change) (reconcileResult, error) { return s.reconcileInStore(c, vmID) })
+	if err != nil {
+		return err
 	}
-	return s.reconcileOutside(ctx, *outside)
+	if r.outside == nil {
+		return r.applyErr
+	}
+	return s.reconcileOutside(ctx, *r.outside)
 }
 
-// outsideState is what reconcileOutside applies: a VM, its desired state
-// and its active grants, read in one transaction under the VM's lock.
-type outsideState struct {
-	vm      inventory.VM
-	desired Desired
-	active  []Grant
+// reconcileResult is what reconcileInStore found: the failure recorded in
+// the store, or the state an outside provider must apply.
+type reconcileResult struct {
+	applyErr error
+	outside  *vmState
+}
+
+// reconcileInStore applies a VM whose provider lives in the store and
+// reports the failure it recorded; for a provider outside the store it
+// reads, in this transaction, what that provider needs (one store round
+// trip less on the path from a request to an open port).
+func (s *Service) reconcileInStore(c *change, vmID string) (reconcileResult, error) {
+	outside, err := s.applyVMInStore(c, vmID, nil)
+	if err != nil {
+		return reconcileResult{}, err
+	}
+	if outside {
+		st, err := desiredInTx(c.ctx, c.tx, vmID, c.now)
+		if errors.Is(err, store.ErrNotFound) {
+			return reconcileResult{}, nil
+		}
+		return reconcileResult{outside: &st}, err
+	}
+	grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
+	if err != nil {
+		return reconcileResult{}, err
+	}
+	for _, g := range grants {
+		if g.ProviderError != "" {
+			return reconcileResult{applyErr: errors.New(g.ProviderError)}, nil
+		}
+	}
+	return reconcileResult{}, nil
 }
 
 // reconcileOutside reconciles a VM whose provider lives outside the store:
 // apply the desired state read under the VM's lock, then record what the
 // provider reported.
-func (s *Service) reconcileOutside(ctx context.Context, o outsideState) error {
-	vm, desired, active := o.vm, o.desired, o.active
-	prov, err := s.providerFor(vm)
+func (s *Service) reconcileOutside(ctx context.Context, st vmState) error {
+	prov, err := s.providerFor(st.vm)
 	if err != nil {
 		return err
 	}
-	obs, applyErr := prov.Apply(ctx, vm, desired)
+	obs, applyErr := prov.Apply(ctx, st.vm, st.desired)
 	if s.OnChange != nil {
-		s.OnChange(vm.ID)
+		s.OnChange(st.vm.ID)
 	}
 	if applyErr != nil {
-		applyErr = fmt.Errorf("apply on %s: %w", vm.ID, applyErr)
+		applyErr = fmt.Errorf("apply on %s: %w", st.vm.ID, applyErr)
 	}
-	changed := observedChanges(active, obs, applyErr, s.clock.Now().UTC())
-	if len(changed) > 0 {
-		if err := s.updateGrants(ctx, changed); err != nil {
-			return errors.Join(applyErr, err)
-		}
+	if err := s.updateGrants(ctx, observedChanges(st.active, obs, applyErr, s.clock.Now().UTC())); err != nil {
+		return errors.Join(applyErr, err)
 	}
 	return applyErr
 }
@@ -247,39 +246,39 @@ func (s *Service) ReportObserved(ctx context.Context, vmID string, enforced []st
 	return s.updateGrants(ctx, changed)
 }
 
+// updateGrants records the apply bookkeeping of gs; a concurrent end of a
+// grant wins.
 func (s *Service) updateGrants(ctx context.Context, gs []Grant) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	return s.store.InTx(ctx, func(tx Tx) error {
+	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
 		for _, g := range gs {
-			cur, err := tx.GetGrant(ctx, g.ID)
+			cur, err := c.tx.GetGrant(c.ctx, g.ID)
 			if err != nil {
-				return err
+				return struct{}{}, err
 			}
-			// Only the apply bookkeeping changes here; a concurrent end of
-			// the grant wins.
 			if cur.Status != g.Status {
 				continue
 			}
 			cur.Applied, cur.AppliedAt, cur.ProviderError = g.Applied, g.AppliedAt, g.ProviderError
-			if err := tx.UpdateGrant(ctx, cur); err != nil {
-				return err
+			if err := c.tx.UpdateGrant(c.ctx, cur); err != nil {
+				return struct{}{}, err
 			}
 		}
-		return nil
+		return struct{}{}, nil
 	})
+	return err
 }
 
 // ReconcileAll reconciles every VM that has a policy or an active grant, and
 // returns the VMs that failed.
 func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
-	vms := map[string]string{}
-	err := s.store.ReadTx(ctx, func(tx Tx) error {
-		clear(vms) // fn may run more than once
+	vms, err := readTx(ctx, s.store, func(tx Tx) (map[string]string, error) {
+		vms := map[string]string{}
 		ps, err := tx.ListPolicies(ctx, "/", "")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, p := range ps {
 			for _, v := range p.VirtualMachines {
@@ -288,12 +287,12 @@ func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
 		}
 		gs, err := tx.ListGrants(ctx, GrantFilter{ActiveOnly: true})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, g := range gs {
 			vms[inventory.Key(g.VMID)] = g.VMID
 		}
-		return nil
+		return vms, nil
 	})
 	if err != nil {
 		return nil, err

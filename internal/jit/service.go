@@ -1,7 +1,6 @@
 package jit
 
 import (
-	"context"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -31,7 +30,7 @@ type Service struct {
 	// before that, so requests under load do not each cost the job two
 	// store reads.
 	expiryDeadline atomic.Int64
-	events         *eventLog // nil without Config.Events
+	events         EventSink // nil without Config.Events
 
 	// OnChange, if set, is called after a VM whose provider lives outside
 	// the store was reconciled.
@@ -54,27 +53,11 @@ type Config struct {
 
 // NewService returns a service; call RunExpiry to enforce end times.
 func NewService(c Config) *Service {
-	s := &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, wake: make(chan struct{}, 1)}
-	if c.Events != nil {
-		s.events = &eventLog{sink: c.Events, open: map[Tx]*[]Event{}}
-		s.store = eventStore{Store: c.Store, log: s.events}
-	}
-	return s
+	return &Service{store: c.Store, providers: c.Providers, clock: c.Clock, newID: c.NewID, approvalTimeout: c.ApprovalTimeout, events: c.Events, wake: make(chan struct{}, 1)}
 }
 
 // Clock returns the service's clock.
 func (s *Service) Clock() clock.Clock { return s.clock }
-
-// readTx runs one read in its own read-only transaction and returns its result.
-func readTx[T any](ctx context.Context, st Store, read func(Tx) (T, error)) (T, error) {
-	var out T
-	err := st.ReadTx(ctx, func(tx Tx) error {
-		var err error
-		out, err = read(tx)
-		return err
-	})
-	return out, err
-}
 
 func requestVMs(r Request) []string {
 	seen := map[string]string{}

@@ -36,12 +36,12 @@ func (s *Service) ApplyInventory(ctx context.Context, inv inventory.Inventory) e
 	if err := inventory.Validate(inv); err != nil {
 		return &FieldError{Kind: ErrInvalid, Reason: err.Error()}
 	}
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		if err := inventory.Save(ctx, tx, inv); err != nil {
-			return err
+	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
+		if err := inventory.Save(ctx, c.tx, inv); err != nil {
+			return struct{}{}, err
 		}
-		return s.auditTx(ctx, tx, ActorFrom(ctx), AuditInventoryApply, "/",
-			fmt.Sprintf("%d VMs, %d NSGs, %d security groups", len(inv.VMs), len(inv.NSGs), len(inv.SecurityGroups)), nil, nil, s.clock.Now().UTC())
+		return struct{}{}, c.audit(ActorFrom(ctx), AuditInventoryApply, "/",
+			fmt.Sprintf("%d VMs, %d NSGs, %d security groups", len(inv.VMs), len(inv.NSGs), len(inv.SecurityGroups)), nil, nil)
 	})
 	if err != nil {
 		return err
