@@ -221,29 +221,26 @@ func listTokens(ctx context.Context, o store.Objects) ([]TokenInfo, error) {
 
 // RevokeToken revokes the token with that ID (from token list), audited.
 func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (TokenInfo, error) {
-	var out TokenInfo
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
-		out = TokenInfo{} // fn may run more than once
+	out, err := objectTx(ctx, s.st, func(o store.Objects) (TokenInfo, error) {
 		ts, err := listTokens(ctx, o)
 		if err != nil {
-			return err
+			return TokenInfo{}, err
 		}
 		for _, t := range ts {
 			if t.ID != id {
 				continue
 			}
 			if !t.RevokedAt.IsZero() {
-				return jit.NewFieldError(jit.ErrConflict, "id", "token %s was already revoked at %s", id, t.RevokedAt.Format(time.RFC3339))
+				return TokenInfo{}, jit.NewFieldError(jit.ErrConflict, "id", "token %s was already revoked at %s", id, t.RevokedAt.Format(time.RFC3339))
 			}
 			before := t
 			t.RevokedAt = s.now().UTC()
 			if err := o.PutObject(ctx, KindToken, t.Hash, t); err != nil {
-				return err
+				return TokenInfo{}, err
 			}
-			out = t
-			return s.appendRecord(ctx, o, actor, OpTokenRevoke, "/", fmt.Sprintf("token %s of %s", t.ID, t.Principal), before, t)
+			return t, s.appendRecord(ctx, o, actor, OpTokenRevoke, "/", fmt.Sprintf("token %s of %s", t.ID, t.Principal), before, t)
 		}
-		return jit.NewFieldError(jit.ErrNotFound, "id", "no token with ID %q", id)
+		return TokenInfo{}, jit.NewFieldError(jit.ErrNotFound, "id", "no token with ID %q", id)
 	})
 	if err == nil {
 		s.changed() // cached lookups of the token are stale now
@@ -430,12 +427,11 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 	if a.ID == "" {
 		a.ID = newUUID()
 	}
-	in := a
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
-		a = in // fn may run more than once: start from the caller's value
+	out, err := objectTx(ctx, s.st, func(o store.Objects) (rbac.Assignment, error) {
+		a := a // each run starts from the caller's value
 		roles, as, err := loadPolicyState(ctx, o)
 		if err != nil {
-			return err
+			return a, err
 		}
 		pol, err := rbac.NewPolicy(roles, append(slices.Clip(as), a))
 		if err != nil {
@@ -444,23 +440,24 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 			if strings.Contains(msg, "scope:") {
 				field = "scope"
 			}
-			return jit.NewFieldError(jit.ErrInvalid, field, "%s", msg)
+			return a, jit.NewFieldError(jit.ErrInvalid, field, "%s", msg)
 		}
 		// The canonical spelling (a role may be named by its ID), before
 		// comparing with the stored assignments, which have it.
 		a.Role = pol.Role(a.Role).Name
 		for _, have := range as {
 			if strings.EqualFold(have.Role, a.Role) && strings.EqualFold(have.Principal, a.Principal) && have.PrincipalType == a.PrincipalType && have.Scope.Equal(a.Scope) {
-				return jit.NewFieldError(jit.ErrConflict, "", "%s already exists (assignment %s)", a, have.ID)
+				return a, jit.NewFieldError(jit.ErrConflict, "", "%s already exists (assignment %s)", a, have.ID)
 			}
 		}
 		if err := o.PutObject(ctx, KindAssignment, a.ID, toJSON(a)); err != nil {
-			return err
+			return a, err
 		}
-		return s.appendRecord(ctx, o, actor, OpRoleAssign, a.Scope.String(), a.String(), nil, toJSON(a))
+		return a, s.appendRecord(ctx, o, actor, OpRoleAssign, a.Scope.String(), a.String(), nil, toJSON(a))
 	})
 	if err == nil {
 		s.changed()
+		a = out
 	}
 	return a, err
 }
@@ -592,4 +589,19 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// objectTx runs fn in one writing transaction and returns the result of
+// the run that committed (a backend may run fn more than once, so fn
+// returns what it made rather than setting the caller's variables).
+func objectTx[T any](ctx context.Context, st store.ObjectStore, fn func(store.Objects) (T, error)) (T, error) {
+	var out T
+	err := st.ObjectTx(ctx, func(o store.Objects) error {
+		v, err := fn(o)
+		if err == nil {
+			out = v
+		}
+		return err
+	})
+	return out, err
 }

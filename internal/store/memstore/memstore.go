@@ -563,6 +563,3 @@ func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	}
 	return next, found, nil
 }
-
-// LockVMs does nothing: memstore transactions already run one at a time.
-func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error { return nil }

@@ -75,33 +75,19 @@ const busyTimeoutMS = 10000
 
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date. ":memory:" gives a private in-memory database.
-func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path, 1)
-}
-
-// open is Open with a configurable connection count, so the benchmark can
-// compare the single-writer design with a pool.
 //
-// Why one connection: every InTx may write (jit.Store does not say which
-// transactions are read-only), and SQLite allows one writer at a time. With
-// several connections, writers queue on SQLite's file lock, whose busy
-// handler polls with sleeps of 1 to 100 ms, so latency under contention
-// jumps to milliseconds. A single connection queues transactions in Go
-// instead (database/sql hands the connection to waiters in order): no
-// SQLITE_BUSY and no deadlock by construction, every statement is prepared
-// once, and ":memory:" works because there is only one database.
-// Measured with BenchmarkInsertRequestParallel (16 goroutines on 2 vCPUs
-// shared with other busy processes): one connection and a pool of 4 with
-// BEGIN IMMEDIATE both ran without errors at about 0.6 to 0.7 ms of CPU
-// per initiate transaction, the difference within the noise, so the
-// simpler design wins. Reads in parallel come from the separate read-only
-// pool that ReadTx uses (openReadPool).
+// Writes go through one connection, owned by the writer goroutine, which
+// runs queued transactions in group commits (Store.writer): SQLite allows one
+// writer at a time, so queueing in Go avoids SQLITE_BUSY and its polling
+// busy handler, every statement is prepared once, and ":memory:" works
+// because there is only one database. Reads in parallel come from the
+// separate read-only pool that ReadTx uses (openReadPool).
 //
 // _txlock=immediate makes BEGIN take the write lock at once, so a
 // transaction never has to upgrade a read lock to a write lock, which is
 // the case SQLite resolves with SQLITE_BUSY instead of waiting. It only
 // matters when another process opens the same file.
-func open(ctx context.Context, path string, conns int) (*Store, error) {
+func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
@@ -146,8 +132,8 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {

@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/drawbridge/drawbridge/internal/audit"
-	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"strings"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -805,6 +806,3 @@ func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	}
 	return time.Unix(0, n.Int64).UTC(), true, nil
 }
-
-// LockVMs does nothing: SQLite transactions already run one at a time.
-func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error { return nil }
