@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -43,6 +44,9 @@ type Store struct {
 	// ":memory:", whose database only the writer's connection can see.
 	readDB    *sql.DB
 	readStmts map[string]*sql.Stmt
+
+	// memo remembers decoded rows and objects by their bytes (jsonmemo).
+	memo *jsonmemo.Memo
 
 	// cache is the writer's row cache (cache.go); only the writer uses it.
 	cache *rowCache
@@ -144,7 +148,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), memo: jsonmemo.New(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
 			st.Close()
@@ -347,7 +351,7 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{tx: sqlTx, stmts: s.readStmts})
+	err = fn(&tx{tx: sqlTx, stmts: s.readStmts, memo: s.memo})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
@@ -579,7 +583,7 @@ func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx, bound map[string]
 		r.err = err
 		return nil
 	}
-	return &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
+	return &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache, memo: s.memo}
 }
 
 // failAll gives err to every job of idx that has not failed already, run
