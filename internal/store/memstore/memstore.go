@@ -1,10 +1,12 @@
-// Package memstore owns an in-memory implementation of jit.Store and
-// store.ObjectStore for fast tests of the domain. It has the same
-// transaction semantics as the real backends: transactions run one at a
-// time (read-only ones side by side, but never beside a writing one), and
-// an undo log puts back everything a failed (or panicking) transaction
-// changed. Values are stored as JSON, like the real backends,
-// so callers never share memory with the store and times come back in UTC.
+// Package memstore owns the fake store: an in-memory implementation of
+// jit.Store and store.ObjectStore that the domain's tests (jit, access,
+// api) run on, and nothing in production uses. The conformance suite
+// (storetest.Run, run by memstore_test.go as by the sqlite and postgres
+// tests) holds it to the same contract as the real backends: transactions
+// run one at a time (read-only ones side by side, but never beside a
+// writing one), an undo log puts back everything a failed (or panicking)
+// transaction changed, and values are stored as JSON, so callers never
+// share memory with the store and times come back in UTC.
 package memstore
 
 import (
