@@ -60,9 +60,9 @@ func (a afterCommit) err() error { return errors.Join(a.failures...) }
 // write is the one path by which the service changes anything. It locks
 // the VMs named by lock (inventory keys) in this process, runs fn in one
 // writing transaction with a fresh change per run and appends the change's
-// audit records in that transaction. Once it committed, it unlocks,
-// publishes the events, nudges the expiry job and reconciles the VMs fn
-// left for after commit. fn's result is that of the run that committed.
+// audit records in that transaction. Once it committed, it publishes the
+// events, unlocks, nudges the expiry job and reconciles the VMs fn left
+// for after commit. fn's result is that of the run that committed.
 func write[T any](ctx context.Context, s *Service, lock []string, fn func(c *change) (T, error)) (T, afterCommit, error) {
 	unlock := s.lockVMs(lock)
 	var out T
@@ -79,14 +79,17 @@ func write[T any](ctx context.Context, s *Service, lock []string, fn func(c *cha
 		out, done = v, c
 		return nil
 	})
-	unlock()
 	if err != nil {
+		unlock()
 		var zero T
 		return zero, afterCommit{}, err
 	}
+	// Published before unlocking, so that the events of changes to one VM
+	// go out in the order the changes committed.
 	if s.events != nil && len(done.events) > 0 {
 		s.events.Publish(done.events)
 	}
+	unlock()
 	if done.wake {
 		s.nudgeExpiry(done.wakeAt)
 	}
