@@ -8,12 +8,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 )
 
 // ErrNotFound is returned (possibly wrapped) when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
+
+// NotFound returns the error a backend gives for the missing row what
+// (a kind of object, "grant", "JIT policy") with key.
+func NotFound(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, ErrNotFound)
+}
 
 // ErrConflict is returned when a write conflicts with existing state
 // (a duplicate key, or an optimistic-concurrency check that failed).

@@ -166,10 +166,6 @@ func sqlLimit(n int) int {
 	return n
 }
 
-func notFound(what, key string) error {
-	return fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
-}
-
 // Objects
 
 // GetObjectRaw returns the stored JSON of an object.
@@ -177,7 +173,7 @@ func notFound(what, key string) error {
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
 	if r, ok := t.cache.get(tableObjects, kind, key); ok {
 		if !r.present {
-			return nil, notFound(kind, key)
+			return nil, store.NotFound(kind, key)
 		}
 		return r.body, nil
 	}
@@ -185,7 +181,7 @@ func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error)
 	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		t.cache.absent(tableObjects, kind, key)
-		return nil, notFound(kind, key)
+		return nil, store.NotFound(kind, key)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
 	}
@@ -332,7 +328,7 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	key := strings.ToLower(id)
 	if r, ok := t.cache.get(tablePolicies, "", key); ok {
 		if !r.present {
-			return jit.Policy{}, notFound("JIT policy", id)
+			return jit.Policy{}, store.NotFound("JIT policy", id)
 		}
 		return t.decodePolicy(r.body)
 	}
@@ -360,7 +356,7 @@ func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Po
 	var body []byte
 	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return jit.Policy{}, nil, notFound(what, id)
+		return jit.Policy{}, nil, store.NotFound(what, id)
 	} else if err != nil {
 		return jit.Policy{}, nil, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
 	}
@@ -380,7 +376,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	} else if n == 0 {
-		return notFound("JIT policy", id)
+		return store.NotFound("JIT policy", id)
 	}
 	return nil
 }
@@ -413,7 +409,7 @@ func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 		t.cache.setPolicyOfVM(vk, key)
 	}
 	if key == "" {
-		return jit.Policy{}, notFound("JIT policy for virtual machine", vmID)
+		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
 	}
 	return t.GetPolicy(ctx, key)
 }
@@ -746,7 +742,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 func (t *tx) grantBody(id string) ([]byte, error) {
 	if r, ok := t.cache.get(tableGrants, "", id); ok {
 		if !r.present {
-			return nil, notFound("grant", id)
+			return nil, store.NotFound("grant", id)
 		}
 		return r.body, nil
 	}
@@ -754,7 +750,7 @@ func (t *tx) grantBody(id string) ([]byte, error) {
 	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		t.cache.absent(tableGrants, "", id)
-		return nil, notFound("grant", id)
+		return nil, store.NotFound("grant", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
 	}
