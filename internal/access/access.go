@@ -54,32 +54,6 @@ const (
 	OpRoleUnassign = "role.unassign"
 )
 
-// ErrInvalid and ErrNotFound classify errors for the API (400, 404).
-var (
-	ErrInvalid  = errors.New("invalid")
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-)
-
-// FieldError names the bad input field.
-type FieldError struct {
-	Kind   error
-	Field  string
-	Reason string
-}
-
-func (e *FieldError) Error() string {
-	if e.Field == "" {
-		return e.Reason
-	}
-	return e.Field + ": " + e.Reason
-}
-func (e *FieldError) Unwrap() error { return e.Kind }
-
-func fieldErr(kind error, field, format string, args ...any) error {
-	return &FieldError{Kind: kind, Field: field, Reason: fmt.Sprintf(format, args...)}
-}
-
 // Store is identity and authorization state over an object store.
 type Store struct {
 	st  store.ObjectStore
@@ -183,14 +157,14 @@ type TokenInfo struct {
 func (s *Store) CreateToken(ctx context.Context, actor jit.Actor, p auth.IssueParams, groups []string) (string, TokenInfo, error) {
 	plain, rec, err := auth.Issue(p, s.now())
 	if err != nil {
-		return "", TokenInfo{}, fieldErr(ErrInvalid, fieldOf(err), "%v", err)
+		return "", TokenInfo{}, jit.NewFieldError(jit.ErrInvalid, fieldOf(err), "%v", err)
 	}
 	if rec.Kind == auth.KindAgent && len(groups) > 0 {
-		return "", TokenInfo{}, fieldErr(ErrInvalid, "groups", "agent tokens have no groups")
+		return "", TokenInfo{}, jit.NewFieldError(jit.ErrInvalid, "groups", "agent tokens have no groups")
 	}
 	for i, g := range groups {
 		if strings.TrimSpace(g) == "" {
-			return "", TokenInfo{}, fieldErr(ErrInvalid, fmt.Sprintf("groups[%d]", i), "group name must not be empty")
+			return "", TokenInfo{}, jit.NewFieldError(jit.ErrInvalid, fmt.Sprintf("groups[%d]", i), "group name must not be empty")
 		}
 	}
 	tok := TokenInfo{Token: rec, Groups: groups}
@@ -247,29 +221,26 @@ func listTokens(ctx context.Context, o store.Objects) ([]TokenInfo, error) {
 
 // RevokeToken revokes the token with that ID (from token list), audited.
 func (s *Store) RevokeToken(ctx context.Context, actor jit.Actor, id string) (TokenInfo, error) {
-	var out TokenInfo
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
-		out = TokenInfo{} // fn may run more than once
+	out, err := objectTx(ctx, s.st, func(o store.Objects) (TokenInfo, error) {
 		ts, err := listTokens(ctx, o)
 		if err != nil {
-			return err
+			return TokenInfo{}, err
 		}
 		for _, t := range ts {
 			if t.ID != id {
 				continue
 			}
 			if !t.RevokedAt.IsZero() {
-				return fieldErr(ErrConflict, "id", "token %s was already revoked at %s", id, t.RevokedAt.Format(time.RFC3339))
+				return TokenInfo{}, jit.NewFieldError(jit.ErrConflict, "id", "token %s was already revoked at %s", id, t.RevokedAt.Format(time.RFC3339))
 			}
 			before := t
 			t.RevokedAt = s.now().UTC()
 			if err := o.PutObject(ctx, KindToken, t.Hash, t); err != nil {
-				return err
+				return TokenInfo{}, err
 			}
-			out = t
-			return s.appendRecord(ctx, o, actor, OpTokenRevoke, "/", fmt.Sprintf("token %s of %s", t.ID, t.Principal), before, t)
+			return t, s.appendRecord(ctx, o, actor, OpTokenRevoke, "/", fmt.Sprintf("token %s of %s", t.ID, t.Principal), before, t)
 		}
-		return fieldErr(ErrNotFound, "id", "no token with ID %q", id)
+		return TokenInfo{}, jit.NewFieldError(jit.ErrNotFound, "id", "no token with ID %q", id)
 	})
 	if err == nil {
 		s.changed() // cached lookups of the token are stale now
@@ -372,7 +343,7 @@ type assignmentJSON struct {
 func (a assignmentJSON) assignment() (rbac.Assignment, error) {
 	scope, err := resource.Parse(a.Scope)
 	if err != nil {
-		return rbac.Assignment{}, fieldErr(ErrInvalid, "scope", "%v", err)
+		return rbac.Assignment{}, jit.NewFieldError(jit.ErrInvalid, "scope", "%v", err)
 	}
 	return rbac.Assignment{ID: a.ID, Role: a.Role, Principal: a.Principal, PrincipalType: a.PrincipalType, Scope: scope}, nil
 }
@@ -423,7 +394,7 @@ func (s *Store) AuthorizeOperation(p rbac.Principal, op rbac.Operation, target r
 // against the built-in and stored roles for name and ID clashes).
 func (s *Store) CreateRole(ctx context.Context, actor jit.Actor, r rbac.RoleDefinition) (rbac.RoleDefinition, error) {
 	if err := r.Validate(); err != nil {
-		return r, fieldErr(ErrInvalid, "", "%v", err)
+		return r, jit.NewFieldError(jit.ErrInvalid, "", "%v", err)
 	}
 	r.IsCustom = true
 	if r.ID == "" {
@@ -435,7 +406,7 @@ func (s *Store) CreateRole(ctx context.Context, actor jit.Actor, r rbac.RoleDefi
 			return err
 		}
 		if _, err := rbac.NewPolicy(append(roles, r), as); err != nil {
-			return fieldErr(ErrConflict, "Name", "%v", err)
+			return jit.NewFieldError(jit.ErrConflict, "Name", "%v", err)
 		}
 		if err := o.PutObject(ctx, KindRole, strings.ToLower(r.Name), r); err != nil {
 			return err
@@ -451,17 +422,16 @@ func (s *Store) CreateRole(ctx context.Context, actor jit.Actor, r rbac.RoleDefi
 // Assign stores a role assignment after checking it against the roles.
 func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) (rbac.Assignment, error) {
 	if err := a.Validate(); err != nil {
-		return a, fieldErr(ErrInvalid, fieldOf(err), "%v", err)
+		return a, jit.NewFieldError(jit.ErrInvalid, fieldOf(err), "%v", err)
 	}
 	if a.ID == "" {
 		a.ID = newUUID()
 	}
-	in := a
-	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
-		a = in // fn may run more than once: start from the caller's value
+	out, err := objectTx(ctx, s.st, func(o store.Objects) (rbac.Assignment, error) {
+		a := a // each run starts from the caller's value
 		roles, as, err := loadPolicyState(ctx, o)
 		if err != nil {
-			return err
+			return a, err
 		}
 		pol, err := rbac.NewPolicy(roles, append(slices.Clip(as), a))
 		if err != nil {
@@ -470,23 +440,24 @@ func (s *Store) Assign(ctx context.Context, actor jit.Actor, a rbac.Assignment) 
 			if strings.Contains(msg, "scope:") {
 				field = "scope"
 			}
-			return fieldErr(ErrInvalid, field, "%s", msg)
+			return a, jit.NewFieldError(jit.ErrInvalid, field, "%s", msg)
 		}
 		// The canonical spelling (a role may be named by its ID), before
 		// comparing with the stored assignments, which have it.
 		a.Role = pol.Role(a.Role).Name
 		for _, have := range as {
 			if strings.EqualFold(have.Role, a.Role) && strings.EqualFold(have.Principal, a.Principal) && have.PrincipalType == a.PrincipalType && have.Scope.Equal(a.Scope) {
-				return fieldErr(ErrConflict, "", "%s already exists (assignment %s)", a, have.ID)
+				return a, jit.NewFieldError(jit.ErrConflict, "", "%s already exists (assignment %s)", a, have.ID)
 			}
 		}
 		if err := o.PutObject(ctx, KindAssignment, a.ID, toJSON(a)); err != nil {
-			return err
+			return a, err
 		}
-		return s.appendRecord(ctx, o, actor, OpRoleAssign, a.Scope.String(), a.String(), nil, toJSON(a))
+		return a, s.appendRecord(ctx, o, actor, OpRoleAssign, a.Scope.String(), a.String(), nil, toJSON(a))
 	})
 	if err == nil {
 		s.changed()
+		a = out
 	}
 	return a, err
 }
@@ -496,7 +467,7 @@ func (s *Store) GetAssignment(ctx context.Context, id string) (rbac.Assignment, 
 	var a assignmentJSON
 	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error { return o.GetObject(ctx, KindAssignment, id, &a) })
 	if errors.Is(err, store.ErrNotFound) {
-		return rbac.Assignment{}, fieldErr(ErrNotFound, "id", "no role assignment with ID %q", id)
+		return rbac.Assignment{}, jit.NewFieldError(jit.ErrNotFound, "id", "no role assignment with ID %q", id)
 	} else if err != nil {
 		return rbac.Assignment{}, err
 	}
@@ -508,7 +479,7 @@ func (s *Store) Unassign(ctx context.Context, actor jit.Actor, id string) error 
 	err := s.st.ObjectTx(ctx, func(o store.Objects) error {
 		var a assignmentJSON
 		if err := o.GetObject(ctx, KindAssignment, id, &a); errors.Is(err, store.ErrNotFound) {
-			return fieldErr(ErrNotFound, "id", "no role assignment with ID %q", id)
+			return jit.NewFieldError(jit.ErrNotFound, "id", "no role assignment with ID %q", id)
 		} else if err != nil {
 			return err
 		}
@@ -618,4 +589,19 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// objectTx runs fn in one writing transaction and returns the result of
+// the run that committed (a backend may run fn more than once, so fn
+// returns what it made rather than setting the caller's variables).
+func objectTx[T any](ctx context.Context, st store.ObjectStore, fn func(store.Objects) (T, error)) (T, error) {
+	var out T
+	err := st.ObjectTx(ctx, func(o store.Objects) error {
+		v, err := fn(o)
+		if err == nil {
+			out = v
+		}
+		return err
+	})
+	return out, err
 }

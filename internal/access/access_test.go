@@ -206,11 +206,11 @@ func TestAssignByRoleID(t *testing.T) {
 			t.Errorf("%T: stored role %q, want %q", st, a.Role, rbac.RoleReader)
 		}
 		_, err = acc.Assign(ctx, admin, rbac.Assignment{Role: rbac.RoleReader, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
-		if !errors.Is(err, access.ErrConflict) {
+		if !errors.Is(err, jit.ErrConflict) {
 			t.Errorf("%T: same assignment by role name: %v, want a conflict", st, err)
 		}
 		_, err = acc.Assign(ctx, admin, rbac.Assignment{Role: readerID, Principal: "alice", PrincipalType: rbac.PrincipalUser, Scope: resource.Root})
-		if !errors.Is(err, access.ErrConflict) {
+		if !errors.Is(err, jit.ErrConflict) {
 			t.Errorf("%T: same assignment by role ID again: %v, want a conflict", st, err)
 		}
 		if r, ok := st.(*storetest.Rerun); ok && r.Reruns() == 0 {

@@ -78,19 +78,7 @@ func (s *Server) accessRoutes() {
 }
 
 func (s *Server) writeAccessError(w http.ResponseWriter, r *http.Request, err error) {
-	var fe *access.FieldError
-	if errors.As(err, &fe) {
-		switch {
-		case errors.Is(err, access.ErrInvalid):
-			writeError(w, http.StatusBadRequest, "BadRequest", fe.Field, err.Error())
-		case errors.Is(err, access.ErrNotFound):
-			writeError(w, http.StatusNotFound, "NotFound", fe.Field, err.Error())
-		default:
-			writeError(w, http.StatusConflict, "Conflict", fe.Field, err.Error())
-		}
-		return
-	}
-	s.writeServiceError(w, r, err)
+	s.writeServiceError(w, r, err) // access's errors are jit's
 }
 
 // ParseExpiry accepts "30d", "12h", "90m" and Go durations; "" is 0 (never).

@@ -159,6 +159,14 @@ func TestApprovalFlow(t *testing.T) {
 	if got := ops(f.auditLog(t)); got != want {
 		t.Fatalf("audit:\n got %s\nwant %s", got, want)
 	}
+	// The grant keeps the ID the requester was shown while it was pending,
+	// so revoking it by that ID works.
+	if g.ID != req.Grants[0].ID {
+		t.Fatalf("approved grant %s; the requester was shown %s", g.ID, req.Grants[0].ID)
+	}
+	if rg, err := f.svc.Revoke(ctx, alice, req.Grants[0].ID); err != nil || rg.Status != jit.StatusRevoked {
+		t.Fatalf("revoke by the pending grant's ID: %+v %v", rg, err)
+	}
 }
 
 func TestApprovalDenyAndLapse(t *testing.T) {

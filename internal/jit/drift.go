@@ -26,15 +26,15 @@ type DriftRecord struct {
 // (operation "drift", actor from ctx, normally the agent's token) and one
 // EventDrift, in one transaction.
 func (s *Service) RecordDrift(ctx context.Context, vmID string, d DriftRecord) error {
-	now := s.clock.Now().UTC()
 	actor := ActorFrom(ctx)
 	detail := "found: " + d.Found + "; restored: " + d.Restored
 	if d.Error != "" {
 		detail += "; repair failed: " + d.Error
 	}
 	detail = strings.Join(strings.Fields(detail), " ")
-	return s.store.InTx(ctx, func(tx Tx) error {
-		s.events.add(tx, Event{Kind: EventDrift, Time: now, Principal: actor.Principal, VMID: vmID, Detail: detail})
-		return s.auditTx(ctx, tx, actor, AuditDrift, vmID, detail, nil, d, now)
+	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
+		c.events = append(c.events, Event{Kind: EventDrift, Time: c.now, Principal: actor.Principal, VMID: vmID, Detail: detail})
+		return struct{}{}, c.audit(actor, AuditDrift, vmID, detail, nil, d)
 	})
+	return err
 }

@@ -39,32 +39,3 @@ func ParseISODuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// FormatISODuration renders d the way Azure does (PT3H, PT1H30M, PT45S).
-func FormatISODuration(d time.Duration) string {
-	if d <= 0 {
-		return "PT0S"
-	}
-	var b strings.Builder
-	b.WriteString("P")
-	if days := d / (24 * time.Hour); days > 0 && d%(24*time.Hour) == 0 {
-		fmt.Fprintf(&b, "%dD", days)
-		return b.String()
-	}
-	b.WriteString("T")
-	h := d / time.Hour
-	d -= h * time.Hour
-	m := d / time.Minute
-	d -= m * time.Minute
-	if h > 0 {
-		fmt.Fprintf(&b, "%dH", h)
-	}
-	if m > 0 {
-		fmt.Fprintf(&b, "%dM", m)
-	}
-	if d > 0 {
-		secs := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
-		fmt.Fprintf(&b, "%sS", secs)
-	}
-	return b.String()
-}

@@ -3,6 +3,8 @@ package jit
 import (
 	"context"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
 )
 
 // idleWait bounds how long the expiry job sleeps when no grant is active; a
@@ -87,5 +89,92 @@ func (s *Service) RunResync(ctx context.Context, interval time.Duration, onError
 			return
 		case <-t.C():
 		}
+	}
+}
+
+// expireBatch bounds one expiry transaction.
+const expireBatch = 500
+
+// ExpireDue ends every Initiated grant whose end time has passed (reason
+// Expired) and removes it from the firewall. It returns how many it ended.
+// For providers in the store the status change and the firewall change
+// commit together; a provider failure is recorded and retried, never a
+// reason to keep a grant open.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	total := 0
+	if _, err := s.LapseDue(ctx); err != nil {
+		return 0, err
+	}
+	for {
+		n, after, err := write(ctx, s, nil, s.expireDueBatch)
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < expireBatch {
+			return total, after.err()
+		}
+	}
+}
+
+// expireDueBatch ends up to expireBatch due grants and applies their VMs.
+func (s *Service) expireDueBatch(c *change) (int, error) {
+	due, err := c.tx.DueGrants(c.ctx, c.now, expireBatch)
+	if err != nil {
+		return 0, err
+	}
+	vms := map[string]string{}
+	for _, g := range due {
+		if _, err := endGrant(c, Actor{Principal: SystemPrincipal}, g, ReasonExpired); err != nil {
+			return 0, err
+		}
+		vms[inventory.Key(g.VMID)] = g.VMID
+	}
+	return len(due), s.applyInStore(c, sortedValues(vms), nil)
+}
+
+// earliestEnd returns the earliest end time of gs (zero if gs is empty).
+func earliestEnd(gs []Grant) time.Time {
+	var t time.Time
+	for _, g := range gs {
+		if t.IsZero() || g.EndTime.Before(t) {
+			t = g.EndTime
+		}
+	}
+	return t
+}
+
+// NextEndTime returns the earliest end time of an active grant.
+func (s *Service) NextEndTime(ctx context.Context) (time.Time, bool, error) {
+	var t time.Time
+	var ok bool
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
+		var err error
+		t, ok, err = tx.NextEndTime(ctx)
+		return err
+	})
+	if err != nil {
+		return t, ok, err
+	}
+	// Pending requests lapse on the same schedule.
+	lapse, lok, err := s.nextLapse(ctx)
+	if lok && (!ok || lapse.Before(t)) {
+		t, ok = lapse, true
+	}
+	return t, ok, err
+}
+
+// nudgeExpiry wakes the expiry job if something ends at end, earlier than
+// the job's own deadline (a zero end always wakes it). The job clears its
+// deadline before reading the store, so a change committed after that read
+// always finds the deadline either 0 or one computed without it, and wakes
+// the job if it ends first.
+func (s *Service) nudgeExpiry(end time.Time) {
+	if d := s.expiryDeadline.Load(); d != 0 && !end.IsZero() && end.UnixNano() >= d {
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }

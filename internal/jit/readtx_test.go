@@ -49,7 +49,6 @@ func TestReadsUseReadTx(t *testing.T) {
 		{"GetPolicy", func() error { _, err := svc.GetPolicy(ctx, pol.ID); return err }},
 		{"ListPolicies", func() error { _, err := svc.ListPolicies(ctx, "/", ""); return err }},
 		{"PolicyForVM", func() error { _, err := svc.PolicyForVM(ctx, vm1); return err }},
-		{"GetRequest", func() error { _, err := svc.GetRequest(ctx, req.ID, pol.ID); return err }},
 		{"ListRequests", func() error { _, err := svc.ListRequests(ctx, pol.ID, 0); return err }},
 		{"ListGrants", func() error { _, err := svc.ListGrants(ctx, jit.GrantFilter{VMID: vm1}); return err }},
 		{"GetGrant", func() error { _, err := svc.GetGrant(ctx, req.Grants[0].ID); return err }},

@@ -3,6 +3,7 @@ package jit_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store/memstore"
+	"github.com/drawbridge/drawbridge/internal/store/sqlite"
 	"github.com/drawbridge/drawbridge/internal/store/storetest"
 )
 
@@ -103,17 +105,40 @@ func TestTransactionsAreSafeToRunTwice(t *testing.T) {
 		return out
 	}
 	once := scenario(newFixture(t))
-	var rr *storetest.Rerun
-	twice := scenario(newFixtureOn(t, func(st *memstore.Store) jit.Store { rr = storetest.NewRerun(st); return rr }))
-	if rr.Reruns() == 0 {
-		t.Fatal("the rerun store ran no transaction twice")
-	}
-	if !reflect.DeepEqual(once, twice) {
-		t.Errorf("running each transaction twice changed the outcome:\nonce  %+v\ntwice %+v", once, twice)
-	}
 	if len(once.Audit) == 0 || len(once.Grants) != 4 {
 		t.Errorf("scenario left %d audit records and grants %v", len(once.Audit), once.Grants)
 	}
+	// SQLite is where reruns really happen (a failed member of a group
+	// commit makes the others run again).
+	backends := map[string]func() storetest.Store{
+		"memstore": func() storetest.Store { return memstore.New() },
+		"sqlite":   func() storetest.Store { return openSQLite(t) },
+	}
+	for name, open := range backends {
+		if name != "memstore" {
+			if got := scenario(newFixtureOn(t, open(), nil)); !reflect.DeepEqual(once, got) {
+				t.Errorf("%s: outcome differs from memstore's:\nmemstore %+v\n%s %+v", name, once, name, got)
+			}
+		}
+		var rr *storetest.Rerun
+		twice := scenario(newFixtureOn(t, open(), func(st storetest.Store) jit.Store { rr = storetest.NewRerun(st); return rr }))
+		if rr.Reruns() == 0 {
+			t.Fatalf("%s: the rerun store ran no transaction twice", name)
+		}
+		if !reflect.DeepEqual(once, twice) {
+			t.Errorf("%s: running each transaction twice changed the outcome:\nonce  %+v\ntwice %+v", name, once, twice)
+		}
+	}
+}
+
+func openSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "jit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func fmtGrant(g jit.Grant) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store/memstore"
+	"github.com/drawbridge/drawbridge/internal/store/storetest"
 )
 
 const (
@@ -64,21 +65,24 @@ func (f *fakeProvider) last(vmID string) jit.Desired {
 
 type fixture struct {
 	svc   *jit.Service
-	store *memstore.Store
+	store storetest.Store
 	clk   *clock.Fake
 	prov  *fakeProvider
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureOn(t, func(st *memstore.Store) jit.Store { return st })
+	return newFixtureOn(t, memstore.New(), nil)
 }
 
-// newFixtureOn is newFixture with the service on wrap(store), a wrapper
-// of the fixture's store.
-func newFixtureOn(t *testing.T, wrap func(*memstore.Store) jit.Store) *fixture {
+// newFixtureOn is newFixture on st, with the service on wrap(st) if wrap
+// is set.
+func newFixtureOn(t *testing.T, st storetest.Store, wrap func(storetest.Store) jit.Store) *fixture {
 	t.Helper()
-	st := memstore.New()
+	var svcStore jit.Store = st
+	if wrap != nil {
+		svcStore = wrap(st)
+	}
 	ctx := context.Background()
 	inv := inventory.Inventory{VMs: []inventory.VM{
 		{ID: vm1, Name: "vm1", Cloud: inventory.Host, Provider: "fake"},
@@ -100,7 +104,7 @@ func newFixtureOn(t *testing.T, wrap func(*memstore.Store) jit.Store) *fixture {
 	n := 0
 	var mu sync.Mutex
 	svc := jit.NewService(jit.Config{
-		Store:     wrap(st),
+		Store:     svcStore,
 		Providers: jit.ProviderMap{"fake": prov},
 		Clock:     clk,
 		NewID: func() string {

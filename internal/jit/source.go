@@ -16,9 +16,6 @@ type Source struct {
 // AnySource matches every address.
 var AnySource = Source{any: true}
 
-// SourceFromPrefix returns the source for p (masked).
-func SourceFromPrefix(p netip.Prefix) Source { return Source{prefix: p.Masked()} }
-
 // SourceFromAddr returns the single-address source for a.
 func SourceFromAddr(a netip.Addr) Source {
 	a = a.Unmap()

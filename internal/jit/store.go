@@ -60,11 +60,4 @@ type Tx interface {
 	DueGrants(ctx context.Context, now time.Time, limit int) ([]Grant, error)
 	// NextEndTime returns the earliest end time of an Initiated grant.
 	NextEndTime(ctx context.Context) (time.Time, bool, error)
-
-	// LockVMs serialises this writing transaction against every other
-	// that locks one of the same VMs, until commit or rollback, across all
-	// processes sharing the store. Backends whose writing transactions
-	// already take turns (SQLite's single writer, PostgreSQL's writer lock)
-	// do nothing. In a read-only transaction it may fail.
-	LockVMs(ctx context.Context, vmIDs []string) error
 }

@@ -3,7 +3,9 @@
 // again unchanged (a VM, its NIC, subnet and NSGs on every request for it)
 // skip encoding/json. Keying by content makes it exact without any
 // invalidation: changed bytes are a miss. The remembered values are never
-// handed out: callers get deep copies, which they may change. It is safe
+// handed out: callers get deep copies, which they may change, and values
+// given to Remember are copied too. A Memo belongs to whoever creates it
+// (the SQLite store); the package keeps no state of its own. It is safe
 // for concurrent use.
 package jsonmemo
 
@@ -14,31 +16,32 @@ import (
 	"sync"
 )
 
-type decodeMemo struct {
+// Memo is one memo of decoded values.
+type Memo struct {
 	mu sync.Mutex
 	// m holds, by type and then by encoding, pointers to pristine decoded
 	// values. Two levels so that a lookup indexes with string(raw), which
 	// does not copy the bytes.
-	m map[reflect.Type]map[string]any
-	n int // entries in m
+	m     map[reflect.Type]map[string]any
+	n     int      // entries in m
+	plans sync.Map // reflect.Type → *typePlan
 }
 
 // maxMemoEntries bounds the memo's memory (a few objects per VM); past it
 // the memo starts again empty.
 const maxMemoEntries = 8192
 
-var memo = newMemo()
+// New returns an empty memo.
+func New() *Memo { return &Memo{m: map[reflect.Type]map[string]any{}} }
 
-func newMemo() *decodeMemo { return &decodeMemo{m: map[reflect.Type]map[string]any{}} }
-
-func (d *decodeMemo) load(t reflect.Type, raw []byte) (any, bool) {
+func (d *Memo) load(t reflect.Type, raw []byte) (any, bool) {
 	d.mu.Lock()
 	p, ok := d.m[t][string(raw)]
 	d.mu.Unlock()
 	return p, ok
 }
 
-func (d *decodeMemo) store(t reflect.Type, body []byte, pristine any) {
+func (d *Memo) store(t reflect.Type, body []byte, pristine any) {
 	d.mu.Lock()
 	if d.n >= maxMemoEntries {
 		clear(d.m)
@@ -59,9 +62,7 @@ func (d *decodeMemo) store(t reflect.Type, body []byte, pristine any) {
 // Decode sets *v to what raw decodes to, as json.Unmarshal(raw, v) would
 // into a new value, and returns a pristine copy of the result that the
 // caller must not modify (to tell later whether *v was changed).
-func Decode[T any](raw []byte, v *T) (*T, error) { return decode(memo, raw, v) }
-
-func decode[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
+func Decode[T any](d *Memo, raw []byte, v *T) (*T, error) {
 	pristine, err := d.decodeInto(raw, reflect.ValueOf(v))
 	if err != nil {
 		return nil, err
@@ -70,29 +71,29 @@ func decode[T any](d *decodeMemo, raw []byte, v *T) (*T, error) {
 }
 
 // DecodeInto is Decode for a pointer of any type, as json.Unmarshal takes.
-func DecodeInto(raw []byte, into any) error {
+func (d *Memo) DecodeInto(raw []byte, into any) error {
 	v := reflect.ValueOf(into)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return fmt.Errorf("jsonmemo: decode into %T, not a non-nil pointer", into)
 	}
-	_, err := memo.decodeInto(raw, v)
+	_, err := d.decodeInto(raw, v)
 	return err
 }
 
 // decodeInto sets *v (v a non-nil pointer) to a copy of what raw decodes
 // to, from the memo or decoded into a new value and remembered, and
 // returns the memo's pristine value.
-func (d *decodeMemo) decodeInto(raw []byte, v reflect.Value) (any, error) {
+func (d *Memo) decodeInto(raw []byte, v reflect.Value) (any, error) {
 	t := v.Type().Elem()
 	if p, ok := d.load(t, raw); ok {
-		deepCopyInto(v.Elem(), reflect.ValueOf(p).Elem())
+		d.deepCopyInto(v.Elem(), reflect.ValueOf(p).Elem())
 		return p, nil
 	}
 	fresh := reflect.New(t)
 	if err := json.Unmarshal(raw, fresh.Interface()); err != nil {
 		return nil, err
 	}
-	deepCopyInto(v.Elem(), fresh.Elem())
+	d.deepCopyInto(v.Elem(), fresh.Elem())
 	pristine := fresh.Interface()
 	d.store(t, raw, pristine)
 	return pristine, nil
@@ -100,27 +101,18 @@ func (d *decodeMemo) decodeInto(raw []byte, v reflect.Value) (any, error) {
 
 // Remember records that body is the encoding of *val (val a pointer), so
 // that the next reader of the bytes just written gets a copy instead of
-// decoding them. The value is what was encoded, not a decoding of it: it
-// may differ from json.Unmarshal's in what JSON does not keep (an empty
-// slice where Unmarshal gives nil), never in what it encodes to.
-func Remember(body []byte, val any) { memo.remember(body, val) }
-
-// RememberOwned is Remember for a value its caller hands over: the memo
-// keeps val itself (no copy), and nobody may change it afterwards.
-func RememberOwned(body []byte, val any) {
-	v := reflect.ValueOf(val)
-	if v.Kind() == reflect.Pointer && !v.IsNil() {
-		memo.store(v.Type().Elem(), body, val)
-	}
-}
-
-func (d *decodeMemo) remember(body []byte, val any) {
+// decoding them. The memo keeps a copy of *val, never val itself, so the
+// caller may go on changing it. The value is what was encoded, not a
+// decoding of it: it may differ from json.Unmarshal's in what JSON does
+// not keep (an empty slice where Unmarshal gives nil), never in what it
+// encodes to.
+func (d *Memo) Remember(body []byte, val any) {
 	v := reflect.ValueOf(val)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return
 	}
 	pristine := reflect.New(v.Type().Elem())
-	deepCopyInto(pristine.Elem(), v.Elem())
+	d.deepCopyInto(pristine.Elem(), v.Elem())
 	d.store(v.Type().Elem(), body, pristine.Interface())
 }
 
@@ -128,8 +120,8 @@ func (d *decodeMemo) remember(body []byte, val any) {
 // or pointer target that an exported field reaches. Unexported fields are
 // copied as they are: in the types decoded here they belong to immutable
 // values (netip.Addr, time.Time).
-func deepCopyInto(dst, src reflect.Value) {
-	copyWith(planFor(src.Type()), dst, src)
+func (d *Memo) deepCopyInto(dst, src reflect.Value) {
+	copyWith(d.planFor, d.planFor(src.Type()), dst, src)
 }
 
 // typePlan says how to deep-copy one type, worked out once per type so
@@ -147,14 +139,12 @@ type fieldPlan struct {
 	plan  *typePlan
 }
 
-var plans sync.Map // reflect.Type → *typePlan
-
-func planFor(t reflect.Type) *typePlan {
-	if p, ok := plans.Load(t); ok {
+func (d *Memo) planFor(t reflect.Type) *typePlan {
+	if p, ok := d.plans.Load(t); ok {
 		return p.(*typePlan)
 	}
 	p := buildPlan(t, map[reflect.Type]*typePlan{})
-	plans.Store(t, p)
+	d.plans.Store(t, p)
 	return p
 }
 
@@ -193,24 +183,25 @@ func buildPlan(t reflect.Type, building map[reflect.Type]*typePlan) *typePlan {
 	return p
 }
 
-// copyWith sets dst to a deep copy of src, following p.
-func copyWith(p *typePlan, dst, src reflect.Value) {
+// copyWith sets dst to a deep copy of src, following p; planFor plans
+// the dynamic types of interfaces.
+func copyWith(planFor func(reflect.Type) *typePlan, p *typePlan, dst, src reflect.Value) {
 	dst.Set(src)
 	if !p.flat {
-		fixUp(p, dst, src)
+		fixUp(planFor, p, dst, src)
 	}
 }
 
 // fixUp replaces, in dst (already a shallow copy of src), whatever still
 // shares memory with src.
-func fixUp(p *typePlan, dst, src reflect.Value) {
+func fixUp(planFor func(reflect.Type) *typePlan, p *typePlan, dst, src reflect.Value) {
 	switch p.t.Kind() {
 	case reflect.Pointer:
 		if src.IsNil() {
 			return
 		}
 		n := reflect.New(p.t.Elem())
-		copyWith(p.elem, n.Elem(), src.Elem())
+		copyWith(planFor, p.elem, n.Elem(), src.Elem())
 		dst.Set(n)
 	case reflect.Interface:
 		if src.IsNil() {
@@ -218,7 +209,7 @@ func fixUp(p *typePlan, dst, src reflect.Value) {
 		}
 		e := src.Elem()
 		c := reflect.New(e.Type()).Elem()
-		copyWith(planFor(e.Type()), c, e)
+		copyWith(planFor, planFor(e.Type()), c, e)
 		dst.Set(c)
 	case reflect.Slice:
 		if src.IsNil() {
@@ -228,7 +219,7 @@ func fixUp(p *typePlan, dst, src reflect.Value) {
 		reflect.Copy(n, src)
 		if !p.elem.flat {
 			for i := range src.Len() {
-				fixUp(p.elem, n.Index(i), src.Index(i))
+				fixUp(planFor, p.elem, n.Index(i), src.Index(i))
 			}
 		}
 		dst.Set(n)
@@ -239,17 +230,17 @@ func fixUp(p *typePlan, dst, src reflect.Value) {
 		m := reflect.MakeMapWithSize(p.t, src.Len())
 		for it := src.MapRange(); it.Next(); {
 			v := reflect.New(p.t.Elem()).Elem()
-			copyWith(p.elem, v, it.Value())
+			copyWith(planFor, p.elem, v, it.Value())
 			m.SetMapIndex(it.Key(), v)
 		}
 		dst.Set(m)
 	case reflect.Array:
 		for i := range src.Len() {
-			fixUp(p.elem, dst.Index(i), src.Index(i))
+			fixUp(planFor, p.elem, dst.Index(i), src.Index(i))
 		}
 	case reflect.Struct:
 		for _, f := range p.fields {
-			fixUp(f.plan, dst.Field(f.index), src.Field(f.index))
+			fixUp(planFor, f.plan, dst.Field(f.index), src.Field(f.index))
 		}
 	}
 }

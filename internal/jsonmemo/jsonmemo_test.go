@@ -12,7 +12,7 @@ import (
 // A value handed out by the memo is the caller's to change: changing it
 // (its slices, nested values) must not change what the next caller gets.
 func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
-	memo := newMemo()
+	memo := New()
 	nsg := netrule.NSG{ID: "nsg-1", Name: "nsg", SecurityRules: []netrule.SecurityRule{
 		{Name: "ssh", Priority: 300, Direction: netrule.Inbound, Access: netrule.Allow, Protocol: netrule.Tcp,
 			SourceAddressPrefixes: []string{"198.18.0.0/24"}, DestinationPortRange: "22"}}}
@@ -22,7 +22,7 @@ func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
 	}
 	for round := range 3 { // a miss, then hits
 		var got netrule.NSG
-		pristine, err := decode(memo, raw, &got)
+		pristine, err := Decode(memo, raw, &got)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,11 +43,11 @@ func TestDecodeMemoHandsOutIndependentCopies(t *testing.T) {
 	nsg.SecurityRules[0].Priority = 310
 	raw2, _ := json.Marshal(nsg)
 	var got netrule.NSG
-	if _, err := decode(memo, raw2, &got); err != nil || got.SecurityRules[0].Priority != 310 {
+	if _, err := Decode(memo, raw2, &got); err != nil || got.SecurityRules[0].Priority != 310 {
 		t.Fatalf("changed bytes decoded to %+v, %v", got, err)
 	}
 	// Malformed bytes are an error, as from json.Unmarshal, and not remembered.
-	if _, err := decode(memo, []byte(`{"id":`), &got); err == nil {
+	if _, err := Decode(memo, []byte(`{"id":`), &got); err == nil {
 		t.Fatal("malformed JSON decoded without error")
 	}
 	if memo.n != 2 {
@@ -70,7 +70,7 @@ func TestDeepCopySharesNothingMutable(t *testing.T) {
 	src := outer{Name: "a", In: &inner{Addrs: []netip.Addr{netip.MustParseAddr("198.18.0.1")}, Tags: map[string][]string{"k": {"v"}}},
 		List: []inner{{Tags: map[string][]string{"x": {"y"}}}}, Any: []string{"s"}, Fixed: [2][]int{{1}, {2}}}
 	var dst outer
-	deepCopyInto(reflect.ValueOf(&dst).Elem(), reflect.ValueOf(src))
+	New().deepCopyInto(reflect.ValueOf(&dst).Elem(), reflect.ValueOf(src))
 	if !reflect.DeepEqual(dst, src) {
 		t.Fatalf("copy %+v differs from %+v", dst, src)
 	}
@@ -98,18 +98,19 @@ func TestDecodeInto(t *testing.T) {
 	if err := json.Unmarshal(raw, &want); err != nil {
 		t.Fatal(err)
 	}
+	memo := New()
 	for round := range 3 {
 		var got vm
-		if err := DecodeInto(raw, &got); err != nil || !reflect.DeepEqual(got, want) {
+		if err := memo.DecodeInto(raw, &got); err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("round %d: %+v, %v; want %+v", round, got, err, want)
 		}
 		got.NICs[0] = "changed"
 	}
 	var v vm
-	if err := DecodeInto(raw, v); err == nil {
+	if err := memo.DecodeInto(raw, v); err == nil {
 		t.Error("decoding into a non-pointer succeeded")
 	}
-	if err := DecodeInto([]byte(`{"id":1}`), &v); err == nil {
+	if err := memo.DecodeInto([]byte(`{"id":1}`), &v); err == nil {
 		t.Error("decoding a number into a string field succeeded")
 	}
 }
@@ -118,14 +119,33 @@ func TestDecodeInto(t *testing.T) {
 // gives into a new value, and remembers only that: a field the bytes do
 // not set is not carried from the caller's value to the next reader.
 func TestDecodeIntoAFilledValue(t *testing.T) {
-	memo := newMemo()
+	memo := New()
 	raw := []byte(`{"id":"nsg-1","name":"nsg","securityRules":null}`)
 	filled := netrule.NSG{Location: "stale"}
-	if _, err := decode(memo, raw, &filled); err != nil || filled.Location != "" {
+	if _, err := Decode(memo, raw, &filled); err != nil || filled.Location != "" {
 		t.Fatalf("decoded into a filled value: %+v, %v; want no location", filled, err)
 	}
 	var next netrule.NSG
-	if _, err := decode(memo, raw, &next); err != nil || next.Location != "" {
+	if _, err := Decode(memo, raw, &next); err != nil || next.Location != "" {
 		t.Fatalf("next reader got %+v, %v; want no location", next, err)
+	}
+}
+
+// Remember keeps a copy: changing the value after remembering it (as the
+// simulated network's session could) does not change what the next
+// reader of the bytes gets.
+func TestRememberKeepsACopy(t *testing.T) {
+	memo := New()
+	nsg := netrule.NSG{ID: "nsg-1", Name: "nsg", SecurityRules: []netrule.SecurityRule{{Name: "r", Priority: 100}}}
+	body, err := json.Marshal(&nsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memo.Remember(body, &nsg)
+	nsg.SecurityRules[0].Priority = 999
+	nsg.Name = "changed"
+	var got netrule.NSG
+	if _, err := Decode(memo, body, &got); err != nil || got.Name != "nsg" || got.SecurityRules[0].Priority != 100 {
+		t.Fatalf("after changing the remembered value, the memo gave %+v, %v", got, err)
 	}
 }

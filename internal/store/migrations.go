@@ -53,13 +53,3 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	}
 	return ms, nil
 }
-
-// LatestSchemaVersion returns the highest version among the migrations in
-// fsys/dir (0 if they do not load): the schema a backend creates and expects.
-func LatestSchemaVersion(fsys fs.FS, dir string) int {
-	ms, err := LoadMigrations(fsys, dir)
-	if err != nil || len(ms) == 0 {
-		return 0
-	}
-	return ms[len(ms)-1].Version
-}

@@ -8,34 +8,31 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+
+	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 )
 
 // ErrNotFound is returned (possibly wrapped) when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// NotFound returns the error a backend gives for the missing row what
+// (a kind of object, "grant", "JIT policy") with key.
+func NotFound(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, ErrNotFound)
+}
+
 // ErrConflict is returned when a write conflicts with existing state
 // (a duplicate key, or an optimistic-concurrency check that failed).
 var ErrConflict = errors.New("conflict")
 
-// EncodedJSON is JSON that json.Marshal produced (or a JSONAppender,
-// which produces the same bytes), so valid by construction: a store can
-// keep it as given without checking it again (checking measured a tenth of
-// the cost of storing a simulated NSG).
+// EncodedJSON is JSON that json.Marshal produced, so valid by
+// construction: a store can keep it as given without checking it again
+// (checking measured a tenth of the cost of storing a simulated NSG).
 type EncodedJSON struct{ b []byte }
 
-// JSONAppender is implemented by types that encode themselves exactly as
-// json.Marshal does, byte for byte, only faster (netrule.NSG); each has a
-// test that compares the two.
-type JSONAppender interface {
-	AppendJSON(b []byte) []byte
-}
-
-// EncodeJSON encodes v with its AppendJSON if it is a JSONAppender, else
-// with json.Marshal.
+// EncodeJSON encodes v with json.Marshal.
 func EncodeJSON(v any) (EncodedJSON, error) {
-	if a, ok := v.(JSONAppender); ok {
-		return EncodedJSON{a.AppendJSON(make([]byte, 0, 1024))}, nil
-	}
 	b, err := json.Marshal(v)
 	return EncodedJSON{b}, err
 }
@@ -54,6 +51,10 @@ type RawObjects interface {
 	// GetObjectRaw then returns; body's bytes must not be modified
 	// afterwards.
 	PutObjectRaw(ctx context.Context, kind, key string, body EncodedJSON) error
+	// Memo is the store's decode memo: decoding the bytes GetObjectRaw
+	// returned through it skips encoding/json for objects read again
+	// unchanged.
+	Memo() *jsonmemo.Memo
 }
 
 // Objects stores JSON documents under (kind, key). Keys are compared as given:

@@ -47,7 +47,6 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/jsonmemo"
-	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -69,11 +68,7 @@ type Provider struct {
 	objs store.ObjectStore
 }
 
-var (
-	_ jit.Provider = (*Provider)(nil)
-	// NSGs, written back on every request, skip json.Marshal's reflection.
-	_ store.JSONAppender = (*netrule.NSG)(nil)
-)
+var _ jit.Provider = (*Provider)(nil)
 
 // New returns a provider over the inventory objects in objs.
 func New(objs store.ObjectStore) *Provider { return &Provider{objs: objs} }
@@ -272,7 +267,7 @@ func get[T any](s *session, kind, id string) (*T, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: %w", kind, id, err)
 		}
-		pristine, err := jsonmemo.Decode(raw, v)
+		pristine, err := jsonmemo.Decode(rg.Memo(), raw, v)
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: decode: %w", kind, id, err)
 		}
@@ -388,9 +383,9 @@ func (s *session) flush() error {
 				if err := rp.PutObjectRaw(s.ctx, k.kind, k.key, enc); err != nil {
 					return fmt.Errorf("write %s %s: %w", k.kind, k.key, err)
 				}
-				// flush is a session's last step: its values are
-				// handed to the memo, never changed again.
-				jsonmemo.RememberOwned(b, e.val)
+				// The next reader of these bytes skips decoding them;
+				// the memo keeps its own copy of the value.
+				rp.Memo().Remember(b, e.val)
 				continue
 			}
 			if err := s.objs.PutObject(s.ctx, k.kind, k.key, e.val); err != nil {

@@ -1,10 +1,12 @@
-// Package memstore owns an in-memory implementation of jit.Store and
-// store.ObjectStore for fast tests of the domain. It has the same
-// transaction semantics as the real backends: transactions run one at a
-// time (read-only ones side by side, but never beside a writing one), and
-// an undo log puts back everything a failed (or panicking) transaction
-// changed. Values are stored as JSON, like the real backends,
-// so callers never share memory with the store and times come back in UTC.
+// Package memstore owns the fake store: an in-memory implementation of
+// jit.Store and store.ObjectStore that the domain's tests (jit, access,
+// api) run on, and nothing in production uses. The conformance suite
+// (storetest.Run, run by memstore_test.go as by the sqlite and postgres
+// tests) holds it to the same contract as the real backends: transactions
+// run one at a time (read-only ones side by side, but never beside a
+// writing one), an undo log puts back everything a failed (or panicking)
+// transaction changed, and values are stored as JSON, so callers never
+// share memory with the store and times come back in UTC.
 package memstore
 
 import (
@@ -181,10 +183,6 @@ func del[K comparable, V any](t *tx, m map[K]V, k K) {
 	delete(m, k)
 }
 
-func notFound(what, key string) error {
-	return fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
-}
-
 func decode[T any](body []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(body, &v)
@@ -199,7 +197,7 @@ func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 	}
 	body, ok := t.s.objects[kind][key]
 	if !ok {
-		return notFound(kind, key)
+		return store.NotFound(kind, key)
 	}
 	return json.Unmarshal(body, into)
 }
@@ -299,7 +297,7 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	}
 	row, ok := t.s.policies[strings.ToLower(id)]
 	if !ok {
-		return jit.Policy{}, notFound("JIT policy", id)
+		return jit.Policy{}, store.NotFound("JIT policy", id)
 	}
 	return decode[jit.Policy](row.body)
 }
@@ -311,7 +309,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 	key := strings.ToLower(id)
 	row, ok := t.s.policies[key]
 	if !ok {
-		return notFound("JIT policy", id)
+		return store.NotFound("JIT policy", id)
 	}
 	for _, vk := range row.vmKeys {
 		del(t, t.s.policyVMs, vk)
@@ -354,7 +352,7 @@ func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 	}
 	key, ok := t.s.policyVMs[inventory.Key(vmID)]
 	if !ok {
-		return jit.Policy{}, notFound("JIT policy for virtual machine", vmID)
+		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
 	}
 	return decode[jit.Policy](t.s.policies[key].body)
 }
@@ -457,7 +455,7 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	}
 	row, ok := t.s.grants[id]
 	if !ok {
-		return jit.Grant{}, notFound("grant", id)
+		return jit.Grant{}, store.NotFound("grant", id)
 	}
 	return decode[jit.Grant](row.body)
 }
@@ -519,7 +517,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	}
 	row, ok := t.s.grants[g.ID]
 	if !ok {
-		return notFound("grant", g.ID)
+		return store.NotFound("grant", g.ID)
 	}
 	cur, err := decode[jit.Grant](row.body)
 	if err != nil {
@@ -563,6 +561,3 @@ func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	}
 	return next, found, nil
 }
-
-// LockVMs does nothing: memstore transactions already run one at a time.
-func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error { return nil }

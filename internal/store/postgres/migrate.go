@@ -29,9 +29,6 @@ type migration = store.Migration
 // migrations returns the embedded migrations in version order.
 func migrations() ([]migration, error) { return store.LoadMigrations(migrationFiles, "migrations") }
 
-// LatestSchemaVersion is the schema version this code creates and expects.
-func LatestSchemaVersion() int { return store.LatestSchemaVersion(migrationFiles, "migrations") }
-
 // migrate applies pending migrations while holding a session advisory lock
 // (released when the connection is released or drops), each migration in
 // its own transaction together with its schema_migrations row.

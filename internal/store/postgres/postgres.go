@@ -19,8 +19,6 @@
 //     READ, one snapshot for the whole transaction, which takes no
 //     predicate locks and never makes a writer fail to serialise; the
 //     server refuses any write in it, so nothing fn does is kept;
-//   - LockVMs has nothing left to do: the writer lock already orders
-//     every writer against every other;
 //   - DueGrants claims its rows with FOR UPDATE SKIP LOCKED, so replicas
 //     expiring at the same moment take disjoint grants; a replica that dies
 //     holding a claim releases it when its connection drops.
@@ -161,7 +159,7 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 // ReadTx runs fn in one READ ONLY transaction at REPEATABLE READ: every
 // statement sees the snapshot taken at the first, and it runs side by
 // side with any other transaction (it waits for no lock a writer holds).
-// A write, or LockVMs, fails with an error wrapping store.ErrReadOnly (the
+// A write fails with an error wrapping store.ErrReadOnly (the
 // server refuses writes), so nothing fn does is kept. fn may run again on a
 // new connection if the first one broke, as with InTx.
 func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
@@ -307,8 +305,7 @@ func isUnavailableCode(err error) bool {
 }
 
 // tx is one attempt's transaction. BEGIN is sent lazily, at the first
-// statement, so that LockVMs called first can take its locks before the
-// transaction's snapshot exists (see LockVMs).
+// statement.
 type tx struct {
 	conn *pgxpool.Conn
 	tx   pgx.Tx
@@ -443,18 +440,4 @@ func (t *tx) queryRow(ctx context.Context, what, sql string, args []any, dest ..
 		return t.fail(what, err)
 	}
 	return err
-}
-
-// LockVMs serialises this transaction with every other that locks one of
-// the same VMs, in any replica, until it ends. Every writing transaction
-// already holds the writer lock from before its snapshot to its end (see
-// the package doc), which orders it against every other writer, so there
-// is nothing left to lock. (Before the writer lock, this took one advisory
-// lock per VM and one for the audit chain's head, before BEGIN.) A
-// read-only transaction has nothing to order and may not ask.
-func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error {
-	if t.readOnly {
-		return fmt.Errorf("postgres: lock vms: %w: a read-only transaction takes no locks", store.ErrReadOnly)
-	}
-	return nil
 }

@@ -66,17 +66,13 @@ func sqlLimit(n int) *int64 {
 	return &v
 }
 
-func notFound(what, key string) error {
-	return fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
-}
-
 // Objects
 
 func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 	var body []byte
 	err := t.queryRow(ctx, "get object", qGetObject, []any{kind, key}, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound(kind, key)
+		return store.NotFound(kind, key)
 	} else if err != nil {
 		return fmt.Errorf("postgres: get %s %q: %w", kind, key, err)
 	}
@@ -206,7 +202,7 @@ func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Po
 	var body []byte
 	err := t.queryRow(ctx, "get policy", query, []any{arg}, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return jit.Policy{}, notFound(what, id)
+		return jit.Policy{}, store.NotFound(what, id)
 	} else if err != nil {
 		return jit.Policy{}, fmt.Errorf("postgres: get %s %s: %w", what, id, err)
 	}
@@ -228,7 +224,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 		return fmt.Errorf("postgres: delete policy %s: %w", id, err)
 	}
 	if n == 0 {
-		return notFound("JIT policy", id)
+		return store.NotFound("JIT policy", id)
 	}
 	return nil
 }
@@ -364,7 +360,7 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	var body []byte
 	err := t.queryRow(ctx, "get grant", qGetGrant, []any{id}, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return jit.Grant{}, notFound("grant", id)
+		return jit.Grant{}, store.NotFound("grant", id)
 	} else if err != nil {
 		return jit.Grant{}, fmt.Errorf("postgres: get grant %s: %w", id, err)
 	}

@@ -29,10 +29,10 @@ func benchPolicyID(vm int) string {
 }
 
 // benchStore opens a file database holding benchVMs VMs and their policies.
-func benchStore(b *testing.B, conns int) *Store {
+func benchStore(b *testing.B) *Store {
 	b.Helper()
 	ctx := context.Background()
-	s, err := open(ctx, filepath.Join(b.TempDir(), "bench.db"), conns)
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 // BenchmarkInsertRequestTx is one initiate transaction at a time.
 func BenchmarkInsertRequestTx(b *testing.B) {
-	s := benchStore(b, 1)
+	s := benchStore(b)
 	ctx := context.Background()
 	b.ResetTimer()
 	cpu := processCPU(b)
@@ -136,35 +136,29 @@ func BenchmarkInsertRequestTx(b *testing.B) {
 }
 
 // BenchmarkInsertRequestParallel runs initiate transactions from many
-// goroutines, with the single writer connection Open uses and, for
-// comparison, a pool of 4 connections relying on BEGIN IMMEDIATE and
-// busy_timeout.
+// goroutines through the writer's group commits.
 func BenchmarkInsertRequestParallel(b *testing.B) {
-	for _, conns := range []int{1, 4} {
-		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			s := benchStore(b, conns)
-			ctx := context.Background()
-			var n atomic.Int64
-			b.SetParallelism(8) // 8 goroutines per CPU
-			b.ResetTimer()
-			cpu := processCPU(b)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := requestTx(ctx, s, n.Add(1)); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			reportCPU(b, cpu)
-		})
-	}
+	s := benchStore(b)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(8) // 8 goroutines per CPU
+	b.ResetTimer()
+	cpu := processCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := requestTx(ctx, s, n.Add(1)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportCPU(b, cpu)
 }
 
 // BenchmarkDueGrants asks for a batch of due grants among 100,000 grants of
 // which 1,000 are due, as the expiry job does.
 func BenchmarkDueGrants(b *testing.B) {
-	s := benchStore(b, 1)
+	s := benchStore(b)
 	ctx := context.Background()
 	const total, due = 100000, 1000
 	err := s.InTx(ctx, func(tx jit.Tx) error {

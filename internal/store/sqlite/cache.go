@@ -2,6 +2,21 @@ package sqlite
 
 import "slices"
 
+// The store's caches, all of them, and what each may serve stale:
+//
+//   - rowCache (below): the writer's copy of rows it read or wrote, which
+//     policy covers each VM, each VM's active grants, the audit head and
+//     key_ids. Never stale for the writer: its own statements update it
+//     in the same step, and it is dropped whole on rollback, on a batch
+//     that did not commit and when another connection committed (PRAGMA
+//     data_version). Read-pool transactions do not use it.
+//   - Store.memo (internal/jsonmemo): decoded values by type and exact
+//     bytes. Never stale, whoever reads: changed bytes are a miss. Shared
+//     by the writer, the read pool and the simulated network
+//     (store.RawObjects.Memo).
+//
+// Nothing else in the store, and nothing process-wide, caches data.
+
 // rowCache holds the bodies of rows the writer has read or written, so that
 // a transaction reading what an earlier one wrote (the audit log's head, a
 // VM's NSG and policy, the grant a request supersedes) does not go back to

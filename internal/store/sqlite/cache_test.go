@@ -310,6 +310,7 @@ func TestGrantMemoRoundTrip(t *testing.T) {
 		sources = append(sources, src)
 	}
 	sources = append(sources, jit.Source{})
+	memo := jsonmemo.New()
 	for i, src := range sources {
 		for _, status := range []jit.Status{jit.StatusInitiated, jit.StatusRevoked, jit.StatusPending} {
 			g := jit.Grant{ID: fmt.Sprintf("g%d", i), RequestID: "r", PolicyID: "/subscriptions/s/p", VMID: "/subscriptions/s/vm", Port: 22, Protocol: "TCP",
@@ -329,8 +330,8 @@ func TestGrantMemoRoundTrip(t *testing.T) {
 			if decoded != g {
 				t.Errorf("grant %s (%v) decodes to\n%+v\nnot what was encoded\n%+v", body, status, decoded, g)
 			}
-			jsonmemo.Remember(body, &g)
-			if got, err := decodeRow[jit.Grant](body); err != nil || got != decoded {
+			memo.Remember(body, &g)
+			if got, err := decodeRow[jit.Grant](memo)(body); err != nil || got != decoded {
 				t.Errorf("memo gives %+v, %v for %s", got, err, body)
 			}
 		}

@@ -26,9 +26,6 @@ type migration = store.Migration
 // migrations returns the embedded migrations in version order.
 func migrations() ([]migration, error) { return store.LoadMigrations(migrationFiles, "migrations") }
 
-// LatestSchemaVersion is the schema version this code creates and expects.
-func LatestSchemaVersion() int { return store.LatestSchemaVersion(migrationFiles, "migrations") }
-
 // migrate applies pending migrations, each in its own transaction together
 // with its schema_migrations row, so a crash mid-way leaves the database at
 // the previous version rather than half-migrated. The current version is

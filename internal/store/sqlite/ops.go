@@ -19,6 +19,12 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// LatestSchemaVersion is the package function, as a method for callers
-// that hold any store.
-func (s *Store) LatestSchemaVersion() int { return LatestSchemaVersion() }
+// LatestSchemaVersion is the highest migration this build embeds, for
+// readiness (the database must be at it).
+func (s *Store) LatestSchemaVersion() int {
+	ms, err := migrations()
+	if err != nil || len(ms) == 0 {
+		return 0 // embedded at build time; Open would have failed already
+	}
+	return ms[len(ms)-1].Version
+}

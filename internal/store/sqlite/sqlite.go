@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -43,6 +44,9 @@ type Store struct {
 	// ":memory:", whose database only the writer's connection can see.
 	readDB    *sql.DB
 	readStmts map[string]*sql.Stmt
+
+	// memo remembers decoded rows and objects by their bytes (jsonmemo).
+	memo *jsonmemo.Memo
 
 	// cache is the writer's row cache (cache.go); only the writer uses it.
 	cache *rowCache
@@ -75,33 +79,19 @@ const busyTimeoutMS = 10000
 
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date. ":memory:" gives a private in-memory database.
-func Open(ctx context.Context, path string) (*Store, error) {
-	return open(ctx, path, 1)
-}
-
-// open is Open with a configurable connection count, so the benchmark can
-// compare the single-writer design with a pool.
 //
-// Why one connection: every InTx may write (jit.Store does not say which
-// transactions are read-only), and SQLite allows one writer at a time. With
-// several connections, writers queue on SQLite's file lock, whose busy
-// handler polls with sleeps of 1 to 100 ms, so latency under contention
-// jumps to milliseconds. A single connection queues transactions in Go
-// instead (database/sql hands the connection to waiters in order): no
-// SQLITE_BUSY and no deadlock by construction, every statement is prepared
-// once, and ":memory:" works because there is only one database.
-// Measured with BenchmarkInsertRequestParallel (16 goroutines on 2 vCPUs
-// shared with other busy processes): one connection and a pool of 4 with
-// BEGIN IMMEDIATE both ran without errors at about 0.6 to 0.7 ms of CPU
-// per initiate transaction, the difference within the noise, so the
-// simpler design wins. Reads in parallel come from the separate read-only
-// pool that ReadTx uses (openReadPool).
+// Writes go through one connection, owned by the writer goroutine, which
+// runs queued transactions in group commits (Store.writer): SQLite allows one
+// writer at a time, so queueing in Go avoids SQLITE_BUSY and its polling
+// busy handler, every statement is prepared once, and ":memory:" works
+// because there is only one database. Reads in parallel come from the
+// separate read-only pool that ReadTx uses (openReadPool).
 //
 // _txlock=immediate makes BEGIN take the write lock at once, so a
 // transaction never has to upgrade a read lock to a write lock, which is
 // the case SQLite resolves with SQLITE_BUSY instead of waiting. It only
 // matters when another process opens the same file.
-func open(ctx context.Context, path string, conns int) (*Store, error) {
+func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
@@ -146,8 +136,8 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
@@ -158,7 +148,7 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), memo: jsonmemo.New(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
 	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
 			st.Close()
@@ -361,7 +351,7 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{tx: sqlTx, stmts: s.readStmts})
+	err = fn(&tx{tx: sqlTx, stmts: s.readStmts, memo: s.memo})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
@@ -593,7 +583,7 @@ func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx, bound map[string]
 		r.err = err
 		return nil
 	}
-	return &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache}
+	return &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache, memo: s.memo}
 }
 
 // failAll gives err to every job of idx that has not failed already, run

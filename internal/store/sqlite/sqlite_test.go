@@ -123,8 +123,8 @@ func TestPragmasAndMigrations(t *testing.T) {
 		}
 		versions = append(versions, v)
 	}
-	if len(versions) != LatestSchemaVersion() || versions[len(versions)-1] != LatestSchemaVersion() {
-		t.Errorf("recorded versions %v, latest %d", versions, LatestSchemaVersion())
+	if len(versions) != latestVersion(t) || versions[len(versions)-1] != latestVersion(t) {
+		t.Errorf("recorded versions %v, latest %d", versions, latestVersion(t))
 	}
 }
 
@@ -143,10 +143,10 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatalf("reopening an up-to-date database: %v", err)
 	}
 	var count int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&count); err != nil || count != LatestSchemaVersion() {
-		t.Errorf("%d migrations recorded after reopening (%v), want %d", count, err, LatestSchemaVersion())
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&count); err != nil || count != latestVersion(t) {
+		t.Errorf("%d migrations recorded after reopening (%v), want %d", count, err, latestVersion(t))
 	}
-	next := LatestSchemaVersion() + 1
+	next := latestVersion(t) + 1
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', '2040-01-01T00:00:00Z')`, next); err != nil {
 		t.Fatal(err)
 	}

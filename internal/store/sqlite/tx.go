@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/drawbridge/drawbridge/internal/audit"
-	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 	"strings"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -29,6 +30,9 @@ type tx struct {
 	// cache is the writer's row cache (cache.go); nil for read-pool
 	// transactions, which see a snapshot of their own.
 	cache *rowCache
+	// memo is the store's decode memo (exact by content, so shared by the
+	// writer and the read pool).
+	memo *jsonmemo.Memo
 	// wrote is set before tx runs its first statement that is not a
 	// SELECT: from then on a failure must be undone (runOptimistic).
 	wrote bool
@@ -162,10 +166,6 @@ func sqlLimit(n int) int {
 	return n
 }
 
-func notFound(what, key string) error {
-	return fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
-}
-
 // Objects
 
 // GetObjectRaw returns the stored JSON of an object.
@@ -173,7 +173,7 @@ func notFound(what, key string) error {
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
 	if r, ok := t.cache.get(tableObjects, kind, key); ok {
 		if !r.present {
-			return nil, notFound(kind, key)
+			return nil, store.NotFound(kind, key)
 		}
 		return r.body, nil
 	}
@@ -181,7 +181,7 @@ func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error)
 	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		t.cache.absent(tableObjects, kind, key)
-		return nil, notFound(kind, key)
+		return nil, store.NotFound(kind, key)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
 	}
@@ -195,7 +195,7 @@ func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 		return err
 	}
 	// Objects read again unchanged (a VM, the audit head) skip decoding.
-	if err := jsonmemo.DecodeInto(body, into); err != nil {
+	if err := t.memo.DecodeInto(body, into); err != nil {
 		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
 	}
 	return nil
@@ -212,6 +212,9 @@ func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
 // PutObjectRaw stores body as the object's stored form; GetObjectRaw
 // returns exactly these bytes. body's bytes must not be modified
 // afterwards.
+// Memo returns the store's decode memo, for callers of GetObjectRaw.
+func (t *tx) Memo() *jsonmemo.Memo { return t.memo }
+
 func (t *tx) PutObjectRaw(ctx context.Context, kind, key string, body store.EncodedJSON) error {
 	return t.putObject(kind, key, body.Bytes())
 }
@@ -325,9 +328,9 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	key := strings.ToLower(id)
 	if r, ok := t.cache.get(tablePolicies, "", key); ok {
 		if !r.present {
-			return jit.Policy{}, notFound("JIT policy", id)
+			return jit.Policy{}, store.NotFound("JIT policy", id)
 		}
-		return decodePolicy(r.body)
+		return t.decodePolicy(r.body)
 	}
 	p, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
 	switch {
@@ -339,8 +342,8 @@ func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	return p, err
 }
 
-func decodePolicy(body []byte) (jit.Policy, error) {
-	p, err := decodeRow[jit.Policy](body)
+func (t *tx) decodePolicy(body []byte) (jit.Policy, error) {
+	p, err := decodeRow[jit.Policy](t.memo)(body)
 	if err != nil {
 		return jit.Policy{}, fmt.Errorf("sqlite: decode policy: %w", err)
 	}
@@ -353,11 +356,11 @@ func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Po
 	var body []byte
 	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return jit.Policy{}, nil, notFound(what, id)
+		return jit.Policy{}, nil, store.NotFound(what, id)
 	} else if err != nil {
 		return jit.Policy{}, nil, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
 	}
-	p, err := decodePolicy(body)
+	p, err := t.decodePolicy(body)
 	return p, body, err
 }
 
@@ -373,7 +376,7 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	} else if n == 0 {
-		return notFound("JIT policy", id)
+		return store.NotFound("JIT policy", id)
 	}
 	return nil
 }
@@ -384,7 +387,7 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list policies: %w", err)
 	}
-	return scanAll(rows, "policies", decodeRow[jit.Policy])
+	return scanAll(rows, "policies", decodeRow[jit.Policy](t.memo))
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
@@ -406,7 +409,7 @@ func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 		t.cache.setPolicyOfVM(vk, key)
 	}
 	if key == "" {
-		return jit.Policy{}, notFound("JIT policy for virtual machine", vmID)
+		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
 	}
 	return t.GetPolicy(ctx, key)
 }
@@ -436,10 +439,12 @@ func scanAll[T any](rows *sql.Rows, what string, decode func([]byte) (T, error))
 // by their bytes: the policy and the grants every request reads again
 // unchanged (and the grants the writer just stored, which it remembers)
 // skip encoding/json.
-func decodeRow[T any](body []byte) (T, error) {
-	var v T
-	_, err := jsonmemo.Decode(body, &v)
-	return v, err
+func decodeRow[T any](m *jsonmemo.Memo) func(body []byte) (T, error) {
+	return func(body []byte) (T, error) {
+		var v T
+		_, err := jsonmemo.Decode(m, body, &v)
+		return v, err
+	}
 }
 
 // decodeJSON decodes without the memo: request bodies are listed now and
@@ -576,7 +581,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
 		}
 		t.cache.put(tableGrants, "", g.ID, body)
-		jsonmemo.Remember(body, &g)
+		t.memo.Remember(body, &g)
 		if g.Status == jit.StatusInitiated {
 			t.cache.grantActivated(vmKey, activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i})
 		}
@@ -652,7 +657,7 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	if err != nil {
 		return jit.Grant{}, err
 	}
-	g, err := decodeRow[jit.Grant](body)
+	g, err := decodeRow[jit.Grant](t.memo)(body)
 	if err != nil {
 		return jit.Grant{}, fmt.Errorf("sqlite: decode grant %s: %w", id, err)
 	}
@@ -681,7 +686,7 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list grants: %w", err)
 	}
-	return scanAll(rows, "grants", decodeRow[jit.Grant])
+	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
 }
 
 // activeGrantsOfVM is ListGrants of a VM's active grants on the writer,
@@ -695,7 +700,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 				out = nil // a body was dropped with the row cache: read again
 				break
 			}
-			g, err := decodeRow[jit.Grant](row.body)
+			g, err := decodeRow[jit.Grant](t.memo)(row.body)
 			if err != nil {
 				return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
 			}
@@ -718,7 +723,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 		if err := rows.Scan(&r.id, &r.requestID, &r.idx, &r.start, &body); err != nil {
 			return nil, fmt.Errorf("sqlite: list grants: %w", err)
 		}
-		g, err := decodeRow[jit.Grant](body)
+		g, err := decodeRow[jit.Grant](t.memo)(body)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
 		}
@@ -737,7 +742,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 func (t *tx) grantBody(id string) ([]byte, error) {
 	if r, ok := t.cache.get(tableGrants, "", id); ok {
 		if !r.present {
-			return nil, notFound("grant", id)
+			return nil, store.NotFound("grant", id)
 		}
 		return r.body, nil
 	}
@@ -745,7 +750,7 @@ func (t *tx) grantBody(id string) ([]byte, error) {
 	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		t.cache.absent(tableGrants, "", id)
-		return nil, notFound("grant", id)
+		return nil, store.NotFound("grant", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
 	}
@@ -775,7 +780,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if isActive {
 		// The writer reads an active grant again (a newer request ends
 		// it); an ended one only the listings do, which can decode it.
-		jsonmemo.Remember(body, &cur)
+		t.memo.Remember(body, &cur)
 	}
 	switch {
 	case wasActive && !isActive:
@@ -792,7 +797,7 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due grants: %w", err)
 	}
-	return scanAll(rows, "grants", decodeRow[jit.Grant])
+	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
 }
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
@@ -805,6 +810,3 @@ func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
 	}
 	return time.Unix(0, n.Int64).UTC(), true, nil
 }
-
-// LockVMs does nothing: SQLite transactions already run one at a time.
-func (t *tx) LockVMs(ctx context.Context, vmIDs []string) error { return nil }

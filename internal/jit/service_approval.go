@@ -1,0 +1,251 @@
+package jit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// holdForApproval stores req as pending in c instead of opening it.
+func (s *Service) holdForApproval(c *change, actor Actor, req Request, rules []ApprovalRule) (Request, error) {
+	if strings.TrimSpace(req.Justification) == "" {
+		return Request{}, invalid("justification", "a justification is required: the requested ports need approval from %s", describeRules(rules))
+	}
+	for i := range req.Grants {
+		req.Grants[i].Status, req.Grants[i].StatusReason = StatusPending, ReasonAwaitingApproval
+	}
+	timeout := s.approvalTimeout
+	if timeout <= 0 {
+		timeout = DefaultApprovalTimeout
+	}
+	p := PendingRequest{Request: req, Rules: rules, Approvals: []Approval{}, State: ApprovalPending, LapseAt: c.now.Add(timeout)}
+	if err := c.tx.PutObject(c.ctx, KindPending, req.ID, p); err != nil {
+		return Request{}, err
+	}
+	c.grantEvents(EventRequested, actor, actor.Principal, req.Grants, ReasonAwaitingApproval, req.Justification)
+	c.wakeExpiry(time.Time{}) // the lapse may come before the job's deadline
+	return req, recordRequest(c, actor, AuditRequestPending, req)
+}
+
+// GetPendingRequest returns a request that needed approval, pending or decided.
+func (s *Service) GetPendingRequest(ctx context.Context, id string) (PendingRequest, error) {
+	var p PendingRequest
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
+		var err error
+		p, _, err = getPending(ctx, tx, id)
+		return err
+	})
+	return p, err
+}
+
+func getPending(ctx context.Context, tx Tx, id string) (PendingRequest, bool, error) {
+	var p PendingRequest
+	err := tx.GetObject(ctx, KindPending, id, &p)
+	if err == nil {
+		return p, true, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return p, false, err
+	}
+	err = tx.GetObject(ctx, KindDecided, id, &p)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, false, notFound("id", "request %s is not a request that needs approval", id)
+	}
+	return p, false, err
+}
+
+// ListPendingRequests returns the requests waiting for approval, oldest first.
+func (s *Service) ListPendingRequests(ctx context.Context) ([]PendingRequest, error) {
+	var out []PendingRequest
+	err := s.store.ReadTx(ctx, func(tx Tx) error {
+		var err error
+		out, err = listPending(ctx, tx)
+		return err
+	})
+	return out, err
+}
+
+func listPending(ctx context.Context, tx Tx) ([]PendingRequest, error) {
+	var out []PendingRequest
+	err := tx.ListObjects(ctx, KindPending, func(key string, body []byte) error {
+		var p PendingRequest
+		if err := json.Unmarshal(body, &p); err != nil {
+			return fmt.Errorf("pending request %s: %w", key, err)
+		}
+		out = append(out, p)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Request.StartTime.Before(out[j].Request.StartTime) })
+	return out, err
+}
+
+// Approve records actor's approval of a pending request. When it is the
+// last one needed, the request opens in the same transaction: its grants
+// are checked against the policy as it is now, start now and last the
+// duration asked for, keep the IDs shown while pending, and the firewall
+// is changed as for Initiate.
+func (s *Service) Approve(ctx context.Context, actor Actor, id string) (PendingRequest, Request, error) {
+	p, err := s.GetPendingRequest(ctx, id) // for the VMs to lock
+	if err != nil {
+		return PendingRequest{}, Request{}, err
+	}
+	res, after, err := write(ctx, s, lowerAll(requestVMs(p.Request)), func(c *change) (approval, error) {
+		return s.approve(c, actor, id)
+	})
+	if err != nil || len(after.reconciled) == 0 {
+		return res.pending, res.opened, err
+	}
+	opened, err := s.withCurrentGrants(ctx, res.opened)
+	return res.pending, opened, err
+}
+
+// approval is what Approve did: the pending request with the approval
+// and, if it was the last one needed, the request it opened.
+type approval struct {
+	pending PendingRequest
+	opened  Request
+}
+
+func (s *Service) approve(c *change, actor Actor, id string) (approval, error) {
+	p, isPending, err := getPending(c.ctx, c.tx, id)
+	if err != nil {
+		return approval{}, err
+	}
+	if !isPending {
+		return approval{}, conflict("id", "request %s is already %s", id, p.State)
+	}
+	p, final, err := addApproval(p, actor, c.now)
+	if err != nil {
+		return approval{}, err
+	}
+	if final {
+		return s.openApproved(c, actor, p)
+	}
+	if err := c.tx.PutObject(c.ctx, KindPending, id, p); err != nil {
+		return approval{}, err
+	}
+	return approval{pending: p}, c.audit(actor, AuditRequestApprove, firstVM(p.Request), fmt.Sprintf("request %s: approval %d", id, len(p.Approvals)), nil, p.Approvals[len(p.Approvals)-1])
+}
+
+// openApproved opens p, whose last approval approver just gave, through
+// the steps of Initiate (load → plan → apply → record) under the policy as
+// it is now, and marks p approved.
+func (s *Service) openApproved(c *change, approver Actor, p PendingRequest) (approval, error) {
+	requester := Actor{Principal: p.Request.Requestor, Address: p.Request.SourceAddress}
+	pi := planInput{in: InitiateInput{Justification: p.Request.Justification}, actor: requester, reqID: p.Request.ID, now: c.now, newID: s.newID, keepID: map[string]string{}}
+	index := map[string]int{}
+	for _, g := range p.Request.Grants {
+		i, ok := index[inventory.Key(g.VMID)]
+		if !ok {
+			i = len(pi.in.VirtualMachines)
+			index[inventory.Key(g.VMID)] = i
+			pi.in.VirtualMachines = append(pi.in.VirtualMachines, InitiateVM{ID: g.VMID})
+		}
+		pi.in.VirtualMachines[i].Ports = append(pi.in.VirtualMachines[i].Ports, InitiatePort{
+			Number:                     g.Port,
+			Duration:                   g.EndTime.Sub(g.StartTime).String(),
+			AllowedSourceAddressPrefix: g.Source.String(),
+		})
+		pi.keepID[grantKey(g.VMID, g.Port)] = g.ID
+	}
+	t, err := loadRequest(c, p.Request.PolicyID, pi.in)
+	if err != nil {
+		return approval{}, err
+	}
+	plan, err := planRequest(t, pi)
+	if err != nil {
+		return approval{}, err
+	}
+	if err := s.applyPlan(c, &plan); err != nil {
+		return approval{}, err
+	}
+	if err := recordSuperseded(c, requester, plan); err != nil {
+		return approval{}, err
+	}
+	p.State, p.DecidedAt, p.DecidedBy = ApprovalApproved, c.now, approver.Principal
+	if err := c.tx.DeleteObject(c.ctx, KindPending, p.Request.ID); err != nil {
+		return approval{}, err
+	}
+	if err := c.tx.PutObject(c.ctx, KindDecided, p.Request.ID, p); err != nil {
+		return approval{}, err
+	}
+	if err := c.audit(approver, AuditRequestApprove, firstVM(p.Request), fmt.Sprintf("request %s: approval %d, request opened", p.Request.ID, len(p.Approvals)), nil, p.Approvals[len(p.Approvals)-1]); err != nil {
+		return approval{}, err
+	}
+	return approval{pending: p, opened: plan.req}, recordOpened(c, requester, plan.req, &approver)
+}
+
+// Deny ends a pending request: its grants never open.
+func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (PendingRequest, error) {
+	if len(reason) > 1024 {
+		return PendingRequest{}, invalid("reason", "reason is longer than 1024 characters")
+	}
+	p, _, err := write(ctx, s, nil, func(c *change) (PendingRequest, error) {
+		p, isPending, err := getPending(c.ctx, c.tx, id)
+		if err != nil {
+			return p, err
+		}
+		if !isPending {
+			return p, conflict("id", "request %s is already %s", id, p.State)
+		}
+		if err := checkApprover(p, actor, c.now); err != nil {
+			return p, err
+		}
+		return decide(c, actor, p, ApprovalDenied, ReasonDenied, reason)
+	})
+	return p, err
+}
+
+// decide ends pending request p without opening it.
+func decide(c *change, actor Actor, p PendingRequest, state string, reason Reason, why string) (PendingRequest, error) {
+	before := p
+	p.State, p.DecidedAt, p.DecidedBy, p.Reason = state, c.now, actor.Principal, why
+	for i := range p.Request.Grants {
+		p.Request.Grants[i].Status, p.Request.Grants[i].StatusReason, p.Request.Grants[i].EndedAt = StatusRevoked, reason, c.now
+	}
+	if err := c.tx.DeleteObject(c.ctx, KindPending, p.Request.ID); err != nil {
+		return p, err
+	}
+	if err := c.tx.PutObject(c.ctx, KindDecided, p.Request.ID, p); err != nil {
+		return p, err
+	}
+	c.grantEvents(EventDenied, actor, p.Request.Requestor, p.Request.Grants, reason, why)
+	op := AuditRequestDeny
+	if state == ApprovalLapsed {
+		op = AuditRequestLapse
+	}
+	detail := fmt.Sprintf("request %s %s", p.Request.ID, strings.ToLower(state))
+	if why != "" {
+		detail += ": " + why
+	}
+	return p, c.audit(actor, op, firstVM(p.Request), detail, before.State, p.State)
+}
+
+// LapseDue ends pending requests whose approval timeout has passed.
+func (s *Service) LapseDue(ctx context.Context) (int, error) {
+	n, _, err := write(ctx, s, nil, func(c *change) (int, error) {
+		ps, err := listPending(c.ctx, c.tx)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, p := range ps {
+			if c.now.Before(p.LapseAt) {
+				continue
+			}
+			if _, err := decide(c, Actor{Principal: SystemPrincipal}, p, ApprovalLapsed, ReasonApprovalLapsed, "not decided within the approval timeout"); err != nil {
+				return 0, err
+			}
+			n++
+		}
+		return n, nil
+	})
+	return n, err
+}
