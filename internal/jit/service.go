@@ -610,8 +610,8 @@ func (s *Service) grantFor(field string, vp VMPolicy, port InitiatePort, actor A
 		return Grant{}, invalid(field+".endTimeUtc", "endTimeUtc (or duration) is required")
 	}
 	end = end.UTC()
-	if !end.After(now) {
-		return Grant{}, invalid(field+".endTimeUtc", "end time %s is not in the future", end.Format(time.RFC3339))
+	if end.Sub(now) < MinRequestDuration {
+		return Grant{}, invalid(field+".endTimeUtc", "end time %s is not at least %s in the future", end.Format(time.RFC3339Nano), MinRequestDuration)
 	}
 	if maxD := pp.MaxDuration(); end.Sub(now) > maxD {
 		return Grant{}, invalid(field+".endTimeUtc", "end time %s is more than the policy's maximum %s from now", end.Format(time.RFC3339), pp.MaxRequestAccessDuration)
@@ -625,21 +625,6 @@ func (s *Service) grantFor(field string, vp VMPolicy, port InitiatePort, actor A
 		Status:       StatusInitiated,
 		StatusReason: ReasonUserRequested,
 	}, nil
-}
-
-// parseRequestDuration accepts ISO 8601 (PT1H) and Go syntax (90s, 1h30m).
-func parseRequestDuration(s string) (time.Duration, error) {
-	if strings.HasPrefix(strings.ToUpper(s), "P") {
-		return ParseISODuration(s)
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (PT1H, 90s, 1h30m)", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("duration %s is not positive", s)
-	}
-	return d, nil
 }
 
 // GetRequest returns a request with its grants.
