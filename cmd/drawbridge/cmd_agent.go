@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drawbridge/drawbridge/internal/agent"
+	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/provider/nftables"
 )
 
@@ -40,6 +42,10 @@ while the agent or the server is down. It needs CAP_NET_ADMIN.
 				return errors.New("--vm: the VM's resource ID is required")
 			}
 			srv, tok := a.serverAndToken()
+			transport, err := client.Transport(a.caPath())
+			if err != nil {
+				return fmt.Errorf("--ca-file: %w", err)
+			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug
@@ -58,6 +64,7 @@ while the agent or the server is down. It needs CAP_NET_ADMIN.
 			defer fw.Close()
 			ag, err := agent.New(agent.Config{
 				Server: srv, Token: tok, VM: vm,
+				HTTP:             &http.Client{Transport: transport},
 				Firewall:         fw,
 				Logger:           log,
 				HeartbeatTimeout: heartbeat,

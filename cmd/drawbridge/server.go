@@ -23,6 +23,7 @@ func (a *app) serverCmd() *cobra.Command {
 		debug             bool
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
+		netFlags          serverNetFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -51,6 +52,9 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
 			}
+			if err := netFlags.apply(&cfg); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, cfg)
@@ -63,6 +67,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if srv.AdminToken != "" {
 				fmt.Fprintf(a.stderr, "drawbridge: first start: the administrator token is in %s (readable only by you); use it with --token or DRAWBRIDGE_TOKEN\n", srv.AdminTokenFile)
 			}
+			reloadOnHUP(ctx, srv, log)
 			fmt.Fprintf(a.stdout, "drawbridge server listening on %s\n", srv.URL)
 			<-ctx.Done()
 			log.Info("shutting down", "reason", context.Cause(ctx))
@@ -82,6 +87,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
+	netFlags.add(cmd, &cfg)
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	return cmd
 }

@@ -40,7 +40,9 @@ func (e *Error) Error() string { return e.Message }
 
 // New returns a client for the server at baseURL (e.g.
 // http://127.0.0.1:8080). A non-empty token is sent as a bearer token.
-func New(baseURL, token string) (*Client, error) {
+// https:// servers are verified against the system roots unless an option
+// (WithCAFile) says otherwise.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("server URL %q: %v", baseURL, err)
@@ -48,7 +50,13 @@ func New(baseURL, token string) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q: want http://host:port or https://host:port", baseURL)
 	}
-	return &Client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	c := &Client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // BaseURL returns the server's URL.

@@ -62,6 +62,12 @@ type Config struct {
 	// approved, denied, opened, closed) to them after each change commits.
 	// Logger defaults to the server's.
 	Webhook webhook.Options
+
+	// TLSCertFile and TLSKeyFile, if set, serve HTTPS with this PEM pair,
+	// loaded again when the files change or on ReloadTLS (SIGHUP).
+	TLSCertFile, TLSKeyFile string
+	// HTTP timeouts; zero means the Default* values (httpserver.go).
+	ReadTimeout, WriteTimeout, IdleTimeout, StreamWriteTimeout time.Duration
 }
 
 // Server is a running drawbridge server.
@@ -92,6 +98,8 @@ type Server struct {
 
 	// Webhooks delivers events when Config.Webhook has URLs, else nil.
 	Webhooks *webhook.Dispatcher
+
+	certs *certReloader // nil without TLS
 }
 
 // NewID returns a 128-bit identifier in hex: 48 bits of Unix milliseconds
@@ -147,6 +155,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 5 * time.Minute
+	}
+	var certs *certReloader
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		var err error
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	st, err := openStore(ctx, cfg.DBPath)
 	if err != nil {
@@ -241,8 +256,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		TrustedProxies: cfg.TrustedProxies,
 		Agents:         hub,
 	})
-	s.http = &http.Server{Handler: apiServer.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = newHTTPServer(cfg, apiServer.Handler())
 	s.URL = "http://" + ln.Addr().String()
+	if certs != nil {
+		s.certs = certs
+		s.http.TLSConfig = certs.tlsConfig()
+		s.URL = "https://" + ln.Addr().String()
+	}
 
 	jobCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -257,7 +277,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.certs != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("http server", "err", err)
 		}
 	}()
