@@ -166,7 +166,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), identityKey{}, info)
 	ctx = jit.WithActor(ctx, info.actor)
 	r = r.WithContext(ctx)
-	s.mux.ServeHTTP(rw, r)
+	s.route(rw, r)
 	if rw.status >= 400 && rw.status < 500 && rw.status != http.StatusNotFound && rw.status != http.StatusMethodNotAllowed && rw.status != http.StatusTooManyRequests {
 		s.auditRefusal(r, rw)
 	}
