@@ -141,6 +141,9 @@ func open(ctx context.Context, path string, conns int) (*Store, error) {
 	writerQ := q
 	if path != ":memory:" {
 		writerQ = withPragma(q, "wal_autocheckpoint(0)")
+		if err := restrictFiles(path); err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
 	}
 	db, err := sql.Open("sqlite", path+"?"+writerQ.Encode())
 	if err != nil {
