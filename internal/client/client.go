@@ -62,11 +62,27 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 // BaseURL returns the server's URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
+// url is the server's URL with path appended. path is already escaped
+// (callers escape names with url.PathEscape), so it is kept as RawPath;
+// setting it as Path alone would escape it a second time ("Security%20Reader"
+// sent as "Security%2520Reader"). A path that is not a valid escaping is
+// taken as unescaped.
+func (c *Client) url(path string) url.URL {
+	u := *c.base
+	if p, err := url.PathUnescape(path); err == nil {
+		u.Path = c.base.Path + p
+		u.RawPath = c.base.EscapedPath() + path
+	} else {
+		u.Path = c.base.Path + path
+		u.RawPath = ""
+	}
+	return u
+}
+
 // do sends a request. body is JSON-encoded unless it is a []byte, which is
 // sent as it is; out, if not nil, receives the decoded JSON response.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
-	u := *c.base
-	u.Path = c.base.Path + path
+	u := c.url(path)
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {
