@@ -614,6 +614,9 @@ func (s *Service) grantFor(field string, vp VMPolicy, port InitiatePort, actor A
 		return Grant{}, invalid(field+".endTimeUtc", "end time %s is not at least %s in the future", end.Format(time.RFC3339Nano), MinRequestDuration)
 	}
 	if maxD := pp.MaxDuration(); end.Sub(now) > maxD {
+		if port.Duration != "" {
+			return Grant{}, invalid(field+".duration", "duration %s is more than the policy's maximum %s", quoteBounded(port.Duration), pp.MaxRequestAccessDuration)
+		}
 		return Grant{}, invalid(field+".endTimeUtc", "end time %s is more than the policy's maximum %s from now", end.Format(time.RFC3339), pp.MaxRequestAccessDuration)
 	}
 	return Grant{

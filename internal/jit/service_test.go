@@ -256,7 +256,7 @@ func TestInitiateOpensGrantAndValidates(t *testing.T) {
 		{"source outside allowed", request(vm1, 22, "203.0.113.9", time.Hour), "virtualMachines[0].ports[0].allowedSourceAddressPrefix", jit.ErrForbidden},
 		{"wider than allowed", request(vm1, 22, "198.16.0.0/12", time.Hour), "virtualMachines[0].ports[0].allowedSourceAddressPrefix", jit.ErrForbidden},
 		{"bad source", request(vm1, 22, "198.18.0.300", time.Hour), "virtualMachines[0].ports[0].allowedSourceAddressPrefix", jit.ErrInvalid},
-		{"too long", request(vm1, 22, "198.18.0.7", 3*time.Hour+time.Second), "virtualMachines[0].ports[0].endTimeUtc", jit.ErrInvalid},
+		{"too long", request(vm1, 22, "198.18.0.7", 3*time.Hour+time.Second), "virtualMachines[0].ports[0].duration", jit.ErrInvalid},
 		{"vm not in policy", request(vm2, 22, "198.18.0.7", time.Hour), "virtualMachines[0].id", jit.ErrInvalid},
 		{"past end", jit.InitiateInput{VirtualMachines: []jit.InitiateVM{{ID: vm1, Ports: []jit.InitiatePort{{Number: 22, EndTimeUtc: t0.Add(-time.Second)}}}}},
 			"virtualMachines[0].ports[0].endTimeUtc", jit.ErrInvalid},
