@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "drawbridge: "+oneLine(err.Error()))
+		fmt.Fprintln(stderr, "drawbridge: "+safeText(oneLine(err.Error())))
 		return 1
 	}
 	return 0
