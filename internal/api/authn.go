@@ -134,7 +134,7 @@ type identityKey struct{}
 // runs the handler, and audits a refusal (any 4xx but 404, 405 and 429).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
-		s.mux.ServeHTTP(w, r)
+		s.route(w, r)
 		return
 	}
 	info := &reqInfo{}

@@ -45,3 +45,64 @@ func TestClientAddr(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClientAddr: whatever X-Forwarded-For says, an untrusted peer is the
+// client; behind a trusted peer the client is the peer or one of the hops,
+// and a trusted address only when every hop to its right is trusted too.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("10.1.2.3:443", "203.0.113.9, 10.1.2.3")
+	f.Add("10.1.2.3:443", "1.2.3.4, 198.18.0.9, 10.9.9.9")
+	f.Add("198.18.0.7:1", "10.0.0.1")
+	f.Add("[2001:2:0:1::5]:443", "[2001:2::9]:4711, garbage")
+	f.Add("10.1.2.3:443", ",,, ,::ffff:10.0.0.1")
+	s := New(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:2:0:1::/64")}})
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest("GET", "/drawbridge/v1/vms", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		got := s.clientAddr(r)
+		p, ok := parseHop(peer)
+		if !ok {
+			if got.IsValid() {
+				t.Fatalf("peer %q unparsable but client %v", peer, got)
+			}
+			return
+		}
+		if !s.trusted(p) {
+			if got != p {
+				t.Fatalf("untrusted peer %v, client %v", p, got)
+			}
+			return
+		}
+		hops := forwardedFor(r.Header)
+		if len(hops) == 0 || !parses(hops[len(hops)-1]) {
+			if got != p {
+				t.Fatalf("no usable hop in %q, but client %v (peer %v)", xff, got, p)
+			}
+			return
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, ok := parseHop(hops[i])
+			if !ok {
+				t.Fatalf("client %v found past the unparsable hop %q", got, hops[i])
+			}
+			if a == got {
+				if s.trusted(a) && i > 0 {
+					if b, ok := parseHop(hops[i-1]); ok {
+						t.Fatalf("stopped at trusted %v with a parsable hop %v to its left", a, b)
+					}
+				}
+				return
+			}
+			if !s.trusted(a) {
+				t.Fatalf("skipped the untrusted hop %v to reach %v", a, got)
+			}
+		}
+		t.Fatalf("client %v is neither the peer nor a hop of %q", got, xff)
+	})
+}
+
+func parses(hop string) bool {
+	_, ok := parseHop(hop)
+	return ok
+}
