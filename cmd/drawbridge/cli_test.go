@@ -280,7 +280,7 @@ func TestBadInputFailsCleanlyAndChangesNothing(t *testing.T) {
 		{"unknown VM id", []string{"request", webID + "nosuch", "--port", "22", "--duration", "1h", "--source", "198.18.0.1"}, "vm"},
 		{"port not in policy", []string{"request", "web-01", "--port", "2222", "--duration", "1h", "--source", "198.18.0.1"}, "number"},
 		{"bad duration", []string{"request", "web-01", "--port", "22", "--duration", "1x", "--source", "198.18.0.1"}, "duration"},
-		{"duration over the maximum", []string{"request", "web-01", "--port", "22", "--duration", "4h", "--source", "198.18.0.1"}, "endTimeUtc"},
+		{"duration over the maximum", []string{"request", "web-01", "--port", "22", "--duration", "4h", "--source", "198.18.0.1"}, "duration \"4h\" is more than the policy's maximum PT3H"},
 		{"source outside the policy", []string{"request", "web-01", "--port", "22", "--duration", "1h", "--source", "203.0.113.5"}, "allowedSourceAddressPrefix"},
 		{"bad source", []string{"request", "web-01", "--port", "22", "--duration", "1h", "--source", "300.1.1.1"}, "allowedSourceAddressPrefix"},
 		{"missing duration", []string{"request", "web-01", "--port", "22"}, "--duration"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drawbridge/drawbridge/internal/agent"
+	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
 	"github.com/drawbridge/drawbridge/internal/provider/nftables"
 )
@@ -128,8 +130,13 @@ func (a *app) runAgent(ctx context.Context, fl agentFlags) error {
 		log.Info(what)
 		return nil
 	}
+	transport, err := client.Transport(a.caPath())
+	if err != nil {
+		return fmt.Errorf("--ca-file: %w", err)
+	}
 	ag, err := agent.New(agent.Config{
 		Server: srv, Token: tok, VM: fl.vm,
+		HTTP:             &http.Client{Transport: transport},
 		Firewall:         fw,
 		Logger:           log,
 		HeartbeatTimeout: fl.heartbeat,

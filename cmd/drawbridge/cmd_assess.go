@@ -290,8 +290,13 @@ func printFixResult(w io.Writer, res api.AssessmentFixResponse) {
 	t := newTable(w, "POLICY", "ACTION", "VMS", "STATE")
 	for _, p := range res.Policies {
 		action := "extended"
-		if p.Created {
+		switch {
+		case p.Created:
 			action = "created"
+		case p.Unchanged:
+			action = "unchanged (applied again)"
+		case len(p.Widened) > 0:
+			action = "extended (protocol widened)"
 		}
 		names := make([]string, len(p.VMs))
 		for i, id := range p.VMs {
@@ -304,6 +309,11 @@ func printFixResult(w io.Writer, res api.AssessmentFixResponse) {
 		t.row(p.ID, action, strings.Join(names, ","), state)
 	}
 	t.flush()
+	for _, p := range res.Policies {
+		for _, note := range p.Widened {
+			fmt.Fprintln(w, "  "+safeText(note))
+		}
+	}
 	fmt.Fprintf(w, "\nAfter the fix: Healthy: %d   Unhealthy: %d   Not applicable: %d\n", res.Summary.Healthy, res.Summary.Unhealthy, res.Summary.NotApplicable)
 	warned := false
 	for _, r := range res.Results {

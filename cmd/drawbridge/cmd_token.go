@@ -36,7 +36,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				return printJSON(a.stdout, out)
 			}
 			fmt.Fprintln(a.stdout, out.Token)
-			fmt.Fprintf(a.stderr, "token %s for %s (%s), expires %s; it is shown only this once\n", out.Record.ID, out.Record.Principal, out.Record.Kind, orNever(fmtTime(out.Record.ExpiresAt)))
+			fmt.Fprintf(a.stderr, "token %s for %s (%s), expires %s; it is shown only this once\n", out.Record.ID, safeText(out.Record.Principal), out.Record.Kind, orNever(fmtTime(out.Record.ExpiresAt)))
 			return nil
 		},
 	}
@@ -86,7 +86,7 @@ func (a *app) tokenCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, tok)
 			}
-			fmt.Fprintf(a.stdout, "token %s of %s revoked at %s\n", tok.ID, tok.Principal, fmtTime(tok.RevokedAt))
+			fmt.Fprintf(a.stdout, "token %s of %s revoked at %s\n", tok.ID, safeText(tok.Principal), fmtTime(tok.RevokedAt))
 			return nil
 		},
 	}

@@ -139,7 +139,7 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 	f.IntSliceVar(&ports, "port", nil, "port to guard (repeatable)")
 	f.StringVar(&protocol, "protocol", "TCP", "protocol of the ports: TCP, UDP or *")
 	f.StringSliceVar(&sources, "source", nil, "allowed source prefix (repeatable; default * = any)")
-	f.StringVar(&maxDur, "max-duration", "PT3H", "maximum request duration, ISO 8601")
+	f.StringVar(&maxDur, "max-duration", "PT3H", "maximum request duration, ISO 8601 (PT3H) or Go syntax (3h)")
 	f.StringVar(&name, "name", "default", "policy name")
 	f.StringVar(&location, "location", "", "policy location (default: the VM's)")
 	f.StringVarP(&file, "file", "f", "", "Azure policy body (JSON) to PUT as it is")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/drawbridge/drawbridge/internal/api"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -35,9 +36,24 @@ func (t *table) row(cells ...string) {
 	for i, c := range cells {
 		if c == "" {
 			cells[i] = "-"
+		} else {
+			cells[i] = safeText(c)
 		}
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+// safeText is s as it may reach a terminal: unchanged when it is valid UTF-8
+// made of printable characters, else Go-quoted ("ok\n…\x1b[2K") so that a
+// value someone else wrote (a justification, a rule name) can neither forge a
+// row nor send an escape sequence to the terminal.
+func safeText(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func (t *table) flush() { _ = t.tw.Flush() }
@@ -74,12 +90,12 @@ func joinNonEmpty(one string, many []string) string {
 // ---- policies ----
 
 func printPolicy(w io.Writer, p api.PolicyResource) {
-	fmt.Fprintf(w, "policy  %s\n", p.ID)
+	fmt.Fprintf(w, "policy  %s\n", safeText(p.ID))
 	state := p.Properties.ProvisioningState
 	if p.Properties.ProvisioningError != "" {
 		state += " (" + p.Properties.ProvisioningError + ")"
 	}
-	fmt.Fprintf(w, "state   %s\n\n", state)
+	fmt.Fprintf(w, "state   %s\n\n", safeText(state))
 	t := newTable(w, "VM", "PORT", "PROTOCOL", "ALLOWED SOURCES", "MAX DURATION", "VM ID")
 	for _, vm := range p.Properties.VirtualMachines {
 		for _, port := range vm.Ports {
@@ -167,7 +183,7 @@ func printVMs(w io.Writer, vms []api.VMSummary) {
 // printView writes a VM's firewall in evaluation order. The text depends
 // only on the view, so two outputs can be compared with diff.
 func printView(w io.Writer, v sim.View, inboundOnly bool) {
-	fmt.Fprintf(w, "vm %s (%s) %s\n", v.Name, v.Cloud, v.VMID)
+	fmt.Fprintf(w, "vm %s (%s) %s\n", safeText(v.Name), safeText(string(v.Cloud)), safeText(v.VMID))
 	for _, nsg := range v.NetworkSecurityGroups {
 		fmt.Fprintln(w)
 		printNSG(w, nsg, inboundOnly)
@@ -189,7 +205,7 @@ func printNSG(w io.Writer, nsg sim.NSGView, inboundOnly bool) {
 	for _, n := range nsg.NetworkInterfaces {
 		on = append(on, "nic "+lastSegment(n))
 	}
-	fmt.Fprintf(w, "network security group %s (on %s)\n", nsg.Name, strings.Join(on, ", "))
+	fmt.Fprintf(w, "network security group %s (on %s)\n", safeText(nsg.Name), safeText(strings.Join(on, ", ")))
 	t := newTable(w, "PRIORITY", "NAME", "DIRECTION", "ACCESS", "PROTOCOL", "SOURCE", "SOURCE PORTS", "DESTINATION", "DESTINATION PORTS")
 	for _, r := range nsg.SecurityRules {
 		if inboundOnly && r.Direction != netrule.Inbound {
@@ -215,7 +231,7 @@ func printENI(w io.Writer, eni sim.ENIView) {
 	if eni.PublicIP.IsValid() {
 		pub = ", public " + eni.PublicIP.String()
 	}
-	fmt.Fprintf(w, "network interface %s (private %s%s)\n", eni.NetworkInterfaceID, strings.Join(addrs, ","), pub)
+	fmt.Fprintf(w, "network interface %s (private %s%s)\n", safeText(eni.NetworkInterfaceID), strings.Join(addrs, ","), pub)
 	t := newTable(w, "GROUP ID", "GROUP NAME", "PROTOCOL", "PORTS", "SOURCE")
 	for _, g := range eni.Groups {
 		if len(g.IPPermissions) == 0 {

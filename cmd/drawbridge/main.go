@@ -29,6 +29,7 @@ type app struct {
 	server string // --server
 	token  string // --token
 	output string // -o
+	caFile string // --ca-file
 }
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -42,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "drawbridge: "+oneLine(err.Error()))
+		fmt.Fprintln(stderr, "drawbridge: "+safeText(oneLine(err.Error())))
 		return 1
 	}
 	return 0
@@ -75,6 +76,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	pf.StringVar(&a.server, "server", "", "server URL (default $DRAWBRIDGE_SERVER or "+defaultServer+")")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
@@ -107,11 +109,23 @@ func (a *app) client() (*client.Client, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, fmt.Errorf("--output: %q is not a format; use table or json", a.output)
 	}
-	c, err := client.New(a.serverAndToken())
+	server, token := a.serverAndToken()
+	c, err := client.New(server, token)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
+	if err := client.WithCAFile(a.caPath())(c); err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
 	return c, nil
+}
+
+// caPath is --ca-file, else $DRAWBRIDGE_CA_FILE.
+func (a *app) caPath() string {
+	if a.caFile != "" {
+		return a.caFile
+	}
+	return a.getenv("DRAWBRIDGE_CA_FILE")
 }
 
 func (a *app) json() bool { return a.output == "json" }

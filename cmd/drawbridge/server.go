@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -24,8 +23,8 @@ func (a *app) serverCmd() *cobra.Command {
 		debug             bool
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
-		trustedProxies    []string
 		logFormat         string
+		netFlags          serverNetFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -53,12 +52,8 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
 			}
-			for _, tp := range trustedProxies {
-				pfx, err := parsePrefixOrAddr(tp)
-				if err != nil {
-					return fmt.Errorf("--trusted-proxy: %w", err)
-				}
-				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+			if err := netFlags.apply(&cfg); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -72,6 +67,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if srv.AdminToken != "" {
 				fmt.Fprintf(a.stderr, "drawbridge: first start: the administrator token is in %s (readable only by you); use it with --token or DRAWBRIDGE_TOKEN\n", srv.AdminTokenFile)
 			}
+			reloadOnHUP(ctx, srv, log)
 			fmt.Fprintf(a.stdout, "drawbridge server listening on %s\n", srv.URL)
 			<-ctx.Done()
 			log.Info("shutting down", "reason", context.Cause(ctx))
@@ -91,7 +87,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
-	f.StringArrayVar(&trustedProxies, "trusted-proxy", nil, "address or prefix of a reverse proxy (TLS front) whose X-Forwarded-For, -Proto and -Host are believed; repeat for several")
+	netFlags.add(cmd, &cfg)
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	f.StringVar(&cfg.AuditKeyFile, "audit-key", "", "Ed25519 key that signs audit checkpoints, created mode 0600 with its public key beside it (FILE.pub) if missing (default: beside the database, DB.audit-key)")
 	f.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "sign the audit log's head after this many records (default 1000; negative: only when the server stops)")
@@ -101,18 +97,6 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for in-flight requests before closing")
 	a.configurable(cmd)
 	return cmd
-}
-
-// parsePrefixOrAddr reads "198.18.0.0/15" or "198.18.0.1" (a /32 or /128).
-func parsePrefixOrAddr(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a prefix", s)
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // loadWebhookSecret reads the webhook signing key from path into cfg. The

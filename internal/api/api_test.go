@@ -218,7 +218,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"location mismatch", "PUT", polURL, strings.Replace(azurePolicyBody(web01, 22), `"location": "westeurope"`, `"location": "eastus"`, 1), 400, "location", "eastus"},
 		{"initiate unknown policy", "POST", strings.Replace(polURL, "default", "nope", 1) + "/initiate", initiate(web01, 22, "198.18.0.7", end), 404, "", "not found"},
 		{"port not in policy", "POST", polURL + "/initiate", initiate(web01, 3389, "198.18.0.7", end), 400, "virtualMachines[0].ports[0].number", "3389"},
-		{"end in the past", "POST", polURL + "/initiate", initiate(web01, 22, "198.18.0.7", "2020-01-01T00:00:00Z"), 400, "virtualMachines[0].ports[0].endTimeUtc", "not in the future"},
+		{"end in the past", "POST", polURL + "/initiate", initiate(web01, 22, "198.18.0.7", "2020-01-01T00:00:00Z"), 400, "virtualMachines[0].ports[0].endTimeUtc", "in the future"},
 		{"end past maximum", "POST", polURL + "/initiate", initiate(web01, 22, "198.18.0.7", time.Now().Add(4*time.Hour).UTC().Format(time.RFC3339)), 400, "virtualMachines[0].ports[0].endTimeUtc", "PT3H"},
 		{"bad source", "POST", polURL + "/initiate", initiate(web01, 22, "not-an-ip", end), 400, "virtualMachines[0].ports[0].allowedSourceAddressPrefix", "not-an-ip"},
 		{"revoke unknown grant", "POST", "/drawbridge/v1/grants/nope/revoke", "", 404, "grantId", "nope"},

@@ -135,7 +135,7 @@ type identityKey struct{}
 // limiting refused calls per principal and source (RefusalLimiter).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" {
-		s.mux.ServeHTTP(w, r)
+		s.route(w, r)
 		return
 	}
 	info := &reqInfo{}
@@ -143,22 +143,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if a := s.clientAddr(r); a.IsValid() {
 		info.actor.Address = a.String()
 	}
-	now := time.Now()
-	if l := s.cfg.FailureLimiter; l != nil {
-		if ok, wait := l.Allow(info.actor.Address, now); !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "", fmt.Sprintf("too many failed authentications from %s; retry in %ds", info.actor.Address, secs))
-			return
-		}
-	}
 	id, err := s.identify(r)
 	if err != nil {
 		status, code := http.StatusUnauthorized, "AuthenticationFailed"
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
-			if l := s.cfg.FailureLimiter; l != nil {
-				l.Fail(info.actor.Address, now)
+			if s.limitFailure(w, info.actor.Address) {
+				return
 			}
 		case errors.Is(err, auth.ErrWrongVM):
 			status, code = http.StatusForbidden, "AuthorizationFailed"
@@ -176,14 +167,38 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), identityKey{}, info)
 	ctx = jit.WithActor(ctx, info.actor)
 	r = r.WithContext(ctx)
+	now := time.Now()
 	if !s.refusalsAllow(w, info.actor.Principal, info.actor.Address, now) {
 		return
 	}
-	s.mux.ServeHTTP(rw, r)
+	s.route(rw, r)
 	if isRefusal(rw.status) {
 		s.auditRefusal(r, rw)
 		s.refused(info.actor.Principal, info.actor.Address, now)
 	}
+}
+
+// limitFailure counts a failed authentication from addr, or, when addr has
+// no failures left, answers 429 with Retry-After (unaudited: the flood is
+// what is being limited) and reports true. Only failures are limited: a
+// correct credential from the same address is always let through, so one
+// caller's bad tokens cannot lock out everyone behind the same NAT or proxy.
+// Guessing is no threat to 256-bit tokens or signed ID tokens; the limit
+// keeps a flood of bad credentials out of the audit log.
+func (s *Server) limitFailure(w http.ResponseWriter, addr string) bool {
+	l := s.cfg.FailureLimiter
+	if l == nil {
+		return false
+	}
+	now := time.Now()
+	if ok, wait := l.Allow(addr, now); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "TooManyRequests", "", fmt.Sprintf("too many failed authentications from %s; retry in %ds", addr, secs))
+		return true
+	}
+	l.Fail(addr, now)
+	return false
 }
 
 func (s *Server) identify(r *http.Request) (Identity, error) {

@@ -57,6 +57,11 @@ type FixedPolicy struct {
 	VMs               []string `json:"vms"`
 	ProvisioningState string   `json:"provisioningState"`
 	ProvisioningError string   `json:"provisioningError,omitempty"`
+	// Widened lists ports whose protocol became "*" (jit.PolicyChange).
+	Widened []string `json:"widened,omitempty"`
+	// Unchanged is true when the policy already guarded the ports: it was
+	// only applied again.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // assessmentData reads what an assessment looks at from the service: the
@@ -252,7 +257,8 @@ func (s *Server) fixAssessment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out.Policies = append(out.Policies, FixedPolicy{ID: saved.ID, Created: c.Created, VMs: c.VMs,
-			ProvisioningState: saved.ProvisioningState, ProvisioningError: saved.ProvisioningError})
+			ProvisioningState: saved.ProvisioningState, ProvisioningError: saved.ProvisioningError,
+			Widened: c.Widened, Unchanged: c.Unchanged})
 	}
 	// Assess again so the caller sees the outcome for the fixed VMs.
 	in, _, _, err = s.assessmentData(ctx, resource.MustParse("/"))

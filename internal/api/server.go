@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -200,33 +199,6 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request) (rbac.Principal,
 		return rbac.Principal{}, jit.Actor{}, false
 	}
 	return p, jit.Actor{Principal: p.Name, Address: s.clientAddr(r).String()}, true
-}
-
-// clientAddr is the peer address, or the first X-Forwarded-For hop when the
-// peer is a trusted proxy.
-func (s *Server) clientAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	peer = peer.Unmap()
-	xff := r.Header.Get("X-Forwarded-For")
-	if xff == "" {
-		return peer
-	}
-	for _, tp := range s.cfg.TrustedProxies {
-		if tp.Contains(peer) {
-			first, _, _ := strings.Cut(xff, ",")
-			if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
-				return a.Unmap()
-			}
-		}
-	}
-	return peer
 }
 
 func (s *Server) authorize(w http.ResponseWriter, p rbac.Principal, op rbac.Operation, target string) bool {

@@ -40,7 +40,9 @@ func (e *Error) Error() string { return e.Message }
 
 // New returns a client for the server at baseURL (e.g.
 // http://127.0.0.1:8080). A non-empty token is sent as a bearer token.
-func New(baseURL, token string) (*Client, error) {
+// https:// servers are verified against the system roots unless an option
+// (WithCAFile) says otherwise.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("server URL %q: %v", baseURL, err)
@@ -48,17 +50,39 @@ func New(baseURL, token string) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q: want http://host:port or https://host:port", baseURL)
 	}
-	return &Client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	c := &Client{base: u, token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // BaseURL returns the server's URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
+// url is the server's URL with path appended. path is already escaped
+// (callers escape names with url.PathEscape), so it is kept as RawPath;
+// setting it as Path alone would escape it a second time ("Security%20Reader"
+// sent as "Security%2520Reader"). A path that is not a valid escaping is
+// taken as unescaped.
+func (c *Client) url(path string) url.URL {
+	u := *c.base
+	if p, err := url.PathUnescape(path); err == nil {
+		u.Path = c.base.Path + p
+		u.RawPath = c.base.EscapedPath() + path
+	} else {
+		u.Path = c.base.Path + path
+		u.RawPath = ""
+	}
+	return u
+}
+
 // do sends a request. body is JSON-encoded unless it is a []byte, which is
 // sent as it is; out, if not nil, receives the decoded JSON response.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
-	u := *c.base
-	u.Path = c.base.Path + path
+	u := c.url(path)
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {

@@ -218,14 +218,15 @@ func measureDrawbridge(b *testing.B, dir string, n int) ourFigures {
 	return f
 }
 
-// measureClose opens a 700 ms grant for src, runs between (e.g. kills the
-// server), and measures how long after the end time new connects fail.
+// measureClose opens a 1 s grant (the shortest a request may have) for src,
+// runs between (e.g. kills the server), and measures how long after the end
+// time new connects fail.
 func measureClose(b *testing.B, c *client.Client, tp *topo, src netip.Addr, i int, between func()) time.Duration {
 	b.Helper()
 	var r api.RequestResource
 	err := retry(func() error {
 		var err error
-		r, err = c.Request(context.Background(), api.SimpleRequest{VM: vmID, Ports: []int{22}, Duration: "700ms", Source: src.String()})
+		r, err = c.Request(context.Background(), api.SimpleRequest{VM: vmID, Ports: []int{22}, Duration: "1s", Source: src.String()})
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/netrule"
 )
 
 func TestMergePorts(t *testing.T) {
@@ -60,5 +61,42 @@ func TestMergePorts(t *testing.T) {
 
 	if _, err := MergePorts(nil, []VMPorts{{VM: inventory.VM{ID: rg + "vm-x"}, Ports: []PortPolicy{port(22, "*")}}}, "default"); err == nil {
 		t.Error("a VM without a location should be refused")
+	}
+}
+
+// A port the VM's policy has under another protocol is widened to "*"
+// (one entry per port number), and a policy that already guards everything
+// asked is reported unchanged: MergePorts used to compare numbers only and
+// report a change that changed nothing.
+func TestMergePortsProtocols(t *testing.T) {
+	const vmID = "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm-a"
+	id := PolicyID("s1", "rg1", "westeurope", "default")
+	with := func(proto string) []Policy {
+		return []Policy{{ID: id, Name: "default", Location: "westeurope", VirtualMachines: []VMPolicy{
+			{ID: vmID, Ports: []PortPolicy{{Number: 22, Protocol: netrule.Protocol(proto), AllowedSourceAddressPrefix: "10.0.0.0/8", MaxRequestAccessDuration: "PT1H"}}}}}}
+	}
+	add := []VMPorts{{VM: inventory.VM{ID: vmID, Location: "westeurope"}, Ports: []PortPolicy{{Number: 22, Protocol: "TCP", AllowedSourceAddressPrefix: "*", MaxRequestAccessDuration: "PT3H"}}}}
+	for _, c := range []struct {
+		have, want string
+		widened    bool
+	}{
+		{"Udp", "*", true}, {"UDP", "*", true}, {"Tcp", "Tcp", false}, {"TCP", "TCP", false}, {"*", "*", false},
+	} {
+		existing := with(c.have)
+		changes, err := MergePorts(existing, add, "default")
+		if err != nil || len(changes) != 1 {
+			t.Fatalf("%s: %v %+v", c.have, err, changes)
+		}
+		ch := changes[0]
+		p := ch.Policy.VirtualMachines[0].Ports[0]
+		if string(p.Protocol) != c.want || p.AllowedSourceAddressPrefix != "10.0.0.0/8" || p.MaxRequestAccessDuration != "PT1H" {
+			t.Errorf("%s: port now %+v, want protocol %s and the other settings kept", c.have, p, c.want)
+		}
+		if (len(ch.Widened) == 1) != c.widened || ch.Unchanged == c.widened {
+			t.Errorf("%s: widened %q unchanged %v", c.have, ch.Widened, ch.Unchanged)
+		}
+		if existing[0].VirtualMachines[0].Ports[0].Protocol != netrule.Protocol(c.have) {
+			t.Errorf("%s: MergePorts changed its input", c.have)
+		}
 	}
 }

@@ -213,9 +213,12 @@ func normalizePort(field string, p PortPolicy) (PortPolicy, error) {
 	if p.MaxRequestAccessDuration == "" {
 		return p, invalid(field+".maxRequestAccessDuration", "maxRequestAccessDuration is required (ISO 8601, e.g. PT3H)")
 	}
-	d, err := ParseISODuration(p.MaxRequestAccessDuration)
+	d, err := ParseDuration(p.MaxRequestAccessDuration)
 	if err != nil {
 		return p, invalid(field+".maxRequestAccessDuration", "%v", err)
+	}
+	if !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(p.MaxRequestAccessDuration)), "P") {
+		p.MaxRequestAccessDuration = FormatISODuration(d) // "3h" is stored as Azure writes it, PT3H
 	}
 	if d < MinMaxDuration || d > MaxMaxDuration {
 		return p, invalid(field+".maxRequestAccessDuration", "%s is outside the allowed range PT5M to PT24H", p.MaxRequestAccessDuration)

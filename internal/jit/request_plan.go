@@ -150,10 +150,13 @@ func grantFor(field string, vp VMPolicy, port InitiatePort, actor Actor, now tim
 		return Grant{}, invalid(field+".endTimeUtc", "endTimeUtc (or duration) is required")
 	}
 	end = end.UTC()
-	if !end.After(now) {
-		return Grant{}, invalid(field+".endTimeUtc", "end time %s is not in the future", end.Format(time.RFC3339))
+	if end.Sub(now) < MinRequestDuration {
+		return Grant{}, invalid(field+".endTimeUtc", "end time %s is not at least %s in the future", end.Format(time.RFC3339Nano), MinRequestDuration)
 	}
 	if maxD := pp.MaxDuration(); end.Sub(now) > maxD {
+		if port.Duration != "" {
+			return Grant{}, invalid(field+".duration", "duration %s is more than the policy's maximum %s", quoteBounded(port.Duration), pp.MaxRequestAccessDuration)
+		}
 		return Grant{}, invalid(field+".endTimeUtc", "end time %s is more than the policy's maximum %s from now", end.Format(time.RFC3339), pp.MaxRequestAccessDuration)
 	}
 	return Grant{
@@ -165,19 +168,4 @@ func grantFor(field string, vp VMPolicy, port InitiatePort, actor Actor, now tim
 		Status:       StatusInitiated,
 		StatusReason: ReasonUserRequested,
 	}, nil
-}
-
-// parseRequestDuration accepts ISO 8601 (PT1H) and Go syntax (90s, 1h30m).
-func parseRequestDuration(s string) (time.Duration, error) {
-	if strings.HasPrefix(strings.ToUpper(s), "P") {
-		return ParseISODuration(s)
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (PT1H, 90s, 1h30m)", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("duration %s is not positive", s)
-	}
-	return d, nil
 }

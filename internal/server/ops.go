@@ -72,7 +72,7 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) er
 	if testWrapHandler != nil {
 		handler = testWrapHandler(handler, route)
 	}
-	s.http = &http.Server{Handler: observed(handler, route, m, cfg.Logger), ReadHeaderTimeout: 10 * time.Second}
+	s.http = newHTTPServer(cfg, observed(handler, route, m, cfg.Logger))
 	if metricsHere {
 		s.MetricsURL = s.URL + "/metrics"
 		return nil

@@ -83,6 +83,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for in-flight requests
 	// (default 10s).
 	ShutdownTimeout time.Duration
+
+	// TLSCertFile and TLSKeyFile, if set, serve HTTPS with this PEM pair,
+	// loaded again when the files change or on ReloadTLS (SIGHUP).
+	TLSCertFile, TLSKeyFile string
+	// HTTP timeouts; zero means the Default* values (httpserver.go).
+	ReadTimeout, WriteTimeout, IdleTimeout, StreamWriteTimeout time.Duration
 }
 
 // Server is a running drawbridge server.
@@ -121,6 +127,8 @@ type Server struct {
 	Metrics    *metrics.Metrics
 	MetricsURL string
 	ops        ops
+
+	certs *certReloader // nil without TLS
 }
 
 // NewID returns a 128-bit identifier in hex: 48 bits of Unix milliseconds
@@ -181,6 +189,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.ResyncInterval = 5 * time.Minute
 	}
 	cfg.Logger = WithRequestIDs(cfg.Logger)
+	var certs *certReloader
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		var err error
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	st, err := openStore(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, err
@@ -301,11 +316,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		AzurePageSize:  cfg.AzurePageSize,
 	})
 	s.URL = "http://" + ln.Addr().String()
+	if certs != nil {
+		s.certs = certs
+		s.URL = "https://" + ln.Addr().String()
+	}
 	if err := s.serveOps(cfg, apiServer, ln); err != nil {
 		ln.Close()
 		fail()
 		st.Close()
 		return nil, err
+	}
+	if certs != nil {
+		s.http.TLSConfig = certs.tlsConfig()
 	}
 
 	jobCtx, cancel := context.WithCancel(context.Background())
@@ -323,7 +345,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.certs != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("http server", "err", err)
 		}
 	}()

@@ -131,6 +131,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	writerQ := q
 	if path != ":memory:" {
 		writerQ = withPragma(q, "wal_autocheckpoint(0)")
+		if err := restrictFiles(path); err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
 	}
 	db, err := sql.Open("sqlite", path+"?"+writerQ.Encode())
 	if err != nil {
