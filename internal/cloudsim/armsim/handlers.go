@@ -164,8 +164,11 @@ type statusWriter struct {
 	body   []byte
 }
 
-func (w *statusWriter) WriteHeader(s int)           { w.status = s }
-func (w *statusWriter) Write(b []byte) (int, error) { w.body = append(w.body, b...); return len(b), nil }
+func (w *statusWriter) WriteHeader(s int) { w.status = s }
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.body = append(w.body, b...)
+	return len(b), nil
+}
 func (w *statusWriter) flush() {
 	if w.status == 0 {
 		w.status = http.StatusOK

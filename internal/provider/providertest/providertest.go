@@ -40,9 +40,11 @@ const (
 	rg  = "/subscriptions/" + sub + "/resourceGroups/conf-rg/providers/"
 )
 
-func nsgID(n string) string    { return rg + "Microsoft.Network/networkSecurityGroups/" + n }
-func nicID(n string) string    { return rg + "Microsoft.Network/networkInterfaces/" + n }
-func subnetID(n string) string { return rg + "Microsoft.Network/virtualNetworks/conf-vnet/subnets/" + n }
+func nsgID(n string) string { return rg + "Microsoft.Network/networkSecurityGroups/" + n }
+func nicID(n string) string { return rg + "Microsoft.Network/networkInterfaces/" + n }
+func subnetID(n string) string {
+	return rg + "Microsoft.Network/virtualNetworks/conf-vnet/subnets/" + n
+}
 
 // Inventory is the suite's network: two VMs behind a shared subnet NSG
 // with user rules (one covering SSH from a corporate range), each with its
