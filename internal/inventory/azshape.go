@@ -61,13 +61,17 @@ func refID(v any) string {
 	return ""
 }
 
-// keep copies the named fields of o that are set (not null).
+// keep copies the named fields of o that are set: not null, and not an
+// empty list (az prints [] for every plural field nobody set, which means
+// the same as leaving it out).
 func keep(o obj, names ...string) obj {
 	out := obj{}
 	for _, n := range names {
-		if v, ok := o[n]; ok && v != nil {
-			out[n] = v
+		v, ok := o[n]
+		if l, isList := v.([]any); !ok || v == nil || (isList && len(l) == 0) {
+			continue
 		}
+		out[n] = v
 	}
 	return out
 }

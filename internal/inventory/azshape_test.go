@@ -56,8 +56,7 @@ func TestParseAzCLIOutput(t *testing.T) {
 	}
 	gm := bastion.SecurityRules[1]
 	want := netrule.SecurityRule{Name: "AllowGatewayManagerInbound", Priority: 130, Direction: netrule.Inbound, Access: netrule.Allow,
-		Protocol: netrule.Tcp, SourceAddressPrefix: "GatewayManager", SourceAddressPrefixes: []string{}, SourcePortRange: "*", SourcePortRanges: []string{},
-		DestinationAddressPrefix: "*", DestinationAddressPrefixes: []string{}, DestinationPortRange: "443", DestinationPortRanges: []string{}}
+		Protocol: netrule.Tcp, SourceAddressPrefix: "GatewayManager", SourcePortRange: "*", DestinationAddressPrefix: "*", DestinationPortRange: "443"}
 	if !reflect.DeepEqual(gm, want) {
 		t.Errorf("GatewayManager rule\n got %+v\nwant %+v", gm, want)
 	}
