@@ -75,7 +75,9 @@ func Discover(ctx context.Context, cred azcore.TokenCredential, opts *arm.Client
 	var pips []*armnetwork.PublicIPAddress
 	pc := net.NewPublicIPAddressesClient()
 	if rg == "" {
-		pips, err = collect(ctx, pc.NewListAllPager(nil), func(r armnetwork.PublicIPAddressesClientListAllResponse) []*armnetwork.PublicIPAddress { return r.Value })
+		pips, err = collect(ctx, pc.NewListAllPager(nil), func(r armnetwork.PublicIPAddressesClientListAllResponse) []*armnetwork.PublicIPAddress {
+			return r.Value
+		})
 	} else {
 		pips, err = collect(ctx, pc.NewListPager(rg, nil), func(r armnetwork.PublicIPAddressesClientListResponse) []*armnetwork.PublicIPAddress { return r.Value })
 	}
