@@ -23,6 +23,7 @@ func (a *app) serverCmd() *cobra.Command {
 		debug             bool
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
+		az                serverAzure // --azure, --sync (server_azure.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -51,12 +52,16 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
 			}
+			if err := az.configure(&cfg, a.getenv); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
+			go az.run(ctx, srv.Service, log)
 			log.Info("server started", "url", srv.URL, "db", redactDSN(cfg.DBPath),
 				"startup_expired", srv.StartupExpired, "startup_expiry", srv.StartupExpiry.String(),
 				"startup_expiry_ms", fmt.Sprintf("%.3f", float64(srv.StartupExpiry.Microseconds())/1000))
@@ -82,6 +87,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
+	az.register(f)
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	return cmd
 }

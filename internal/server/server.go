@@ -62,6 +62,9 @@ type Config struct {
 	// approved, denied, opened, closed) to them after each change commits.
 	// Logger defaults to the server's.
 	Webhook webhook.Options
+	// ExtraProviders are providers beside sim and nftables, by name (the
+	// cloud providers: "azure").
+	ExtraProviders jit.ProviderMap
 }
 
 // Server is a running drawbridge server.
@@ -167,9 +170,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		events = hooks
 	}
+	provs := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub}
+	for name, p := range cfg.ExtraProviders {
+		provs[name] = p
+	}
 	svc := jit.NewService(jit.Config{
 		Store:     st,
-		Providers: jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub},
+		Providers: provs,
 		Clock:     clock.Real{},
 		NewID:     NewID,
 		Events:    events,
