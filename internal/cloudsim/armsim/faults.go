@@ -37,6 +37,11 @@ type faults struct {
 	rng    *rand.Rand
 	tokens float64
 	last   time.Time
+	// slot is when the last throttled writer was told to come back: each
+	// 429 names the next free slot (one token apart), as ARM's Retry-After
+	// says when the caller's quota will have room, so throttled writers
+	// queue instead of all retrying at the same instant.
+	slot   time.Time
 	counts FaultCounts
 }
 
@@ -93,7 +98,13 @@ func (f *faults) pick(write bool) (k faultKind, wait, slow time.Duration) {
 		f.last = now
 		if f.tokens < 1 {
 			f.counts.Throttled++
-			return throttle, time.Duration((1 - f.tokens) / c.WritesPerSecond * float64(time.Second)), slow
+			step := time.Duration(float64(time.Second) / c.WritesPerSecond)
+			if f.slot.Before(now) {
+				f.slot = now.Add(time.Duration((1 - f.tokens) / c.WritesPerSecond * float64(time.Second)))
+			} else {
+				f.slot = f.slot.Add(step)
+			}
+			return throttle, f.slot.Sub(now), slow
 		}
 		f.tokens--
 	}

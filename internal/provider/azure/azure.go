@@ -56,6 +56,7 @@ type Provider struct {
 
 	mu      sync.Mutex
 	clients map[string]*armnetwork.ClientFactory // by subscription
+	locks   nsgLocks
 }
 
 var _ jit.Provider = (*Provider)(nil)
@@ -115,11 +116,8 @@ func (p *Provider) Check(ctx context.Context, vm inventory.VM, desired jit.Desir
 // writes may have landed; the next Apply (the reconcile) converges, since
 // it plans from what Azure holds then.
 func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desired) (jit.Observed, error) {
-	pl, err := p.plan(ctx, vm, desired)
+	pl, err := p.apply(ctx, vm, desired)
 	if err != nil {
-		return jit.Observed{}, err
-	}
-	if err := p.execute(ctx, pl); err != nil {
 		return jit.Observed{}, err
 	}
 	return jit.Observed{Enforced: pl.enforced}, nil

@@ -28,6 +28,7 @@ type ruleWrite struct {
 type plan struct {
 	writes   []ruleWrite
 	enforced []string
+	nsgs     []string // IDs of the NSGs read (the VM's path)
 }
 
 // readPath reads from ARM the VM's NICs, their subnets and the NSGs on
@@ -144,6 +145,7 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 	}
 	pl := plan{enforced: obs.Enforced}
 	for _, before := range nsgs {
+		pl.nsgs = append(pl.nsgs, before.ID)
 		var after netrule.NSG
 		if err := objs.GetObject(ctx, inventory.KindNSG, inventory.Key(before.ID), &after); err != nil {
 			return plan{}, err
