@@ -25,7 +25,8 @@ const azSub = "/subscriptions/6f1c2a9e-0d4b-4c53-9a3e-2b7d1e8f4a10/resourceGroup
 
 // azDocument is an inventory document made of az CLI output pasted as is:
 // `az network nsg show` (twice), `az network nic show`, `az network vnet
-// show` and `az network public-ip list`.
+// show` and `az network public-ip list`. testdata/az/inventory-from-az.json
+// is the same document as a file (the README applies it), with provider sim.
 func azDocument(t *testing.T) []byte {
 	doc := map[string]any{
 		"vms": []any{map[string]any{"id": azSub + "Microsoft.Compute/virtualMachines/app-01", "name": "app-01", "cloud": "azure",
@@ -129,5 +130,24 @@ func TestOwnShapeStaysStrict(t *testing.T) {
 	b, _ := json.Marshal(doc)
 	if _, err := Parse(b); err == nil || !strings.Contains(err.Error(), `unknown field "securityRule"`) {
 		t.Fatalf("err = %v, want unknown field securityRule", err)
+	}
+}
+
+func TestAzDocumentFile(t *testing.T) {
+	b, err := os.ReadFile("testdata/az/inventory-from-az.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	composed, err := Parse(azDocument(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile.VMs[0].Provider = composed.VMs[0].Provider
+	if !reflect.DeepEqual(fromFile, composed) {
+		t.Errorf("inventory-from-az.json differs from the fixtures it is made of")
 	}
 }
