@@ -239,19 +239,33 @@ func findRule(nsg doc, name string) (int, doc) {
 
 // children lists the resources of typ under parent, in key order.
 func (s *Server) children(typ, parent string) []any {
-	var ks []string
 	pre := key(parent) + "/"
+	out := []any{}
+	for _, k := range s.keysOf(typ) {
+		if strings.HasPrefix(k, pre) {
+			out = append(out, s.res[k])
+		}
+	}
+	return out
+}
+
+// keysOf returns the sorted keys of the resources of typ, cached until a
+// resource is added (every list page would otherwise scan and sort them
+// all). Caller holds mu.
+func (s *Server) keysOf(typ string) []string {
+	t := strings.ToLower(typ)
+	if ks, ok := s.byType[t]; ok {
+		return ks
+	}
+	ks := []string{}
 	for k, d := range s.res {
-		if strings.HasPrefix(k, pre) && strings.EqualFold(d["type"].(string), typ) {
+		if strings.EqualFold(d["type"].(string), typ) {
 			ks = append(ks, k)
 		}
 	}
 	sort.Strings(ks)
-	out := []any{}
-	for _, k := range ks {
-		out = append(out, s.res[k])
-	}
-	return out
+	s.byType[t] = ks
+	return ks
 }
 
 // list answers a list of a type in a scope (or of a parent's children), one

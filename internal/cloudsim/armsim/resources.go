@@ -202,7 +202,11 @@ func (s *Server) loc(l string) string {
 // put stores d under its id with a fresh etag. Caller holds mu.
 func (s *Server) put(d doc) {
 	d["etag"] = s.etag()
-	s.res[key(d["id"].(string))] = d
+	k := key(d["id"].(string))
+	if s.res[k] == nil {
+		delete(s.byType, strings.ToLower(d["type"].(string)))
+	}
+	s.res[k] = d
 }
 
 // NSG returns the simulated NSG as drawbridge's model (custom rules only, in

@@ -45,11 +45,13 @@ type Options struct {
 type Server struct {
 	opts Options
 
-	mu    sync.Mutex
-	res   map[string]doc // by key(id)
-	ops   map[string]*operation
-	seq   uint64
-	calls []Call
+	mu  sync.Mutex
+	res map[string]doc // by key(id)
+	// byType caches the sorted keys of each type (lower-cased) for lists.
+	byType map[string][]string
+	ops    map[string]*operation
+	seq    uint64
+	calls  []Call
 
 	faults faults
 
@@ -86,7 +88,7 @@ func Start(opts Options, addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("armsim: %w", err)
 	}
-	s := &Server{opts: opts, res: map[string]doc{}, ops: map[string]*operation{}, ln: ln, caPEM: caPEM, pool: pool,
+	s := &Server{opts: opts, res: map[string]doc{}, byType: map[string][]string{}, ops: map[string]*operation{}, ln: ln, caPEM: caPEM, pool: pool,
 		url: "https://" + ln.Addr().String(), closed: make(chan struct{})}
 	s.faults.init()
 	s.srv = &http.Server{
