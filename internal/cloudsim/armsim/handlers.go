@@ -96,7 +96,7 @@ func action(method string, rt route) string {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("x-ms-request-id", s.lockedUUID())
+	w.Header().Set("x-ms-request-id", s.uuid())
 	rt, ok := parseRoute(r.URL.Path)
 	status := 0
 	defer func() {
@@ -176,8 +176,6 @@ func (w *statusWriter) flush() {
 	w.ResponseWriter.WriteHeader(w.status)
 	_, _ = w.ResponseWriter.Write(w.body)
 }
-
-func (s *Server) lockedUUID() string { return s.uuid() }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
 	s.mu.Lock()

@@ -133,6 +133,7 @@ func (s *Server) etag() string {
 	return `W/"` + strconv.FormatUint(s.seq, 16) + `-` + s.uuid()[:8] + `"`
 }
 
+// uuid is a random version-4 UUID (crypto/rand: safe without mu).
 func (s *Server) uuid() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])

@@ -53,130 +53,165 @@ func Discover(ctx context.Context, cred azcore.TokenCredential, opts *arm.Client
 	if err != nil {
 		return inventory.Inventory{}, err
 	}
-	rg := sc.ResourceGroup
+	d := &discovery{ctx: ctx, rg: sc.ResourceGroup, net: net}
 	var inv inventory.Inventory
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("list %s in %s: %w", what, scopeName(sc), err)
+	for _, step := range []struct {
+		what string
+		run  func(*inventory.Inventory) error
+	}{
+		{"virtual machines", func(inv *inventory.Inventory) error { return d.vms(vmc, inv) }},
+		{"public IP addresses", d.publicIPs},
+		{"network interfaces", d.nics},
+		{"virtual networks", d.vnets},
+		{"network security groups", d.nsgs},
+		{"Azure Firewalls", d.firewalls},
+	} {
+		if err := step.run(&inv); err != nil {
+			return inventory.Inventory{}, fmt.Errorf("list %s in %s: %w", step.what, scopeName(sc), err)
+		}
 	}
+	sort.Slice(inv.VMs, func(i, j int) bool { return inventory.Key(inv.VMs[i].ID) < inventory.Key(inv.VMs[j].ID) })
+	return inv, nil
+}
 
+// discovery lists one scope; each method lists the whole subscription, or
+// the resource group rg when set.
+type discovery struct {
+	ctx    context.Context
+	rg     string
+	net    *armnetwork.ClientFactory
+	pipIPs map[string]netip.Addr // public IP resource key -> address, for NICs
+}
+
+func (d *discovery) vms(c *armcompute.VirtualMachinesClient, inv *inventory.Inventory) error {
 	var vms []*armcompute.VirtualMachine
-	if rg == "" {
-		vms, err = collect(ctx, vmc.NewListAllPager(nil), func(r armcompute.VirtualMachinesClientListAllResponse) []*armcompute.VirtualMachine { return r.Value })
+	var err error
+	if d.rg == "" {
+		vms, err = collect(d.ctx, c.NewListAllPager(nil), func(r armcompute.VirtualMachinesClientListAllResponse) []*armcompute.VirtualMachine { return r.Value })
 	} else {
-		vms, err = collect(ctx, vmc.NewListPager(rg, nil), func(r armcompute.VirtualMachinesClientListResponse) []*armcompute.VirtualMachine { return r.Value })
-	}
-	if err != nil {
-		return inv, wrap("virtual machines", err)
+		vms, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armcompute.VirtualMachinesClientListResponse) []*armcompute.VirtualMachine { return r.Value })
 	}
 	for _, v := range vms {
 		inv.VMs = append(inv.VMs, vmFromARM(v))
 	}
+	return err
+}
 
+func (d *discovery) publicIPs(*inventory.Inventory) error {
+	c := d.net.NewPublicIPAddressesClient()
 	var pips []*armnetwork.PublicIPAddress
-	pc := net.NewPublicIPAddressesClient()
-	if rg == "" {
-		pips, err = collect(ctx, pc.NewListAllPager(nil), func(r armnetwork.PublicIPAddressesClientListAllResponse) []*armnetwork.PublicIPAddress {
+	var err error
+	if d.rg == "" {
+		pips, err = collect(d.ctx, c.NewListAllPager(nil), func(r armnetwork.PublicIPAddressesClientListAllResponse) []*armnetwork.PublicIPAddress {
 			return r.Value
 		})
 	} else {
-		pips, err = collect(ctx, pc.NewListPager(rg, nil), func(r armnetwork.PublicIPAddressesClientListResponse) []*armnetwork.PublicIPAddress { return r.Value })
+		pips, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armnetwork.PublicIPAddressesClientListResponse) []*armnetwork.PublicIPAddress { return r.Value })
 	}
-	if err != nil {
-		return inv, wrap("public IP addresses", err)
-	}
-	pipAddr := map[string]netip.Addr{}
+	d.pipIPs = map[string]netip.Addr{}
 	for _, p := range pips {
 		if p.Properties != nil && p.Properties.IPAddress != nil {
 			if a, err := netip.ParseAddr(*p.Properties.IPAddress); err == nil {
-				pipAddr[inventory.Key(str(p.ID))] = a
+				d.pipIPs[inventory.Key(str(p.ID))] = a
 			}
 		}
 	}
+	return err
+}
 
+func (d *discovery) nics(inv *inventory.Inventory) error {
+	c := d.net.NewInterfacesClient()
 	var nics []*armnetwork.Interface
-	ic := net.NewInterfacesClient()
-	if rg == "" {
-		nics, err = collect(ctx, ic.NewListAllPager(nil), func(r armnetwork.InterfacesClientListAllResponse) []*armnetwork.Interface { return r.Value })
+	var err error
+	if d.rg == "" {
+		nics, err = collect(d.ctx, c.NewListAllPager(nil), func(r armnetwork.InterfacesClientListAllResponse) []*armnetwork.Interface { return r.Value })
 	} else {
-		nics, err = collect(ctx, ic.NewListPager(rg, nil), func(r armnetwork.InterfacesClientListResponse) []*armnetwork.Interface { return r.Value })
+		nics, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armnetwork.InterfacesClientListResponse) []*armnetwork.Interface { return r.Value })
 	}
 	if err != nil {
-		return inv, wrap("network interfaces", err)
+		return err
 	}
 	for _, n := range nics {
-		nic, err := NICFromARM(n, pipAddr)
+		nic, err := NICFromARM(n, d.pipIPs)
 		if err != nil {
-			return inv, err
+			return err
 		}
 		inv.NICs = append(inv.NICs, nic)
 	}
+	return nil
+}
 
+func (d *discovery) vnets(inv *inventory.Inventory) error {
+	c := d.net.NewVirtualNetworksClient()
 	var vnets []*armnetwork.VirtualNetwork
-	vc := net.NewVirtualNetworksClient()
-	if rg == "" {
-		vnets, err = collect(ctx, vc.NewListAllPager(nil), func(r armnetwork.VirtualNetworksClientListAllResponse) []*armnetwork.VirtualNetwork { return r.Value })
+	var err error
+	if d.rg == "" {
+		vnets, err = collect(d.ctx, c.NewListAllPager(nil), func(r armnetwork.VirtualNetworksClientListAllResponse) []*armnetwork.VirtualNetwork { return r.Value })
 	} else {
-		vnets, err = collect(ctx, vc.NewListPager(rg, nil), func(r armnetwork.VirtualNetworksClientListResponse) []*armnetwork.VirtualNetwork { return r.Value })
+		vnets, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armnetwork.VirtualNetworksClientListResponse) []*armnetwork.VirtualNetwork { return r.Value })
 	}
 	if err != nil {
-		return inv, wrap("virtual networks", err)
+		return err
 	}
 	for _, v := range vnets {
 		vn := inventory.VirtualNetwork{ID: str(v.ID)}
-		if v.Properties != nil {
-			if v.Properties.AddressSpace != nil {
-				for _, p := range strs(v.Properties.AddressSpace.AddressPrefixes) {
-					pp, err := netip.ParsePrefix(p)
-					if err != nil {
-						return inv, fmt.Errorf("virtual network %s: addressSpace: %w", vn.ID, err)
-					}
-					vn.AddressSpace = append(vn.AddressSpace, pp)
-				}
-			}
-			for _, s := range v.Properties.Subnets {
-				if s == nil {
-					continue
-				}
-				sn, err := SubnetFromARM(s)
+		if v.Properties == nil {
+			inv.VirtualNetworks = append(inv.VirtualNetworks, vn)
+			continue
+		}
+		if v.Properties.AddressSpace != nil {
+			for _, p := range strs(v.Properties.AddressSpace.AddressPrefixes) {
+				pp, err := netip.ParsePrefix(p)
 				if err != nil {
-					return inv, err
+					return fmt.Errorf("virtual network %s: addressSpace: %w", vn.ID, err)
 				}
-				inv.Subnets = append(inv.Subnets, sn)
+				vn.AddressSpace = append(vn.AddressSpace, pp)
 			}
+		}
+		for _, s := range v.Properties.Subnets {
+			if s == nil {
+				continue
+			}
+			sn, err := SubnetFromARM(s)
+			if err != nil {
+				return err
+			}
+			inv.Subnets = append(inv.Subnets, sn)
 		}
 		inv.VirtualNetworks = append(inv.VirtualNetworks, vn)
 	}
+	return nil
+}
 
+func (d *discovery) nsgs(inv *inventory.Inventory) error {
+	c := d.net.NewSecurityGroupsClient()
 	var nsgs []*armnetwork.SecurityGroup
-	sg := net.NewSecurityGroupsClient()
-	if rg == "" {
-		nsgs, err = collect(ctx, sg.NewListAllPager(nil), func(r armnetwork.SecurityGroupsClientListAllResponse) []*armnetwork.SecurityGroup { return r.Value })
+	var err error
+	if d.rg == "" {
+		nsgs, err = collect(d.ctx, c.NewListAllPager(nil), func(r armnetwork.SecurityGroupsClientListAllResponse) []*armnetwork.SecurityGroup { return r.Value })
 	} else {
-		nsgs, err = collect(ctx, sg.NewListPager(rg, nil), func(r armnetwork.SecurityGroupsClientListResponse) []*armnetwork.SecurityGroup { return r.Value })
-	}
-	if err != nil {
-		return inv, wrap("network security groups", err)
+		nsgs, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armnetwork.SecurityGroupsClientListResponse) []*armnetwork.SecurityGroup { return r.Value })
 	}
 	for _, n := range nsgs {
 		inv.NSGs = append(inv.NSGs, NSGFromARM(n))
 	}
+	return err
+}
 
+func (d *discovery) firewalls(inv *inventory.Inventory) error {
+	c := d.net.NewAzureFirewallsClient()
 	var fws []*armnetwork.AzureFirewall
-	fc := net.NewAzureFirewallsClient()
-	if rg == "" {
-		fws, err = collect(ctx, fc.NewListAllPager(nil), func(r armnetwork.AzureFirewallsClientListAllResponse) []*armnetwork.AzureFirewall { return r.Value })
+	var err error
+	if d.rg == "" {
+		fws, err = collect(d.ctx, c.NewListAllPager(nil), func(r armnetwork.AzureFirewallsClientListAllResponse) []*armnetwork.AzureFirewall { return r.Value })
 	} else {
-		fws, err = collect(ctx, fc.NewListPager(rg, nil), func(r armnetwork.AzureFirewallsClientListResponse) []*armnetwork.AzureFirewall { return r.Value })
-	}
-	if err != nil {
-		return inv, wrap("Azure Firewalls", err)
+		fws, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armnetwork.AzureFirewallsClientListResponse) []*armnetwork.AzureFirewall { return r.Value })
 	}
 	for _, f := range fws {
 		inv.Firewalls = append(inv.Firewalls, inventory.Firewall{ID: str(f.ID),
 			ManagedByFirewallManager: f.Properties != nil && f.Properties.FirewallPolicy != nil})
 	}
-	sort.Slice(inv.VMs, func(i, j int) bool { return inventory.Key(inv.VMs[i].ID) < inventory.Key(inv.VMs[j].ID) })
-	return inv, nil
+	return err
 }
 
 func scopeName(sc Scope) string {
