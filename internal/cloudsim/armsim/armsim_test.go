@@ -273,3 +273,34 @@ func TestLoadServesNICsSubnetsVMs(t *testing.T) {
 		t.Fatalf("vnet: %v %v", v, err)
 	}
 }
+
+// TestWriteThrottle: the token bucket counts down in
+// x-ms-ratelimit-remaining-subscription-writes and answers 429 with a
+// Retry-After once it is empty.
+func TestWriteThrottle(t *testing.T) {
+	s := start(t, Options{})
+	s.Load(nsgs(1))
+	s.SetFaults(Faults{WritesPerSecond: 0.5, WriteBurst: 2})
+	put := func(name string, prio int) *http.Response {
+		body := fmt.Sprintf(`{"properties":{"priority":%d,"direction":"Inbound","access":"Deny","protocol":"Tcp","sourceAddressPrefix":"*","sourcePortRange":"*","destinationAddressPrefix":"*","destinationPortRange":"22"}}`, prio)
+		req, _ := http.NewRequest(http.MethodPut, s.URL()+rgID("rg1")+"/providers/Microsoft.Network/networkSecurityGroups/nsg-0/securityRules/"+name+"?api-version=2024-05-01", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer t")
+		resp, err := s.HTTPClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i, want := range []string{"1", "0"} {
+		r := put(fmt.Sprintf("r%d", i), 300+i)
+		if r.StatusCode != http.StatusCreated || r.Header.Get("x-ms-ratelimit-remaining-subscription-writes") != want {
+			t.Fatalf("write %d: %d, remaining %q, want 201 and %s", i, r.StatusCode, r.Header.Get("x-ms-ratelimit-remaining-subscription-writes"), want)
+		}
+	}
+	r := put("r2", 302)
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "2" {
+		t.Fatalf("third write: %d Retry-After %q, want 429 and 2 (seconds to the next token)", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+}

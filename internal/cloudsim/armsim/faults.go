@@ -126,6 +126,18 @@ func (f *faults) pick(write bool) (k faultKind, wait, slow time.Duration) {
 	return noFault, 0, slow
 }
 
+// remainingWrites is what ARM reports in
+// x-ms-ratelimit-remaining-subscription-writes: the writes left in the
+// bucket, or -1 without a write throttle.
+func (f *faults) remainingWrites() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.f.WritesPerSecond <= 0 {
+		return -1
+	}
+	return int(f.tokens)
+}
+
 func setRetryAfter(h http.Header, d time.Duration) {
 	h.Set("retry-after-ms", strconv.FormatInt(max(1, d.Milliseconds()), 10))
 	h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))

@@ -124,6 +124,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	write := r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPatch
 	kind, wait, slow := s.faults.pick(write)
+	if n := s.faults.remainingWrites(); write && n >= 0 {
+		w.Header().Set("x-ms-ratelimit-remaining-subscription-writes", strconv.Itoa(n))
+	}
 	if slow > 0 {
 		select {
 		case <-time.After(slow):
@@ -134,7 +137,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch kind {
 	case throttle:
 		setRetryAfter(w.Header(), wait)
-		w.Header().Set("x-ms-ratelimit-remaining-subscription-writes", "0")
 		fail(http.StatusTooManyRequests, "TooManyRequests", "The request is being throttled.", "")
 		return
 	case serverError:
