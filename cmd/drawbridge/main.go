@@ -82,6 +82,8 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
 	root.AddCommand(a.agentCmd(), a.versionCmd())
 	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd())
+	a.addSyncAzure(root)     // inventory sync azure (cmd_sync_azure.go)
+	a.addCloudsimAzure(root) // cloudsim azure (cmd_cloudsim.go)
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}

@@ -25,6 +25,7 @@ func (a *app) serverCmd() *cobra.Command {
 		webhookSecretFile string
 		logFormat         string
 		netFlags          serverNetFlags
+		az                serverAzure // --azure, --sync (server_azure.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -55,12 +56,16 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if err := netFlags.apply(&cfg); err != nil {
 				return err
 			}
+			if err := az.configure(&cfg, a.getenv); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
+			go az.run(ctx, srv.Service, log)
 			log.Info("server started", "url", srv.URL, "db", redactDSN(cfg.DBPath),
 				"startup_expired", srv.StartupExpired, "startup_expiry", srv.StartupExpiry.String(),
 				"startup_expiry_ms", fmt.Sprintf("%.3f", float64(srv.StartupExpiry.Microseconds())/1000))
@@ -88,6 +93,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
 	netFlags.add(cmd, &cfg)
+	az.register(f)
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	f.StringVar(&cfg.AuditKeyFile, "audit-key", "", "Ed25519 key that signs audit checkpoints, created mode 0600 with its public key beside it (FILE.pub) if missing (default: beside the database, DB.audit-key)")
 	f.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "sign the audit log's head after this many records (default 1000; negative: only when the server stops)")

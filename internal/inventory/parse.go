@@ -13,6 +13,10 @@ import (
 // validated; on any error the returned inventory is empty.
 func Parse(data []byte) (Inventory, error) {
 	var inv Inventory
+	data, err := normalizeAz(data) // objects as az or ARM print them (azshape.go)
+	if err != nil {
+		return Inventory{}, fmt.Errorf("reading inventory document: %w", err)
+	}
 	if err := yaml.UnmarshalStrict(data, &inv); err != nil {
 		return Inventory{}, fmt.Errorf("reading inventory document: %w", err)
 	}

@@ -87,7 +87,8 @@ func TestCheckSecurityRule(t *testing.T) {
 		{"bad direction", func(r *SecurityRule) { r.Direction = "In" }, `direction: direction "In" is not one of Inbound, Outbound`},
 		{"bad protocol", func(r *SecurityRule) { r.Protocol = "Sctp" }, `protocol: protocol "Sctp" is not one of Tcp, Udp, Icmp, *`},
 		{"bad prefix", func(r *SecurityRule) { r.SourceAddressPrefix = "10.0.0.0/33" }, `sourceAddressPrefix: "10.0.0.0/33" is not an IP address`},
-		{"unknown tag", func(r *SecurityRule) { r.SourceAddressPrefix = "Storage" }, `sourceAddressPrefix: "Storage" is not an IP address`},
+		{"unknown tag", func(r *SecurityRule) { r.SourceAddressPrefix = "Storag" }, `sourceAddressPrefix: "Storag" is not an IP address`},
+		{"documented service tag", func(r *SecurityRule) { r.SourceAddressPrefix = "Storage.WestEurope" }, ""},
 		{"host bits", func(r *SecurityRule) { r.SourceAddressPrefix = "203.0.113.7/24" }, `sourceAddressPrefix: "203.0.113.7/24" has host bits set; the prefix is 203.0.113.0/24`},
 		{"bad entry in a list", func(r *SecurityRule) {
 			r.DestinationAddressPrefix, r.DestinationAddressPrefixes = "", []string{"10.0.0.0/8", "nope"}

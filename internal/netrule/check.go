@@ -60,6 +60,9 @@ const (
 	matchInternet
 	matchVNet
 	matchALB
+	// matchService is a service tag of Microsoft-operated addresses
+	// (servicetags.go): no internet or virtual network source matches it.
+	matchService
 )
 
 // addrEntry is one parsed source or destination of a rule: a tag, "*", or a
@@ -98,13 +101,26 @@ func parseAddrEntry(s string) (addrEntry, error) {
 	case strings.EqualFold(t, TagVirtualNetwork):
 		e.kind = matchVNet
 		return e, nil
-	case strings.EqualFold(t, TagAzureLoadBalancer):
+	case strings.EqualFold(t, TagAzureLoadBalancer), strings.EqualFold(t, "AZURE_LOADBALANCER"):
 		e.kind = matchALB
+		return e, nil
+	case strings.EqualFold(t, "INTERNET"):
+		e.kind = matchInternet
+		return e, nil
+	case strings.EqualFold(t, "VIRTUAL_NETWORK"):
+		e.kind = matchVNet
+		return e, nil
+	}
+	if tag, ok := LookupServiceTag(t); ok {
+		e.kind = matchService
+		if tag.InternetFacing {
+			e.kind = matchInternet
+		}
 		return e, nil
 	}
 	p, err := parseCIDROrAddr(t)
 	if err != nil {
-		return e, fmt.Errorf("%q is not an IP address, CIDR prefix, \"*\" or one of the service tags Internet, VirtualNetwork, AzureLoadBalancer", s)
+		return e, fmt.Errorf("%q is not an IP address, CIDR prefix, \"*\" or an Azure service tag (Internet, VirtualNetwork, AzureLoadBalancer, AzureCloud, Storage, GatewayManager, ...)", s)
 	}
 	if p.Masked() != p {
 		return e, fmt.Errorf("%q has host bits set; the prefix is %s", s, p.Masked())

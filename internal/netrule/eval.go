@@ -468,6 +468,8 @@ func (e *addrEntry) within(env *Env, r AddressSet) AddressSet {
 			return AddressSet{} // and the load balancer's address
 		}
 		return r.Intersect(env.alb)
+	case matchService:
+		return AddressSet{}
 	}
 	return r.intersectRange(e.lo, e.hi)
 }
@@ -482,6 +484,8 @@ func (e *addrEntry) has(env *Env, a netip.Addr) bool {
 		return env.vnet.Contains(a)
 	case matchALB:
 		return env.alb.Contains(a)
+	case matchService:
+		return false
 	}
 	a = a.Unmap()
 	return !a.Less(e.lo) && !e.hi.Less(a)

@@ -89,6 +89,9 @@ type Config struct {
 	TLSCertFile, TLSKeyFile string
 	// HTTP timeouts; zero means the Default* values (httpserver.go).
 	ReadTimeout, WriteTimeout, IdleTimeout, StreamWriteTimeout time.Duration
+	// ExtraProviders are providers beside sim and nftables, by name (the
+	// cloud providers: "azure").
+	ExtraProviders jit.ProviderMap
 }
 
 // Server is a running drawbridge server.
@@ -219,9 +222,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		events = append(events, hooks)
 	}
+	provs := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: issuingHub{hub, m}}
+	for name, p := range cfg.ExtraProviders {
+		provs[name] = p
+	}
 	svc := jit.NewService(jit.Config{
 		Store:     timedStore{st, m},
-		Providers: m.WrapProviders(jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: issuingHub{hub, m}}),
+		Providers: m.WrapProviders(provs),
 		Clock:     clock.Real{},
 		NewID:     NewID,
 		Events:    events,
