@@ -1,0 +1,71 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// RetryOptions bound the SDK's standard retryer. EC2 throttles per account
+// with a token bucket, so drawbridge retries throttling patiently instead
+// of failing a user's request early: many attempts, and no client-side
+// retry quota (which would give up once a burst of throttles drained it).
+type RetryOptions struct {
+	MaxAttempts int           // default 12
+	MaxBackoff  time.Duration // default 20s, the SDK's
+}
+
+func (o RetryOptions) retryer() func() awssdk.Retryer {
+	return func() awssdk.Retryer {
+		return retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 12
+			if o.MaxAttempts > 0 {
+				so.MaxAttempts = o.MaxAttempts
+			}
+			if o.MaxBackoff > 0 {
+				so.MaxBackoff = o.MaxBackoff
+			}
+			so.RateLimiter = ratelimit.None
+		})
+	}
+}
+
+// NewClient returns an EC2 client from the SDK's default configuration
+// chain (environment, shared config and SSO, the instance's role through
+// IMDS), for region and, if not empty, the shared-config profile.
+func NewClient(ctx context.Context, region, profile string, ro RetryOptions) (*ec2.Client, error) {
+	opts := []func(*config.LoadOptions) error{config.WithRetryer(ro.retryer())}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	if profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("no AWS region: pass --region or set AWS_REGION")
+	}
+	return ec2.NewFromConfig(cfg), nil
+}
+
+// NewEndpointClient returns an EC2 client for an explicit endpoint with
+// static credentials: the wire simulator in tests, or an EC2-compatible
+// endpoint.
+func NewEndpointClient(endpoint, region, accessKey, secretKey string, ro RetryOptions) *ec2.Client {
+	return ec2.New(ec2.Options{
+		Region:       region,
+		BaseEndpoint: awssdk.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		Retryer:      ro.retryer()(),
+	})
+}

@@ -1,0 +1,112 @@
+package aws_test
+
+import (
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/cloudsim/ec2sim"
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	awsprov "github.com/drawbridge/drawbridge/internal/provider/aws"
+	"github.com/drawbridge/drawbridge/internal/provider/aws/conformance"
+	"github.com/drawbridge/drawbridge/internal/store/memstore"
+)
+
+// wireWorld is a conformance world: the aws provider on the real SDK,
+// talking EC2 Query over HTTP to the simulator.
+type wireWorld struct {
+	sim   *ec2sim.Server
+	url   string
+	store *memstore.Store
+	prov  *awsprov.Provider
+	vms   map[string]conformance.VM
+}
+
+func newWireWorld(t *testing.T, spec conformance.Spec) *wireWorld {
+	t.Helper()
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", Region: "us-east-1"})
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	w := &wireWorld{sim: sim, url: ts.URL, store: memstore.New(), vms: map[string]conformance.VM{}}
+	w.prov = w.newProvider()
+	for _, g := range spec.Groups {
+		sg := ec2sim.Group{ID: g.ID, Name: g.ID + "-name", Description: "user group", VpcID: "vpc-1"}
+		for _, r := range g.Rules {
+			sg.Ingress = append(sg.Ingress, toSimRule(r))
+		}
+		sim.PutGroup(sg)
+	}
+	owner := map[string]string{}
+	for _, vm := range spec.VMs {
+		w.vms[vm.Name] = vm
+		for _, e := range vm.ENIs {
+			owner[e] = vm.Name
+		}
+		sim.PutInstance(ec2sim.Instance{ID: "i-" + vm.Name, VpcID: "vpc-1", ENIs: vm.ENIs})
+	}
+	for _, e := range spec.ENIs {
+		sim.PutENI(ec2sim.ENI{ID: e.ID, VpcID: "vpc-1", SubnetID: "subnet-1", InstanceID: "i-" + owner[e.ID], Groups: e.Groups})
+	}
+	return w
+}
+
+// newProvider is a fresh provider (as after a restart) over the same store.
+func (w *wireWorld) newProvider() *awsprov.Provider {
+	c := awsprov.NewEndpointClient(w.url, "us-east-1", "AKIDTEST", "secret", awsprov.RetryOptions{MaxAttempts: 40, MaxBackoff: 2 * time.Millisecond})
+	return awsprov.New(c, w.store)
+}
+
+func toSimRule(r conformance.Rule) ec2sim.Rule {
+	x := ec2sim.Rule{Protocol: r.Proto, From: int32(r.From), To: int32(r.To), Description: r.Desc}
+	if strings.Contains(r.CIDR, ":") {
+		x.CIDRv6 = r.CIDR
+	} else {
+		x.CIDRv4 = r.CIDR
+	}
+	return x
+}
+
+func (w *wireWorld) Provider() jit.Provider { return w.prov }
+
+func (w *wireWorld) VM(name string) inventory.VM {
+	return inventory.VM{ID: "/aws/accounts/123456789012/regions/us-east-1/instances/i-" + name, Name: name, Cloud: inventory.AWS,
+		Provider: inventory.ProviderAWS, InstanceID: "i-" + name, ENIs: w.vms[name].ENIs}
+}
+
+func (w *wireWorld) State(t *testing.T) conformance.State {
+	snap := w.sim.Snapshot()
+	groups := map[string][]conformance.Rule{}
+	for id, g := range snap.Groups {
+		rs := []conformance.Rule{}
+		for _, r := range g.Ingress {
+			rs = append(rs, conformance.Rule{Proto: r.Protocol, From: int(r.From), To: int(r.To), CIDR: r.CIDRv4 + r.CIDRv6, Desc: r.Description})
+		}
+		groups[id] = rs
+	}
+	enis := map[string][]string{}
+	for id, e := range snap.ENIs {
+		enis[id] = e.Groups
+	}
+	return conformance.NewState(groups, enis)
+}
+
+func (w *wireWorld) AddRule(t *testing.T, groupID string, r conformance.Rule) {
+	w.sim.AddIngress(groupID, toSimRule(r))
+}
+
+func (w *wireWorld) Faults(on bool) {
+	if !on {
+		w.sim.SetFaults(ec2sim.Faults{})
+		return
+	}
+	w.sim.SetFaults(ec2sim.Faults{ThrottleRate: 0.2, ErrorRate: 0.1, ConsistencyDelay: 30 * time.Millisecond, Seed: 42})
+}
+
+func (w *wireWorld) NoRoom(err error) bool { return errors.Is(err, awsprov.ErrNoRoom) }
+
+func TestConformanceThroughTheWire(t *testing.T) {
+	conformance.Run(t, func(t *testing.T, spec conformance.Spec) conformance.World { return newWireWorld(t, spec) })
+}
