@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -315,7 +316,9 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 
 // userPermissions recovers the group's permissions as the user had them:
 // the current ones without JIT's remainders, with the revoked ones back at
-// their indices. With no record the current list is the user's.
+// their indices. With no record the current list is the user's. A revoked
+// source someone re-added meanwhile (drift) is the same EC2 rule as the
+// recorded one, so it is dropped rather than restored twice.
 func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPermission {
 	if rec == nil || len(rec.Revoked) == 0 && len(rec.Remainders) == 0 {
 		return cur
@@ -326,10 +329,49 @@ func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPe
 			out = slices.Delete(out, i, i+1)
 		}
 	}
+	out = dropRevokedSources(out, rec.Revoked)
 	revoked := slices.Clone(rec.Revoked)
 	sort.SliceStable(revoked, func(i, j int) bool { return revoked[i].Index < revoked[j].Index })
 	for _, rv := range revoked {
 		out = slices.Insert(out, min(max(rv.Index, 0), len(out)), rv.Permission)
+	}
+	return out
+}
+
+// dropRevokedSources removes from perms every source that duplicates one
+// of a revoked permission (same protocol, ports and CIDR), and permissions
+// left with no source.
+func dropRevokedSources(perms []netrule.IPPermission, revoked []RevokedPermission) []netrule.IPPermission {
+	key := func(p netrule.IPPermission, cidr string) string {
+		return strings.ToLower(string(p.Protocol())) + "|" + p.Ports().String() + "|" + cidr
+	}
+	gone := map[string]bool{}
+	for _, rv := range revoked {
+		for _, r := range rv.Permission.IPRanges {
+			gone[key(rv.Permission, r.CidrIP)] = true
+		}
+		for _, r := range rv.Permission.IPv6Ranges {
+			gone[key(rv.Permission, r.CidrIPv6)] = true
+		}
+	}
+	out := perms[:0:0]
+	for _, p := range perms {
+		n := len(p.IPRanges) + len(p.IPv6Ranges)
+		q := p
+		q.IPRanges = slices.DeleteFunc(slices.Clone(p.IPRanges), func(r netrule.IPRange) bool { return gone[key(p, r.CidrIP)] })
+		q.IPv6Ranges = slices.DeleteFunc(slices.Clone(p.IPv6Ranges), func(r netrule.IPv6Range) bool { return gone[key(p, r.CidrIPv6)] })
+		switch m := len(q.IPRanges) + len(q.IPv6Ranges); {
+		case m == n:
+			out = append(out, p)
+		case m > 0:
+			if len(q.IPRanges) == 0 {
+				q.IPRanges = nil
+			}
+			if len(q.IPv6Ranges) == 0 {
+				q.IPv6Ranges = nil
+			}
+			out = append(out, q)
+		}
 	}
 	return out
 }
@@ -398,9 +440,9 @@ func permCovers(p netrule.IPPermission, h held) bool {
 }
 
 // remainder is what of p stays allowed once the covered ports are closed.
-// A "-1" (all traffic) permission becomes TCP and UDP on every other port
-// plus ICMP (icmp for IPv4 sources, icmpv6 for IPv6 ones); IP protocols
-// other than those four stay closed while JIT holds the group, because EC2
+// A "-1" (all traffic) permission keeps every IP protocol: TCP and UDP on
+// every other port, ICMP (icmp for IPv4 sources, icmpv6 for IPv6 ones) and
+// one permission per other IP protocol number (ESP, GRE, ...), because EC2
 // cannot express "everything but one port" in one permission. Restoring
 // puts the original "-1" permission back.
 func remainder(p netrule.IPPermission, cov []held) []netrule.IPPermission {
@@ -427,11 +469,20 @@ func remainder(p netrule.IPPermission, cov []held) []netrule.IPPermission {
 	}
 	if p.Protocol() == netrule.Any {
 		out := append(split("tcp", netrule.AllPorts), split("udp", netrule.AllPorts)...)
-		if len(p.IPRanges) > 0 {
-			out = append(out, mk("icmp", -1, -1, true, false))
-		}
-		if len(p.IPv6Ranges) > 0 {
-			out = append(out, mk("icmpv6", -1, -1, false, true))
+		for n := 0; n <= 255; n++ {
+			switch {
+			case n == 6 || n == 17:
+			case n == 1:
+				if len(p.IPRanges) > 0 {
+					out = append(out, mk("icmp", -1, -1, true, false))
+				}
+			case n == 58:
+				if len(p.IPv6Ranges) > 0 {
+					out = append(out, mk("icmpv6", -1, -1, false, true))
+				}
+			default:
+				out = append(out, mk(strconv.Itoa(n), -1, -1, true, true))
+			}
 		}
 		return out
 	}
