@@ -3,6 +3,7 @@ package aws_test
 import (
 	"errors"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -110,3 +111,5 @@ func (w *wireWorld) NoRoom(err error) bool { return errors.Is(err, awsprov.ErrNo
 func TestConformanceThroughTheWire(t *testing.T) {
 	conformance.Run(t, func(t *testing.T, spec conformance.Spec) conformance.World { return newWireWorld(t, spec) })
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
