@@ -458,6 +458,14 @@ func remainder(p netrule.IPPermission, cov []held) []netrule.IPPermission {
 				n.IPv6Ranges = append(n.IPv6Ranges, netrule.IPv6Range{CidrIPv6: r.CidrIPv6, Description: remainderMark})
 			}
 		}
+		// Group and prefix-list sources keep the other ports too.
+		for _, g := range p.UserIDGroupPairs {
+			g.Description = remainderMark
+			n.UserIDGroupPairs = append(n.UserIDGroupPairs, g)
+		}
+		for _, pl := range p.PrefixListIDs {
+			n.PrefixListIDs = append(n.PrefixListIDs, netrule.PrefixListID{PrefixListID: pl.PrefixListID, Description: remainderMark})
+		}
 		return n
 	}
 	split := func(proto string, whole netrule.PortRange) []netrule.IPPermission {
@@ -473,11 +481,11 @@ func remainder(p netrule.IPPermission, cov []held) []netrule.IPPermission {
 			switch {
 			case n == 6 || n == 17:
 			case n == 1:
-				if len(p.IPRanges) > 0 {
+				if len(p.IPRanges) > 0 || len(p.IPv6Ranges) == 0 {
 					out = append(out, mk("icmp", -1, -1, true, false))
 				}
 			case n == 58:
-				if len(p.IPv6Ranges) > 0 {
+				if len(p.IPv6Ranges) > 0 || len(p.IPRanges) == 0 {
 					out = append(out, mk("icmpv6", -1, -1, false, true))
 				}
 			default:
