@@ -305,7 +305,7 @@ func (s *Server) describeInstances(q params) (any, *apiError) {
 
 func (s *Server) xmlReservation(in *Instance) xmlReservation {
 	x := xmlInstance{InstanceID: in.ID, ImageID: "ami-0123456789abcdef0", State: xmlInstanceState{stateCodes[in.State], in.State},
-		InstanceType: "t3.micro", PrivateIPAddress: in.PrivateIP, IPAddress: in.PublicIP, SubnetID: in.SubnetID, VpcID: in.VpcID,
+		InstanceType: "t3.micro", Placement: xmlPlacement{s.region() + "a"}, PrivateIPAddress: in.PrivateIP, IPAddress: in.PublicIP, SubnetID: in.SubnetID, VpcID: in.VpcID,
 		Groups: []xmlGroupRef{}, Tags: xmlTags(in.Tags)}
 	for i, id := range in.ENIs {
 		e := s.enis[id]

@@ -134,6 +134,7 @@ type xmlInstance struct {
 	ImageID          string           `xml:"imageId"`
 	State            xmlInstanceState `xml:"instanceState"`
 	InstanceType     string           `xml:"instanceType"`
+	Placement        xmlPlacement     `xml:"placement"`
 	PrivateIPAddress string           `xml:"privateIpAddress,omitempty"`
 	IPAddress        string           `xml:"ipAddress,omitempty"`
 	SubnetID         string           `xml:"subnetId,omitempty"`
@@ -141,6 +142,10 @@ type xmlInstance struct {
 	Groups           []xmlGroupRef    `xml:"groupSet>item"`
 	Interfaces       []xmlInstanceNI  `xml:"networkInterfaceSet>item"`
 	Tags             []xmlTag         `xml:"tagSet>item,omitempty"`
+}
+
+type xmlPlacement struct {
+	AvailabilityZone string `xml:"availabilityZone"`
 }
 
 type xmlReservation struct {
