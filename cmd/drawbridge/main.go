@@ -80,6 +80,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
 	root.AddCommand(a.agentCmd())
 	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd())
+	a.addAWSCommands(root)
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
+	awsprov "github.com/drawbridge/drawbridge/internal/provider/aws"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/postgres"
@@ -62,6 +63,8 @@ type Config struct {
 	// approved, denied, opened, closed) to them after each change commits.
 	// Logger defaults to the server's.
 	Webhook webhook.Options
+	// AWS, if it names a region, runs the "aws" provider (aws.go).
+	AWS *awsprov.Config
 }
 
 // Server is a running drawbridge server.
@@ -167,9 +170,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		events = hooks
 	}
+	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub}
+	if err := addAWSProvider(ctx, cfg, st, providers); err != nil {
+		st.Close()
+		return nil, err
+	}
 	svc := jit.NewService(jit.Config{
 		Store:     st,
-		Providers: jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub},
+		Providers: providers,
 		Clock:     clock.Real{},
 		NewID:     NewID,
 		Events:    events,

@@ -37,16 +37,26 @@ func (o RetryOptions) retryer() func() awssdk.Retryer {
 	}
 }
 
+// Config says how to reach EC2.
+type Config struct {
+	Region  string // required (or from AWS_REGION / the profile)
+	Profile string // shared-config profile; "" for the default chain
+	// Endpoint, if set, replaces EC2's regional endpoint (an
+	// EC2-compatible endpoint such as `drawbridge cloudsim aws`).
+	Endpoint string
+	Retry    RetryOptions
+}
+
 // NewClient returns an EC2 client from the SDK's default configuration
 // chain (environment, shared config and SSO, the instance's role through
-// IMDS), for region and, if not empty, the shared-config profile.
-func NewClient(ctx context.Context, region, profile string, ro RetryOptions) (*ec2.Client, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRetryer(ro.retryer())}
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
+// IMDS).
+func NewClient(ctx context.Context, c Config) (*ec2.Client, error) {
+	opts := []func(*config.LoadOptions) error{config.WithRetryer(c.Retry.retryer())}
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
 	}
-	if profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(profile))
+	if c.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -55,7 +65,11 @@ func NewClient(ctx context.Context, region, profile string, ro RetryOptions) (*e
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("no AWS region: pass --region or set AWS_REGION")
 	}
-	return ec2.NewFromConfig(cfg), nil
+	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = awssdk.String(c.Endpoint)
+		}
+	}), nil
 }
 
 // NewEndpointClient returns an EC2 client for an explicit endpoint with

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/cloudsim/ec2sim"
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	awsprov "github.com/drawbridge/drawbridge/internal/provider/aws"
+	"github.com/drawbridge/drawbridge/internal/server"
+)
+
+// startAWS starts the EC2 simulator with the sample's AWS half and a
+// server running the aws provider against it, credentials from the
+// environment as in production.
+func startAWS(t *testing.T) (*ec2sim.Server, string, *server.Server) {
+	t.Helper()
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDE2E", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
+	sim.Seed(inventory.Sample())
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDE2E")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "any-secret")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	srv, err := server.Start(context.Background(), server.Config{
+		Listen: "127.0.0.1:0", DBPath: filepath.Join(dir, "drawbridge.db"), SampleInventory: true,
+		AWS: &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	tokensMu.Lock()
+	tokens[srv.URL] = srv.AdminToken
+	tokensMu.Unlock()
+	return sim, ts.URL, srv
+}
+
+// TestSyncAWSThenJITEndToEnd: `inventory sync aws` discovers the simulated
+// account; enabling JIT on a discovered instance revokes SSH from its
+// group; a request attaches a tagged group for the requester; revoking it
+// deletes the group; disabling leaves the account exactly as it was.
+func TestSyncAWSThenJITEndToEnd(t *testing.T) {
+	sim, endpoint, srv := startAWS(t)
+	u := srv.URL
+	out := ok(t, u, "inventory", "sync", "aws", "--region", inventory.SampleAWSRegion, "--endpoint", endpoint)
+	if !strings.Contains(out, "3 VMs") || !strings.Contains(out, "5 security groups") {
+		t.Fatalf("sync output: %s", out)
+	}
+	before := sim.Snapshot()
+	ok(t, u, "policy", "set", "bastion", "--port", "22", "--max-duration", "PT3H", "--source", "198.18.0.0/15")
+	if g, _ := sim.Group("sg-0a1b2c3d4e5f60001"); len(g.Ingress) != 0 {
+		t.Fatalf("SSH still open in ssh-open after enable: %+v", g.Ingress)
+	}
+	req := decodeJSON[api.RequestResource](t, ok(t, u, "request", "bastion", "--port", "22", "--duration", "1h",
+		"--source", "198.18.0.9", "--justification", "e2e", "-o", "json"))
+	grant := req.VirtualMachines[0].Ports[0]
+	eni, _ := sim.ENI("eni-0a1b2c3d4e5f60001")
+	if len(eni.Groups) != 3 {
+		t.Fatalf("primary ENI groups after the request: %v", eni.Groups)
+	}
+	jg, _ := sim.Group(eni.Groups[2])
+	if len(jg.Ingress) != 1 || jg.Ingress[0].CIDRv4 != "198.18.0.9/32" || jg.Ingress[0].From != 22 || !hasTag(jg.Tags, awsprov.TagGrant, grant.GrantID) {
+		t.Fatalf("grant group %+v", jg)
+	}
+	ok(t, u, "revoke", grant.GrantID)
+	if _, still := sim.Group(jg.ID); still {
+		t.Fatal("the grant's group survives the revoke")
+	}
+	ok(t, u, "policy", "delete", "bastion")
+	after := sim.Snapshot()
+	for id, g := range before.Groups {
+		if !ec2sim.SameRules(g.Ingress, after.Groups[id].Ingress) {
+			t.Errorf("group %s: %+v, before %+v", id, after.Groups[id].Ingress, g.Ingress)
+		}
+	}
+	if len(after.Groups) != len(before.Groups) {
+		t.Errorf("%d groups after, %d before", len(after.Groups), len(before.Groups))
+	}
+	if e, _ := sim.ENI("eni-0a1b2c3d4e5f60001"); strings.Join(e.Groups, ",") != strings.Join(before.ENIs["eni-0a1b2c3d4e5f60001"].Groups, ",") {
+		t.Errorf("ENI groups %v, before %v", e.Groups, before.ENIs["eni-0a1b2c3d4e5f60001"].Groups)
+	}
+}
+
+func hasTag(ts []ec2sim.Tag, k, v string) bool {
+	for _, t := range ts {
+		if t.Key == k && t.Value == v {
+			return true
+		}
+	}
+	return false
+}
