@@ -20,6 +20,14 @@ func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, provi
 	if err != nil {
 		return fmt.Errorf("aws provider: %w", err)
 	}
-	providers[inventory.ProviderAWS] = awsprov.New(client, st)
+	p := awsprov.New(client, st)
+	// Drift is repaired by the reconcile (every ResyncInterval at the
+	// latest); it is logged so an operator can find who re-opened it.
+	p.OnDrift = func(vmID, groupID string, rules []awsprov.Rule) {
+		for _, r := range rules {
+			cfg.Logger.Warn("drift: a rule JIT revoked was re-added; revoked again", "vm", vmID, "group", groupID, "rule", r.String())
+		}
+	}
+	providers[inventory.ProviderAWS] = p
 	return nil
 }

@@ -80,6 +80,11 @@ type Provider struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per security group: holds are read-modify-write
+
+	// OnDrift, if set, is called when a reconcile finds rules JIT had
+	// revoked back in a group (someone, or IaC, re-added them) and
+	// revokes them again. Set it before the first Apply.
+	OnDrift func(vmID, groupID string, rules []Rule)
 }
 
 var _ jit.Provider = (*Provider)(nil)

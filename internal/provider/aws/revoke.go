@@ -127,6 +127,9 @@ func (p *Provider) reconcileGroup(ctx context.Context, vmID, groupID string, g *
 	if len(add) == 0 && len(del) == 0 && jsonEqual(rec, next) {
 		return nil
 	}
+	if drift := readded(rec, del); len(drift) > 0 && p.OnDrift != nil {
+		p.OnDrift(vmID, groupID, drift)
+	}
 	if err := p.saveRecord(ctx, vmKey, groupID, union(rec, next), hold); err != nil {
 		return err
 	}
@@ -164,6 +167,21 @@ func userRules(cur []Rule, rec *Record) []Rule {
 		}
 	}
 	return append(out, rec.Revoked...)
+}
+
+// readded lists the rules about to be revoked that the record says JIT had
+// revoked already: they came back since.
+func readded(rec *Record, del []Rule) []Rule {
+	if rec == nil {
+		return nil
+	}
+	var out []Rule
+	for _, r := range del {
+		if slices.ContainsFunc(rec.Revoked, func(x Rule) bool { return x.Key() == r.Key() }) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func dropHolder(rec *Record, vmKey string) *Record {

@@ -1,7 +1,9 @@
 package aws_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/cloudsim/ec2sim"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/netrule"
 	awsprov "github.com/drawbridge/drawbridge/internal/provider/aws"
 	"github.com/drawbridge/drawbridge/internal/provider/aws/conformance"
 	"github.com/drawbridge/drawbridge/internal/store/memstore"
@@ -113,3 +116,43 @@ func TestConformanceThroughTheWire(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func conformanceSSH() []jit.GuardedPort { return []jit.GuardedPort{{Port: 22, Protocol: netrule.Tcp}} }
+
+func desired(vm inventory.VM, guarded []jit.GuardedPort, grants int) jit.Desired {
+	d := jit.Desired{VMID: vm.ID, Guarded: guarded}
+	for i := 0; i < grants; i++ {
+		d.Grants = append(d.Grants, jit.DesiredGrant{GrantID: fmt.Sprintf("g-%d", i), Port: 22, Protocol: netrule.Tcp,
+			Source: jit.SourceFromAddr(netip.MustParseAddr("198.51.100.7")), End: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+	}
+	return d
+}
+
+// TestDriftIsReported: a revoked rule re-added behind drawbridge's back is
+// revoked again on the next reconcile and reported to OnDrift.
+func TestDriftIsReported(t *testing.T) {
+	w := newWireWorld(t, conformance.StandardSpec())
+	var got []string
+	w.prov.OnDrift = func(vmID, groupID string, rules []awsprov.Rule) {
+		for _, r := range rules {
+			got = append(got, groupID+" "+r.String())
+		}
+	}
+	vm := w.VM("web")
+	if _, err := w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("drift reported on enable: %v", got)
+	}
+	w.AddRule(t, "sg-0web", conformance.Rule{Proto: "tcp", From: 22, To: 22, CIDR: "203.0.113.0/24", Desc: "IaC"})
+	if _, err := w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "sg-0web tcp 22-22 from 203.0.113.0/24" {
+		t.Fatalf("drift reports %v", got)
+	}
+	if w.State(t).Allows([]string{"eni-0web0"}, "203.0.113.5", "tcp", 22) {
+		t.Fatal("drift not repaired")
+	}
+}
