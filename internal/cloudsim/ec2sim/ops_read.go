@@ -131,7 +131,7 @@ func (s *Server) describeSecurityGroups(q params) (any, *apiError) {
 			}
 		}
 	}
-	var out []xmlSecurityGroup
+	var hit []*Group
 	for _, g := range sel {
 		if len(names) > 0 && !contains(names, g.Name) {
 			continue
@@ -153,14 +153,18 @@ func (s *Server) describeSecurityGroups(q params) (any, *apiError) {
 			return nil, e
 		}
 		if ok {
-			out = append(out, s.xmlGroup(g))
+			hit = append(hit, g)
 		}
 	}
-	start, end, next, e := page(q, len(out))
+	start, end, next, e := page(q, len(hit))
 	if e != nil {
 		return nil, e
 	}
-	return &describeSecurityGroupsResponse{Xmlns: xmlns, Groups: out[start:end], NextToken: next}, nil
+	out := make([]xmlSecurityGroup, 0, end-start)
+	for _, g := range hit[start:end] {
+		out = append(out, s.xmlGroup(g))
+	}
+	return &describeSecurityGroupsResponse{Xmlns: xmlns, Groups: out, NextToken: next}, nil
 }
 
 func contains(ss []string, s string) bool {
@@ -228,7 +232,7 @@ func (s *Server) describeNetworkInterfaces(q params) (any, *apiError) {
 	if len(keys) == 0 {
 		keys = sortedKeys(s.enis)
 	}
-	var out []xmlNetworkInterface
+	var hit []*ENI
 	for _, id := range keys {
 		e := s.enis[id]
 		if e == nil {
@@ -253,14 +257,18 @@ func (s *Server) describeNetworkInterfaces(q params) (any, *apiError) {
 			return nil, err
 		}
 		if ok {
-			out = append(out, s.xmlENI(e))
+			hit = append(hit, e)
 		}
 	}
-	start, end, next, e := page(q, len(out))
+	start, end, next, e := page(q, len(hit))
 	if e != nil {
 		return nil, e
 	}
-	return &describeNetworkInterfacesResponse{Xmlns: xmlns, Interfaces: out[start:end], NextToken: next}, nil
+	out := make([]xmlNetworkInterface, 0, end-start)
+	for _, x := range hit[start:end] {
+		out = append(out, s.xmlENI(x))
+	}
+	return &describeNetworkInterfacesResponse{Xmlns: xmlns, Interfaces: out, NextToken: next}, nil
 }
 
 var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
@@ -272,7 +280,7 @@ func (s *Server) describeInstances(q params) (any, *apiError) {
 	if len(keys) == 0 {
 		keys = sortedKeys(s.instances)
 	}
-	var out []xmlReservation
+	var hit []*Instance
 	for _, id := range keys {
 		in := s.instances[id]
 		if in == nil {
@@ -293,14 +301,18 @@ func (s *Server) describeInstances(q params) (any, *apiError) {
 			return nil, err
 		}
 		if ok {
-			out = append(out, s.xmlReservation(in))
+			hit = append(hit, in)
 		}
 	}
-	start, end, next, e := page(q, len(out))
+	start, end, next, e := page(q, len(hit))
 	if e != nil {
 		return nil, e
 	}
-	return &describeInstancesResponse{Xmlns: xmlns, Reservations: out[start:end], NextToken: next}, nil
+	out := make([]xmlReservation, 0, end-start)
+	for _, x := range hit[start:end] {
+		out = append(out, s.xmlReservation(x))
+	}
+	return &describeInstancesResponse{Xmlns: xmlns, Reservations: out, NextToken: next}, nil
 }
 
 func (s *Server) xmlReservation(in *Instance) xmlReservation {

@@ -63,6 +63,7 @@ type Server struct {
 	seq       int
 	calls     map[string]int
 	reqs      int
+	throttled int
 	hook      func(action string)
 }
 
@@ -102,6 +103,13 @@ func (s *Server) Calls() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// Throttled returns how many requests got RequestLimitExceeded.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
 }
 
 // Requests returns the number of requests received.
@@ -217,6 +225,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	fault := s.drawFault(mutating[action])
 	if fault == faultThrottle {
+		s.throttled++
 		s.mu.Unlock()
 		writeError(w, reqID, errf(503, "RequestLimitExceeded", "Request limit exceeded."))
 		return
