@@ -18,7 +18,7 @@ import (
 // startAWS starts the EC2 simulator with the sample's AWS half and a
 // server running the aws provider against it, credentials from the
 // environment as in production.
-func startAWS(t *testing.T) (*ec2sim.Server, string, *server.Server) {
+func startAWS(t testing.TB, retry awsprov.RetryOptions) (*ec2sim.Server, string, *server.Server) {
 	t.Helper()
 	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDE2E", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
 	sim.Seed(inventory.Sample())
@@ -32,7 +32,7 @@ func startAWS(t *testing.T) (*ec2sim.Server, string, *server.Server) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	srv, err := server.Start(context.Background(), server.Config{
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(dir, "drawbridge.db"), SampleInventory: true,
-		AWS: &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond}},
+		AWS: &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: retry},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func startAWS(t *testing.T) (*ec2sim.Server, string, *server.Server) {
 // group; a request attaches a tagged group for the requester; revoking it
 // deletes the group; disabling leaves the account exactly as it was.
 func TestSyncAWSThenJITEndToEnd(t *testing.T) {
-	sim, endpoint, srv := startAWS(t)
+	sim, endpoint, srv := startAWS(t, awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond})
 	u := srv.URL
 	out := ok(t, u, "inventory", "sync", "aws", "--region", inventory.SampleAWSRegion, "--endpoint", endpoint)
 	if !strings.Contains(out, "3 VMs") || !strings.Contains(out, "5 security groups") {
