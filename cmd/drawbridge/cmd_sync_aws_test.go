@@ -18,7 +18,7 @@ import (
 // startAWS starts the EC2 simulator with the sample's AWS half and a
 // server running the aws provider against it, credentials from the
 // environment as in production.
-func startAWS(t testing.TB, retry awsprov.RetryOptions) (*ec2sim.Server, string, *server.Server) {
+func startAWS(t testing.TB, retry awsprov.RetryOptions, syncEvery ...time.Duration) (*ec2sim.Server, string, *server.Server) {
 	t.Helper()
 	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDE2E", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
 	sim.Seed(inventory.Sample())
@@ -30,9 +30,13 @@ func startAWS(t testing.TB, retry awsprov.RetryOptions) (*ec2sim.Server, string,
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	awsCfg := &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: retry}
+	if len(syncEvery) > 0 {
+		awsCfg.SyncInterval = syncEvery[0]
+	}
 	srv, err := server.Start(context.Background(), server.Config{
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(dir, "drawbridge.db"), SampleInventory: true,
-		AWS: &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: retry},
+		AWS: awsCfg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -97,4 +101,25 @@ func hasTag(ts []ec2sim.Tag, k, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestServerSyncsAWSPeriodically: with --aws-sync-interval the server
+// discovers the account itself, and picks up an instance added later.
+func TestServerSyncsAWSPeriodically(t *testing.T) {
+	sim, _, srv := startAWS(t, awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond}, 50*time.Millisecond)
+	sim.PutENI(ec2sim.ENI{ID: "eni-0late", VpcID: "vpc-0a1b2c3d4e5f60001", InstanceID: "i-0late", Groups: []string{"sg-0a1b2c3d4e5f60002"}})
+	sim.PutInstance(ec2sim.Instance{ID: "i-0late", ENIs: []string{"eni-0late"}, Tags: []ec2sim.Tag{{Key: "Name", Value: "late"}}})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := ok(t, srv.URL, "vm", "list", "-o", "json")
+		for _, vm := range decodeJSON[[]api.VMSummary](t, out) {
+			if vm.Name == "late" && vm.Provider == "aws" && vm.Cloud == "aws" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the late instance was never synced:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

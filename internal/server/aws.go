@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -11,14 +13,15 @@ import (
 )
 
 // addAWSProvider runs the "aws" provider when cfg.AWS names a region; its
-// revocation records live in the server's store.
-func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, providers jit.ProviderMap) error {
+// revocation records live in the server's store. It returns the EC2
+// client (nil when AWS is not configured).
+func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, providers jit.ProviderMap) (awsprov.DiscoverAPI, error) {
 	if cfg.AWS == nil || cfg.AWS.Region == "" {
-		return nil
+		return nil, nil
 	}
 	client, err := awsprov.NewClient(ctx, *cfg.AWS)
 	if err != nil {
-		return fmt.Errorf("aws provider: %w", err)
+		return nil, fmt.Errorf("aws provider: %w", err)
 	}
 	p := awsprov.New(client, st)
 	// Drift is repaired by the reconcile (every ResyncInterval at the
@@ -29,5 +32,46 @@ func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, provi
 		}
 	}
 	providers[inventory.ProviderAWS] = p
-	return nil
+	return client, nil
+}
+
+// startAWSSync discovers the AWS region every cfg.AWS.SyncInterval (first
+// at start) and applies what it finds as inventory, which also reconciles
+// every VM.
+func startAWSSync(ctx context.Context, wg *sync.WaitGroup, cfg Config, client awsprov.DiscoverAPI, svc *jit.Service) {
+	if client == nil || cfg.AWS.SyncInterval <= 0 {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(cfg.AWS.SyncInterval)
+		defer t.Stop()
+		for {
+			if err := syncAWS(ctx, client, svc); err != nil && ctx.Err() == nil {
+				cfg.Logger.Warn("aws inventory sync failed", "region", cfg.AWS.Region, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func syncAWS(ctx context.Context, client awsprov.DiscoverAPI, svc *jit.Service) error {
+	d, err := awsprov.Discover(ctx, client, 0)
+	if err != nil {
+		return err
+	}
+	doc, err := d.Document()
+	if err != nil {
+		return err
+	}
+	inv, err := inventory.Parse(doc)
+	if err != nil {
+		return err
+	}
+	return svc.ApplyInventory(ctx, inv)
 }

@@ -171,7 +171,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		events = hooks
 	}
 	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub}
-	if err := addAWSProvider(ctx, cfg, st, providers); err != nil {
+	awsClient, err := addAWSProvider(ctx, cfg, st, providers)
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -270,6 +271,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
+	startAWSSync(jobCtx, &s.wg, cfg, awsClient, svc)
 	return s, nil
 }
 

@@ -45,6 +45,9 @@ type Config struct {
 	// EC2-compatible endpoint such as `drawbridge cloudsim aws`).
 	Endpoint string
 	Retry    RetryOptions
+	// SyncInterval, if positive, makes the server discover the region's
+	// instances and groups this often and apply them as inventory.
+	SyncInterval time.Duration
 }
 
 // NewClient returns an EC2 client from the SDK's default configuration
