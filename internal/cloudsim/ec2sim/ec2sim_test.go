@@ -194,3 +194,30 @@ func TestAuthAndFaults(t *testing.T) {
 		t.Fatalf("new group visible at once: %v", err)
 	}
 }
+
+func TestRulesPerGroupQuota(t *testing.T) {
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDSIM", RulesPerGroup: 2})
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	c := ec2.New(ec2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(ts.URL), Credentials: credentials.NewStaticCredentialsProvider("AKIDSIM", "s", ""),
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 1 })})
+	sim.PutGroup(ec2sim.Group{ID: "sg-0q", Name: "q", Description: "q", VpcID: "vpc-1"})
+	perm := func(cidrs ...string) []types.IpPermission {
+		p := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22)}
+		for _, c := range cidrs {
+			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: aws.String(c)})
+		}
+		return []types.IpPermission{p}
+	}
+	ctx := context.Background()
+	if _, err := c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String("sg-0q"), IpPermissions: perm("10.0.0.0/8", "10.1.0.0/16")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String("sg-0q"), IpPermissions: perm("10.2.0.0/16")})
+	if code(err) != "RulesPerSecurityGroupLimitExceeded" {
+		t.Fatalf("third rule over a quota of 2: %v", err)
+	}
+	if g, _ := sim.Group("sg-0q"); len(g.Ingress) != 2 {
+		t.Fatalf("rules %+v", g.Ingress)
+	}
+}

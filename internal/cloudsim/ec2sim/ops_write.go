@@ -177,6 +177,19 @@ func (s *Server) authorizeIngress(q params) (any, *apiError) {
 		}
 		have[r.Key()] = true
 	}
+	if q := s.opts.RulesPerGroup; q > 0 {
+		v4, v6 := 0, 0
+		for _, r := range append(slices.Clone(g.Ingress), rs...) {
+			if r.CIDRv6 != "" {
+				v6++
+			} else {
+				v4++
+			}
+		}
+		if v4 > q || v6 > q {
+			return nil, errf(400, "RulesPerSecurityGroupLimitExceeded", "The maximum number of rules per security group has been reached.")
+		}
+	}
 	resp := &authorizeResponse{Xmlns: xmlns, Return: true}
 	for _, r := range rs {
 		g.Ingress = append(g.Ingress, r)

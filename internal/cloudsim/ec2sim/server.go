@@ -25,6 +25,9 @@ type Options struct {
 	AccessKey string // required in every request's SigV4 credential scope
 	Region    string // "" accepts any region
 	AccountID string // owner of every resource; default 123456789012
+	// RulesPerGroup is the quota of inbound rules per group, counted
+	// separately for IPv4 and IPv6 sources as EC2 does; 0 means no limit.
+	RulesPerGroup int
 }
 
 // Faults are injected into requests. The zero value injects none.

@@ -81,6 +81,13 @@ type Provider struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per security group: holds are read-modify-write
 
+	// MaxRulesPerGroup is the account's quota of inbound rules per
+	// security group (counted separately for IPv4 and IPv6 sources); 0
+	// means EC2's default, 60. Carving a port out of a rule adds rules (an
+	// all-traffic rule becomes about 256), so a carve that would not fit
+	// is refused (ErrNoRoom) before anything changes.
+	MaxRulesPerGroup int
+
 	// OnDrift, if set, is called when a reconcile finds rules JIT had
 	// revoked back in a group (someone, or IaC, re-added them) and
 	// revokes them again. Set it before the first Apply.
@@ -128,8 +135,10 @@ func (p *Provider) Check(ctx context.Context, vm inventory.VM, d jit.Desired) er
 	if err != nil {
 		return err
 	}
-	_, err = v.primaryGroups()
-	return err
+	if _, err = v.primaryGroups(); err != nil {
+		return err
+	}
+	return v.checkRuleQuota(p.maxRules())
 }
 
 // Apply makes the instance's security groups match desired.
@@ -144,6 +153,9 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, d jit.Desired) (j
 	}
 	final, err := v.primaryGroups()
 	if err != nil {
+		return jit.Observed{}, err
+	}
+	if err := v.checkRuleQuota(p.maxRules()); err != nil {
 		return jit.Observed{}, err
 	}
 	// Closing first: expired grants go, then guarded ports are revoked,
@@ -279,6 +291,46 @@ func (v *view) primaryGroups() ([]string, error) {
 			primary.id, len(out), missing, MaxGroupsPerENI, v.name, ErrNoRoom)
 	}
 	return out, nil
+}
+
+func (p *Provider) maxRules() int {
+	if p.MaxRulesPerGroup > 0 {
+		return p.MaxRulesPerGroup
+	}
+	return 60
+}
+
+// checkRuleQuota refuses an enable whose carve would leave one of the
+// instance's groups with more rules than the quota allows.
+func (v *view) checkRuleQuota(limit int) error {
+	if len(v.guarded) == 0 {
+		return nil
+	}
+	hs := heldPorts([]Holder{{Ports: v.guarded}})
+	seen := map[string]bool{}
+	for _, e := range v.enis {
+		for _, id := range e.groups {
+			g := v.groups[id]
+			if g == nil || g.managed() || seen[id] {
+				continue
+			}
+			seen[id] = true
+			want, _, _ := carve(g.rules, hs)
+			v4, v6 := 0, 0
+			for _, r := range want {
+				if r.CIDRv6 != "" {
+					v6++
+				} else {
+					v4++
+				}
+			}
+			if n := max(v4, v6); n > limit {
+				return fmt.Errorf("security group %s would need %d inbound rules once the guarded ports are carved out of its rules (an all-traffic rule becomes one rule per IP protocol), more than the quota of %d; raise the account's rules-per-group quota or narrow the rule: %w",
+					id, n, limit, ErrNoRoom)
+			}
+		}
+	}
+	return nil
 }
 
 // usableGrants keeps the grants for a guarded port, sorted by grant ID, as

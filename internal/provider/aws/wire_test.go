@@ -31,7 +31,9 @@ type wireWorld struct {
 
 func newWireWorld(t *testing.T, spec conformance.Spec) *wireWorld {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", Region: "us-east-1"})
+	// An account whose rules-per-group quota was raised to 1,000, so an
+	// all-traffic rule can be carved (TestRuleQuota covers the default).
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", Region: "us-east-1", RulesPerGroup: 1000})
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
 	w := &wireWorld{sim: sim, url: ts.URL, store: memstore.New(), vms: map[string]conformance.VM{}}
@@ -60,7 +62,9 @@ func newWireWorld(t *testing.T, spec conformance.Spec) *wireWorld {
 // newProvider is a fresh provider (as after a restart) over the same store.
 func (w *wireWorld) newProvider() *awsprov.Provider {
 	c := awsprov.NewEndpointClient(w.url, "us-east-1", "AKIDTEST", "secret", awsprov.RetryOptions{MaxAttempts: 40, MaxBackoff: 2 * time.Millisecond})
-	return awsprov.New(c, w.store)
+	p := awsprov.New(c, w.store)
+	p.MaxRulesPerGroup = 1000
+	return p
 }
 
 func toSimRule(r conformance.Rule) ec2sim.Rule {
@@ -154,5 +158,37 @@ func TestDriftIsReported(t *testing.T) {
 	}
 	if w.State(t).Allows([]string{"eni-0web0"}, "203.0.113.5", "tcp", 22) {
 		t.Fatal("drift not repaired")
+	}
+}
+
+// TestRuleQuota: with EC2's default quota (60 rules per group), carving a
+// port out of an all-traffic rule does not fit; Check and Apply refuse it
+// with ErrNoRoom and change nothing. A group whose carve fits is fine.
+func TestRuleQuota(t *testing.T) {
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", Region: "us-east-1", RulesPerGroup: 60})
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	sim.PutGroup(ec2sim.Group{ID: "sg-0all", Name: "all", Description: "d", VpcID: "vpc-1", Ingress: []ec2sim.Rule{{Protocol: "-1", From: -1, To: -1, CIDRv4: "10.0.0.0/8"}}})
+	sim.PutGroup(ec2sim.Group{ID: "sg-0ssh", Name: "ssh", Description: "d", VpcID: "vpc-1", Ingress: []ec2sim.Rule{{Protocol: "tcp", From: 0, To: 65535, CIDRv4: "10.0.0.0/8"}}})
+	sim.PutENI(ec2sim.ENI{ID: "eni-0a", VpcID: "vpc-1", InstanceID: "i-a", Groups: []string{"sg-0all"}})
+	sim.PutENI(ec2sim.ENI{ID: "eni-0b", VpcID: "vpc-1", InstanceID: "i-b", Groups: []string{"sg-0ssh"}})
+	p := awsprov.New(awsprov.NewEndpointClient(ts.URL, "us-east-1", "AKIDTEST", "s", awsprov.RetryOptions{MaxAttempts: 3}), memstore.New())
+	a := inventory.VM{ID: "/subscriptions/aws-1/resourceGroups/r/providers/AWS.EC2/instances/i-a", Cloud: inventory.AWS, Provider: "aws", InstanceID: "i-a", ENIs: []string{"eni-0a"}}
+	b := inventory.VM{ID: "/subscriptions/aws-1/resourceGroups/r/providers/AWS.EC2/instances/i-b", Cloud: inventory.AWS, Provider: "aws", InstanceID: "i-b", ENIs: []string{"eni-0b"}}
+	before := sim.Snapshot()
+	if err := p.Check(context.Background(), a, desired(a, conformanceSSH(), 0)); !errors.Is(err, awsprov.ErrNoRoom) {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := p.Apply(context.Background(), a, desired(a, conformanceSSH(), 0)); !errors.Is(err, awsprov.ErrNoRoom) {
+		t.Fatalf("Apply: %v", err)
+	}
+	if g, _ := sim.Group("sg-0all"); !ec2sim.SameRules(g.Ingress, before.Groups["sg-0all"].Ingress) {
+		t.Fatalf("refused enable changed the group: %+v", g.Ingress)
+	}
+	if _, err := p.Apply(context.Background(), b, desired(b, conformanceSSH(), 0)); err != nil {
+		t.Fatalf("a carve that fits: %v", err)
+	}
+	if g, _ := sim.Group("sg-0ssh"); len(g.Ingress) != 2 {
+		t.Fatalf("tcp 0-65535 minus 22 should be two rules: %+v", g.Ingress)
 	}
 }
