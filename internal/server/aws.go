@@ -24,6 +24,7 @@ func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, provi
 		return nil, fmt.Errorf("aws provider: %w", err)
 	}
 	p := awsprov.New(client, st)
+	p.MaxRulesPerGroup = cfg.AWS.RulesPerGroup
 	// Drift is repaired by the reconcile (every ResyncInterval at the
 	// latest); it is logged so an operator can find who re-opened it.
 	p.OnDrift = func(vmID, groupID string, rules []awsprov.Rule) {

@@ -48,6 +48,9 @@ type Config struct {
 	// SyncInterval, if positive, makes the server discover the region's
 	// instances and groups this often and apply them as inventory.
 	SyncInterval time.Duration
+	// RulesPerGroup is the account's inbound-rules-per-group quota
+	// (Provider.MaxRulesPerGroup); 0 means EC2's default, 60.
+	RulesPerGroup int
 }
 
 // NewClient returns an EC2 client from the SDK's default configuration
