@@ -12,10 +12,16 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
+// awsRuntime is what the AWS jobs need.
+type awsRuntime struct {
+	client awsprov.DiscoverAPI
+	prov   *awsprov.Provider
+}
+
 // addAWSProvider runs the "aws" provider when cfg.AWS names a region; its
-// revocation records live in the server's store. It returns the EC2
-// client (nil when AWS is not configured).
-func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, providers jit.ProviderMap) (awsprov.DiscoverAPI, error) {
+// revocation records live in the server's store. It returns nil when AWS
+// is not configured.
+func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, providers jit.ProviderMap) (*awsRuntime, error) {
 	if cfg.AWS == nil || cfg.AWS.Region == "" {
 		return nil, nil
 	}
@@ -33,14 +39,55 @@ func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, provi
 		}
 	}
 	providers[inventory.ProviderAWS] = p
-	return client, nil
+	return &awsRuntime{client: client, prov: p}, nil
+}
+
+// startAWSJobs starts the AWS inventory sync (if configured) and the
+// cleanup of VMs that still hold AWS state but are no longer guarded.
+func startAWSJobs(ctx context.Context, wg *sync.WaitGroup, cfg Config, rt *awsRuntime, svc *jit.Service) {
+	if rt == nil {
+		return
+	}
+	startAWSSync(ctx, wg, cfg, rt.client, svc)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(cfg.ResyncInterval)
+		defer t.Stop()
+		for {
+			reconcileHolding(ctx, cfg, rt.prov, svc)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// reconcileHolding reconciles every VM the aws provider holds state for:
+// for one no longer guarded (its policy deleted while a change was cut
+// short), that removes what JIT left.
+func reconcileHolding(ctx context.Context, cfg Config, p *awsprov.Provider, svc *jit.Service) {
+	vms, err := p.Holding(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			cfg.Logger.Warn("aws: listing what JIT holds failed", "err", err)
+		}
+		return
+	}
+	for _, vm := range vms {
+		if err := svc.ReconcileVM(ctx, vm); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("aws: reconcile failed", "vm", vm, "err", err)
+		}
+	}
 }
 
 // startAWSSync discovers the AWS region every cfg.AWS.SyncInterval (first
 // at start) and applies what it finds as inventory, which also reconciles
 // every VM.
 func startAWSSync(ctx context.Context, wg *sync.WaitGroup, cfg Config, client awsprov.DiscoverAPI, svc *jit.Service) {
-	if client == nil || cfg.AWS.SyncInterval <= 0 {
+	if cfg.AWS.SyncInterval <= 0 {
 		return
 	}
 	wg.Add(1)

@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		events = hooks
 	}
 	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub}
-	awsClient, err := addAWSProvider(ctx, cfg, st, providers)
+	awsRT, err := addAWSProvider(ctx, cfg, st, providers)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -271,7 +271,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
-	startAWSSync(jobCtx, &s.wg, cfg, awsClient, svc)
+	startAWSJobs(jobCtx, &s.wg, cfg, awsRT, svc)
 	return s, nil
 }
 
