@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,7 @@ import (
 // startAWS starts the EC2 simulator with the sample's AWS half and a
 // server running the aws provider against it, credentials from the
 // environment as in production.
-func startAWS(t testing.TB, retry awsprov.RetryOptions, syncEvery ...time.Duration) (*ec2sim.Server, string, *server.Server) {
+func startAWS(t testing.TB, retry awsprov.RetryOptions, mods ...func(*server.Config)) (*ec2sim.Server, string, *server.Server) {
 	t.Helper()
 	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDE2E", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
 	sim.Seed(inventory.Sample())
@@ -30,14 +32,14 @@ func startAWS(t testing.TB, retry awsprov.RetryOptions, syncEvery ...time.Durati
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	awsCfg := &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: retry}
-	if len(syncEvery) > 0 {
-		awsCfg.SyncInterval = syncEvery[0]
-	}
-	srv, err := server.Start(context.Background(), server.Config{
+	cfg := server.Config{
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(dir, "drawbridge.db"), SampleInventory: true,
-		AWS: awsCfg,
-	})
+		AWS: &awsprov.Config{Region: inventory.SampleAWSRegion, Endpoint: ts.URL, Retry: retry},
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func hasTag(ts []ec2sim.Tag, k, v string) bool {
 // TestServerSyncsAWSPeriodically: with --aws-sync-interval the server
 // discovers the account itself, and picks up an instance added later.
 func TestServerSyncsAWSPeriodically(t *testing.T) {
-	sim, _, srv := startAWS(t, awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond}, 50*time.Millisecond)
+	sim, _, srv := startAWS(t, awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond}, func(c *server.Config) { c.AWS.SyncInterval = 50 * time.Millisecond })
 	sim.PutENI(ec2sim.ENI{ID: "eni-0late", VpcID: "vpc-0a1b2c3d4e5f60001", InstanceID: "i-0late", Groups: []string{"sg-0a1b2c3d4e5f60002"}})
 	sim.PutInstance(ec2sim.Instance{ID: "i-0late", ENIs: []string{"eni-0late"}, Tags: []ec2sim.Tag{{Key: "Name", Value: "late"}}})
 	deadline := time.Now().Add(20 * time.Second)
@@ -121,5 +123,53 @@ func TestServerSyncsAWSPeriodically(t *testing.T) {
 			t.Fatalf("the late instance was never synced:\n%s", out)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDriftIsRevokedWithinOneResyncAndNotified: SSH re-added to the
+// bastion's group while JIT guards it is revoked again within one resync
+// interval, and a "drift" webhook event goes out.
+func TestDriftIsRevokedWithinOneResyncAndNotified(t *testing.T) {
+	got := make(chan map[string]any, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p map[string]any
+		if json.NewDecoder(r.Body).Decode(&p) == nil {
+			got <- p
+		}
+	}))
+	defer hook.Close()
+	sim, endpoint, srv := startAWS(t, awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond}, func(c *server.Config) {
+		c.ResyncInterval = 200 * time.Millisecond
+		c.Webhook.URLs, c.Webhook.Secret = []string{hook.URL}, []byte("k")
+	})
+	u := srv.URL
+	ok(t, u, "inventory", "sync", "aws", "--region", inventory.SampleAWSRegion, "--endpoint", endpoint)
+	ok(t, u, "policy", "set", "bastion", "--port", "22", "--max-duration", "PT3H")
+	sim.AddIngress("sg-0a1b2c3d4e5f60001", ec2sim.Rule{Protocol: "tcp", From: 22, To: 22, CIDRv4: "0.0.0.0/0", Description: "re-added by IaC"})
+	added := time.Now()
+	for {
+		g, _ := sim.Group("sg-0a1b2c3d4e5f60001")
+		if len(g.Ingress) == 0 {
+			break
+		}
+		if time.Since(added) > 10*time.Second {
+			t.Fatalf("the re-added rule survives: %+v", g.Ingress)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("drift revoked %v after it was re-added (resync interval 200ms)", time.Since(added).Round(time.Millisecond))
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case p := <-got:
+			if p["event"] == "drift" {
+				if p["port"] != float64(22) || !strings.Contains(p["detail"].(string), "sg-0a1b2c3d4e5f60001") {
+					t.Fatalf("drift event %v", p)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no drift webhook event")
+		}
 	}
 }

@@ -21,7 +21,7 @@ type awsRuntime struct {
 // addAWSProvider runs the "aws" provider when cfg.AWS names a region; its
 // revocation records live in the server's store. It returns nil when AWS
 // is not configured.
-func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, providers jit.ProviderMap) (*awsRuntime, error) {
+func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, providers jit.ProviderMap, events jit.EventSink) (*awsRuntime, error) {
 	if cfg.AWS == nil || cfg.AWS.Region == "" {
 		return nil, nil
 	}
@@ -34,8 +34,13 @@ func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, provi
 	// Drift is repaired by the reconcile (every ResyncInterval at the
 	// latest); it is logged so an operator can find who re-opened it.
 	p.OnDrift = func(vmID, groupID string, rules []awsprov.Rule) {
+		var evs []jit.Event
 		for _, r := range rules {
 			cfg.Logger.Warn("drift: a rule JIT revoked was re-added; revoked again", "vm", vmID, "group", groupID, "rule", r.String())
+			evs = append(evs, driftEvent(vmID, groupID, r))
+		}
+		if events != nil {
+			events.Publish(evs)
 		}
 	}
 	providers[inventory.ProviderAWS] = p
@@ -122,4 +127,18 @@ func syncAWS(ctx context.Context, client awsprov.DiscoverAPI, svc *jit.Service) 
 		return err
 	}
 	return svc.ApplyInventory(ctx, inv)
+}
+
+// EventDrift is the webhook event of a rule JIT had revoked that someone
+// re-added, and that the reconcile revoked again.
+const EventDrift jit.EventKind = "drift"
+
+func driftEvent(vmID, groupID string, r awsprov.Rule) jit.Event {
+	e := jit.Event{Kind: EventDrift, Time: time.Now().UTC(), Principal: jit.SystemPrincipal, VMID: vmID, Protocol: r.Protocol,
+		Source: r.CIDRv4 + r.CIDRv6 + r.GroupID + r.PrefixListID,
+		Detail: "ingress rule " + r.String() + " re-added to " + groupID + " while JIT guards it; revoked again"}
+	if r.From == r.To {
+		e.Port = int(r.From)
+	}
+	return e
 }

@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		events = hooks
 	}
 	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub}
-	awsRT, err := addAWSProvider(ctx, cfg, st, providers)
+	awsRT, err := addAWSProvider(ctx, cfg, st, providers, events)
 	if err != nil {
 		st.Close()
 		return nil, err
