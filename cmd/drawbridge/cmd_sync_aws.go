@@ -114,7 +114,7 @@ the document instead of applying it.`,
 
 func (a *app) cloudsimAWSCmd() *cobra.Command {
 	var (
-		listen, key, region string
+		listen, key, secret, region string
 		empty               bool
 		faults              ec2sim.Faults
 	)
@@ -125,14 +125,14 @@ func (a *app) cloudsimAWSCmd() *cobra.Command {
 and CLI: DescribeInstances, DescribeNetworkInterfaces, DescribeSecurityGroups,
 Create/DeleteSecurityGroup, Authorize/RevokeSecurityGroupIngress,
 ModifyNetworkInterfaceAttribute and CreateTags. Requests must be SigV4-signed
-with --access-key (any secret). It starts with the AWS half of the sample
+with --access-key (and, with --secret-key, that secret). It starts with the AWS half of the sample
 inventory unless --empty.`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key == "" {
 				return errors.New("--access-key: the access key clients must sign with is required")
 			}
-			sim := ec2sim.New(ec2sim.Options{AccessKey: key, Region: region, AccountID: inventory.SampleAWSAccount})
+			sim := ec2sim.New(ec2sim.Options{AccessKey: key, SecretKey: secret, Region: region, AccountID: inventory.SampleAWSAccount})
 			if !empty {
 				sim.Seed(inventory.Sample())
 			}
@@ -155,6 +155,7 @@ inventory unless --empty.`,
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:4566", "address to listen on (host:port)")
 	f.StringVar(&key, "access-key", "", "the access key ID requests must be signed with (required)")
+	f.StringVar(&secret, "secret-key", "", "if set, verify each request's SigV4 signature in full with this secret (otherwise any secret is accepted)")
 	f.StringVar(&region, "region", inventory.SampleAWSRegion, "the region requests must be scoped to")
 	f.BoolVar(&empty, "empty", false, "start with no instances or groups")
 	f.Float64Var(&faults.ThrottleRate, "throttle-rate", 0, "fraction of requests refused with RequestLimitExceeded")

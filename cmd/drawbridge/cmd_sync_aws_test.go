@@ -22,7 +22,7 @@ import (
 // environment as in production.
 func startAWS(t testing.TB, retry awsprov.RetryOptions, mods ...func(*server.Config)) (*ec2sim.Server, string, *server.Server) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDE2E", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDE2E", SecretKey: "any-secret", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
 	sim.Seed(inventory.Sample())
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)

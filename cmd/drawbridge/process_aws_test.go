@@ -112,7 +112,7 @@ func TestKill9MidChangeOnAWS(t *testing.T) {
 	}
 	for _, phase := range []string{"enable+request", "disable"} {
 		for n := int64(1); ; n++ {
-			sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDKILL", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
+			sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDKILL", SecretKey: "s", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
 			sim.Seed(inventory.Sample())
 			ts := httptest.NewServer(sim)
 			db := filepath.Join(t.TempDir(), "x.db")

@@ -20,7 +20,7 @@ import (
 
 func start(t *testing.T, key string, attempts int) (*ec2sim.Server, *ec2.Client) {
 	t.Helper()
-	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDSIM", Region: "eu-west-1"})
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDSIM", SecretKey: "secret", Region: "eu-west-1"})
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
 	c := ec2.New(ec2.Options{
@@ -219,5 +219,21 @@ func TestRulesPerGroupQuota(t *testing.T) {
 	}
 	if g, _ := sim.Group("sg-0q"); len(g.Ingress) != 2 {
 		t.Fatalf("rules %+v", g.Ingress)
+	}
+}
+
+func TestWrongSecretIsRefused(t *testing.T) {
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDSIM", SecretKey: "secret"})
+	ts := httptest.NewServer(sim)
+	defer ts.Close()
+	mk := func(secret string) *ec2.Client {
+		return ec2.New(ec2.Options{Region: "eu-west-1", BaseEndpoint: aws.String(ts.URL), Credentials: credentials.NewStaticCredentialsProvider("AKIDSIM", secret, ""),
+			Retryer: retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 1 })})
+	}
+	if _, err := mk("wrong").DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{}); code(err) != "SignatureDoesNotMatch" {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if _, err := mk("secret").DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{GroupIds: []string{"sg-1"}}); code(err) != "InvalidGroup.NotFound" {
+		t.Fatalf("right secret: %v", err)
 	}
 }

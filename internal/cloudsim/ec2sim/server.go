@@ -23,6 +23,10 @@ const xmlns = "http://ec2.amazonaws.com/doc/" + APIVersion + "/"
 // Options configures a Server.
 type Options struct {
 	AccessKey string // required in every request's SigV4 credential scope
+	// SecretKey, if set, makes the simulator verify each request's SigV4
+	// signature in full (SignatureDoesNotMatch otherwise); without it only
+	// the Authorization header's shape and access key are checked.
+	SecretKey string
 	Region    string // "" accepts any region
 	AccountID string // owner of every resource; default 123456789012
 	// RulesPerGroup is the quota of inbound rules per group, counted
@@ -162,7 +166,7 @@ var mutating = map[string]bool{
 // credRE is the shape of a SigV4 Authorization header.
 var credRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
 
-func (s *Server) checkAuth(r *http.Request) *apiError {
+func (s *Server) checkAuth(r *http.Request, body []byte) *apiError {
 	m := credRE.FindStringSubmatch(r.Header.Get("Authorization"))
 	if m == nil {
 		return errf(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
@@ -183,6 +187,9 @@ func (s *Server) checkAuth(r *http.Request) *apiError {
 	if len(d) != 16 || d[:8] != m[2] {
 		return errf(401, "AuthFailure", "X-Amz-Date %q does not match the credential scope date %s", d, m[2])
 	}
+	if s.opts.SecretKey != "" {
+		return verifySignature(r, body, m[5], m[3], d, s.opts.AccessKey, s.opts.SecretKey)
+	}
 	return nil
 }
 
@@ -198,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, reqID, errf(400, "MalformedQueryString", "%v", err))
 		return
 	}
-	if e := s.checkAuth(r); e != nil {
+	if e := s.checkAuth(r, body); e != nil {
 		writeError(w, reqID, e)
 		return
 	}

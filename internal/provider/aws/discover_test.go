@@ -17,7 +17,7 @@ import (
 // pages, throttling injected) and parses the result as `inventory apply`
 // does: the same instances, ENIs and rules come back.
 func TestDiscoverRoundTripsTheSample(t *testing.T) {
-	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", SecretKey: "s", Region: inventory.SampleAWSRegion, AccountID: inventory.SampleAWSAccount})
 	ts := httptest.NewServer(sim)
 	defer ts.Close()
 	sample := inventory.Sample()

@@ -20,7 +20,7 @@ import (
 func TestIAMPolicyCoversExactlyTheCallsMade(t *testing.T) {
 	w := newWireWorld(t, conformance.StandardSpec())
 	w.Faults(true)
-	if _, err := awsprov.Discover(context.Background(), awsprov.NewEndpointClient(w.url, "us-east-1", "AKIDTEST", "s", awsprov.RetryOptions{MaxAttempts: 40}), 5); err != nil {
+	if _, err := awsprov.Discover(context.Background(), awsprov.NewEndpointClient(w.url, "us-east-1", "AKIDTEST", "secret", awsprov.RetryOptions{MaxAttempts: 40}), 5); err != nil {
 		t.Fatal(err)
 	}
 	ssh := conformanceSSH()

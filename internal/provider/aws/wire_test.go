@@ -33,7 +33,7 @@ func newWireWorld(t *testing.T, spec conformance.Spec) *wireWorld {
 	t.Helper()
 	// An account whose rules-per-group quota was raised to 1,000, so an
 	// all-traffic rule can be carved (TestRuleQuota covers the default).
-	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", Region: "us-east-1", RulesPerGroup: 1000})
+	sim := ec2sim.New(ec2sim.Options{AccessKey: "AKIDTEST", SecretKey: "secret", Region: "us-east-1", RulesPerGroup: 1000})
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
 	w := &wireWorld{sim: sim, url: ts.URL, store: memstore.New(), vms: map[string]conformance.VM{}}
