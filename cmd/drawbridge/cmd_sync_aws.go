@@ -115,8 +115,8 @@ the document instead of applying it.`,
 func (a *app) cloudsimAWSCmd() *cobra.Command {
 	var (
 		listen, key, secret, region string
-		empty               bool
-		faults              ec2sim.Faults
+		empty                       bool
+		faults                      ec2sim.Faults
 	)
 	cmd := &cobra.Command{
 		Use:   "aws --listen ADDR --access-key KEY",
