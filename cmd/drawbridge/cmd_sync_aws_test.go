@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/cloudsim/ec2sim"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	awsprov "github.com/drawbridge/drawbridge/internal/provider/aws"
@@ -171,5 +173,33 @@ func TestDriftIsRevokedWithinOneResyncAndNotified(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no drift webhook event")
 		}
+	}
+}
+
+// TestFullENIIsAClear409: the sample's "crowded" instance has five groups
+// on its ENI; a request is refused with a 409 naming the ENI, and the
+// account does not change.
+func TestFullENIIsAClear409(t *testing.T) {
+	sim, endpoint, srv := startAWS(t, awsprov.RetryOptions{MaxBackoff: 5 * time.Millisecond})
+	u := srv.URL
+	ok(t, u, "inventory", "sync", "aws", "--region", inventory.SampleAWSRegion, "--endpoint", endpoint)
+	ok(t, u, "policy", "set", "crowded", "--port", "22", "--max-duration", "PT3H")
+	before := sim.Snapshot()
+	r := cli(t, u, "request", "crowded", "--port", "22", "--duration", "1h", "--source", "198.18.0.9")
+	if r.code == 0 || !strings.Contains(r.stderr, "eni-0a1b2c3d4e5f60003") || !strings.Contains(r.stderr, "no free security group slot") {
+		t.Fatalf("request on a full ENI: exit %d, stderr %q", r.code, r.stderr)
+	}
+	c, err := client.New(u, srv.AdminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmID := inventory.AWSInstanceID(inventory.SampleAWSAccount, inventory.SampleAWSRegion, "i-0a1b2c3d4e5f60003")
+	_, err = c.Request(context.Background(), api.SimpleRequest{VM: vmID, Ports: []int{22}, Duration: "PT1H", Source: "198.18.0.9"})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.StatusCode != 409 || ce.Target != "virtualMachines[0].id" {
+		t.Fatalf("API answer to a request on a full ENI: %#v", err)
+	}
+	if d := sameAccount(before, sim.Snapshot()); d != "" {
+		t.Fatalf("the refused request changed the account: %s", d)
 	}
 }
