@@ -173,6 +173,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: hub}
 	awsRT, err := addAWSProvider(ctx, cfg, st, providers, events)
 	if err != nil {
+		if hooks != nil {
+			hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = hooks.Close(hctx)
+			cancel()
+		}
 		st.Close()
 		return nil, err
 	}
