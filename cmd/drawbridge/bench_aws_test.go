@@ -33,7 +33,7 @@ func BenchmarkInitiateToGroupAttached(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ec2c := awsprov.NewEndpointClient(endpoint, inventory.SampleAWSRegion, "AKIDE2E", "s", awsprov.RetryOptions{})
+			ec2c := awsprov.NewEndpointClient(endpoint, inventory.SampleAWSRegion, "AKIDE2E", "any-secret", awsprov.RetryOptions{})
 			d, err := awsprov.Discover(ctx, ec2c, 0)
 			if err != nil {
 				b.Fatal(err)
