@@ -19,7 +19,7 @@ import (
 // retry quota (which would give up once a burst of throttles drained it).
 type RetryOptions struct {
 	MaxAttempts int           // default 12
-	MaxBackoff  time.Duration // default 20s, the SDK's
+	MaxBackoff  time.Duration // default 5s (the SDK's is 20s: too long between attempts on a request path)
 }
 
 func (o RetryOptions) retryer() func() awssdk.Retryer {
@@ -29,6 +29,7 @@ func (o RetryOptions) retryer() func() awssdk.Retryer {
 			if o.MaxAttempts > 0 {
 				so.MaxAttempts = o.MaxAttempts
 			}
+			so.MaxBackoff = 5 * time.Second
 			if o.MaxBackoff > 0 {
 				so.MaxBackoff = o.MaxBackoff
 			}
