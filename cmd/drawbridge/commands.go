@@ -516,9 +516,9 @@ outputs can be compared with diff.`,
 }
 
 func (a *app) inventoryCmd() *cobra.Command {
-	var file string
+	var files []string
 	apply := &cobra.Command{
-		Use:   "apply -f FILE",
+		Use:   "apply -f FILE [-f FILE...]",
 		Short: "Load an inventory document (YAML or JSON)",
 		Args:  exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -526,12 +526,12 @@ func (a *app) inventoryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if file == "" {
+			if len(files) == 0 {
 				return errors.New("-f: an inventory file is required")
 			}
-			data, err := os.ReadFile(file)
+			data, err := readInventoryFiles(files)
 			if err != nil {
-				return fmt.Errorf("-f: %v", err)
+				return err
 			}
 			counts, err := c.ApplyInventory(cmd.Context(), data)
 			if err != nil {
@@ -545,7 +545,7 @@ func (a *app) inventoryCmd() *cobra.Command {
 			return nil
 		},
 	}
-	apply.Flags().StringVarP(&file, "file", "f", "", "inventory document, YAML or JSON")
+	apply.Flags().StringArrayVarP(&files, "file", "f", nil, "inventory document, YAML or JSON, or the output of aws ec2 describe-…; repeat to apply several as one")
 	cmd := &cobra.Command{Use: "inventory", Short: "Machines and network objects"}
 	cmd.AddCommand(apply)
 	return cmd

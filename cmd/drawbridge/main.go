@@ -84,6 +84,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd())
 	a.addSyncAzure(root)     // inventory sync azure (cmd_sync_azure.go)
 	a.addCloudsimAzure(root) // cloudsim azure (cmd_cloudsim.go)
+	a.addAWSCommands(root)
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}

@@ -94,6 +94,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
 	netFlags.add(cmd, &cfg)
 	az.register(f)
+	addAWSServerFlags(f, &cfg)
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	f.StringVar(&cfg.AuditKeyFile, "audit-key", "", "Ed25519 key that signs audit checkpoints, created mode 0600 with its public key beside it (FILE.pub) if missing (default: beside the database, DB.audit-key)")
 	f.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "sign the audit log's head after this many records (default 1000; negative: only when the server stops)")

@@ -215,6 +215,38 @@ type SecurityGroup struct {
 	Description   string         `json:"Description,omitempty"`
 	VpcID         string         `json:"VpcId,omitempty"`
 	IPPermissions []IPPermission `json:"IpPermissions"`
+
+	// Fields `aws ec2 describe-security-groups` prints besides, kept so its
+	// output round-trips; egress is not evaluated (JIT is about ingress).
+	OwnerID             string         `json:"OwnerId,omitempty"`
+	SecurityGroupArn    string         `json:"SecurityGroupArn,omitempty"`
+	IPPermissionsEgress []IPPermission `json:"IpPermissionsEgress,omitempty"`
+	Tags                []Tag          `json:"Tags,omitempty"`
+}
+
+// Tag is an AWS resource tag.
+type Tag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+// UserIDGroupPair is a security-group-referenced source: the ENIs that
+// carry that group. It is never an internet source.
+type UserIDGroupPair struct {
+	GroupID                string `json:"GroupId,omitempty"`
+	GroupName              string `json:"GroupName,omitempty"`
+	UserID                 string `json:"UserId,omitempty"`
+	VpcID                  string `json:"VpcId,omitempty"`
+	VpcPeeringConnectionID string `json:"VpcPeeringConnectionId,omitempty"`
+	PeeringStatus          string `json:"PeeringStatus,omitempty"`
+	Description            string `json:"Description,omitempty"`
+}
+
+// PrefixListID is a managed-prefix-list source. Its CIDRs are not in the
+// inventory, so evaluation does not count it as an internet source.
+type PrefixListID struct {
+	PrefixListID string `json:"PrefixListId"`
+	Description  string `json:"Description,omitempty"`
 }
 
 // IPPermission is one EC2 ingress permission. IPProtocol is "tcp", "udp",
@@ -225,6 +257,9 @@ type IPPermission struct {
 	ToPort     int         `json:"ToPort"`
 	IPRanges   []IPRange   `json:"IpRanges,omitempty"`
 	IPv6Ranges []IPv6Range `json:"Ipv6Ranges,omitempty"`
+	// Sources evaluation does not treat as addresses (see the types).
+	UserIDGroupPairs []UserIDGroupPair `json:"UserIdGroupPairs,omitempty"`
+	PrefixListIDs    []PrefixListID    `json:"PrefixListIds,omitempty"`
 }
 
 // IPRange is an IPv4 CIDR source of a permission.

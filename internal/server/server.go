@@ -24,6 +24,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
+	awsprov "github.com/drawbridge/drawbridge/internal/provider/aws"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/postgres"
@@ -92,6 +93,8 @@ type Config struct {
 	// ExtraProviders are providers beside sim and nftables, by name (the
 	// cloud providers: "azure").
 	ExtraProviders jit.ProviderMap
+	// AWS, if it names a region, runs the "aws" provider (aws.go).
+	AWS *awsprov.Config
 }
 
 // Server is a running drawbridge server.
@@ -222,13 +225,23 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		events = append(events, hooks)
 	}
-	provs := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: issuingHub{hub, m}}
+	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: issuingHub{hub, m}}
 	for name, p := range cfg.ExtraProviders {
-		provs[name] = p
+		providers[name] = p
+	}
+	awsRT, err := addAWSProvider(ctx, cfg, st, providers, events)
+	if err != nil {
+		if hooks != nil {
+			hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = hooks.Close(hctx)
+			cancel()
+		}
+		st.Close()
+		return nil, err
 	}
 	svc := jit.NewService(jit.Config{
 		Store:     timedStore{st, m},
-		Providers: m.WrapProviders(provs),
+		Providers: m.WrapProviders(providers),
 		Clock:     clock.Real{},
 		NewID:     NewID,
 		Events:    events,
@@ -362,6 +375,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
 	runAuditJobs(jobCtx, &s.wg, apiServer, cp)
+	startAWSJobs(jobCtx, &s.wg, cfg, awsRT, svc)
 	return s, nil
 }
 

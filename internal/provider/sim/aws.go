@@ -315,7 +315,9 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 
 // userPermissions recovers the group's permissions as the user had them:
 // the current ones without JIT's remainders, with the revoked ones back at
-// their indices. With no record the current list is the user's.
+// their indices. With no record the current list is the user's. A revoked
+// source someone re-added meanwhile (drift) is the same EC2 rule as the
+// recorded one, so it is dropped rather than restored twice.
 func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPermission {
 	if rec == nil || len(rec.Revoked) == 0 && len(rec.Remainders) == 0 {
 		return cur
@@ -326,6 +328,7 @@ func userPermissions(cur []netrule.IPPermission, rec *Revocation) []netrule.IPPe
 			out = slices.Delete(out, i, i+1)
 		}
 	}
+	out = dropRevokedSources(out, rec.Revoked)
 	revoked := slices.Clone(rec.Revoked)
 	sort.SliceStable(revoked, func(i, j int) bool { return revoked[i].Index < revoked[j].Index })
 	for _, rv := range revoked {
@@ -395,51 +398,6 @@ func permCovers(p netrule.IPPermission, h held) bool {
 		return h.proto == "udp" && p.Ports().Contains(h.port)
 	}
 	return false
-}
-
-// remainder is what of p stays allowed once the covered ports are closed.
-// A "-1" (all traffic) permission becomes TCP and UDP on every other port
-// plus ICMP (icmp for IPv4 sources, icmpv6 for IPv6 ones); IP protocols
-// other than those four stay closed while JIT holds the group, because EC2
-// cannot express "everything but one port" in one permission. Restoring
-// puts the original "-1" permission back.
-func remainder(p netrule.IPPermission, cov []held) []netrule.IPPermission {
-	mk := func(proto string, from, to int, v4 bool, v6 bool) netrule.IPPermission {
-		n := netrule.IPPermission{IPProtocol: proto, FromPort: from, ToPort: to}
-		if v4 {
-			for _, r := range p.IPRanges {
-				n.IPRanges = append(n.IPRanges, netrule.IPRange{CidrIP: r.CidrIP, Description: remainderMark})
-			}
-		}
-		if v6 {
-			for _, r := range p.IPv6Ranges {
-				n.IPv6Ranges = append(n.IPv6Ranges, netrule.IPv6Range{CidrIPv6: r.CidrIPv6, Description: remainderMark})
-			}
-		}
-		return n
-	}
-	split := func(proto string, whole netrule.PortRange) []netrule.IPPermission {
-		var out []netrule.IPPermission
-		for _, r := range subtract(whole, portsOf(cov, proto)) {
-			out = append(out, mk(proto, r.From, r.To, true, true))
-		}
-		return out
-	}
-	if p.Protocol() == netrule.Any {
-		out := append(split("tcp", netrule.AllPorts), split("udp", netrule.AllPorts)...)
-		if len(p.IPRanges) > 0 {
-			out = append(out, mk("icmp", -1, -1, true, false))
-		}
-		if len(p.IPv6Ranges) > 0 {
-			out = append(out, mk("icmpv6", -1, -1, false, true))
-		}
-		return out
-	}
-	var out []netrule.IPPermission
-	for _, r := range subtract(p.Ports(), portsOf(cov, strings.ToLower(string(p.Protocol())))) {
-		out = append(out, mk(p.IPProtocol, r.From, r.To, true, true))
-	}
-	return out
 }
 
 func portsOf(cov []held, proto string) []int {
