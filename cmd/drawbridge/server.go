@@ -84,6 +84,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.BoolVar(&cfg.SampleInventory, "sample-inventory", true, "load the built-in sample inventory if the database has no VMs (--sample-inventory=false to start empty)")
 	f.BoolVar(&debug, "debug", false, "log at debug level")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the bootstrap administrator token, mode 0600 (default: beside the database, DB.admin-token)")
+	f.BoolVar(&cfg.NoConsole, "no-console", false, "do not serve the web console (/console/)")
 	f.BoolVar(&cfg.Insecure, "insecure-no-auth", false, "turn authentication and authorization off (every caller may do everything; local experiments only)")
 	f.DurationVar(&cfg.ApprovalTimeout, "approval-timeout", 0, "how long a request needing approval may stay pending (default 1h)")
 	f.StringVar(&oidcCfg.IssuerURL, "oidc-issuer", "", "also accept OIDC ID tokens from this issuer URL")

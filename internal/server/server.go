@@ -65,6 +65,8 @@ type Config struct {
 	// approved, denied, opened, closed) to them after each change commits.
 	// Logger defaults to the server's.
 	Webhook webhook.Options
+	// NoConsole turns the web console (/console/) off.
+	NoConsole bool
 }
 
 // Server is a running drawbridge server.
@@ -245,7 +247,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Agents:         hub,
 		AzurePageSize:  cfg.AzurePageSize,
 	})
-	s.http = &http.Server{Handler: apiServer.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler, err := s.withConsole(cfg, acc, authz, apiServer.Handler())
+	if err != nil {
+		ln.Close()
+		fail()
+		st.Close()
+		return nil, err
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	s.URL = "http://" + ln.Addr().String()
 
 	jobCtx, cancel := context.WithCancel(context.Background())

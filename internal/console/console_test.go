@@ -1,0 +1,188 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/rbac"
+)
+
+func TestSignInNeedsAValidTokenAndSetsASafeCookie(t *testing.T) {
+	e := startEnv(t)
+	b := e.browser()
+	if st, body := b.get("/console/vms"); st != 200 || !strings.Contains(body, `id="token"`) {
+		t.Fatalf("signed out: want the sign-in page, got %d", st)
+	}
+	csrf := b.csrf("/console/signin")
+	if st, body := b.post("/console/signin", url.Values{"csrf": {csrf}, "token": {"dbt_not-a-token"}}); st != 401 || !strings.Contains(body, "signin-error") {
+		t.Fatalf("bad token: %d", st)
+	}
+	// Without the sign-in form's CSRF token another site cannot sign a
+	// browser in, even with a valid token.
+	if st, _ := e.browser().post("/console/signin", url.Values{"token": {e.admin}}); st != 403 {
+		t.Fatalf("sign-in without CSRF: %d, want 403", st)
+	}
+	csrf = b.csrf("/console/signin")
+	resp, err := b.c.PostForm(b.base+"/console/signin", url.Values{"csrf": {csrf}, "token": {e.admin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var cookie string
+	for _, r := range []*http.Response{resp, resp.Request.Response} {
+		if r != nil {
+			for _, c := range r.Header.Values("Set-Cookie") {
+				if strings.HasPrefix(c, "drawbridge_session=") && !strings.Contains(c, "Max-Age=0") {
+					cookie = c
+				}
+			}
+		}
+	}
+	if !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") || strings.Contains(cookie, e.admin) {
+		t.Fatalf("session cookie %q: want HttpOnly, SameSite=Lax and no token", cookie)
+	}
+	if st, body := b.get("/console/vms"); st != 200 || !strings.Contains(body, "web-01") {
+		t.Fatalf("signed in: %d", st)
+	}
+	// Sign-out ends the session on the server.
+	b.post("/console/signout", url.Values{"csrf": {b.csrf("/console/vms")}})
+	if _, body := b.get("/console/vms"); !strings.Contains(body, `id="token"`) {
+		t.Fatal("still signed in after sign-out")
+	}
+}
+
+func TestStateChangesNeedTheSessionCSRFToken(t *testing.T) {
+	e := startEnv(t)
+	b := e.browser()
+	b.signIn(e.admin)
+	form := url.Values{"vm": {webVM}, "port": {"3389"}, "source": {"myip"}, "duration": {"1h"}}
+	if st, _ := b.post("/console/request", form); st != 403 {
+		t.Fatalf("request without CSRF: %d, want 403", st)
+	}
+	form.Set("csrf", "forged")
+	if st, _ := b.post("/console/request", form); st != 403 {
+		t.Fatalf("request with a wrong CSRF token: %d, want 403", st)
+	}
+	gs, _ := e.srv.Service.ListGrants(context.Background(), jit.GrantFilter{VMID: webVM})
+	if len(gs) != 0 {
+		t.Fatalf("a refused form opened %d grants", len(gs))
+	}
+	form.Set("csrf", b.csrf("/console/request?vm="+url.QueryEscape(webVM)))
+	st, body := b.post("/console/request", form)
+	if st != 200 || !strings.Contains(body, `class="state-Active"`) {
+		t.Fatalf("request with CSRF: %d %s", st, body)
+	}
+}
+
+func TestRBACHidesAndRefuses(t *testing.T) {
+	e := startEnv(t)
+	reader := e.user("rita", nil, "/", rbac.RoleReader)
+	b := e.browser()
+	b.signIn(reader)
+	_, body := b.get("/console/vms")
+	if strings.Contains(body, "Request access</a>") || strings.Contains(body, "Enable JIT</a>") {
+		t.Fatal("a Reader is offered Request access or Enable JIT")
+	}
+	if _, pol := b.get("/console/policies"); strings.Contains(pol, ">Edit</a>") || strings.Contains(pol, ">Disable</button>") {
+		t.Fatal("a Reader is offered to edit or disable a policy")
+	}
+	// The server refuses regardless of what the page offered.
+	csrf := b.csrf("/console/access")
+	if st, _ := b.post("/console/request", url.Values{"csrf": {csrf}, "vm": {webVM}, "port": {"3389"}, "source": {"myip"}, "duration": {"1h"}}); st != 403 {
+		t.Fatalf("Reader's request: %d, want 403", st)
+	}
+	if st, _ := b.post("/console/recommendations/apply", url.Values{"csrf": {csrf}, "vm": {rgScope + "/providers/Microsoft.Compute/virtualMachines/win-01"}}); st != 403 && st != 409 {
+		t.Fatalf("Reader's Enable JIT: %d, want 403", st)
+	}
+	if st, _ := b.post("/console/policies/disable", url.Values{"csrf": {csrf}, "vm": {webVM}}); st != 403 {
+		t.Fatalf("Reader's Disable: %d, want 403", st)
+	}
+	if _, err := e.srv.Service.PolicyForVM(context.Background(), webVM); err != nil {
+		t.Fatalf("web-01 lost its policy: %v", err)
+	}
+}
+
+var approveRE = regexp.MustCompile(`/console/approvals/([0-9a-f]+)/approve`)
+
+func TestApprovalQueue(t *testing.T) {
+	e := startEnv(t)
+	alice := e.user("alice", nil, rgScope, rbac.RoleJITRequester)
+	bob := e.user("bob", []string{approver}, rgScope, rbac.RoleJITRequester)
+	a, b := e.browser(), e.browser()
+	a.signIn(alice)
+	b.signIn(bob)
+	// Justification is required for a port that needs approval, and the
+	// message sits beside the field.
+	form := url.Values{"csrf": {a.csrf("/console/access")}, "vm": {webVM}, "port": {"22"}, "source": {"myip"}, "duration": {"1h"}}
+	st, body := a.post("/console/request", form)
+	if st != 400 || !strings.Contains(body, `id="err-justification"`) {
+		t.Fatalf("no justification: %d", st)
+	}
+	// A duration over the port's maximum is refused beside the duration.
+	form.Set("port", "3389")
+	form.Set("duration", "3h")
+	if st, body := a.post("/console/request", form); st != 400 || !strings.Contains(body, `id="err-duration"`) {
+		t.Fatalf("3h on a PT1H port: %d", st)
+	}
+	form.Set("port", "22")
+	form.Set("duration", "1h")
+	form.Set("justification", "deploy fix")
+	if st, body := a.post("/console/request", form); st != 200 || !strings.Contains(body, `class="state-Pending"`) {
+		t.Fatalf("request: %d", st)
+	}
+	// Bob also requests; he sees his own as impossible to approve.
+	form.Set("csrf", b.csrf("/console/access"))
+	b.post("/console/request", form)
+	_, queue := b.get("/console/approvals")
+	if !strings.Contains(queue, "your own request") {
+		t.Fatal("the approver's own request is not shown as impossible")
+	}
+	m := approveRE.FindAllStringSubmatch(queue, -1)
+	if len(m) != 1 {
+		t.Fatalf("bob may approve %d requests, want 1 (alice's)", len(m))
+	}
+	// Bob cannot approve his own request by posting anyway.
+	ps, _ := e.srv.Service.ListPendingRequests(context.Background())
+	for _, p := range ps {
+		if p.Request.Requestor == "bob" {
+			if st, _ := b.post("/console/approvals/"+p.Request.ID+"/approve", url.Values{"csrf": {b.csrf("/console/approvals")}}); st != 403 {
+				t.Fatalf("self-approval: %d, want 403", st)
+			}
+		}
+	}
+	st, body = b.post("/console/approvals/"+m[0][1]+"/approve", url.Values{"csrf": {b.csrf("/console/approvals")}})
+	if st != 200 || !strings.Contains(body, "Access is open") {
+		t.Fatalf("approve: %d", st)
+	}
+	gs, _ := e.srv.Service.ListGrants(context.Background(), jit.GrantFilter{VMID: webVM, ActiveOnly: true})
+	if len(gs) != 1 || gs[0].Port != 22 || gs[0].Source.String() != "127.0.0.1" {
+		t.Fatalf("after approval: %+v", gs)
+	}
+}
+
+func TestVMListPaginatesAndFilters(t *testing.T) {
+	e := startEnv(t)
+	b := e.browser()
+	b.signIn(e.admin)
+	_, all := b.get("/console/vms")
+	if !strings.Contains(all, "Showing 1–8 of 8") {
+		t.Fatalf("sample inventory: %s", regexp.MustCompile(`id="vm-range">[^<]*`).FindString(all))
+	}
+	_, conf := b.get("/console/vms?view=configured")
+	if !strings.Contains(conf, "Showing 1–1 of 1") || !strings.Contains(conf, "web-01") {
+		t.Fatal("Configured tab should hold web-01 alone")
+	}
+	_, uns := b.get("/console/vms?view=unsupported")
+	if !strings.Contains(uns, "FirewallManagerPolicy") {
+		t.Fatal("Unsupported tab should give fw-01's reason")
+	}
+	_, q := b.get("/console/vms?q=bastion&cloud=aws")
+	if !strings.Contains(q, "Showing 1–1 of 1") {
+		t.Fatal("search bastion on AWS")
+	}
+}
