@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/assess"
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -33,6 +34,7 @@ type policyRef struct {
 // not show.
 func (c *Console) loadEstate(ctx context.Context) (*estate, error) {
 	svc := c.cfg.Service
+	began := time.Now()
 	inv, err := svc.Inventory(ctx)
 	if err != nil {
 		return nil, err
@@ -78,28 +80,8 @@ func (c *Console) loadEstate(ctx context.Context) (*estate, error) {
 	for i, res := range e.report.Results {
 		e.resultOf[inventory.Key(res.ID)] = i
 	}
+	c.remember(e, began)
 	return e, nil
-}
-
-// result returns the assessment of a VM.
-func (e *estate) result(vmID string) (assess.Result, bool) {
-	i, ok := e.resultOf[inventory.Key(vmID)]
-	if !ok {
-		return assess.Result{}, false
-	}
-	return e.report.Results[i], true
-}
-
-// view names the portal tab a VM falls in.
-func view(res assess.Result) string {
-	switch {
-	case res.Status == assess.NotApplicable:
-		return "unsupported"
-	case res.HasPolicy():
-		return "configured"
-	default:
-		return "notconfigured"
-	}
 }
 
 // fixPlan is the assessment's plan limited to the VMs named (all

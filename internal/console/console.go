@@ -75,6 +75,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	static   http.Handler
+	snap     snapshotCache
 }
 
 // New builds the console.

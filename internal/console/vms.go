@@ -85,9 +85,61 @@ type vmsData struct {
 	CanEnableAt bool
 }
 
+// listing is what one VM list request reads: the snapshot's VMs and
+// assessment, and the policies and active grants as they are now.
+type listing struct {
+	snap     *snapshot
+	policyOf map[string]jit.VMPolicy
+	active   map[string][]jit.Grant // by inventory.Key(vmID)
+}
+
+func (c *Console) listing(ctx context.Context) (*listing, error) {
+	snap, err := c.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	policies, err := c.cfg.Service.ListPolicies(ctx, "/", "")
+	if err != nil {
+		return nil, err
+	}
+	grants, err := c.cfg.Service.ListGrants(ctx, jit.GrantFilter{ActiveOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	l := &listing{snap: snap, policyOf: map[string]jit.VMPolicy{}, active: map[string][]jit.Grant{}}
+	for _, p := range policies {
+		for _, v := range p.DistinctVMs() {
+			l.policyOf[inventory.Key(v.ID)] = v
+		}
+	}
+	for _, g := range grants {
+		k := inventory.Key(g.VMID)
+		l.active[k] = append(l.active[k], g)
+	}
+	return l, nil
+}
+
+// view names the portal tab a VM falls in: Unsupported from the
+// assessment, Configured from the policies as they are now.
+func (l *listing) view(vm inventory.VM) (string, assess.Result) {
+	res := l.snap.results[inventory.Key(vm.ID)]
+	switch {
+	case res.Status == assess.NotApplicable:
+		return "unsupported", res
+	case l.hasPolicy(vm.ID):
+		return "configured", res
+	}
+	return "notconfigured", res
+}
+
+func (l *listing) hasPolicy(id string) bool {
+	_, ok := l.policyOf[inventory.Key(id)]
+	return ok
+}
+
 func (c *Console) vmsPage(w http.ResponseWriter, r *http.Request, u *user) {
 	f := parseVMFilter(r.URL.Query())
-	e, err := c.loadEstate(r.Context())
+	l, err := c.listing(r.Context())
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -95,19 +147,18 @@ func (c *Console) vmsPage(w http.ResponseWriter, r *http.Request, u *user) {
 	all := c.may(u, rbac.OpVMList, "/")
 	counts := map[string]int{}
 	subs, rgs, clouds := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	var match []int // indexes into e.inv.VMs, in inventory order
-	for i, vm := range e.inv.VMs {
+	var match []int // indexes into l.snap.vms
+	for i, vm := range l.snap.vms {
 		if !all && !c.may(u, rbac.OpVMRead, vm.ID) {
 			continue
 		}
-		res, _ := e.result(vm.ID)
+		v, res := l.view(vm)
 		id, _ := resource.Parse(vm.ID)
 		sub, rg := id.Subscription(), id.ResourceGroup()
 		subs[sub], rgs[rg], clouds[string(vm.Cloud)] = true, true, true
 		if !f.matches(vm, res, sub, rg) {
 			continue
 		}
-		v := view(res)
 		counts[v]++
 		counts["all"]++
 		if f.View == "all" || f.View == v {
@@ -135,9 +186,9 @@ func (c *Console) vmsPage(w http.ResponseWriter, r *http.Request, u *user) {
 	if len(match) == 0 {
 		d.From = 0
 	}
-	holders := c.holders(r.Context(), e, match[lo:hi])
+	holders := c.holders(r.Context(), l, match[lo:hi])
 	for _, i := range match[lo:hi] {
-		d.Rows = append(d.Rows, c.vmRow(u, e, e.inv.VMs[i], holders))
+		d.Rows = append(d.Rows, c.vmRow(u, l, l.snap.vms[i], holders))
 	}
 	c.render(w, r, http.StatusOK, "vms", page{Title: "Virtual machines", Data: d})
 }
@@ -170,25 +221,24 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-func (c *Console) vmRow(u *user, e *estate, vm inventory.VM, holders map[string]string) vmRow {
-	res, _ := e.result(vm.ID)
+func (c *Console) vmRow(u *user, l *listing, vm inventory.VM, holders map[string]string) vmRow {
+	v, res := l.view(vm)
 	id, _ := resource.Parse(vm.ID)
 	row := vmRow{ID: vm.ID, Name: vm.Name, Subscription: id.Subscription(), ResourceGroup: id.ResourceGroup(),
-		Cloud: string(vm.Cloud), Provider: vm.Provider, View: view(res), Status: string(res.Status),
-		Reason: string(res.Reason), Detail: res.Detail, Exposures: res.Exposures}
+		Cloud: string(vm.Cloud), Provider: vm.Provider, View: v, Status: string(res.Status),
+		Reason: string(res.Reason), Detail: res.Detail}
 	if row.Name == "" {
 		row.Name = id.Name()
 	}
-	if ref, ok := e.policyOf[inventory.Key(vm.ID)]; ok {
-		row.Guarded = ref.vm.Ports
+	if vp, ok := l.policyOf[inventory.Key(vm.ID)]; ok {
+		row.Guarded = vp.Ports
 		row.CanRequest = c.may(u, rbac.OpInitiate, vm.ID)
-	} else if res.Status != assess.NotApplicable {
+	} else if v != "unsupported" {
+		row.Exposures = res.Exposures
 		row.CanEnable = c.may(u, rbac.OpPolicyPut, vm.ID)
 	}
-	for _, g := range e.active {
-		if strings.EqualFold(g.VMID, vm.ID) {
-			row.Active = append(row.Active, activeGrant{Grant: g, Holder: holders[g.RequestID]})
-		}
+	for _, g := range l.active[inventory.Key(vm.ID)] {
+		row.Active = append(row.Active, activeGrant{Grant: g, Holder: holders[g.RequestID]})
 	}
 	return row
 }
@@ -196,14 +246,12 @@ func (c *Console) vmRow(u *user, e *estate, vm inventory.VM, holders map[string]
 // holders finds who asked for the active grants of the VMs shown: the
 // requestor of each grant's request, from the newest requests of the
 // grants' policies.
-func (c *Console) holders(ctx context.Context, e *estate, shown []int) map[string]string {
+func (c *Console) holders(ctx context.Context, l *listing, shown []int) map[string]string {
 	want := map[string]bool{}
 	policies := map[string]bool{}
 	for _, i := range shown {
-		for _, g := range e.active {
-			if strings.EqualFold(g.VMID, e.inv.VMs[i].ID) {
-				want[g.RequestID], policies[g.PolicyID] = true, true
-			}
+		for _, g := range l.active[inventory.Key(l.snap.vms[i].ID)] {
+			want[g.RequestID], policies[g.PolicyID] = true, true
 		}
 	}
 	out := map[string]string{}
