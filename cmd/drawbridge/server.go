@@ -24,6 +24,7 @@ func (a *app) serverCmd() *cobra.Command {
 		debug             bool
 		oidcCfg           auth.OIDCConfig
 		webhookSecretFile string
+		oidcSecretFile    string
 		trustedProxies    []string
 	)
 	cmd := &cobra.Command{
@@ -49,6 +50,9 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 					return errors.New("--oidc-issuer and --oidc-audience: give both or neither")
 				}
 				cfg.OIDC = &oidcCfg
+			}
+			if err := loadOIDCSecret(&cfg, oidcSecretFile); err != nil {
+				return err
 			}
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
@@ -89,6 +93,8 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.DurationVar(&cfg.ApprovalTimeout, "approval-timeout", 0, "how long a request needing approval may stay pending (default 1h)")
 	f.StringVar(&oidcCfg.IssuerURL, "oidc-issuer", "", "also accept OIDC ID tokens from this issuer URL")
 	f.StringVar(&oidcCfg.ClientID, "oidc-audience", "", "the audience (client ID) OIDC ID tokens must carry")
+	f.StringVar(&oidcSecretFile, "oidc-client-secret-file", "", "file holding the web console's OIDC client secret (sign-in with the authorization code flow and PKCE; without it the console signs in as a public client)")
+	f.StringVar(&cfg.OIDCRedirectURL, "oidc-redirect-url", "", "the console's OIDC callback as registered with the issuer (default: http(s)://HOST/console/oidc/callback of each request)")
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")

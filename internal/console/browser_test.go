@@ -94,8 +94,24 @@ func (p *person) signIn(token string) {
 	}
 }
 
+// signInOIDC signs in with single sign-on: the console sends the browser
+// to the issuer's sign-in form, which sends it back with a code.
+func (p *person) signInOIDC() {
+	p.t.Helper()
+	p.run(chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(p.base+"/console/vms"),
+		chromedp.Click(chromedp.CSS("#sso")),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), p.name),
+		chromedp.Click(chromedp.CSS("#idp-signin")),
+		chromedp.WaitVisible(chromedp.CSS("#principal")))
+	if got := p.text("#principal"); got != p.name {
+		p.t.Fatalf("signed in as %q, want %q", got, p.name)
+	}
+}
+
 // TestBrowserRequestApproveRevokeEnableAudit drives the console in headless
-// Chromium: a requester asks for SSH with My IP and sees Pending; an
+// Chromium: a requester signs in through the test OIDC issuer, asks for SSH with My IP and sees Pending; an
 // approver in a second browser context approves; the requester's page
 // turns Active by itself, counts down and shows the grant applied, which
 // the simulated NSG confirms; the requester revokes; an administrator
@@ -106,10 +122,14 @@ func TestBrowserRequestApproveRevokeEnableAudit(t *testing.T) {
 	if bin == "" {
 		t.Skip("no chromium binary on PATH (CI installs Debian's chromium via .ci/run)")
 	}
-	e := startEnv(t)
+	login, oidcOpt := withOIDC(t)
+	login.Groups["bob"] = []string{approver}
+	e := startEnv(t, oidcOpt)
 	// alice may request and end her own access early (revoke needs JIT write).
-	alice := e.user("alice", nil, rgScope, rbac.RoleJITRequester, rbac.RoleSecurityAdmin)
-	bob := e.user("bob", []string{approver}, rgScope, rbac.RoleJITRequester)
+	// alice and bob sign in through the test OIDC issuer (bob's groups
+	// claim holds "approvers"); roles are assigned to their names.
+	e.user("alice", nil, rgScope, rbac.RoleJITRequester, rbac.RoleSecurityAdmin)
+	e.user("bob", nil, rgScope, rbac.RoleJITRequester)
 
 	dir, err := os.MkdirTemp("", "drawbridge-console-screens-")
 	if err != nil {
@@ -137,7 +157,7 @@ func TestBrowserRequestApproveRevokeEnableAudit(t *testing.T) {
 	a, b, admin := newPerson("alice"), newPerson("bob"), newPerson(access.BootstrapPrincipal)
 
 	// Requester: sign in, VM list, request SSH with My IP.
-	a.signIn(alice)
+	a.signInOIDC()
 	sh.take(a, "vm-list")
 	row := `tr[data-vm="` + webVM + `"]`
 	a.run(chromedp.Click(chromedp.CSS(row+` a.button`)), chromedp.WaitVisible(chromedp.CSS("#request-dialog")))
@@ -154,7 +174,7 @@ func TestBrowserRequestApproveRevokeEnableAudit(t *testing.T) {
 	sh.take(a, "request-pending")
 
 	// Approver, in a second browser context: approve from the queue.
-	b.signIn(bob)
+	b.signInOIDC()
 	b.run(chromedp.Navigate(e.srv.URL+"/console/approvals"), chromedp.WaitVisible(chromedp.CSS("#approvals")))
 	if q := b.text("#approvals"); !strings.Contains(q, "alice") || !strings.Contains(q, "deploy the hotfix") {
 		t.Fatalf("approval queue: %q", q)

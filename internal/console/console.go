@@ -53,7 +53,9 @@ type Config struct {
 	Access *access.Store
 	// Tokens checks API tokens at sign-in; nil (a server without
 	// authentication) signs every visitor in as the principal "local".
-	Tokens     TokenLookup
+	Tokens TokenLookup
+	// OIDC, if set, offers single sign-on through the server's OIDC issuer.
+	OIDC       *OIDCLogin
 	Authorizer Authorizer
 	// Agents, if it can tell, says which hosts have an agent connected
 	// (the recommendation treats a host without one as not applicable).
@@ -118,6 +120,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/signin", c.signInPage)
 	m.HandleFunc("POST /console/signin", c.signIn)
 	m.HandleFunc("POST /console/signout", c.authed(c.signOut))
+	m.HandleFunc("GET /console/oidc/login", c.oidcStart)
+	m.HandleFunc("GET /console/oidc/callback", c.oidcCallback)
 	m.HandleFunc("GET /console/vms", c.authed(c.vmsPage))
 	m.HandleFunc("GET /console/request", c.authed(c.requestPage))
 	m.HandleFunc("POST /console/request", c.authed(c.requestSubmit))

@@ -186,3 +186,57 @@ func TestVMListPaginatesAndFilters(t *testing.T) {
 		t.Fatal("search bastion on AWS")
 	}
 }
+
+// TestOIDCSignIn runs the authorization code flow with PKCE against the
+// test issuer: the session names the ID token's subject with its groups;
+// a callback this browser did not start, or a code used twice, is refused.
+func TestOIDCSignIn(t *testing.T) {
+	login, opt := withOIDC(t)
+	login.Groups["carol"] = []string{approver}
+	e := startEnv(t, opt)
+	e.user("carol", nil, rgScope, rbac.RoleJITRequester)
+	b := e.browser()
+	resp, err := b.c.Get(b.base + "/console/oidc/login?next=/console/approvals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	idp := resp.Request.URL // the issuer's sign-in form, after the redirect
+	q := idp.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("state") == "" {
+		t.Fatalf("authorization request lacks PKCE, nonce or state: %s", idp)
+	}
+	form := url.Values{"username": {"carol"}}
+	for k := range q {
+		form.Set(k, q.Get(k))
+	}
+	// Stop at the callback to replay it later.
+	b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = b.c.PostForm(idp.Scheme+"://"+idp.Host+"/authorize", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	callback := resp.Header.Get("Location")
+	// Another browser cannot complete this sign-in (no state cookie).
+	if st, _ := e.browser().get(strings.TrimPrefix(callback, e.srv.URL)); st != 403 {
+		t.Fatalf("callback in another browser: %d, want 403", st)
+	}
+	b.c.CheckRedirect = nil
+	st, body := b.get(strings.TrimPrefix(callback, e.srv.URL))
+	if st != 200 || !strings.Contains(body, `<span id="principal">carol</span>`) || !strings.Contains(body, "<h1>Approvals</h1>") {
+		t.Fatalf("after the callback: %d", st)
+	}
+	// The same callback again: its state was used.
+	if st, _ := b.get(strings.TrimPrefix(callback, e.srv.URL)); st != 403 {
+		t.Fatalf("replayed callback: %d, want 403", st)
+	}
+	// The groups claim counts for approvals: carol may decide another's request.
+	alice := e.user("alice", nil, rgScope, rbac.RoleJITRequester)
+	a := e.browser()
+	a.signIn(alice)
+	a.post("/console/request", url.Values{"csrf": {a.csrf("/console/access")}, "vm": {webVM}, "port": {"22"}, "source": {"myip"}, "duration": {"1h"}, "justification": {"x"}})
+	if _, q := b.get("/console/approvals"); len(approveRE.FindAllString(q, -1)) != 1 {
+		t.Fatal("carol (group approvers from the ID token) is not offered alice's request")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/auth"
+	"github.com/drawbridge/drawbridge/internal/auth/oidctest"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/rbac"
@@ -36,11 +37,13 @@ type env struct {
 // startEnv runs a real server (SQLite, sim provider, sample inventory,
 // authentication on) with a JIT policy on web-01: port 22 needs one
 // approval from the group "approvers", port 3389 opens at once.
-func startEnv(t *testing.T) *env {
+func startEnv(t *testing.T, opts ...func(*server.Config)) *env {
 	t.Helper()
-	srv, err := server.Start(context.Background(), server.Config{
-		Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), SampleInventory: true,
-	})
+	cfg := server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), SampleInventory: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +76,17 @@ func (e *env) user(principal string, groups []string, scope string, roles ...str
 		}
 	}
 	return plain
+}
+
+// withOIDC starts a test issuer whose code flow knows the console as a
+// confidential client, and configures the server for it.
+func withOIDC(t *testing.T) (*oidctest.Login, func(*server.Config)) {
+	iss := oidctest.NewIssuer(t)
+	login := iss.EnableLogin(t, "drawbridge-console", "console-secret")
+	return login, func(c *server.Config) {
+		c.OIDC = &auth.OIDCConfig{IssuerURL: iss.URL, ClientID: login.ClientID}
+		c.OIDCClientSecret = login.ClientSecret
+	}
 }
 
 // browser is a cookie-keeping HTTP client: one signed-in person.

@@ -150,12 +150,13 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 	}
 	csrf := randomToken()
 	setCookie(w, r, signinCookie, csrf, 600)
-	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: safeNext(r.URL.Query().Get("next"))}})
+	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: safeNext(r.URL.Query().Get("next")), OIDC: c.cfg.OIDC != nil}})
 }
 
 type signinData struct {
 	Next  string
 	Error string
+	OIDC  bool // offer single sign-on
 }
 
 // safeNext keeps a post-sign-in redirect inside the console.
@@ -183,7 +184,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	fail := func(msg string) {
 		csrf := randomToken()
 		setCookie(w, r, signinCookie, csrf, 600)
-		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: next, Error: msg}})
+		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: next, Error: msg, OIDC: c.cfg.OIDC != nil}})
 	}
 	plain := strings.TrimSpace(r.PostFormValue("token"))
 	if !auth.LooksLikeToken(plain) {

@@ -67,6 +67,11 @@ type Config struct {
 	Webhook webhook.Options
 	// NoConsole turns the web console (/console/) off.
 	NoConsole bool
+	// OIDCClientSecret is the console's OIDC client secret (empty: a
+	// public client, PKCE alone); OIDCRedirectURL its registered callback
+	// (default: built from the request, http(s)://HOST/console/oidc/callback).
+	OIDCClientSecret string
+	OIDCRedirectURL  string
 }
 
 // Server is a running drawbridge server.
@@ -247,7 +252,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Agents:         hub,
 		AzurePageSize:  cfg.AzurePageSize,
 	})
-	handler, err := s.withConsole(cfg, acc, authz, apiServer.Handler())
+	handler, err := s.withConsole(ctx, cfg, acc, authz, apiServer.Handler())
 	if err != nil {
 		ln.Close()
 		fail()
