@@ -57,6 +57,12 @@ func (s *shots) take(p *person, name string) {
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		s.t.Fatal(err)
 	}
+	// DRAWBRIDGE_CONSOLE_DOCS=docs refreshes the README's screenshots.
+	if dir := os.Getenv("DRAWBRIDGE_CONSOLE_DOCS"); dir != "" && (name == "vm-list" || name == "request-dialog") {
+		if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), buf, 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
 }
 
 func (p *person) run(actions ...chromedp.Action[chromedp.Void]) {
