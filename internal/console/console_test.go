@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -238,5 +239,57 @@ func TestOIDCSignIn(t *testing.T) {
 	a.post("/console/request", url.Values{"csrf": {a.csrf("/console/access")}, "vm": {webVM}, "port": {"22"}, "source": {"myip"}, "duration": {"1h"}, "justification": {"x"}})
 	if _, q := b.get("/console/approvals"); len(approveRE.FindAllString(q, -1)) != 1 {
 		t.Fatal("carol (group approvers from the ID token) is not offered alice's request")
+	}
+}
+
+// TestPolicyEditor: Enable JIT proposes Defender's defaults, the service's
+// validation message comes back beside the field it names with nothing
+// stored, and Disable removes the VM's protection.
+func TestPolicyEditor(t *testing.T) {
+	e := startEnv(t)
+	b := e.browser()
+	b.signIn(e.admin)
+	app := rgScope + "/providers/Microsoft.Compute/virtualMachines/app-01"
+	_, page := b.get("/console/policies/edit?vm=" + url.QueryEscape(app))
+	for i, port := range []string{"22", "3389", "5985", "5986"} {
+		if !strings.Contains(page, fmt.Sprintf(`name="number%d" value="%s"`, i, port)) || !strings.Contains(page, fmt.Sprintf(`name="max%d" value="PT3H"`, i)) {
+			t.Fatalf("row %d is not the default %s, PT3H", i, port)
+		}
+	}
+	form := url.Values{"csrf": {b.csrf("/console/policies")}, "vm": {app}}
+	for i, port := range []string{"22", "3389", ""} {
+		k := fmt.Sprint(i)
+		form.Set("number"+k, port)
+		form.Set("protocol"+k, "TCP")
+		form.Set("source"+k, "*")
+		form.Set("max"+k, "PT3H")
+		form.Set("approvers"+k, "")
+		form.Set("count"+k, "")
+	}
+	form.Set("max1", "PT99H")
+	st, body := b.post("/console/policies/edit", form)
+	if st != 400 || !strings.Contains(body, `id="e-max1"`) {
+		t.Fatalf("PT99H: %d, want 400 with the message beside row 1's maximum duration", st)
+	}
+	if _, err := e.srv.Service.PolicyForVM(context.Background(), app); err == nil {
+		t.Fatal("a refused policy was stored")
+	}
+	form.Set("max1", "PT2H")
+	if st, body := b.post("/console/policies/edit", form); st != 200 || !strings.Contains(body, "Saved the JIT policy of app-01") {
+		t.Fatalf("save: %d", st)
+	}
+	p, err := e.srv.Service.PolicyForVM(context.Background(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp, _ := p.VM(app)
+	if len(vp.Ports) != 2 || vp.Ports[1].Number != 3389 || vp.Ports[1].MaxRequestAccessDuration != "PT2H" {
+		t.Fatalf("stored ports: %+v", vp.Ports)
+	}
+	if st, _ := b.post("/console/policies/disable", url.Values{"csrf": {b.csrf("/console/policies")}, "vm": {app}}); st != 200 {
+		t.Fatalf("disable: %d", st)
+	}
+	if _, err := e.srv.Service.PolicyForVM(context.Background(), app); err == nil {
+		t.Fatal("app-01 still has a policy after Disable")
 	}
 }

@@ -97,7 +97,8 @@ func (c *Console) policyEditPage(w http.ResponseWriter, r *http.Request, u *user
 }
 
 func (c *Console) renderPolicyForm(w http.ResponseWriter, r *http.Request, status int, f policyForm) {
-	for len(f.Rows) < max(policyRows, len(f.Rows)+1) {
+	// At least policyRows rows, and always one empty row to add a port.
+	for want := max(policyRows, len(f.Rows)+1); len(f.Rows) < want; {
 		f.Rows = append(f.Rows, portRow{Protocol: "TCP", Source: "*", MaxDuration: "PT3H"})
 	}
 	c.render(w, r, status, "policy_edit", page{Title: "JIT policy", Active: "policies", Data: f})
