@@ -2,11 +2,13 @@ package console
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/assess"
 	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/resource"
 )
 
 // snapshotTTL is how old the VM list's inventory and assessment may be
@@ -19,9 +21,14 @@ const snapshotTTL = 5 * time.Second
 // assessment (about a third of a second for 10,000 VMs on a busy machine).
 type snapshot struct {
 	vms     []inventory.VM
+	meta    []vmMeta                 // per VM, what filtering needs, worked out once
 	results map[string]assess.Result // by inventory.Key
 	at      time.Time
 }
+
+// vmMeta is a VM's key, subscription and resource group, and its name
+// and ID in lower case (for search).
+type vmMeta struct{ key, sub, rg, name, id string }
 
 type snapshotCache struct {
 	mu         sync.Mutex
@@ -65,9 +72,14 @@ func (c *Console) snapshot(ctx context.Context) (*snapshot, error) {
 
 // remember stores a fresh estate as the snapshot.
 func (c *Console) remember(e *estate, at time.Time) {
-	s := &snapshot{vms: e.inv.VMs, results: make(map[string]assess.Result, len(e.report.Results)), at: at}
+	s := &snapshot{vms: e.inv.VMs, meta: make([]vmMeta, len(e.inv.VMs)), results: make(map[string]assess.Result, len(e.report.Results)), at: at}
 	for _, r := range e.report.Results {
 		s.results[inventory.Key(r.ID)] = r
+	}
+	for i, vm := range e.inv.VMs {
+		id, _ := resource.Parse(vm.ID)
+		s.meta[i] = vmMeta{key: inventory.Key(vm.ID), sub: id.Subscription(), rg: id.ResourceGroup(),
+			name: strings.ToLower(vm.Name), id: strings.ToLower(vm.ID)}
 	}
 	c.snap.mu.Lock()
 	defer c.snap.mu.Unlock()

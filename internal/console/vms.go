@@ -121,20 +121,15 @@ func (c *Console) listing(ctx context.Context) (*listing, error) {
 
 // view names the portal tab a VM falls in: Unsupported from the
 // assessment, Configured from the policies as they are now.
-func (l *listing) view(vm inventory.VM) (string, assess.Result) {
-	res := l.snap.results[inventory.Key(vm.ID)]
-	switch {
-	case res.Status == assess.NotApplicable:
+func (l *listing) view(key string) (string, assess.Result) {
+	res := l.snap.results[key]
+	if res.Status == assess.NotApplicable {
 		return "unsupported", res
-	case l.hasPolicy(vm.ID):
+	}
+	if _, ok := l.policyOf[key]; ok {
 		return "configured", res
 	}
 	return "notconfigured", res
-}
-
-func (l *listing) hasPolicy(id string) bool {
-	_, ok := l.policyOf[inventory.Key(id)]
-	return ok
 }
 
 func (c *Console) vmsPage(w http.ResponseWriter, r *http.Request, u *user) {
@@ -148,15 +143,15 @@ func (c *Console) vmsPage(w http.ResponseWriter, r *http.Request, u *user) {
 	counts := map[string]int{}
 	subs, rgs, clouds := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	var match []int // indexes into l.snap.vms
+	q := strings.ToLower(f.Q)
 	for i, vm := range l.snap.vms {
 		if !all && !c.may(u, rbac.OpVMRead, vm.ID) {
 			continue
 		}
-		v, res := l.view(vm)
-		id, _ := resource.Parse(vm.ID)
-		sub, rg := id.Subscription(), id.ResourceGroup()
-		subs[sub], rgs[rg], clouds[string(vm.Cloud)] = true, true, true
-		if !f.matches(vm, res, sub, rg) {
+		m := &l.snap.meta[i]
+		v, res := l.view(m.key)
+		subs[m.sub], rgs[m.rg], clouds[string(vm.Cloud)] = true, true, true
+		if !f.matches(vm, res, m, q) {
 			continue
 		}
 		counts[v]++
@@ -188,16 +183,17 @@ func (c *Console) vmsPage(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	holders := c.holders(r.Context(), l, match[lo:hi])
 	for _, i := range match[lo:hi] {
-		d.Rows = append(d.Rows, c.vmRow(u, l, l.snap.vms[i], holders))
+		d.Rows = append(d.Rows, c.vmRow(u, l, i, holders))
 	}
 	c.render(w, r, http.StatusOK, "vms", page{Title: "Virtual machines", Data: d})
 }
 
-func (f vmFilter) matches(vm inventory.VM, res assess.Result, sub, rg string) bool {
-	if f.Q != "" && !containsFold(vm.Name, f.Q) && !containsFold(vm.ID, f.Q) {
+// matches applies the filter; q is the search string in lower case.
+func (f vmFilter) matches(vm inventory.VM, res assess.Result, m *vmMeta, q string) bool {
+	if q != "" && !strings.Contains(m.name, q) && !strings.Contains(m.id, q) {
 		return false
 	}
-	if (f.Sub != "" && !strings.EqualFold(f.Sub, sub)) || (f.RG != "" && !strings.EqualFold(f.RG, rg)) {
+	if (f.Sub != "" && !strings.EqualFold(f.Sub, m.sub)) || (f.RG != "" && !strings.EqualFold(f.RG, m.rg)) {
 		return false
 	}
 	if f.Cloud != "" && !strings.EqualFold(f.Cloud, string(vm.Cloud)) {
@@ -221,23 +217,24 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-func (c *Console) vmRow(u *user, l *listing, vm inventory.VM, holders map[string]string) vmRow {
-	v, res := l.view(vm)
+func (c *Console) vmRow(u *user, l *listing, i int, holders map[string]string) vmRow {
+	vm, m := l.snap.vms[i], &l.snap.meta[i]
+	v, res := l.view(m.key)
 	id, _ := resource.Parse(vm.ID)
-	row := vmRow{ID: vm.ID, Name: vm.Name, Subscription: id.Subscription(), ResourceGroup: id.ResourceGroup(),
+	row := vmRow{ID: vm.ID, Name: vm.Name, Subscription: m.sub, ResourceGroup: m.rg,
 		Cloud: string(vm.Cloud), Provider: vm.Provider, View: v, Status: string(res.Status),
 		Reason: string(res.Reason), Detail: res.Detail}
 	if row.Name == "" {
 		row.Name = id.Name()
 	}
-	if vp, ok := l.policyOf[inventory.Key(vm.ID)]; ok {
+	if vp, ok := l.policyOf[m.key]; ok {
 		row.Guarded = vp.Ports
 		row.CanRequest = c.may(u, rbac.OpInitiate, vm.ID)
 	} else if v != "unsupported" {
 		row.Exposures = res.Exposures
 		row.CanEnable = c.may(u, rbac.OpPolicyPut, vm.ID)
 	}
-	for _, g := range l.active[inventory.Key(vm.ID)] {
+	for _, g := range l.active[m.key] {
 		row.Active = append(row.Active, activeGrant{Grant: g, Holder: holders[g.RequestID]})
 	}
 	return row
@@ -250,7 +247,7 @@ func (c *Console) holders(ctx context.Context, l *listing, shown []int) map[stri
 	want := map[string]bool{}
 	policies := map[string]bool{}
 	for _, i := range shown {
-		for _, g := range l.active[inventory.Key(l.snap.vms[i].ID)] {
+		for _, g := range l.active[l.snap.meta[i].key] {
 			want[g.RequestID], policies[g.PolicyID] = true, true
 		}
 	}
