@@ -76,12 +76,12 @@ func NewOIDCLogin(ctx context.Context, cfg OIDCLoginConfig) (*OIDCLogin, error) 
 	}, nil
 }
 
-func (o *OIDCLogin) redirectFor(r *http.Request) string {
+func (o *OIDCLogin) redirectFor(r *http.Request, overTLS bool) string {
 	if o.redirect != "" {
 		return o.redirect
 	}
 	scheme := "http"
-	if r.TLS != nil {
+	if overTLS {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + Prefix + "oidc/callback"
@@ -96,7 +96,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
-	p := oidcPending{verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), redirect: o.redirectFor(r), expires: time.Now().Add(10 * time.Minute)}
+	p := oidcPending{verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), redirect: o.redirectFor(r, c.overTLS(r)), expires: time.Now().Add(10 * time.Minute)}
 	o.mu.Lock()
 	now := time.Now()
 	for k, old := range o.pending {
@@ -106,7 +106,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	}
 	o.pending[state] = p
 	o.mu.Unlock()
-	setCookie(w, r, oidcCookie, state, 600)
+	c.setCookie(w, r, oidcCookie, state, 600)
 	cfg := o.oauth
 	cfg.RedirectURL = p.redirect
 	http.Redirect(w, r, cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), http.StatusFound)
@@ -123,7 +123,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	fail := func(status int, msg string) {
 		csrf := randomToken()
-		setCookie(w, r, signinCookie, csrf, 600)
+		c.setCookie(w, r, signinCookie, csrf, 600)
 		c.render(w, r, status, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: Prefix + "vms", Error: msg, OIDC: true}})
 	}
 	if e := q.Get("error"); e != "" {
@@ -136,7 +136,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "This sign-in was not started by this browser: start again.")
 		return
 	}
-	setCookie(w, r, oidcCookie, "", -1)
+	c.setCookie(w, r, oidcCookie, "", -1)
 	o.mu.Lock()
 	p, ok := o.pending[state]
 	delete(o.pending, state)
@@ -169,7 +169,7 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := c.sessions.create(principal, "", time.Now().Add(c.cfg.SessionTTL))
-	setCookie(w, r, sessionCookie, u.id, int(c.cfg.SessionTTL.Seconds()))
+	c.setCookie(w, r, sessionCookie, u.id, int(c.cfg.SessionTTL.Seconds()))
 	http.Redirect(w, r, p.next, http.StatusSeeOther)
 }
 

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -84,10 +86,34 @@ func (s *sessions) drop(id string) {
 }
 
 // setCookie sets a console cookie: HttpOnly, SameSite=Lax, limited to the
-// console's path, and Secure when the request came over TLS.
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+// console's path, and Secure when the browser reached us over TLS (directly,
+// or through a trusted proxy that says X-Forwarded-Proto: https).
+func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: Prefix, MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: c.overTLS(r), SameSite: http.SameSiteLaxMode})
+}
+
+func (c *Console) overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	for _, tp := range c.cfg.TrustedProxies {
+		if tp.Contains(peer.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 type userKey struct{}
@@ -132,7 +158,7 @@ func (c *Console) currentUser(w http.ResponseWriter, r *http.Request) *user {
 	}
 	if c.cfg.Tokens == nil {
 		u := c.sessions.create(rbac.Principal{Name: "local"}, "", time.Now().Add(c.cfg.SessionTTL))
-		setCookie(w, r, sessionCookie, u.id, int(c.cfg.SessionTTL.Seconds()))
+		c.setCookie(w, r, sessionCookie, u.id, int(c.cfg.SessionTTL.Seconds()))
 		return u
 	}
 	return nil
@@ -149,7 +175,7 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	csrf := randomToken()
-	setCookie(w, r, signinCookie, csrf, 600)
+	c.setCookie(w, r, signinCookie, csrf, 600)
 	c.render(w, r, http.StatusOK, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: safeNext(r.URL.Query().Get("next")), OIDC: c.cfg.OIDC != nil}})
 }
 
@@ -183,7 +209,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	fail := func(msg string) {
 		csrf := randomToken()
-		setCookie(w, r, signinCookie, csrf, 600)
+		c.setCookie(w, r, signinCookie, csrf, 600)
 		c.render(w, r, http.StatusUnauthorized, "signin", page{Title: "Sign in", CSRF: csrf, Data: signinData{Next: next, Error: msg, OIDC: c.cfg.OIDC != nil}})
 	}
 	plain := strings.TrimSpace(r.PostFormValue("token"))
@@ -205,14 +231,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		expires = tok.ExpiresAt
 	}
 	u := c.sessions.create(p, plain, expires)
-	setCookie(w, r, signinCookie, "", -1)
-	setCookie(w, r, sessionCookie, u.id, int(time.Until(expires).Seconds()))
+	c.setCookie(w, r, signinCookie, "", -1)
+	c.setCookie(w, r, sessionCookie, u.id, int(time.Until(expires).Seconds()))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, u *user) {
 	c.sessions.drop(u.id)
-	setCookie(w, r, sessionCookie, "", -1)
+	c.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)
 }
 
