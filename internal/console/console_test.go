@@ -11,6 +11,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/rbac"
+	"github.com/drawbridge/drawbridge/internal/server"
 )
 
 func TestSignInNeedsAValidTokenAndSetsASafeCookie(t *testing.T) {
@@ -291,5 +292,33 @@ func TestPolicyEditor(t *testing.T) {
 	}
 	if _, err := e.srv.Service.PolicyForVM(context.Background(), app); err == nil {
 		t.Fatal("app-01 still has a policy after Disable")
+	}
+}
+
+// TestVMListPages: 50 VMs a page, the pager links keep the filters, and a
+// page past the end shows the last one.
+func TestVMListPages(t *testing.T) {
+	e := startEnv(t, func(c *server.Config) { c.SampleInventory = false })
+	inv, _ := benchEstate(120)
+	if err := e.srv.Service.ApplyInventory(jit.WithActor(context.Background(), jit.Actor{Principal: "setup"}), inv); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.signIn(e.admin)
+	_, p1 := b.get("/console/vms?rg=rg-01")
+	if !strings.Contains(p1, "Showing 1–6 of 6") {
+		t.Fatal("rg-01 holds 6 of the 120 VMs")
+	}
+	_, p1 = b.get("/console/vms")
+	if !strings.Contains(p1, "Showing 1–50 of 120") || strings.Count(p1, "<tr data-vm=") != 50 {
+		t.Fatal("page 1: want rows 1-50 of 120")
+	}
+	next := regexp.MustCompile(`href="\?([^"]+)" rel="next"`).FindStringSubmatch(p1)
+	if next == nil || !strings.Contains(next[1], "page=2") {
+		t.Fatal("page 1 has no link to page 2")
+	}
+	_, p3 := b.get("/console/vms?view=all&page=9")
+	if !strings.Contains(p3, "Showing 101–120 of 120") || strings.Count(p3, "<tr data-vm=") != 20 || strings.Contains(p3, `rel="next"`) {
+		t.Fatal("a page past the end: want the last page, rows 101-120, no next link")
 	}
 }

@@ -35,7 +35,7 @@ type env struct {
 }
 
 // startEnv runs a real server (SQLite, sim provider, sample inventory,
-// authentication on) with a JIT policy on web-01: port 22 needs one
+// authentication on; opts may change that) with a JIT policy on web-01: port 22 needs one
 // approval from the group "approvers", port 3389 opens at once.
 func startEnv(t *testing.T, opts ...func(*server.Config)) *env {
 	t.Helper()
@@ -49,6 +49,9 @@ func startEnv(t *testing.T, opts ...func(*server.Config)) *env {
 	}
 	t.Cleanup(func() { srv.Close() })
 	e := &env{t: t, srv: srv, admin: srv.AdminToken}
+	if !cfg.SampleInventory {
+		return e
+	}
 	ctx := jit.WithActor(context.Background(), jit.Actor{Principal: "setup"})
 	_, err = srv.Service.PutPolicy(ctx, jit.Policy{ID: webPol, Name: "web", Location: "westeurope", VirtualMachines: []jit.VMPolicy{{
 		ID: webVM, Ports: []jit.PortPolicy{
