@@ -139,10 +139,13 @@ func (b *browser) csrf(path string) string {
 	return m[1]
 }
 
-func (b *browser) signIn(token string) {
+func (b *browser) signIn(token string) { b.signInTo(token, "/console/vms") }
+
+// signInTo signs in and lands on next.
+func (b *browser) signInTo(token, next string) {
 	b.t.Helper()
 	csrf := b.csrf("/console/signin")
-	st, body := b.post("/console/signin", url.Values{"csrf": {csrf}, "token": {token}, "next": {"/console/vms"}})
+	st, body := b.post("/console/signin", url.Values{"csrf": {csrf}, "token": {token}, "next": {next}})
 	if st != 200 || !strings.Contains(body, `id="principal"`) {
 		b.t.Fatalf("sign-in: %d %s", st, body)
 	}
