@@ -322,3 +322,41 @@ func TestVMListPages(t *testing.T) {
 		t.Fatal("a page past the end: want the last page, rows 101-120, no next link")
 	}
 }
+
+// TestDenyAndStatusPoll: an approver denies with a reason, which the
+// requester's status poll reports; someone who may neither see the VM's
+// grants nor made the request gets 403 from the poll.
+func TestDenyAndStatusPoll(t *testing.T) {
+	e := startEnv(t)
+	alice := e.user("alice", nil, rgScope, rbac.RoleJITRequester)
+	bob := e.user("bob", []string{approver}, rgScope, rbac.RoleJITRequester)
+	// A requester elsewhere: may not read web-01's grants.
+	eve := e.user("eve", nil, "/subscriptions/aws-111122223333", rbac.RoleJITRequester)
+	a, b, ev := e.browser(), e.browser(), e.browser()
+	a.signIn(alice)
+	b.signIn(bob)
+	ev.signIn(eve)
+	a.post("/console/request", url.Values{"csrf": {a.csrf("/console/access")}, "vm": {webVM}, "port": {"22"}, "source": {"myip"}, "duration": {"1h"}, "justification": {"x"}})
+	ps, _ := e.srv.Service.ListPendingRequests(context.Background())
+	if len(ps) != 1 {
+		t.Fatalf("%d pending requests, want 1", len(ps))
+	}
+	id := ps[0].Request.ID
+	status := "/console/requests/" + id + "/status"
+	if st, body := a.get(status); st != 200 || !strings.Contains(body, `"state":"Pending"`) {
+		t.Fatalf("poll while pending: %d %s", st, body)
+	}
+	if st, _ := ev.get(status); st != 403 {
+		t.Fatalf("another user's poll: %d, want 403", st)
+	}
+	st, body := b.post("/console/approvals/"+id+"/deny", url.Values{"csrf": {b.csrf("/console/approvals")}, "reason": {"not during the freeze"}})
+	if st != 200 || !strings.Contains(body, "Denied the request of alice") {
+		t.Fatalf("deny: %d", st)
+	}
+	if _, body := a.get(status); !strings.Contains(body, `"state":"Denied"`) || !strings.Contains(body, "not during the freeze") {
+		t.Fatalf("poll after deny: %s", body)
+	}
+	if gs, _ := e.srv.Service.ListGrants(context.Background(), jit.GrantFilter{VMID: webVM, ActiveOnly: true}); len(gs) != 0 {
+		t.Fatalf("a denied request opened %d grants", len(gs))
+	}
+}
