@@ -170,10 +170,14 @@ func TestBrowserRequestApproveRevokeEnableAudit(t *testing.T) {
 	if ip := a.text("#my-ip"); ip != "127.0.0.1" {
 		t.Fatalf("My IP shows %q, want the address the server sees, 127.0.0.1", ip)
 	}
-	a.run(chromedp.Click(chromedp.CSS("#port-22")),
+	// Keyboard only: Space ticks the port, Enter on the button submits.
+	a.run(chromedp.Focus(chromedp.CSS("#port-22")), chromedp.KeyEvent(" "),
 		chromedp.SendKeys(chromedp.CSS("#justification"), "deploy the hotfix"))
+	if checked, err := chromedp.Run(a.ctx, chromedp.JavascriptAttribute[bool](chromedp.CSS("#port-22"), "checked")); err != nil || !checked {
+		t.Fatalf("Space did not tick port 22 (%v)", err)
+	}
 	sh.take(a, "request-dialog")
-	a.run(chromedp.Click(chromedp.CSS("#request-submit")), chromedp.WaitVisible(chromedp.CSS("#state")))
+	a.run(chromedp.Focus(chromedp.CSS("#request-submit")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("#state")))
 	if st := a.text("#state"); st != "Pending" {
 		t.Fatalf("after requesting: state %q, want Pending", st)
 	}
