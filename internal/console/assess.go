@@ -29,9 +29,9 @@ type policyRef struct {
 	vm     jit.VMPolicy
 }
 
-// loadEstate reads the estate. withHistory adds nothing yet: request
-// history only feeds the Configured tab's counts, which the console does
-// not show.
+// loadEstate reads the estate and assesses it, and keeps the result as the
+// VM list's snapshot. Request history (the portal's "last access" counts)
+// is not read: the console does not show it.
 func (c *Console) loadEstate(ctx context.Context) (*estate, error) {
 	svc := c.cfg.Service
 	began := time.Now()
