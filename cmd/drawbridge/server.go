@@ -26,6 +26,7 @@ func (a *app) serverCmd() *cobra.Command {
 		logFormat         string
 		netFlags          serverNetFlags
 		az                serverAzure // --azure, --sync (server_azure.go)
+		oidcSecretFile    string
 	)
 	cmd := &cobra.Command{
 		Use:   "server --listen ADDR --db PATH [--sample-inventory]",
@@ -49,6 +50,9 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 					return errors.New("--oidc-issuer and --oidc-audience: give both or neither")
 				}
 				cfg.OIDC = &oidcCfg
+			}
+			if err := loadOIDCSecret(&cfg, oidcSecretFile); err != nil {
+				return err
 			}
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
@@ -85,10 +89,13 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.BoolVar(&cfg.SampleInventory, "sample-inventory", true, "load the built-in sample inventory if the database has no VMs (--sample-inventory=false to start empty)")
 	f.BoolVar(&debug, "debug", false, "log at debug level")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the bootstrap administrator token, mode 0600 (default: beside the database, DB.admin-token)")
+	f.BoolVar(&cfg.NoConsole, "no-console", false, "do not serve the web console (/console/)")
 	f.BoolVar(&cfg.Insecure, "insecure-no-auth", false, "turn authentication and authorization off (every caller may do everything; local experiments only)")
 	f.DurationVar(&cfg.ApprovalTimeout, "approval-timeout", 0, "how long a request needing approval may stay pending (default 1h)")
 	f.StringVar(&oidcCfg.IssuerURL, "oidc-issuer", "", "also accept OIDC ID tokens from this issuer URL")
 	f.StringVar(&oidcCfg.ClientID, "oidc-audience", "", "the audience (client ID) OIDC ID tokens must carry")
+	f.StringVar(&oidcSecretFile, "oidc-client-secret-file", "", "file holding the web console's OIDC client secret (sign-in with the authorization code flow and PKCE; without it the console signs in as a public client)")
+	f.StringVar(&cfg.OIDCRedirectURL, "oidc-redirect-url", "", "the console's OIDC callback as registered with the issuer (default: http(s)://HOST/console/oidc/callback of each request)")
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")

@@ -79,12 +79,20 @@ func (c *Client) url(path string) url.URL {
 	return u
 }
 
-// do sends a request. body is JSON-encoded unless it is a []byte, which is
-// sent as it is; out, if not nil, receives the decoded JSON response.
+// yamlBody is a request body sent as it is, labelled application/yaml.
+type yamlBody []byte
+
+// do sends a request. body is JSON-encoded unless it is a []byte (JSON)
+// or a yamlBody, which are sent as they are; out, if not nil, receives the
+// decoded JSON response.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
 	u := c.url(path)
 	u.RawQuery = query.Encode()
 	var rd io.Reader
+	contentType := "application/json"
+	if y, ok := body.(yamlBody); ok {
+		body, contentType = []byte(y), "application/yaml"
+	}
 	if body != nil {
 		b, ok := body.([]byte)
 		if !ok {
@@ -100,7 +108,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
@@ -286,6 +294,10 @@ func (c *Client) Network(ctx context.Context, vmID string) (sim.View, error) {
 // counts of objects the server read.
 func (c *Client) ApplyInventory(ctx context.Context, doc []byte) (map[string]int, error) {
 	out := map[string]int{}
-	err := c.do(ctx, http.MethodPost, "/drawbridge/v1/inventory", nil, doc, &out)
+	var body any = yamlBody(doc) // YAML is a superset of JSON: either parses
+	if json.Valid(doc) {
+		body = doc
+	}
+	err := c.do(ctx, http.MethodPost, "/drawbridge/v1/inventory", nil, body, &out)
 	return out, err
 }

@@ -237,6 +237,23 @@ func (s *Service) withCurrentGrants(ctx context.Context, req Request) (Request, 
 	return req, nil
 }
 
+// GetRequest returns one of a policy's requests with its grants (the web
+// console's request status page).
+func (s *Service) GetRequest(ctx context.Context, requestID, policyID string) (Request, error) {
+	return readTx(ctx, s.store, func(tx Tx) (Request, error) {
+		rs, err := tx.ListRequests(ctx, policyID, 0)
+		if err != nil {
+			return Request{}, err
+		}
+		for _, r := range rs {
+			if r.ID == requestID {
+				return r, nil
+			}
+		}
+		return Request{}, notFound("", "request %s not found", requestID)
+	})
+}
+
 // ListRequests returns a policy's requests, newest first (limit 0 = all).
 func (s *Service) ListRequests(ctx context.Context, policyID string, limit int) ([]Request, error) {
 	return readTx(ctx, s.store, func(tx Tx) ([]Request, error) { return tx.ListRequests(ctx, policyID, limit) })

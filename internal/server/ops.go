@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/api"
@@ -27,7 +28,7 @@ const (
 // serveOps builds the HTTP server of ln: the API plus /readyz and (unless
 // cfg.MetricsListen moves it) /metrics, all observed (request IDs, metrics,
 // logs). It starts the metrics listener when there is one.
-func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) error {
+func (s *Server) serveOps(cfg Config, apiServer *api.Server, apiHandler http.Handler, ln net.Listener) error {
 	m := s.Metrics
 	if err := m.SetSources(metricSources(s.store, s.Webhooks)); err != nil {
 		return err
@@ -37,7 +38,6 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) er
 	if s.ops.shutdownTimeout <= 0 {
 		s.ops.shutdownTimeout = 10 * time.Second
 	}
-	apiHandler := apiServer.Handler()
 	metricsHere := cfg.MetricsListen == ""
 	// A plain switch, not a ServeMux: a mux in front would redirect the
 	// API's unclean paths before the API sees them.
@@ -58,6 +58,9 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, ln net.Listener) er
 	route := func(r *http.Request) string {
 		if _, p := own(r); p != "" {
 			return p
+		}
+		if strings.HasPrefix(r.URL.Path, "/console/") {
+			return "/console/" // the web console's pages: one label
 		}
 		return apiServer.Route(r)
 	}

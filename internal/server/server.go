@@ -95,6 +95,13 @@ type Config struct {
 	ExtraProviders jit.ProviderMap
 	// AWS, if it names a region, runs the "aws" provider (aws.go).
 	AWS *awsprov.Config
+	// NoConsole turns the web console (/console/) off.
+	NoConsole bool
+	// OIDCClientSecret is the console's OIDC client secret (empty: a
+	// public client, PKCE alone); OIDCRedirectURL its registered callback
+	// (default: built from the request, http(s)://HOST/console/oidc/callback).
+	OIDCClientSecret string
+	OIDCRedirectURL  string
 }
 
 // Server is a running drawbridge server.
@@ -335,12 +342,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Agents:         observedAgents{hub, m, cfg.Logger},
 		AzurePageSize:  cfg.AzurePageSize,
 	})
+	handler, err := s.withConsole(ctx, cfg, acc, authz, apiServer.Handler())
+	if err != nil {
+		ln.Close()
+		fail()
+		st.Close()
+		return nil, err
+	}
 	s.URL = "http://" + ln.Addr().String()
 	if certs != nil {
 		s.certs = certs
 		s.URL = "https://" + ln.Addr().String()
 	}
-	if err := s.serveOps(cfg, apiServer, ln); err != nil {
+	if err := s.serveOps(cfg, apiServer, handler, ln); err != nil {
 		ln.Close()
 		fail()
 		st.Close()

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -19,6 +20,9 @@ type Issuer struct {
 	URL   string
 	Key   *rsa.PrivateKey
 	KeyID string
+
+	mu    sync.Mutex
+	login *Login // EnableLogin's code flow, if enabled
 }
 
 // NewIssuer starts an issuer that publishes one RS256 key under KeyID "k1";
@@ -43,6 +47,21 @@ func NewIssuer(t testing.TB) *Issuer {
 			{Key: &iss.Key.PublicKey, KeyID: iss.KeyID, Algorithm: "RS256", Use: "sig"},
 		}})
 	})
+	// The code flow answers once EnableLogin has configured a client.
+	withLogin := func(h func(*Login, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			iss.mu.Lock()
+			l := iss.login
+			iss.mu.Unlock()
+			if l == nil {
+				http.NotFound(w, r)
+				return
+			}
+			h(l, w, r)
+		}
+	}
+	mux.HandleFunc("/authorize", withLogin((*Login).authorize))
+	mux.HandleFunc("POST /token", withLogin((*Login).token))
 	srv := httptest.NewServer(mux)
 	iss.URL = srv.URL
 	t.Cleanup(srv.Close)
