@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"github.com/drawbridge/drawbridge/internal/auth"
 	"net/http"
 	"time"
 
@@ -111,7 +112,7 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "vm", "vm is required")
 		return
 	}
-	if !s.authorize(w, principal, rbac.OpVMRead, rep.VM) {
+	if !s.authorize(w, principal, rbac.OpVMRead, rep.VM) || !s.agentOnly(w, r) {
 		return
 	}
 	vm, err := s.cfg.Service.GetVM(r.Context(), rep.VM)
@@ -125,4 +126,22 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// agentOnly refuses a report from anything but an agent token (which
+// authorize has already held to its own VM): a report says what the host
+// enforces and may carry a drift record for the audit log, so a user who
+// may merely read the VM must not be able to make one up. Without
+// authentication (--insecure-no-auth) there are no tokens to tell apart.
+func (s *Server) agentOnly(w http.ResponseWriter, r *http.Request) bool {
+	if _, ok := s.cfg.Authenticator.(IdentityAuthenticator); !ok {
+		return true
+	}
+	if info, _ := r.Context().Value(identityKey{}).(*reqInfo); info != nil {
+		if tok := info.identity.Token; tok != nil && tok.Kind == auth.KindAgent {
+			return true
+		}
+	}
+	writeError(w, http.StatusForbidden, "AuthorizationFailed", "", "only the VM's agent token may report for it (drawbridge token create --agent-vm VM)")
+	return false
 }

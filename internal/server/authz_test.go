@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
@@ -367,6 +368,40 @@ func TestAgentTokenOnlyForItsVM(t *testing.T) {
 	if st, _, _ := e.call(out.Token, "PUT", webPol, policyBody(webVM)); st != 403 {
 		t.Fatalf("agent token on policy put: %d, want 403", st)
 	}
+}
+
+// A report says what a host enforces (and may carry a drift record for the
+// audit log): only the VM's own agent token may send one, not a user who
+// can read the VM, however privileged.
+func TestOnlyTheAgentTokenReports(t *testing.T) {
+	e := startAuthServer(t)
+	var out struct{ Token string }
+	json.Unmarshal(e.must(e.admin, "POST", "/drawbridge/v1/tokens", map[string]any{"principal": "agent-web", "agentVm": webVM}, 201), &out)
+	drift := map[string]any{"vm": webVM, "version": 0, "drift": map[string]any{"time": time.Now().UTC(), "found": "delete table", "restored": "all"}}
+	if st, code, _ := e.call(e.admin, "POST", "/drawbridge/v1/agent/report", drift); st != 403 || code != "AuthorizationFailed" {
+		t.Fatalf("Owner's user token reporting for a VM: %d %s, want 403 AuthorizationFailed", st, code)
+	}
+	if n := driftRecords(t, e); n != 0 {
+		t.Fatalf("a refused report left %d drift records", n)
+	}
+	if st, code, msg := e.call(out.Token, "POST", "/drawbridge/v1/agent/report", drift); st != 204 {
+		t.Fatalf("the VM's agent token reporting: %d %s %s, want 204", st, code, msg)
+	}
+	if n := driftRecords(t, e); n != 1 {
+		t.Fatalf("the agent's drift report: %d drift records, want 1", n)
+	}
+}
+
+func driftRecords(t *testing.T, e *httpEnv) int {
+	var out struct{ Value []struct{ Operation string } }
+	json.Unmarshal(e.must(e.admin, "GET", "/drawbridge/v1/audit", nil, 200), &out)
+	n := 0
+	for _, r := range out.Value {
+		if r.Operation == "drift" {
+			n++
+		}
+	}
+	return n
 }
 
 func grantCount(t *testing.T, e *httpEnv) int {
