@@ -40,6 +40,18 @@ const (
 	Any  Protocol = "*"
 )
 
+// EC2Protocols maps a JIT port's protocol onto the EC2 protocols that have
+// ports: "*" (or anything but Tcp and Udp) means TCP and UDP.
+func (p Protocol) EC2Protocols() []string {
+	switch p {
+	case Tcp:
+		return []string{"tcp"}
+	case Udp:
+		return []string{"udp"}
+	}
+	return []string{"tcp", "udp"}
+}
+
 // ParseProtocol accepts Azure's spellings case-insensitively ("TCP", "tcp", "*", "Any").
 func ParseProtocol(s string) (Protocol, error) {
 	switch strings.ToLower(s) {

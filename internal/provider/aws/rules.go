@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
-	"github.com/drawbridge/drawbridge/internal/netrule"
 )
 
 // Rule is one ingress rule as EC2 keeps it: a protocol, a port range and
@@ -149,22 +148,11 @@ type held struct {
 	port  int32
 }
 
-// ec2Protocols maps a JIT protocol onto EC2's: "*" means TCP and UDP.
-func ec2Protocols(p netrule.Protocol) []string {
-	switch p {
-	case netrule.Tcp:
-		return []string{"tcp"}
-	case netrule.Udp:
-		return []string{"udp"}
-	}
-	return []string{"tcp", "udp"}
-}
-
 func heldPorts(holders []Holder) []held {
 	var out []held
 	for _, h := range holders {
 		for _, g := range h.Ports {
-			for _, p := range ec2Protocols(g.Protocol) {
+			for _, p := range g.Protocol.EC2Protocols() {
 				x := held{p, int32(g.Port)}
 				if !slices.Contains(out, x) {
 					out = append(out, x)
@@ -301,7 +289,7 @@ func subtract(from, to int32, ports []int32) [][2]int32 {
 func grantRules(g jit.DesiredGrant) []Rule {
 	desc := "drawbridge JIT grant " + sanitizeDesc(g.GrantID) + " until " + g.End.UTC().Format("2006-01-02T15:04:05Z")
 	var out []Rule
-	for _, proto := range ec2Protocols(g.Protocol) {
+	for _, proto := range g.Protocol.EC2Protocols() {
 		base := Rule{Protocol: proto, From: int32(g.Port), To: int32(g.Port), Description: desc}
 		switch {
 		case g.Source.IsAny():

@@ -198,7 +198,7 @@ func grantGroup(vm inventory.VM, g jit.DesiredGrant, vpc string) netrule.Securit
 		v6 = []netrule.IPv6Range{{CidrIPv6: g.Source.Prefix().String(), Description: desc}}
 	}
 	var perms []netrule.IPPermission
-	for _, proto := range ec2Protocols(g.Protocol) {
+	for _, proto := range g.Protocol.EC2Protocols() {
 		perms = append(perms, netrule.IPPermission{IPProtocol: proto, FromPort: g.Port, ToPort: g.Port, IPRanges: v4, IPv6Ranges: v6})
 	}
 	return netrule.SecurityGroup{
@@ -208,18 +208,6 @@ func grantGroup(vm inventory.VM, g jit.DesiredGrant, vpc string) netrule.Securit
 		VpcID:         vpc,
 		IPPermissions: perms,
 	}
-}
-
-// ec2Protocols maps a JIT protocol onto the EC2 protocols with ports: "*"
-// in a JIT policy means TCP and UDP.
-func ec2Protocols(p netrule.Protocol) []string {
-	switch p {
-	case netrule.Tcp:
-		return []string{"tcp"}
-	case netrule.Udp:
-		return []string{"udp"}
-	}
-	return []string{"tcp", "udp"}
 }
 
 // reconcileRevocations sets this VM's holds on every user security group of
@@ -347,7 +335,7 @@ func heldPorts(holders []Holder) []held {
 	var out []held
 	for _, h := range holders {
 		for _, g := range h.Ports {
-			for _, p := range ec2Protocols(g.Protocol) {
+			for _, p := range g.Protocol.EC2Protocols() {
 				x := held{p, g.Port}
 				if !slices.Contains(out, x) {
 					out = append(out, x)

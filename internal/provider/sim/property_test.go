@@ -410,7 +410,7 @@ func TestPropertyAWSLifecycle(t *testing.T) {
 		}
 		heldBy := func(port int, proto string) bool {
 			for _, g := range append(slices.Clone(guarded), neighbourHolds...) {
-				if g.Port == port && slices.Contains(ec2Protocols(g.Protocol), proto) {
+				if g.Port == port && slices.Contains(g.Protocol.EC2Protocols(), proto) {
 					return true
 				}
 			}
@@ -421,7 +421,7 @@ func TestPropertyAWSLifecycle(t *testing.T) {
 			probePorts := []int{0, 21, 22, 23, 80, 443, 3389, 65535}
 			for _, g := range guarded {
 				probePorts = append(probePorts, g.Port-1, g.Port, g.Port+1)
-				for _, proto := range ec2Protocols(g.Protocol) {
+				for _, proto := range g.Protocol.EC2Protocols() {
 					for _, src := range probeSources {
 						if sgAllows(now, src, proto, g.Port) {
 							t.Fatalf("%s still allowed on %s/%d after enable", src, proto, g.Port)
@@ -453,7 +453,7 @@ func TestPropertyAWSLifecycle(t *testing.T) {
 				if !slices.Contains(primary.SecurityGroups, GrantGroupID(gr.GrantID)) {
 					t.Fatalf("grant %s group not on the primary ENI: %v", gr.GrantID, primary.SecurityGroups)
 				}
-				for _, proto := range ec2Protocols(gr.Protocol) {
+				for _, proto := range gr.Protocol.EC2Protocols() {
 					if src := sampleAddr(gr.Source); !sgAllows(all, src, proto, gr.Port) {
 						t.Fatalf("grant %s: %s not allowed on %s/%d", gr.GrantID, src, proto, gr.Port)
 					}
