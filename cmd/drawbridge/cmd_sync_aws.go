@@ -85,23 +85,9 @@ the document instead of applying it.`,
 			if err != nil {
 				return err
 			}
-			if print {
-				_, err := a.stdout.Write(append(doc, '\n'))
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			counts, err := c.ApplyInventory(cmd.Context(), doc)
-			if err != nil {
-				return err
-			}
-			if a.json() {
-				return printJSON(a.stdout, counts)
-			}
-			fmt.Fprintf(a.stdout, "inventory synced from AWS %s: %d VMs, %d security groups\n", cfg.Region, counts["vms"], counts["securityGroups"])
-			return nil
+			return a.applyDiscovered(cmd.Context(), doc, print, func(counts map[string]int) string {
+				return fmt.Sprintf("inventory synced from AWS %s: %d VMs, %d security groups", cfg.Region, counts["vms"], counts["securityGroups"])
+			})
 		},
 	}
 	f := cmd.Flags()

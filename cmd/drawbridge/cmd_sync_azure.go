@@ -58,23 +58,9 @@ inventory is printed as JSON instead of applied.`,
 			if err != nil {
 				return err
 			}
-			if print {
-				_, err := fmt.Fprintf(a.stdout, "%s\n", doc)
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			counts, err := c.ApplyInventory(cmd.Context(), doc)
-			if err != nil {
-				return err
-			}
-			if a.json() {
-				return printJSON(a.stdout, counts)
-			}
-			fmt.Fprintf(a.stdout, "inventory synced from Azure: %d VMs, %d network security groups\n", counts["vms"], counts["networkSecurityGroups"])
-			return nil
+			return a.applyDiscovered(cmd.Context(), doc, print, func(counts map[string]int) string {
+				return fmt.Sprintf("inventory synced from Azure: %d VMs, %d network security groups", counts["vms"], counts["networkSecurityGroups"])
+			})
 		},
 	}
 	f := cmd.Flags()
