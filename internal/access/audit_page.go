@@ -23,6 +23,20 @@ func (s *Store) AuditPage(ctx context.Context, f auditstore.Filter, cur *auditst
 	return out, next, err
 }
 
+// AuditNewest returns the newest size records matching f up to seq upTo
+// (0: the head), newest first, and the bound of the older page
+// (auditstore.NewestPage).
+func (s *Store) AuditNewest(ctx context.Context, f auditstore.Filter, upTo int64, size int) ([]audit.Record, int64, error) {
+	var out []audit.Record
+	var older int64
+	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+		var err error
+		out, older, err = auditstore.NewestPage(ctx, o, f, upTo, size)
+		return err
+	})
+	return out, older, err
+}
+
 // AuditHead returns the audit log's head.
 func (s *Store) AuditHead(ctx context.Context) (auditstore.Head, error) {
 	var h auditstore.Head

@@ -144,6 +144,8 @@ type Filter struct {
 	Since     time.Time // records at or after
 	Principal string    // exact, case-insensitive
 	Target    string    // records whose target is this resource ID or below it (case-insensitive)
+	Operation string    // records whose operation contains this (case-insensitive)
+	Result    string    // exact, case-insensitive
 	Limit     int       // the newest Limit matching records; 0: all
 }
 
@@ -152,6 +154,12 @@ func (f Filter) match(r audit.Record) bool {
 		return false
 	}
 	if f.Principal != "" && !strings.EqualFold(f.Principal, r.Principal) {
+		return false
+	}
+	if f.Operation != "" && !strings.Contains(strings.ToLower(r.Operation), strings.ToLower(f.Operation)) {
+		return false
+	}
+	if f.Result != "" && !strings.EqualFold(f.Result, r.Result) {
 		return false
 	}
 	if f.Target != "" {

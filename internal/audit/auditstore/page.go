@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/drawbridge/drawbridge/internal/audit"
@@ -209,4 +210,38 @@ func newestStart(ctx context.Context, objs store.Objects, f Filter, upTo int64) 
 		return 0, nil
 	}
 	return ring[n%len(ring)] - 1, nil
+}
+
+// NewestPage returns the newest size records matching f whose seq is at
+// most upTo (0: the head), newest first, and the bound to pass as upTo for
+// the page of older ones (0 when there are none). It reads the log in
+// constant memory: one scan to find where the page starts, then the page.
+func NewestPage(ctx context.Context, objs store.Objects, f Filter, upTo int64, size int) ([]audit.Record, int64, error) {
+	size = min(max(size, 1), MaxPageSize)
+	if upTo <= 0 {
+		h, err := readHead(ctx, objs)
+		if err != nil {
+			return nil, 0, fmt.Errorf("audit: read head: %w", err)
+		}
+		upTo = h.Seq
+	}
+	f.Limit = size
+	after, err := newestStart(ctx, objs, f, upTo)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []audit.Record
+	for cur := &(Cursor{After: after, UpTo: upTo}); cur != nil && len(out) < size; {
+		var recs []audit.Record
+		if recs, cur, err = Page(ctx, objs, f, cur, size-len(out)); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, recs...)
+	}
+	slices.Reverse(out)
+	var older int64
+	if after > 0 && len(out) > 0 {
+		older = out[len(out)-1].Seq - 1
+	}
+	return out, older, nil
 }
