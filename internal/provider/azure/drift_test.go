@@ -1,0 +1,182 @@
+package azure_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/drawbridge/drawbridge/internal/audit"
+	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
+	"github.com/drawbridge/drawbridge/internal/clock"
+	"github.com/drawbridge/drawbridge/internal/cloudsim/armsim"
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/netrule"
+	"github.com/drawbridge/drawbridge/internal/provider/azure"
+	"github.com/drawbridge/drawbridge/internal/provider/sim"
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/memstore"
+)
+
+// events records what the service publishes.
+type events struct {
+	mu  sync.Mutex
+	evs []jit.Event
+}
+
+func (e *events) Publish(evs []jit.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.evs = append(e.evs, evs...)
+}
+
+func (e *events) kind(k jit.EventKind) []jit.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []jit.Event
+	for _, ev := range e.evs {
+		if ev.Kind == k {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// svcWorld is a JIT service whose VMs come from discovery of the ARM wire
+// simulator and use provider "azure" through the SDK, with metrics.
+type svcWorld struct {
+	sim    *armsim.Server
+	st     *memstore.Store
+	svc    *jit.Service
+	events *events
+	m      *metrics.Metrics
+	prov   *azure.Provider
+}
+
+func newSvcWorld(t *testing.T) *svcWorld {
+	t.Helper()
+	ctx := context.Background()
+	s := startSim(t, armsim.Options{})
+	s.Load(inventory.Sample())
+	found, err := azure.Discover(ctx, armsim.StaticToken("t"), s.ClientOptions(), azure.Scope{Subscription: inventory.SampleSubscription})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &svcWorld{sim: s, st: memstore.New(), events: &events{}, m: metrics.New(), prov: newProvider(t, s)}
+	n := 0
+	w.svc = jit.NewService(jit.Config{Store: w.st, Providers: w.m.WrapProviders(jit.ProviderMap{inventory.ProviderAzure: w.prov}),
+		Clock: clock.Real{}, NewID: func() string { n++; return fmt.Sprintf("g%04d", n) }, Events: w.events})
+	if err := w.svc.ApplyInventory(ctx, found); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+const sampleRG = "/subscriptions/" + inventory.SampleSubscription + "/resourceGroups/" + inventory.SampleResourceGroup
+
+func sampleVM(name string) inventory.VM {
+	return inventory.VM{ID: sampleRG + "/providers/Microsoft.Compute/virtualMachines/" + name, Name: name}
+}
+
+func sampleNSG(name string) string { return sampleRG + "/providers/Microsoft.Network/networkSecurityGroups/" + name }
+
+func (w *svcWorld) guard(t *testing.T, vms ...inventory.VM) jit.Policy {
+	t.Helper()
+	p := jit.Policy{ID: jit.PolicyID(inventory.SampleSubscription, inventory.SampleResourceGroup, "westeurope", "default"), Name: "default", Location: "westeurope"}
+	for _, vm := range vms {
+		p.VirtualMachines = append(p.VirtualMachines, jit.VMPolicy{ID: vm.ID,
+			Ports: []jit.PortPolicy{{Number: 22, Protocol: "TCP", AllowedSourceAddressPrefix: "*", MaxRequestAccessDuration: "PT3H"}}})
+	}
+	out, err := w.svc.PutPolicy(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (w *svcWorld) auditOps(t *testing.T, op string) []audit.Record {
+	t.Helper()
+	var recs []audit.Record
+	err := w.st.ObjectTx(context.Background(), func(o store.Objects) error {
+		var err error
+		recs, err = auditstore.List(context.Background(), o, auditstore.Filter{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Record
+	for _, r := range recs {
+		if r.Operation == op {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// driftMetric is drawbridge_drift_repairs_total{provider="azure"} as
+// served at /metrics.
+func (w *svcWorld) driftMetric(t *testing.T) string {
+	rec := httptest.NewRecorder()
+	w.m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(l, `drawbridge_drift_repairs_total{provider="azure"}`) {
+			return strings.Fields(l)[1]
+		}
+	}
+	return "0"
+}
+
+// TestDriftAudited: JIT's deny rule deleted in Azure is re-created by one
+// resync, which writes one "drift" audit record (found → restored), sends
+// one drift event and counts one repair; enabling, and a resync with
+// nothing drifted, report none.
+func TestDriftAudited(t *testing.T) {
+	ctx := context.Background()
+	w := newSvcWorld(t)
+	vm := sampleVM("web-01")
+	w.guard(t, vm)
+	if failed, err := w.svc.ReconcileAll(ctx); err != nil || len(failed) > 0 {
+		t.Fatalf("resync: %v %v", failed, err)
+	}
+	if n := len(w.auditOps(t, jit.AuditDrift)); n != 0 {
+		t.Fatalf("%d drift records after enabling and a quiet resync", n)
+	}
+	nsg := sampleNSG("web-01-nsg")
+	deny := sim.DenyRuleName(vm, 22, netrule.Tcp)
+	if !hasRule(w.sim, nsg, deny) {
+		t.Fatalf("no deny rule %s after enabling", deny)
+	}
+	w.sim.DeleteRule(nsg, deny)
+	if failed, err := w.svc.ReconcileAll(ctx); err != nil || len(failed) > 0 {
+		t.Fatalf("resync: %v %v", failed, err)
+	}
+	if !hasRule(w.sim, nsg, deny) {
+		t.Fatalf("deny rule not re-created by the resync")
+	}
+	recs := w.auditOps(t, jit.AuditDrift)
+	if len(recs) != 1 {
+		t.Fatalf("%d drift records, want 1", len(recs))
+	}
+	if r := recs[0]; !strings.EqualFold(r.Target, vm.ID) || r.Principal != jit.SystemPrincipal ||
+		!strings.Contains(r.Detail, "deny rule "+deny+" missing from NSG") || !strings.Contains(r.Detail, "re-created "+deny) {
+		t.Errorf("drift record: %+v", r)
+	}
+	if evs := w.events.kind(jit.EventDrift); len(evs) != 1 || !strings.EqualFold(evs[0].VMID, vm.ID) {
+		t.Errorf("drift events: %+v", evs)
+	}
+	if got := w.driftMetric(t); got != "1" {
+		t.Errorf("drift metric %s, want 1", got)
+	}
+	// Repaired: the next resync finds nothing.
+	if _, err := w.svc.ReconcileAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.auditOps(t, jit.AuditDrift)); n != 1 {
+		t.Errorf("%d drift records after a quiet resync, want still 1", n)
+	}
+}
