@@ -82,7 +82,9 @@ func sampleVM(name string) inventory.VM {
 	return inventory.VM{ID: sampleRG + "/providers/Microsoft.Compute/virtualMachines/" + name, Name: name}
 }
 
-func sampleNSG(name string) string { return sampleRG + "/providers/Microsoft.Network/networkSecurityGroups/" + name }
+func sampleNSG(name string) string {
+	return sampleRG + "/providers/Microsoft.Network/networkSecurityGroups/" + name
+}
 
 func (w *svcWorld) guard(t *testing.T, vms ...inventory.VM) jit.Policy {
 	t.Helper()
