@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -180,5 +181,46 @@ func TestDriftAudited(t *testing.T) {
 	}
 	if n := len(w.auditOps(t, jit.AuditDrift)); n != 1 {
 		t.Errorf("%d drift records after a quiet resync, want still 1", n)
+	}
+}
+
+// TestResyncCleansUpAfterFailedDisable: the policy of a VM with an open
+// grant is deleted while every ARM call fails; the store forgets the VM (no
+// policy, grant ended) but its deny and allow rules stay in Azure. The
+// resync asks the provider which VMs still hold JIT rules (jit.Holder) and
+// reconciles them: every NSG is back to its state before JIT.
+func TestResyncCleansUpAfterFailedDisable(t *testing.T) {
+	ctx := context.Background()
+	w := newSvcWorld(t)
+	vm := sampleVM("web-01")
+	before := map[string][]netrule.SecurityRule{}
+	for _, id := range w.sim.NSGIDs() {
+		n, _ := w.sim.NSG(id)
+		before[id] = n.SecurityRules
+	}
+	pol := w.guard(t, vm)
+	_, err := w.svc.Initiate(ctx, jit.Actor{Principal: "alice"}, pol.ID, jit.InitiateInput{VirtualMachines: []jit.InitiateVM{{ID: vm.ID,
+		Ports: []jit.InitiatePort{{Number: 22, Duration: "PT1H", AllowedSourceAddressPrefix: "198.51.100.7"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := sim.AllowRuleName(vm.ID, "g0002")
+	nsg := sampleNSG("web-01-nsg")
+	if !hasRule(w.sim, nsg, allow) {
+		t.Fatalf("no allow rule %s after the request", allow)
+	}
+	w.sim.SetFaults(armsim.Faults{ErrorRate: 1})
+	_ = w.svc.DeletePolicy(ctx, pol.ID) // committed; its reconcile fails
+	w.sim.SetFaults(armsim.Faults{})
+	if !hasRule(w.sim, nsg, allow) {
+		t.Fatal("the faults should have kept the disable from reaching Azure")
+	}
+	if failed, err := w.svc.ReconcileAll(ctx); err != nil || len(failed) > 0 {
+		t.Fatalf("resync: %v %v", failed, err)
+	}
+	for id, want := range before {
+		if got, _ := w.sim.NSG(id); !reflect.DeepEqual(got.SecurityRules, want) {
+			t.Errorf("NSG %s after the resync\n got %+v\nwant %+v", id, got.SecurityRules, want)
+		}
 	}
 }
