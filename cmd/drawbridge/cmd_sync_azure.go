@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/provider/azure"
 )
 
@@ -40,7 +41,10 @@ func (a *app) addSyncAzure(root *cobra.Command) {
 Manager with the official SDK and apply what it finds as the inventory; its
 VMs use provider "azure". Credentials come from DefaultAzureCredential
 (environment, workload or managed identity, Azure CLI login). With --print the
-inventory is printed as JSON instead of applied.`,
+inventory is printed as JSON instead of applied. VMs of provider "azure" under
+the subscription (or resource group) that Azure no longer has leave the
+inventory: their grants end, they leave their policy, and JIT's rules on the
+NSGs that outlive them are removed (audited as inventory.remove).`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if scope.Subscription == "" {
@@ -66,14 +70,15 @@ inventory is printed as JSON instead of applied.`,
 			if err != nil {
 				return err
 			}
-			counts, err := c.ApplyInventory(cmd.Context(), doc)
+			// VMs deleted in Azure (under the scope) leave the inventory.
+			counts, err := c.SyncInventory(cmd.Context(), doc, inventory.ProviderAzure, scope.Prefix())
 			if err != nil {
 				return err
 			}
 			if a.json() {
 				return printJSON(a.stdout, counts)
 			}
-			fmt.Fprintf(a.stdout, "inventory synced from Azure: %d VMs, %d network security groups\n", counts["vms"], counts["networkSecurityGroups"])
+			fmt.Fprintf(a.stdout, "inventory synced from Azure: %d VMs, %d network security groups, %d VMs removed (deleted in Azure)\n", counts["vms"], counts["networkSecurityGroups"], counts["removed"])
 			return nil
 		},
 	}

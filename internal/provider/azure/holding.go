@@ -74,3 +74,14 @@ func sortedSet(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Prefix is the resource ID prefix the scope's discovery covers: the VMs
+// of provider "azure" under it that a sync no longer finds were deleted in
+// Azure (jit.SyncScope).
+func (sc Scope) Prefix() string {
+	p := "/subscriptions/" + sc.Subscription
+	if sc.ResourceGroup != "" {
+		p += "/resourceGroups/" + sc.ResourceGroup
+	}
+	return p
+}
