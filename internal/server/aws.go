@@ -15,7 +15,6 @@ import (
 // awsRuntime is what the AWS jobs need.
 type awsRuntime struct {
 	client awsprov.DiscoverAPI
-	prov   *awsprov.Provider
 }
 
 // addAWSProvider runs the "aws" provider when cfg.AWS names a region; its
@@ -36,7 +35,7 @@ func addAWSProvider(ctx context.Context, cfg Config, st store.ObjectStore, provi
 	// Apply reports (jit.Observed.Drift). VMs it still holds state on
 	// without a policy are reconciled by the resync (jit.Holder).
 	providers[inventory.ProviderAWS] = p
-	return &awsRuntime{client: client, prov: p}, nil
+	return &awsRuntime{client: client}, nil
 }
 
 // startAWSJobs starts the AWS inventory sync, if configured.
