@@ -37,13 +37,30 @@ func (s *Service) RecordDrift(ctx context.Context, vmID string, d DriftRecord) e
 
 // drift queues the audit record and the event of one drift repair.
 func (c *change) drift(actor Actor, vmID string, d DriftRecord) error {
+	return c.driftOn(actor, vmID, d, 0, "")
+}
+
+// driftOn is drift with the event naming the port it was on (0: none).
+func (c *change) driftOn(actor Actor, vmID string, d DriftRecord, port int, proto string) error {
 	detail := "found: " + d.Found + "; restored: " + d.Restored
 	if d.Error != "" {
 		detail += "; repair failed: " + d.Error
 	}
 	detail = strings.Join(strings.Fields(detail), " ")
-	c.events = append(c.events, Event{Kind: EventDrift, Time: c.now, Principal: actor.Principal, VMID: vmID, Detail: detail})
+	c.events = append(c.events, Event{Kind: EventDrift, Time: c.now, Principal: actor.Principal, VMID: vmID, Port: port, Protocol: proto, Detail: detail})
 	return c.audit(actor, AuditDrift, vmID, detail, nil, d)
+}
+
+// providerDriftOn queues the record and event of the repairs one Apply
+// reported.
+func (c *change) providerDriftOn(vmID string, repairs []DriftRepair, applyErr error) error {
+	port, proto := repairs[0].Port, repairs[0].Protocol
+	for _, r := range repairs[1:] {
+		if r.Port != port || r.Protocol != proto {
+			port, proto = 0, ""
+		}
+	}
+	return c.driftOn(Actor{Principal: SystemPrincipal}, vmID, providerDrift(repairs, c.now, applyErr), port, proto)
 }
 
 // providerDrift folds the repairs one Apply reported into one record, so a
@@ -69,9 +86,8 @@ func (s *Service) recordProviderDrift(ctx context.Context, vmID string, repairs 
 	if len(repairs) == 0 {
 		return nil
 	}
-	d := providerDrift(repairs, s.clock.Now().UTC(), applyErr)
 	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
-		return struct{}{}, c.drift(Actor{Principal: SystemPrincipal}, vmID, d)
+		return struct{}{}, c.providerDriftOn(vmID, repairs, applyErr)
 	})
 	return err
 }

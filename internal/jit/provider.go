@@ -53,6 +53,10 @@ type Observed struct {
 type DriftRepair struct {
 	Found    string
 	Restored string
+	// Port and Protocol, if set, are the guarded port the drift was on;
+	// the event carries them when every repair of one Apply shares them.
+	Port     int
+	Protocol string
 }
 
 // Provider changes one kind of firewall. Every implementation must:

@@ -112,7 +112,7 @@ func (s *Service) applyVMInStore(c *change, vmID string, fieldFor func(vmID stri
 		applyErr = fmt.Errorf("apply on %s: %w", st.vm.ID, applyErr)
 	}
 	if len(obs.Drift) > 0 {
-		if err := c.drift(Actor{Principal: SystemPrincipal}, st.vm.ID, providerDrift(obs.Drift, c.now, applyErr)); err != nil {
+		if err := c.providerDriftOn(st.vm.ID, obs.Drift, applyErr); err != nil {
 			return false, err
 		}
 	}

@@ -104,10 +104,15 @@ func driftRepair(groupID string, rules []Rule) jit.DriftRepair {
 		rs = append(rs, r.String())
 	}
 	list := strings.Join(rs, ", ")
-	return jit.DriftRepair{
+	d := jit.DriftRepair{
 		Found:    "security group " + groupID + ": ingress " + list + " re-added while JIT guards it",
 		Restored: "revoked " + list + " from " + groupID + " again",
 	}
+	// One port when every rule is the same single port.
+	if r := rules[0]; r.From == r.To && r.From > 0 && !slices.ContainsFunc(rules, func(x Rule) bool { return x.From != r.From || x.To != r.To || x.Protocol != r.Protocol }) {
+		d.Port, d.Protocol = int(r.From), r.Protocol
+	}
+	return d
 }
 
 // reconcileGroup is one group's step. The record is written twice: before

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -90,15 +91,15 @@ func (b *baselines) settle(vmID string, found, want vmRules) []jit.DriftRepair {
 		cur, ok := found[key]
 		switch {
 		case !ok:
-			out = append(out, jit.DriftRepair{
+			out = append(out, onPort(jit.DriftRepair{
 				Found:    fmt.Sprintf("%s rule %s missing from NSG %s", accessWord(w.rule), w.rule.Name, w.nsg),
 				Restored: fmt.Sprintf("re-created %s at priority %d", w.rule.Name, w.rule.Priority),
-			})
+			}, w.rule))
 		case !sameRule(cur.rule, w.rule):
-			out = append(out, jit.DriftRepair{
+			out = append(out, onPort(jit.DriftRepair{
 				Found:    fmt.Sprintf("rule %s of NSG %s changed to %s", w.rule.Name, w.nsg, describeRule(cur.rule)),
 				Restored: fmt.Sprintf("rewrote it as %s", describeRule(w.rule)),
-			})
+			}, w.rule))
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(found)) {
@@ -113,6 +114,14 @@ func (b *baselines) settle(vmID string, found, want vmRules) []jit.DriftRepair {
 		}
 	}
 	return out
+}
+
+// onPort names the port of a JIT rule (they are each on one port).
+func onPort(d jit.DriftRepair, r netrule.SecurityRule) jit.DriftRepair {
+	if n, err := strconv.Atoi(r.DestinationPortRange); err == nil && len(r.DestinationPortRanges) == 0 {
+		d.Port, d.Protocol = n, strings.ToLower(string(r.Protocol))
+	}
+	return d
 }
 
 func accessWord(r netrule.SecurityRule) string {

@@ -169,7 +169,7 @@ func TestDriftAudited(t *testing.T) {
 		!strings.Contains(r.Detail, "deny rule "+deny+" missing from NSG") || !strings.Contains(r.Detail, "re-created "+deny) {
 		t.Errorf("drift record: %+v", r)
 	}
-	if evs := w.events.kind(jit.EventDrift); len(evs) != 1 || !strings.EqualFold(evs[0].VMID, vm.ID) {
+	if evs := w.events.kind(jit.EventDrift); len(evs) != 1 || !strings.EqualFold(evs[0].VMID, vm.ID) || evs[0].Port != 22 {
 		t.Errorf("drift events: %+v", evs)
 	}
 	if got := w.driftMetric(t); got != "1" {
