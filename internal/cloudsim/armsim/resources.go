@@ -289,3 +289,18 @@ func (s *Server) DeleteResource(id string) bool {
 	delete(s.res, key(id))
 	return true
 }
+
+// AddRule adds a security rule as someone editing the NSG outside
+// drawbridge would, for drift tests. It reports whether the NSG exists.
+func (s *Server) AddRule(nsgID string, r netrule.SecurityRule) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.res[key(nsgID)]
+	if d == nil {
+		return false
+	}
+	rules, _ := props(d)["securityRules"].([]any)
+	props(d)["securityRules"] = append(rules, ruleDoc(d["id"].(string), r))
+	d["etag"] = s.etag()
+	return true
+}

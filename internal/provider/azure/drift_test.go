@@ -224,3 +224,29 @@ func TestResyncCleansUpAfterFailedDisable(t *testing.T) {
 		}
 	}
 }
+
+// TestUnexpectedJITRuleIsDrift: an allow rule named like JIT's for the VM
+// that JIT never wrote (someone copying JIT's naming to open the port) is
+// deleted by the next resync and audited as drift.
+func TestUnexpectedJITRuleIsDrift(t *testing.T) {
+	ctx := context.Background()
+	w := newSvcWorld(t)
+	vm := sampleVM("web-01")
+	w.guard(t, vm)
+	nsg := sampleNSG("web-01-nsg")
+	rogue := sim.AllowRuleName(vm.ID, "not-a-grant")
+	if !w.sim.AddRule(nsg, netrule.SecurityRule{Name: rogue, Priority: 150, Direction: netrule.Inbound, Access: netrule.Allow, Protocol: netrule.Tcp,
+		SourceAddressPrefix: "*", SourcePortRange: "*", DestinationAddressPrefix: "*", DestinationPortRange: "22"}) {
+		t.Fatal("no NSG")
+	}
+	if failed, err := w.svc.ReconcileAll(ctx); err != nil || len(failed) > 0 {
+		t.Fatalf("resync: %v %v", failed, err)
+	}
+	if hasRule(w.sim, nsg, rogue) {
+		t.Fatal("the unexpected JIT-named allow rule survived the resync")
+	}
+	recs := w.auditOps(t, jit.AuditDrift)
+	if len(recs) != 1 || !strings.Contains(recs[0].Detail, "unexpected JIT-named rule "+rogue) || !strings.Contains(recs[0].Detail, "deleted "+rogue) {
+		t.Fatalf("drift records: %+v", recs)
+	}
+}
