@@ -1,14 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
+
+	"github.com/drawbridge/drawbridge/internal/client"
 )
 
 // applyDiscovered is the end of every `inventory sync CLOUD`: with print it
-// writes the discovered document, else it applies it as the server's
-// inventory and says what was read (summary of the server's counts).
-func (a *app) applyDiscovered(ctx context.Context, doc []byte, print bool, summary func(counts map[string]int) string) error {
+// writes the discovered document, else it sends it to the server (send:
+// apply, or apply and prune) and says what was read (summary of the
+// server's counts).
+func (a *app) applyDiscovered(doc []byte, print bool, send func(*client.Client) (map[string]int, error), summary func(counts map[string]int) string) error {
 	if print {
 		_, err := a.stdout.Write(append(doc, '\n'))
 		return err
@@ -17,7 +19,7 @@ func (a *app) applyDiscovered(ctx context.Context, doc []byte, print bool, summa
 	if err != nil {
 		return err
 	}
-	counts, err := c.ApplyInventory(ctx, doc)
+	counts, err := send(c)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/drawbridge/drawbridge/internal/client"
 	"net"
 	"net/http"
 	"os"
@@ -73,11 +74,11 @@ the document instead of applying it.`,
 			if cfg.Region == "" {
 				return errors.New("--region: an AWS region is required")
 			}
-			client, err := awsprov.NewClient(cmd.Context(), cfg)
+			ec2c, err := awsprov.NewClient(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			d, err := awsprov.Discover(cmd.Context(), client, 0)
+			d, err := awsprov.Discover(cmd.Context(), ec2c, 0)
 			if err != nil {
 				return err
 			}
@@ -85,7 +86,8 @@ the document instead of applying it.`,
 			if err != nil {
 				return err
 			}
-			return a.applyDiscovered(cmd.Context(), doc, print, func(counts map[string]int) string {
+			apply := func(c *client.Client) (map[string]int, error) { return c.ApplyInventory(cmd.Context(), doc) }
+			return a.applyDiscovered(doc, print, apply, func(counts map[string]int) string {
 				return fmt.Sprintf("inventory synced from AWS %s: %d VMs, %d security groups", cfg.Region, counts["vms"], counts["securityGroups"])
 			})
 		},

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/drawbridge/drawbridge/internal/client"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/provider/azure"
 )
 
@@ -40,7 +42,10 @@ func (a *app) addSyncAzure(root *cobra.Command) {
 Manager with the official SDK and apply what it finds as the inventory; its
 VMs use provider "azure". Credentials come from DefaultAzureCredential
 (environment, workload or managed identity, Azure CLI login). With --print the
-inventory is printed as JSON instead of applied.`,
+inventory is printed as JSON instead of applied. VMs of provider "azure" under
+the subscription (or resource group) that Azure no longer has leave the
+inventory: their grants end, they leave their policy, and JIT's rules on the
+NSGs that outlive them are removed (audited as inventory.remove).`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if scope.Subscription == "" {
@@ -58,8 +63,12 @@ inventory is printed as JSON instead of applied.`,
 			if err != nil {
 				return err
 			}
-			return a.applyDiscovered(cmd.Context(), doc, print, func(counts map[string]int) string {
-				return fmt.Sprintf("inventory synced from Azure: %d VMs, %d network security groups", counts["vms"], counts["networkSecurityGroups"])
+			// VMs deleted in Azure (under the scope) leave the inventory.
+			sync := func(c *client.Client) (map[string]int, error) {
+				return c.SyncInventory(cmd.Context(), doc, inventory.ProviderAzure, scope.Prefix())
+			}
+			return a.applyDiscovered(doc, print, sync, func(counts map[string]int) string {
+				return fmt.Sprintf("inventory synced from Azure: %d VMs, %d network security groups, %d VMs removed (deleted in Azure)", counts["vms"], counts["networkSecurityGroups"], counts["removed"])
 			})
 		},
 	}

@@ -83,14 +83,16 @@ func (z *serverAzure) run(ctx context.Context, svc *jit.Service, log *slog.Logge
 	for {
 		for _, sc := range z.scopes {
 			inv, err := azure.Discover(ctx, z.cred, z.opts, sc)
+			var removed []string
 			if err == nil {
-				err = svc.ApplyInventory(ctx, inv)
+				// VMs deleted in Azure leave the inventory (audited).
+				removed, err = svc.SyncInventory(ctx, inv, jit.SyncScope{Provider: inventory.ProviderAzure, Prefix: sc.Prefix()})
 			}
 			if err != nil {
 				log.Error("azure sync failed", "subscription", sc.Subscription, "resource_group", sc.ResourceGroup, "err", err)
 				continue
 			}
-			log.Info("azure sync", "subscription", sc.Subscription, "resource_group", sc.ResourceGroup, "vms", len(inv.VMs), "nsgs", len(inv.NSGs))
+			log.Info("azure sync", "subscription", sc.Subscription, "resource_group", sc.ResourceGroup, "vms", len(inv.VMs), "nsgs", len(inv.NSGs), "removed", len(removed))
 		}
 		select {
 		case <-ctx.Done():

@@ -244,9 +244,22 @@ func (s *Server) applyInventory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "InvalidInventory", "", strings.TrimSpace(err.Error()))
 		return
 	}
+	counts := map[string]int{"vms": len(inv.VMs), "networkSecurityGroups": len(inv.NSGs), "securityGroups": len(inv.SecurityGroups)}
+	if prov := r.URL.Query().Get("prune"); prov != "" {
+		// A discovery: VMs of this provider under scope that the document
+		// lacks were deleted in the cloud and leave the inventory.
+		removed, err := s.cfg.Service.SyncInventory(r.Context(), inv, jit.SyncScope{Provider: prov, Prefix: r.URL.Query().Get("scope")})
+		if err != nil {
+			s.writeServiceError(w, r, err)
+			return
+		}
+		counts["removed"] = len(removed)
+		writeJSON(w, http.StatusOK, counts)
+		return
+	}
 	if err := s.cfg.Service.ApplyInventory(r.Context(), inv); err != nil {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"vms": len(inv.VMs), "networkSecurityGroups": len(inv.NSGs), "securityGroups": len(inv.SecurityGroups)})
+	writeJSON(w, http.StatusOK, counts)
 }

@@ -61,6 +61,7 @@ type inventoryCounts struct {
 	VMs            int `json:"vms"`
 	NSGs           int `json:"networkSecurityGroups"`
 	SecurityGroups int `json:"securityGroups"`
+	Removed        int `json:"removed,omitempty"` // with prune
 }
 
 type securityGroupsBody struct {
@@ -91,7 +92,7 @@ var routes = []op{
 	{pattern: "GET /drawbridge/v1/grants", summary: "List grants, newest first", query: []param{{name: "$top", typ: "string", desc: "page size, 1 to 5000 (default 1000)"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}, {name: "vm", typ: "string"}, {name: "active", typ: "string", desc: "true: only grants in force"}, {name: "limit", typ: "string", desc: "non-negative integer"}}, status: 200, out: typ[ListResponse[jit.Grant]]()},
 	{pattern: "POST /drawbridge/v1/grants/{id}/revoke", summary: "End a grant early", status: 200, out: typ[jit.Grant]()},
 	{pattern: "POST /drawbridge/v1/requests", summary: "Request access in drawbridge's short form", in: typ[SimpleRequest](), status: 202, out: typ[RequestResource]()},
-	{pattern: "POST /drawbridge/v1/inventory", summary: "Replace the inventory (YAML or JSON, validated whole)", in: typ[inventory.Inventory](), inMedia: []string{"application/json", "application/yaml"}, status: 200, out: typ[inventoryCounts]()},
+	{pattern: "POST /drawbridge/v1/inventory", summary: "Replace the inventory (YAML or JSON, validated whole)", query: []param{{name: "prune", typ: "string", desc: "a discovery's provider (azure): its VMs under scope that the document lacks leave the inventory"}, {name: "scope", typ: "string", desc: "with prune: the resource ID prefix the discovery covers"}}, in: typ[inventory.Inventory](), inMedia: []string{"application/json", "application/yaml"}, status: 200, out: typ[inventoryCounts]()},
 	{pattern: "GET /drawbridge/v1/assessment", summary: "Which machines need JIT", query: []param{{name: "scope", typ: "string", desc: "resource ID prefix (default /)"}}, status: 200, out: typ[Assessment]()},
 	{pattern: "POST /drawbridge/v1/assessment/fix", summary: "Guard the unhealthy machines", query: []param{{name: "scope", typ: "string"}}, in: typ[AssessmentFixRequest](), inOpt: true, status: 200, out: typ[AssessmentFixResponse]()},
 

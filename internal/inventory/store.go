@@ -115,6 +115,12 @@ func LoadAll(ctx context.Context, objs store.Objects) (Inventory, error) {
 	return inv, nil
 }
 
+// LoadVMs reads the inventory's VMs only, in key order.
+func LoadVMs(ctx context.Context, objs store.Objects) ([]VM, error) {
+	var vms []VM
+	return vms, loadKind(ctx, objs, KindVM, &vms)
+}
+
 func loadKind[T any](ctx context.Context, objs store.Objects, kind string, into *[]T) error {
 	return objs.ListObjects(ctx, kind, func(key string, body []byte) error {
 		var v T

@@ -40,6 +40,23 @@ type Observed struct {
 	// Pending is true when the provider has accepted the desired state but
 	// not yet confirmed it (the agent will report later).
 	Pending bool
+	// Drift lists what the provider found changed behind its back on
+	// objects it owns (a deny rule deleted, a revoked permission re-added)
+	// and restored in this Apply. The service audits it as one "drift"
+	// record and one EventDrift (see recordProviderDrift). A provider may
+	// return it with an error when the repair landed before the failure.
+	Drift []DriftRepair
+}
+
+// DriftRepair is one drift a provider repaired: what it found and what it
+// restored, in words for the audit log and the webhook.
+type DriftRepair struct {
+	Found    string
+	Restored string
+	// Port and Protocol, if set, are the guarded port the drift was on;
+	// the event carries them when every repair of one Apply shares them.
+	Port     int
+	Protocol string
 }
 
 // Provider changes one kind of firewall. Every implementation must:

@@ -111,6 +111,11 @@ func (s *Service) applyVMInStore(c *change, vmID string, fieldFor func(vmID stri
 		}
 		applyErr = fmt.Errorf("apply on %s: %w", st.vm.ID, applyErr)
 	}
+	if len(obs.Drift) > 0 {
+		if err := c.providerDriftOn(st.vm.ID, obs.Drift, applyErr); err != nil {
+			return false, err
+		}
+	}
 	for _, g := range observedChanges(st.active, obs, applyErr, c.now) {
 		if err := c.tx.UpdateGrant(c.ctx, g); err != nil {
 			return false, err
@@ -213,10 +218,11 @@ func (s *Service) reconcileOutside(ctx context.Context, st vmState) error {
 	if applyErr != nil {
 		applyErr = fmt.Errorf("apply on %s: %w", st.vm.ID, applyErr)
 	}
+	driftErr := s.recordProviderDrift(ctx, st.vm.ID, obs.Drift, applyErr)
 	if err := s.updateGrants(ctx, observedChanges(st.active, obs, applyErr, s.clock.Now().UTC())); err != nil {
-		return errors.Join(applyErr, err)
+		return errors.Join(applyErr, driftErr, err)
 	}
-	return applyErr
+	return errors.Join(applyErr, driftErr)
 }
 
 // ReportObserved records what an asynchronous provider (an agent) says its
@@ -271,8 +277,10 @@ func (s *Service) updateGrants(ctx context.Context, gs []Grant) error {
 	return err
 }
 
-// ReconcileAll reconciles every VM that has a policy or an active grant, and
-// returns the VMs that failed.
+// ReconcileAll reconciles every VM that has a policy or an active grant, or
+// that a Holder provider may still hold objects on, and returns the VMs
+// that failed. A Holder that cannot answer is reported as a failure under
+// the VM ID "" and the other VMs are still reconciled.
 func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
 	vms, err := readTx(ctx, s.store, func(tx Tx) (map[string]string, error) {
 		vms := map[string]string{}
@@ -298,6 +306,9 @@ func (s *Service) ReconcileAll(ctx context.Context) (map[string]error, error) {
 		return nil, err
 	}
 	failed := map[string]error{}
+	if err := s.holdingVMs(ctx, vms); err != nil {
+		failed[""] = err
+	}
 	for _, vmID := range sortedValues(vms) {
 		if err := s.ReconcileVM(ctx, vmID); err != nil {
 			failed[vmID] = err

@@ -68,10 +68,17 @@ func (w *provider) Apply(ctx context.Context, vm inventory.VM, d jit.Desired) (j
 // observe feeds the tracker. An asynchronous provider's Observed (Pending)
 // lists only grants already confirmed: it adds, never removes.
 func (w *provider) observe(vm string, obs jit.Observed, err error) {
+	if len(obs.Drift) > 0 {
+		w.m.DriftRepaired(w.name)
+	}
 	if err == nil {
 		w.m.track.observed(w.name, vm, obs.Enforced, !obs.Pending)
 	}
 }
+
+// Unwrap returns the wrapped provider, so the service finds its optional
+// interfaces (jit.Holder).
+func (w *provider) Unwrap() jit.Provider { return w.p }
 
 type txProvider struct {
 	*provider

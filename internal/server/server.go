@@ -236,7 +236,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	for name, p := range cfg.ExtraProviders {
 		providers[name] = p
 	}
-	awsRT, err := addAWSProvider(ctx, cfg, st, providers, events)
+	awsRT, err := addAWSProvider(ctx, cfg, st, providers)
 	if err != nil {
 		if hooks != nil {
 			hctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -451,7 +451,7 @@ func Text(e jit.Event) string {
 		}
 		s += ")"
 	case jit.EventDrift:
-		s = fmt.Sprintf("drift on %s, repaired by its agent: %s", vm, e.Detail)
+		s = fmt.Sprintf("drift on %s, repaired: %s", vm, e.Detail) // by its agent or the reconcile
 	case "audit.checkpoint": // internal/server: a signed head of the audit log
 		s = "audit log checkpoint: " + e.Detail
 	default:

@@ -273,3 +273,34 @@ func (s *Server) Doc(id string) (map[string]any, bool) {
 	}
 	return toDoc(d), true
 }
+
+// DeleteResource removes a resource as someone deleting it outside
+// drawbridge would (a VM deleted in the portal), for discovery tests. Its
+// child resources and the resources that refer to it stay, as in Azure
+// (deleting a VM keeps its NICs and disks). It reports whether it existed.
+func (s *Server) DeleteResource(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.res[key(id)]
+	if d == nil {
+		return false
+	}
+	delete(s.byType, strings.ToLower(d["type"].(string)))
+	delete(s.res, key(id))
+	return true
+}
+
+// AddRule adds a security rule as someone editing the NSG outside
+// drawbridge would, for drift tests. It reports whether the NSG exists.
+func (s *Server) AddRule(nsgID string, r netrule.SecurityRule) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.res[key(nsgID)]
+	if d == nil {
+		return false
+	}
+	rules, _ := props(d)["securityRules"].([]any)
+	props(d)["securityRules"] = append(rules, ruleDoc(d["id"].(string), r))
+	d["etag"] = s.etag()
+	return true
+}

@@ -8,6 +8,7 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -18,7 +19,9 @@ import (
 // failed) change left behind on a VM no longer guarded (a policy deleted
 // mid-change) is cleaned up: its grant groups deleted, its rules restored.
 // A tag longer than EC2 allows was shortened (vmTag), and is skipped.
-func (p *Provider) Holding(ctx context.Context) ([]string, error) {
+// It implements jit.Holder; the inventory's VMs are not needed, since the
+// footprints and tags name the VMs themselves.
+func (p *Provider) Holding(ctx context.Context, _ []inventory.VM) ([]string, error) {
 	seen := map[string]bool{}
 	err := p.objs.ObjectTx(ctx, func(o store.Objects) error {
 		return o.ListObjects(ctx, KindFootprint, func(key string, _ []byte) error {

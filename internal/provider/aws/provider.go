@@ -87,14 +87,12 @@ type Provider struct {
 	// all-traffic rule becomes about 256), so a carve that would not fit
 	// is refused (ErrNoRoom) before anything changes.
 	MaxRulesPerGroup int
-
-	// OnDrift, if set, is called when a reconcile finds rules JIT had
-	// revoked back in a group (someone, or IaC, re-added them) and
-	// revokes them again. Set it before the first Apply.
-	OnDrift func(vmID, groupID string, rules []Rule)
 }
 
-var _ jit.Provider = (*Provider)(nil)
+var (
+	_ jit.Provider = (*Provider)(nil)
+	_ jit.Holder   = (*Provider)(nil)
+)
 
 // New returns a provider over an EC2 client; objs keeps the records of what
 // JIT revoked.
@@ -163,13 +161,16 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, d jit.Desired) (j
 	if err := p.removeUnwanted(ctx, v); err != nil {
 		return jit.Observed{}, err
 	}
-	if err := p.reconcileRevocations(ctx, v, fp); err != nil {
-		return jit.Observed{}, err
+	// Rules JIT revoked that someone re-added are drift: revoked again
+	// and reported (Observed.Drift) for the service to audit.
+	drift, err := p.reconcileRevocations(ctx, v, fp)
+	if err != nil {
+		return jit.Observed{Drift: drift}, err
 	}
 	if err := p.ensureGrants(ctx, v, final); err != nil {
-		return jit.Observed{}, err
+		return jit.Observed{Drift: drift}, err
 	}
-	var obs jit.Observed
+	obs := jit.Observed{Drift: drift}
 	for _, g := range v.grants {
 		obs.Enforced = append(obs.Enforced, g.GrantID)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -63,7 +64,9 @@ func (p *Provider) footprint(ctx context.Context, vmID string) ([]string, error)
 // reconcileRevocations sets this VM's holds on the user groups of its ENIs,
 // releases its holds on groups it no longer uses, and makes each such group
 // the user's rules minus what all holders need closed.
-func (p *Provider) reconcileRevocations(ctx context.Context, v *view, fp []string) error {
+// It returns the drift it repaired: rules JIT had revoked that someone
+// re-added, revoked again.
+func (p *Provider) reconcileRevocations(ctx context.Context, v *view, fp []string) ([]jit.DriftRepair, error) {
 	attached := map[string]bool{}
 	var groups []string
 	for _, e := range v.enis {
@@ -80,32 +83,56 @@ func (p *Provider) reconcileRevocations(ctx context.Context, v *view, fp []strin
 		}
 	}
 	sort.Strings(groups)
+	var repaired []jit.DriftRepair
 	for _, id := range slices.Compact(groups) {
 		hold := attached[id] && len(v.guarded) > 0
-		if err := p.reconcileGroup(ctx, v.vm.ID, id, v.groups[id], hold, v.guarded); err != nil {
-			return err
+		drift, err := p.reconcileGroup(ctx, v.vm.ID, id, v.groups[id], hold, v.guarded)
+		if len(drift) > 0 {
+			repaired = append(repaired, driftRepair(id, drift))
+		}
+		if err != nil {
+			return repaired, err
 		}
 	}
-	return nil
+	return repaired, nil
+}
+
+// driftRepair describes re-added rules revoked again in a group.
+func driftRepair(groupID string, rules []Rule) jit.DriftRepair {
+	var rs []string
+	for _, r := range rules {
+		rs = append(rs, r.String())
+	}
+	list := strings.Join(rs, ", ")
+	d := jit.DriftRepair{
+		Found:    "security group " + groupID + ": ingress " + list + " re-added while JIT guards it",
+		Restored: "revoked " + list + " from " + groupID + " again",
+	}
+	// One port when every rule is the same single port.
+	if r := rules[0]; r.From == r.To && r.From > 0 && !slices.ContainsFunc(rules, func(x Rule) bool { return x.From != r.From || x.To != r.To || x.Protocol != r.Protocol }) {
+		d.Port, d.Protocol = int(r.From), r.Protocol
+	}
+	return d
 }
 
 // reconcileGroup is one group's step. The record is written twice: before
 // the EC2 calls as the union of the old and new records (so a crash between
 // calls still knows every rule JIT revoked or added), after them exactly.
-func (p *Provider) reconcileGroup(ctx context.Context, vmID, groupID string, g *groupView, hold bool, guarded []jit.GuardedPort) error {
+// It returns the re-added rules it revoked again (drift), once revoked.
+func (p *Provider) reconcileGroup(ctx context.Context, vmID, groupID string, g *groupView, hold bool, guarded []jit.GuardedPort) ([]Rule, error) {
 	defer p.lock(groupID)()
 	vmKey := inventory.Key(vmID)
 	rec, err := p.record(ctx, groupID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if g == nil { // the group is gone: nothing to restore into
-		return p.saveRecord(ctx, vmKey, groupID, dropHolder(rec, vmKey), false)
+		return nil, p.saveRecord(ctx, vmKey, groupID, dropHolder(rec, vmKey), false)
 	}
 	if rec != nil {
 		// Another holder may have changed the group since load.
 		if gs, err := p.describeGroups(ctx, groupFilter(groupID)); err != nil {
-			return err
+			return nil, err
 		} else if len(gs) == 1 {
 			g = gs[0]
 		}
@@ -125,24 +152,22 @@ func (p *Provider) reconcileGroup(ctx context.Context, vmID, groupID string, g *
 	}
 	add, del := diff(g.rules, want)
 	if len(add) == 0 && len(del) == 0 && jsonEqual(rec, next) {
-		return nil
+		return nil, nil
 	}
-	if drift := readded(rec, del); len(drift) > 0 && p.OnDrift != nil {
-		p.OnDrift(vmID, groupID, drift)
-	}
+	drift := readded(rec, del)
 	if err := p.saveRecord(ctx, vmKey, groupID, union(rec, next), hold); err != nil {
-		return err
+		return nil, err
 	}
 	// Remainders (or restored rules) first, then the revocations: no
 	// moment lets in less than the user allowed on other ports, and the
 	// guarded ports are never opened by this step.
 	if err := p.authorize(ctx, groupID, add, false); err != nil {
-		return err
+		return nil, err
 	}
 	if err := p.revoke(ctx, groupID, del); err != nil {
-		return err
+		return nil, err
 	}
-	return p.saveRecord(ctx, vmKey, groupID, next, hold)
+	return drift, p.saveRecord(ctx, vmKey, groupID, next, hold)
 }
 
 // userRules recovers the group's rules as the user had them: the current

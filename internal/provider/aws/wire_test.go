@@ -133,31 +133,31 @@ func desired(vm inventory.VM, guarded []jit.GuardedPort, grants int) jit.Desired
 }
 
 // TestDriftIsReported: a revoked rule re-added behind drawbridge's back is
-// revoked again on the next reconcile and reported to OnDrift.
+// revoked again on the next reconcile and reported in Observed.Drift.
 func TestDriftIsReported(t *testing.T) {
 	w := newWireWorld(t, conformance.StandardSpec())
-	var got []string
-	w.prov.OnDrift = func(vmID, groupID string, rules []awsprov.Rule) {
-		for _, r := range rules {
-			got = append(got, groupID+" "+r.String())
-		}
-	}
 	vm := w.VM("web")
-	if _, err := w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0)); err != nil {
+	obs, err := w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 0 {
-		t.Fatalf("drift reported on enable: %v", got)
+	if len(obs.Drift) != 0 {
+		t.Fatalf("drift reported on enable: %v", obs.Drift)
 	}
 	w.AddRule(t, "sg-0web", conformance.Rule{Proto: "tcp", From: 22, To: 22, CIDR: "203.0.113.0/24", Desc: "IaC"})
-	if _, err := w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0)); err != nil {
+	obs, err = w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0] != "sg-0web tcp 22-22 from 203.0.113.0/24" {
-		t.Fatalf("drift reports %v", got)
+	if len(obs.Drift) != 1 || !strings.Contains(obs.Drift[0].Found, "sg-0web") || !strings.Contains(obs.Drift[0].Found, "tcp 22-22 from 203.0.113.0/24") ||
+		!strings.Contains(obs.Drift[0].Restored, "revoked tcp 22-22 from 203.0.113.0/24") {
+		t.Fatalf("drift reports %+v", obs.Drift)
 	}
 	if w.State(t).Allows([]string{"eni-0web0"}, "203.0.113.5", "tcp", 22) {
 		t.Fatal("drift not repaired")
+	}
+	if obs, err := w.prov.Apply(context.Background(), vm, desired(vm, conformanceSSH(), 0)); err != nil || len(obs.Drift) != 0 {
+		t.Fatalf("a repaired group reported again: %+v, %v", obs.Drift, err)
 	}
 }
 

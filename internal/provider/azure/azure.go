@@ -57,6 +57,7 @@ type Provider struct {
 	mu      sync.Mutex
 	clients map[string]*armnetwork.ClientFactory // by subscription
 	locks   nsgLocks
+	drift   baselines
 }
 
 var _ jit.Provider = (*Provider)(nil)
@@ -120,7 +121,7 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desir
 	if err != nil {
 		return jit.Observed{}, err
 	}
-	return jit.Observed{Enforced: pl.enforced}, nil
+	return jit.Observed{Enforced: pl.enforced, Drift: p.drift.settle(vm.ID, pl.found, pl.want)}, nil
 }
 
 // notFound reports whether err is ARM's 404.

@@ -29,6 +29,8 @@ type plan struct {
 	writes   []ruleWrite
 	enforced []string
 	nsgs     []string // IDs of the NSGs read (the VM's path)
+	// found and want are the VM's JIT rules as read and as planned (drift.go).
+	found, want vmRules
 }
 
 // readPath reads from ARM the VM's NICs, their subnets and the NSGs on
@@ -143,13 +145,15 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 	if err != nil {
 		return plan{}, err
 	}
-	pl := plan{enforced: obs.Enforced}
+	pl := plan{enforced: obs.Enforced, found: ownRules(vm.ID, nsgs)}
+	var afters []netrule.NSG
 	for _, before := range nsgs {
 		pl.nsgs = append(pl.nsgs, before.ID)
 		var after netrule.NSG
 		if err := objs.GetObject(ctx, inventory.KindNSG, inventory.Key(before.ID), &after); err != nil {
 			return plan{}, err
 		}
+		afters = append(afters, after)
 		ws, err := diff(before, after)
 		if err != nil {
 			return plan{}, err
@@ -163,6 +167,7 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 		}
 		pl.writes = append(pl.writes, ws...)
 	}
+	pl.want = ownRules(vm.ID, afters)
 	return pl, nil
 }
 

@@ -117,3 +117,25 @@ func GrantGroupName(grantID string) string { return RulePrefix + grantID }
 func grantGroupDescription(vmID, grantID string) string {
 	return "drawbridge JIT access for " + inventory.Key(vmID) + " (grant " + grantID + ")"
 }
+
+// VMOwnsRule reports whether name is one of JIT's rules (deny or allow) for
+// the VM vmID. Azure rule names compare case-insensitively.
+func VMOwnsRule(vmID, name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasPrefix(n, denyPrefix(vmID)) || strings.HasPrefix(n, allowPrefix(vmID))
+}
+
+// RuleVMHash returns the VM hash a JIT rule name carries ("" for a name
+// that is not JIT's), to match rules found in an NSG to inventory VMs.
+func RuleVMHash(name string) string {
+	n := strings.ToLower(name)
+	for _, p := range []string{RulePrefix + "deny-", RulePrefix + "allow-"} {
+		if rest, ok := strings.CutPrefix(n, p); ok && len(rest) > 8 && rest[8] == '-' {
+			return rest[:8]
+		}
+	}
+	return ""
+}
+
+// VMHash is the hash of vmID that JIT's rule names carry.
+func VMHash(vmID string) string { return vmHash(vmID) }
