@@ -92,7 +92,7 @@ var routes = []op{
 	{pattern: "POST /drawbridge/v1/grants/{id}/revoke", summary: "End a grant early", status: 200, out: typ[jit.Grant]()},
 	{pattern: "POST /drawbridge/v1/requests", summary: "Request access in drawbridge's short form", in: typ[SimpleRequest](), status: 202, out: typ[RequestResource]()},
 	{pattern: "POST /drawbridge/v1/inventory", summary: "Replace the inventory (YAML or JSON, validated whole)", in: typ[inventory.Inventory](), inMedia: []string{"application/json", "application/yaml"}, status: 200, out: typ[inventoryCounts]()},
-	{pattern: "GET /drawbridge/v1/assessment", summary: "Which machines need JIT", query: []param{{name: "scope", typ: "string", desc: "resource ID prefix (default /)"}}, status: 200, out: typ[Assessment]()},
+	{pattern: "GET /drawbridge/v1/assessment", summary: "Which machines need JIT", query: []param{{name: "scope", typ: "string", desc: "resource ID prefix (default /)"}, {name: "$top", typ: "string", desc: "VMs a page, 1 to 5000 (default 1000); summary counts every VM"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}}, status: 200, out: typ[Assessment]()},
 	{pattern: "POST /drawbridge/v1/assessment/fix", summary: "Guard the unhealthy machines", query: []param{{name: "scope", typ: "string"}}, in: typ[AssessmentFixRequest](), inOpt: true, status: 200, out: typ[AssessmentFixResponse]()},
 
 	{pattern: "GET /drawbridge/v1/requests/pending", query: []param{{name: "$top", typ: "string", desc: "page size, 1 to 5000 (default 1000)"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}}, summary: "List requests waiting for approval", status: 200, out: typ[ListResponse[jit.PendingRequest]]()},
