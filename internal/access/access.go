@@ -125,7 +125,7 @@ func (s *Store) Record(ctx context.Context, rec audit.Record) error {
 // Audit lists records matching f, in log order.
 func (s *Store) Audit(ctx context.Context, f auditstore.Filter) ([]audit.Record, error) {
 	var out []audit.Record
-	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+	err := store.ScanReadTx(ctx, s.st, func(o store.Objects) error {
 		var err error
 		out, err = auditstore.List(ctx, o, f)
 		return err
@@ -136,7 +136,7 @@ func (s *Store) Audit(ctx context.Context, f auditstore.Filter) ([]audit.Record,
 // VerifyAudit checks the whole stored log.
 func (s *Store) VerifyAudit(ctx context.Context) (auditstore.Report, error) {
 	var rep auditstore.Report
-	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+	err := store.ScanReadTx(ctx, s.st, func(o store.Objects) error {
 		var err error
 		rep, err = auditstore.Verify(ctx, o)
 		return err

@@ -11,11 +11,11 @@ import (
 
 // AuditPage returns one page of the records matching f from cur (nil: the
 // first page) and the cursor of the next (nil at the end), in one read
-// transaction (auditstore.Page).
+// transaction (auditstore.Page) meant for long scans (store.ScanReadTx).
 func (s *Store) AuditPage(ctx context.Context, f auditstore.Filter, cur *auditstore.Cursor, size int) ([]audit.Record, *auditstore.Cursor, error) {
 	var out []audit.Record
 	var next *auditstore.Cursor
-	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+	err := store.ScanReadTx(ctx, s.st, func(o store.Objects) error {
 		var err error
 		out, next, err = auditstore.Page(ctx, o, f, cur, size)
 		return err
@@ -89,7 +89,7 @@ func (s *Store) AuditRecord(ctx context.Context, seq int64) (r audit.Record, ok 
 // signed checkpoint against it (auditstore.VerifyWithKey).
 func (s *Store) VerifyAuditWithKey(ctx context.Context, pub ed25519.PublicKey) (auditstore.Report, error) {
 	var rep auditstore.Report
-	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+	err := store.ScanReadTx(ctx, s.st, func(o store.Objects) error {
 		var err error
 		rep, err = auditstore.VerifyWithKey(ctx, o, pub)
 		return err

@@ -87,27 +87,14 @@ func skipToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 // nextLink is the absolute URL of the page after the one ending at lastKey:
-// the same path and api-version. Scheme and host are the ones the client
-// used: the connection's, or those a trusted proxy forwarded.
+// the same path and api-version, absolute as the client reached it
+// (absoluteURL).
 func (s *Server) nextLink(r *http.Request, lastKey string) string {
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if s.fromTrustedProxy(r) {
-		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-			scheme = p
-		}
-		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
-			host = h
-		}
-	}
 	q := url.Values{"$skipToken": {base64.RawURLEncoding.EncodeToString([]byte(lastKey))}}
 	if v := r.URL.Query().Get("api-version"); v != "" {
 		q.Set("api-version", v)
 	}
-	u := url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawQuery: q.Encode()}
-	return u.String()
+	return s.absoluteURL(r, q)
 }
 
 // fromTrustedProxy reports whether the peer is one of the trusted proxies.

@@ -334,7 +334,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	out := ListResponse[audit.Record]{Value: recs}
 	if next != nil {
-		out.NextLink = nextLink(r, next.String())
+		out.NextLink = s.pageLink(r, next.String())
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -364,7 +364,7 @@ func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if page, ok := pageOf(w, r, ps); ok {
+	if page, ok := pageOf(s, w, r, ps); ok {
 		writeJSON(w, http.StatusOK, page)
 	}
 }

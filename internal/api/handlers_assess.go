@@ -22,7 +22,9 @@ const AssessmentNote = "Healthy follows Defender for Cloud: a VM whose JIT polic
 
 // Assessment is GET /drawbridge/v1/assessment: the recommendation with a
 // result per VM, the portal's three views, and the fix plan for the
-// unhealthy VMs.
+// unhealthy VMs. It is paged like the lists ($top, $skipToken): Results,
+// Views and Fix cover the VMs of one page, Summary counts every VM in
+// scope, and NextLink is the next page's URL while VMs remain.
 type Assessment struct {
 	assess.Report
 	AssessedAt time.Time      `json:"assessedAt"`
@@ -30,6 +32,7 @@ type Assessment struct {
 	Views      assess.Views   `json:"views"`
 	Fix        assess.FixPlan `json:"fix"`
 	Notes      []string       `json:"notes"`
+	NextLink   string         `json:"nextLink,omitempty"`
 }
 
 // AssessmentFixRequest is the body of POST /drawbridge/v1/assessment/fix.
@@ -166,12 +169,17 @@ func (s *Server) getAssessment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "", err.Error())
 		return
 	}
+	page, ok := pageOf(s, w, r, rep.Results)
+	if !ok {
+		return
+	}
+	rep.Results = page.Value
 	now := s.cfg.Service.Clock().Now().UTC()
 	writeJSON(w, http.StatusOK, Assessment{
 		Report: rep, AssessedAt: now, Scope: scope.String(),
 		Views: assess.BuildViews(rep, history, now),
 		Fix:   assess.Fix(rep),
-		Notes: []string{AssessmentNote},
+		Notes: []string{AssessmentNote}, NextLink: page.NextLink,
 	})
 }
 

@@ -22,7 +22,7 @@ func (s *Server) listCheckpoints(w http.ResponseWriter, r *http.Request) {
 	if cps == nil {
 		cps = []audit.Checkpoint{}
 	}
-	if page, ok := pageOf(w, r, cps); ok {
+	if page, ok := pageOf(s, w, r, cps); ok {
 		writeJSON(w, http.StatusOK, page)
 	}
 }

@@ -123,7 +123,7 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if page, ok := pageOf(w, r, gs); ok {
+	if page, ok := pageOf(s, w, r, gs); ok {
 		writeJSON(w, http.StatusOK, page)
 	}
 }
@@ -190,7 +190,7 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Value = append(out.Value, row)
 	}
-	if page, ok := pageOf(w, r, out.Value); ok {
+	if page, ok := pageOf(s, w, r, out.Value); ok {
 		writeJSON(w, http.StatusOK, page)
 	}
 }

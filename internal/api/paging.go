@@ -31,23 +31,40 @@ func pageSize(w http.ResponseWriter, q url.Values) (int, bool) {
 	return n, true
 }
 
-// nextLink returns the URL of the page at token: r's URL (absolute, as
-// the client reached it) with $skipToken set to token.
-func nextLink(r *http.Request, token string) string {
-	q := r.URL.Query()
-	q.Set("$skipToken", token)
-	scheme := "http"
+// absoluteURL is the URL of r's path with query q, absolute as the client
+// reached it: the connection's scheme and Host, or, from a trusted proxy,
+// the X-Forwarded-Proto and X-Forwarded-Host it set (a TLS front ends TLS,
+// so the connection alone would say http and the proxy's backend host).
+// Every nextLink is made here.
+func (s *Server) absoluteURL(r *http.Request, q url.Values) string {
+	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
+	if s.fromTrustedProxy(r) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+			host = h
+		}
+	}
+	u := url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawQuery: q.Encode()}
 	return u.String()
+}
+
+// pageLink returns the URL of the page at token: r's query with
+// $skipToken set to token.
+func (s *Server) pageLink(r *http.Request, token string) string {
+	q := r.URL.Query()
+	q.Set("$skipToken", token)
+	return s.absoluteURL(r, q)
 }
 
 // pageOf returns the page of items at r's $skipToken (an offset into
 // items, which the handler lists in a stable order) and its nextLink;
 // false when it answered 400 for a bad $top or $skipToken.
-func pageOf[T any](w http.ResponseWriter, r *http.Request, items []T) (ListResponse[T], bool) {
+func pageOf[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T) (ListResponse[T], bool) {
 	q := r.URL.Query()
 	size, ok := pageSize(w, q)
 	if !ok {
@@ -68,7 +85,7 @@ func pageOf[T any](w http.ResponseWriter, r *http.Request, items []T) (ListRespo
 		out.Value = []T{}
 	}
 	if end < len(items) {
-		out.NextLink = nextLink(r, strconv.Itoa(end))
+		out.NextLink = s.pageLink(r, strconv.Itoa(end))
 	}
 	return out, true
 }

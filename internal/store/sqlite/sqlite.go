@@ -44,6 +44,9 @@ type Store struct {
 	// ":memory:", whose database only the writer's connection can see.
 	readDB    *sql.DB
 	readStmts map[string]*sql.Stmt
+	// scanDB is the read pool of ScanReadTx (scan.go), without mmap.
+	scanDB    *sql.DB
+	scanStmts map[string]*sql.Stmt
 
 	// memo remembers decoded rows and objects by their bytes (jsonmemo).
 	memo *jsonmemo.Memo
@@ -162,6 +165,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	go s.writer()
 	if path != ":memory:" {
 		if err := s.openReadPool(ctx, path, q); err != nil {
+			s.Close()
+			return nil, err
+		}
+		if err := s.openScanPool(ctx, path, q); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -300,7 +307,7 @@ func (s *Store) Close() error {
 		}
 		readErr = s.readDB.Close()
 	}
-	return errors.Join(s.db.Close(), ckErr, readErr)
+	return errors.Join(s.db.Close(), ckErr, readErr, s.closeScanPool())
 }
 
 // InTx runs fn in one transaction and commits if fn returns nil; otherwise
@@ -344,17 +351,23 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 		}
 		return err
 	}
+	return s.readOn(ctx, s.readDB, s.readStmts, fn)
+}
+
+// readOn runs fn in a read-only transaction on a connection of pool db,
+// whose prepared statements are stmts.
+func (s *Store) readOn(ctx context.Context, db *sql.DB, stmts map[string]*sql.Stmt, fn func(*tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	// Deferred BEGIN: the snapshot starts at the first read, and a read
 	// never takes the write lock.
-	sqlTx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	sqlTx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{tx: sqlTx, stmts: s.readStmts, memo: s.memo})
+	err = fn(&tx{tx: sqlTx, stmts: stmts, memo: s.memo})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
