@@ -25,11 +25,12 @@ func (s *Store) AuditPage(ctx context.Context, f auditstore.Filter, cur *auditst
 
 // AuditNewest returns the newest size records matching f up to seq upTo
 // (0: the head), newest first, and the bound of the older page
-// (auditstore.NewestPage).
+// (auditstore.NewestPage). It scans the log, so it reads on the store's
+// scan path (store.ScanReadTx).
 func (s *Store) AuditNewest(ctx context.Context, f auditstore.Filter, upTo int64, size int) ([]audit.Record, int64, error) {
 	var out []audit.Record
 	var older int64
-	err := s.st.ObjectReadTx(ctx, func(o store.Objects) error {
+	err := store.ScanReadTx(ctx, s.st, func(o store.Objects) error {
 		var err error
 		out, older, err = auditstore.NewestPage(ctx, o, f, upTo, size)
 		return err

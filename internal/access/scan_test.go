@@ -43,6 +43,13 @@ func TestAuditScansUseScanReadTx(t *testing.T) {
 			}
 			return err
 		},
+		"AuditNewest": func() error {
+			recs, _, err := acc.AuditNewest(ctx, auditstore.Filter{}, 0, 10)
+			if err == nil && len(recs) != 1 {
+				t.Errorf("AuditNewest: %d records, want 1", len(recs))
+			}
+			return err
+		},
 		"Audit":              func() error { _, err := acc.Audit(ctx, auditstore.Filter{}); return err },
 		"VerifyAudit":        func() error { _, err := acc.VerifyAudit(ctx); return err },
 		"VerifyAuditWithKey": func() error { _, err := acc.VerifyAuditWithKey(ctx, nil); return err },
