@@ -356,13 +356,20 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
 	principal, _, ok := s.caller(w, r)
-	if !ok || !s.authorize(w, principal, rbac.OpGrantsList, "/") {
+	if !ok {
+		return
+	}
+	v, ok := s.visible(w, principal, rbac.OpGrantsList, "/")
+	if !ok {
 		return
 	}
 	ps, err := s.cfg.Service.ListPendingRequests(r.Context())
 	if err != nil {
 		s.writeServiceError(w, r, err)
 		return
+	}
+	if v != nil {
+		ps = s.pendingVisible(principal, ps, v)
 	}
 	if page, ok := pageOf(w, r, ps); ok {
 		writeJSON(w, http.StatusOK, page)
