@@ -124,7 +124,7 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 
 	// The human table names the grant; JSON lists it as active.
 	table := ok(t, u, "grants")
-	if !strings.Contains(table, g.GrantID) || !strings.Contains(table, "Initiated") {
+	if !strings.Contains(table, g.GrantID) || !strings.Contains(table, "open") || !strings.Contains(table, "left") {
 		t.Fatalf("grants table lacks the grant:\n%s", table)
 	}
 	active := decodeJSON[[]jit.Grant](t, ok(t, u, "grants", "--vm", "web-01", "--active", "-o", "json"))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -331,6 +332,7 @@ func (a *app) requestCmd() *cobra.Command {
 	var (
 		ports                           []int
 		duration, source, justification string
+		wait                            bool
 	)
 	cmd := &cobra.Command{
 		Use:     "request VM --port N [--port N] --duration D [--source ADDR] [--justification TEXT]",
@@ -357,14 +359,19 @@ func (a *app) requestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if wait {
+				return a.printWaited(ctx, c, r.ID, vm.ID)
+			}
 			if a.json() {
 				return printJSON(a.stdout, r)
 			}
+			fmt.Fprintf(a.stdout, "request %s\n", safeText(r.ID))
 			printRequest(a.stdout, r)
 			return nil
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&wait, "wait", false, "block until the request is open, denied or lapsed (exit 8 if denied or lapsed)")
 	f.IntSliceVar(&ports, "port", nil, "port to open (repeatable)")
 	f.StringVar(&duration, "duration", "", "how long: 1h, 90s, PT1H")
 	f.StringVar(&source, "source", "", "source address or prefix (default: your address as the server sees it)")
@@ -395,15 +402,15 @@ func (a *app) grantsCmd() *cobra.Command {
 				}
 				vmID = vm.ID
 			}
-			gs, err := c.Grants(ctx, vmID, active)
+			gs, err := c.GrantViews(ctx, vmID, active)
 			if err != nil {
 				return err
 			}
-			sortGrants(gs)
+			sortGrantViews(gs)
 			if a.json() {
 				return printJSON(a.stdout, gs)
 			}
-			printGrants(a.stdout, gs)
+			printGrantsAt(a.stdout, gs, time.Now(), a.wide())
 			return nil
 		},
 	}
@@ -415,8 +422,15 @@ func (a *app) grantsCmd() *cobra.Command {
 // sortGrants orders grants newest first, then by VM and port, so that the
 // output is stable.
 func sortGrants(gs []jit.Grant) {
-	sort.SliceStable(gs, func(i, j int) bool {
-		a, b := gs[i], gs[j]
+	sort.SliceStable(gs, func(i, j int) bool { return grantLess(gs[i], gs[j]) })
+}
+
+func sortGrantViews(gs []api.GrantView) {
+	sort.SliceStable(gs, func(i, j int) bool { return grantLess(gs[i].Grant, gs[j].Grant) })
+}
+
+func grantLess(a, b jit.Grant) bool {
+	{
 		if !a.StartTime.Equal(b.StartTime) {
 			return a.StartTime.After(b.StartTime)
 		}
@@ -427,7 +441,7 @@ func sortGrants(gs []jit.Grant) {
 			return a.Port < b.Port
 		}
 		return a.ID < b.ID
-	})
+	}
 }
 
 func (a *app) revokeCmd() *cobra.Command {
@@ -558,8 +572,8 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 			return nil
 		}
 		if n == 0 {
-			return fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))
+			return usageError(fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " ")))
 		}
-		return fmt.Errorf("%s needs %s (usage: %s)", cmd.CommandPath(), what, cmd.UseLine())
+		return usageError(fmt.Errorf("%s needs %s (usage: %s)", cmd.CommandPath(), what, cmd.UseLine()))
 	}
 }

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "drawbridge: "+safeText(oneLine(err.Error())))
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
@@ -72,10 +72,11 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "server URL (default $DRAWBRIDGE_SERVER or "+defaultServer+")")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (full resource IDs) or json")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
@@ -109,8 +110,8 @@ func (a *app) serverAndToken() (server, token string) {
 
 // client builds the API client from flags and environment.
 func (a *app) client() (*client.Client, error) {
-	if a.output != "table" && a.output != "json" {
-		return nil, fmt.Errorf("--output: %q is not a format; use table or json", a.output)
+	if a.output != "table" && a.output != "json" && a.output != "wide" {
+		return nil, usageError(fmt.Errorf("--output: %q is not a format; use table, wide or json", a.output))
 	}
 	server, token := a.serverAndToken()
 	c, err := client.New(server, token)
@@ -132,5 +133,8 @@ func (a *app) caPath() string {
 }
 
 func (a *app) json() bool { return a.output == "json" }
+
+// wide is -o wide: tables with full resource IDs.
+func (a *app) wide() bool { return a.output == "wide" }
 
 var errUsage = errors.New("usage")

@@ -131,7 +131,12 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 	if v != nil {
 		gs = filterGrants(gs, v, limit)
 	}
-	if page, ok := pageOf(w, r, gs); ok {
+	views, err := s.grantViews(r, gs)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	if page, ok := pageOf(w, r, views); ok {
 		writeJSON(w, http.StatusOK, page)
 	}
 }

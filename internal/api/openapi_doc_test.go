@@ -88,7 +88,7 @@ var routes = []op{
 	{pattern: "GET /drawbridge/v1/vms", query: []param{{name: "$top", typ: "string", desc: "page size, 1 to 5000 (default 1000)"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}}, summary: "List the inventory's VMs with their policy and active grants", status: 200, out: typ[ListResponse[VMSummary]]()},
 	{pattern: "GET /drawbridge/v1/network", summary: "A VM's simulated firewall as its provider sees it", query: []param{{name: "vm", typ: "string", desc: "VM resource ID", required: true}}, status: 200, out: typ[sim.View]()},
 	{pattern: "GET /drawbridge/v1/aws/security-groups", summary: "An AWS instance's simulated security groups (EC2 DescribeSecurityGroups shape)", query: []param{{name: "vm", typ: "string", desc: "instance resource ID", required: true}}, status: 200, out: typ[securityGroupsBody]()},
-	{pattern: "GET /drawbridge/v1/grants", summary: "List grants, newest first", query: []param{{name: "$top", typ: "string", desc: "page size, 1 to 5000 (default 1000)"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}, {name: "vm", typ: "string"}, {name: "active", typ: "string", desc: "true: only grants in force"}, {name: "limit", typ: "string", desc: "non-negative integer"}}, status: 200, out: typ[ListResponse[jit.Grant]]()},
+	{pattern: "GET /drawbridge/v1/grants", summary: "List grants, newest first", query: []param{{name: "$top", typ: "string", desc: "page size, 1 to 5000 (default 1000)"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}, {name: "vm", typ: "string"}, {name: "active", typ: "string", desc: "true: only grants in force"}, {name: "limit", typ: "string", desc: "non-negative integer"}}, status: 200, out: typ[ListResponse[GrantView]]()},
 	{pattern: "POST /drawbridge/v1/grants/{id}/revoke", summary: "End a grant early", status: 200, out: typ[jit.Grant]()},
 	{pattern: "POST /drawbridge/v1/requests", summary: "Request access in drawbridge's short form", in: typ[SimpleRequest](), status: 202, out: typ[RequestResource]()},
 	{pattern: "POST /drawbridge/v1/inventory", summary: "Replace the inventory (YAML or JSON, validated whole)", in: typ[inventory.Inventory](), inMedia: []string{"application/json", "application/yaml"}, status: 200, out: typ[inventoryCounts]()},
@@ -97,7 +97,7 @@ var routes = []op{
 
 	{pattern: "GET /drawbridge/v1/requests/pending", query: []param{{name: "$top", typ: "string", desc: "page size, 1 to 5000 (default 1000)"}, {name: "$skipToken", typ: "string", desc: "from nextLink"}}, summary: "List requests waiting for approval", status: 200, out: typ[ListResponse[jit.PendingRequest]]()},
 	{pattern: "GET /drawbridge/v1/requests/{id}", summary: "Get a request that needed approval", status: 200, out: typ[jit.PendingRequest]()},
-	{pattern: "POST /drawbridge/v1/requests/{id}/approve", summary: "Approve a pending request", status: 200, out: typ[ApprovalResponse]()},
+	{pattern: "POST /drawbridge/v1/requests/{id}/approve", summary: "Approve a pending request", in: typ[DenyRequest](), inOpt: true, status: 200, out: typ[ApprovalResponse]()},
 	{pattern: "POST /drawbridge/v1/requests/{id}/deny", summary: "Deny a pending request", in: typ[DenyRequest](), inOpt: true, status: 200, out: typ[ApprovalResponse]()},
 	{pattern: "GET /drawbridge/v1/tokens", summary: "List API tokens (never their values)", status: 200, out: typ[ListResponse[access.TokenInfo]]()},
 	{pattern: "POST /drawbridge/v1/tokens", summary: "Create an API token (its value is shown once)", in: typ[TokenCreateRequest](), status: 201, out: typ[TokenCreateResponse]()},

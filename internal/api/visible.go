@@ -103,3 +103,22 @@ func (s *Server) pendingVisible(p rbac.Principal, ps []jit.PendingRequest, read 
 	}
 	return out
 }
+
+// GrantView is a grant as listings show it: with who asked for it.
+type GrantView struct {
+	jit.Grant
+	Requestor string `json:"requestor,omitempty"`
+}
+
+// grantViews names the requestor of each grant.
+func (s *Server) grantViews(r *http.Request, gs []jit.Grant) ([]GrantView, error) {
+	who, err := s.cfg.Service.Requestors(r.Context(), gs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]GrantView, len(gs))
+	for i, g := range gs {
+		out[i] = GrantView{Grant: g, Requestor: who[g.RequestID]}
+	}
+	return out, nil
+}
