@@ -133,7 +133,7 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 	}
 
 	out = ok(t, u, "revoke", g.GrantID)
-	if !strings.Contains(out, "Revoked") || !strings.Contains(out, "UserRequested") {
+	if !strings.Contains(out, "ended") || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoke output: %s", out)
 	}
 	if got := ok(t, u, "network", "show", "web-01"); got != enabled {

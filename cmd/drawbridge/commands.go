@@ -461,7 +461,7 @@ func (a *app) revokeCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, g)
 			}
-			printGrants(a.stdout, []jit.Grant{g})
+			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, time.Now(), a.wide())
 			return nil
 		},
 	}

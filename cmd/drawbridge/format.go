@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/drawbridge/drawbridge/internal/api"
-	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 )
@@ -155,15 +154,6 @@ func printRequest(w io.Writer, r api.RequestResource) {
 			t.row(p.GrantID, lastSegment(vm.ID), strconv.Itoa(p.Number), p.AllowedSourceAddressPrefix,
 				fmtTime(p.EndTimeUtc), status, strconv.FormatBool(p.Applied))
 		}
-	}
-	t.flush()
-}
-
-func printGrants(w io.Writer, gs []jit.Grant) {
-	t := newTable(w, "GRANT ID", "VM", "PORT", "PROTOCOL", "SOURCE", "END (UTC)", "STATUS", "REASON", "APPLIED")
-	for _, g := range gs {
-		t.row(g.ID, lastSegment(g.VMID), strconv.Itoa(g.Port), g.Protocol, g.Source.String(),
-			fmtTime(g.EndTime), string(g.Status), string(g.StatusReason), strconv.FormatBool(g.Applied))
 	}
 	t.flush()
 }

@@ -152,7 +152,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if !s.authorize(w, principal, rbac.OpRevoke, g.VMID) {
+	if !s.ownGrant(w, r, principal, g) && !s.authorize(w, principal, rbac.OpRevoke, g.VMID) {
 		return
 	}
 	g, err = s.cfg.Service.Revoke(r.Context(), actor, id)

@@ -122,3 +122,18 @@ func (s *Server) grantViews(r *http.Request, gs []jit.Grant) ([]GrantView, error
 	}
 	return out, nil
 }
+
+// ownGrant reports whether g is the caller's own (they made its request)
+// and they may still request access to its VM: ending one's own access
+// early needs no write on the policy, since it never widens access.
+func (s *Server) ownGrant(w http.ResponseWriter, r *http.Request, p rbac.Principal, g jit.Grant) bool {
+	if isAgent, _ := agentCheck(w, rbac.OpRevoke, resource.Root); isAgent {
+		return false
+	}
+	who, err := s.cfg.Service.Requestors(r.Context(), []jit.Grant{g})
+	if err != nil || !strings.EqualFold(who[g.RequestID], p.Name) || p.Name == "" {
+		return false
+	}
+	ok, _ := rbac.Allowed(s.cfg.Authorizer, p, rbac.OpInitiate, g.VMID)
+	return ok
+}
