@@ -239,7 +239,7 @@ func TestPolicySetMergesAndFileBody(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("policy set -f: exit %d: %s", r.code, r.stderr)
 	}
-	got := ok(t, u, "policy", "get", "win-01")
+	got := ok(t, u, "-o", "wide", "policy", "get", "win-01")
 	if !strings.Contains(got, polID) || !strings.Contains(got, "PT1H") {
 		t.Fatalf("policy get win-01 after -f:\n%s", got)
 	}

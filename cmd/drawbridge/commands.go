@@ -132,7 +132,7 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 			if a.json() {
 				return printJSON(a.stdout, saved)
 			}
-			printPolicy(a.stdout, saved)
+			printPolicy(a.stdout, saved, a.wide())
 			return nil
 		},
 	}
@@ -252,7 +252,7 @@ func (a *app) policyGetCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, p)
 			}
-			printPolicy(a.stdout, p)
+			printPolicy(a.stdout, p, a.wide())
 			return nil
 		},
 	}
@@ -275,7 +275,7 @@ func (a *app) policyListCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, ps)
 			}
-			printPolicies(a.stdout, ps)
+			printPolicies(a.stdout, ps, a.wide())
 			return nil
 		},
 	}
@@ -313,12 +313,18 @@ func (a *app) policyDeleteCmd() *cobra.Command {
 					if _, err := c.PutPolicy(ctx, id, body); err != nil {
 						return err
 					}
+					if a.json() {
+						return printJSON(a.stdout, map[string]string{"policy": id, "removedVm": vm.ID})
+					}
 					fmt.Fprintf(a.stdout, "JIT disabled on %s (removed from policy %s)\n", vm.ID, id)
 					return nil
 				}
 			}
 			if err := c.DeletePolicy(ctx, id); err != nil {
 				return err
+			}
+			if a.json() {
+				return printJSON(a.stdout, map[string]string{"deletedPolicy": id})
 			}
 			fmt.Fprintf(a.stdout, "policy %s deleted; JIT disabled on its VMs\n", id)
 			return nil
@@ -487,7 +493,7 @@ func (a *app) vmCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, vms)
 			}
-			printVMs(a.stdout, vms)
+			printVMs(a.stdout, vms, a.wide())
 			return nil
 		},
 	})

@@ -83,3 +83,31 @@ func TestScopedRequesterListsWhatSheMayRead(t *testing.T) {
 		t.Fatalf("carol request bastion: exit %d stderr %q", r.code, r.stderr)
 	}
 }
+
+// Default tables fit 100 columns; -o wide adds the full IDs.
+func TestTablesFit100Columns(t *testing.T) {
+	u, carol, _ := scopedSetup(t)
+	for _, args := range [][]string{{"vm", "list"}, {"policy", "list"}, {"policy", "get", "web-01"}} {
+		r := as(t, u, carol, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: %+v", args, r)
+		}
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if len(l) > 100 {
+				t.Errorf("%v: line of %d columns: %q", args, len(l), l)
+			}
+		}
+		if strings.Contains(r.stdout, "/subscriptions/") && args[0] == "vm" {
+			t.Errorf("%v shows full IDs without -o wide:\n%s", args, r.stdout)
+		}
+		if w := as(t, u, carol, append([]string{"-o", "wide"}, args...)...); w.code != 0 || !strings.Contains(w.stdout, "/subscriptions/") {
+			t.Errorf("-o wide %v: %+v", args, w)
+		}
+	}
+	if out := as(t, u, carol, "policy", "get", "web-01"); !strings.Contains(out.stdout, "1 of ops") {
+		t.Errorf("policy get does not show the approval rule:\n%s", out.stdout)
+	}
+	if out := ok(t, u, "-o", "json", "policy", "delete", "web-01"); !strings.Contains(out, `"deletedPolicy"`) {
+		t.Errorf("policy delete -o json: %q", out)
+	}
+}
