@@ -30,6 +30,8 @@ type app struct {
 	token  string // --token
 	output string // -o
 	caFile string // --ca-file
+
+	context string // --context: a saved login (cmd_login.go)
 }
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -78,12 +80,13 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	pf.StringVar(&a.server, "server", "", "server URL (default $DRAWBRIDGE_SERVER or "+defaultServer+")")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (full resource IDs) or json")
+	pf.StringVar(&a.context, "context", "", "saved login to use (default $DRAWBRIDGE_CONTEXT, else the current one; see drawbridge login)")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
 	root.AddCommand(a.agentCmd(), a.versionCmd())
-	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd())
+	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd(), a.loginCmd(), a.logoutCmd())
 	a.addSyncAzure(root)     // inventory sync azure (cmd_sync_azure.go)
 	a.addCloudsimAzure(root) // cloudsim azure (cmd_cloudsim.go)
 	a.addAWSCommands(root)
@@ -93,20 +96,36 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	return root
 }
 
-// serverAndToken returns the server URL and API token: --server or
-// DRAWBRIDGE_SERVER (else the default), --token or DRAWBRIDGE_TOKEN.
-func (a *app) serverAndToken() (server, token string) {
+// serverAndToken returns the server URL and API token: --server and
+// --token; then a context named by --context or DRAWBRIDGE_CONTEXT; then
+// DRAWBRIDGE_SERVER and DRAWBRIDGE_TOKEN; then the current saved context;
+// the server defaults to defaultServer.
+func (a *app) serverAndToken() (server, token string, err error) {
 	server, token = a.server, a.token
-	if server == "" {
-		server = a.getenv("DRAWBRIDGE_SERVER")
+	if server != "" && token != "" {
+		return server, token, nil // flags say it all (login, scripts)
 	}
+	saved, explicit, err := a.savedContext()
+	if err != nil {
+		return "", "", err
+	}
+	pick := func(v *string, env, fromCtx string) {
+		switch {
+		case *v != "":
+		case explicit && fromCtx != "":
+			*v = fromCtx
+		case a.getenv(env) != "":
+			*v = a.getenv(env)
+		default:
+			*v = fromCtx
+		}
+	}
+	pick(&server, "DRAWBRIDGE_SERVER", saved.Server)
+	pick(&token, "DRAWBRIDGE_TOKEN", saved.Token)
 	if server == "" {
 		server = defaultServer
 	}
-	if token == "" {
-		token = a.getenv("DRAWBRIDGE_TOKEN")
-	}
-	return server, token
+	return server, token, nil
 }
 
 // client builds the API client from flags and environment.
@@ -114,7 +133,10 @@ func (a *app) client() (*client.Client, error) {
 	if a.output != "table" && a.output != "json" && a.output != "wide" {
 		return nil, usageError(fmt.Errorf("--output: %q is not a format; use table, wide or json", a.output))
 	}
-	server, token := a.serverAndToken()
+	server, token, err := a.serverAndToken()
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.New(server, token)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
