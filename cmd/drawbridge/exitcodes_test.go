@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/api"
 	"github.com/drawbridge/drawbridge/internal/client"
 	"github.com/drawbridge/drawbridge/internal/jit"
 )
@@ -47,6 +48,26 @@ func TestProgressLineCountsDown(t *testing.T) {
 	for d, want := range map[time.Duration]string{-time.Second: "0s", 59 * time.Second: "59s", 61 * time.Minute: "1h01m", 50 * time.Hour: "2d2h"} {
 		if got := relDuration(d); got != want {
 			t.Errorf("relDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// An ended grant says when and why; one replaced by a newer request names
+// who made it.
+func TestGrantsTableNamesWhoReplacedAGrant(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	vm := "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/web-01"
+	ended := now.Add(-3 * time.Minute)
+	old := api.GrantView{Requestor: "carol", Grant: jit.Grant{ID: "g1", VMID: vm, Port: 22, Status: jit.StatusRevoked,
+		StatusReason: jit.ReasonNewerRequestInitiated, StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour), EndedAt: ended}}
+	newer := api.GrantView{Requestor: "erin", Grant: jit.Grant{ID: "g2", VMID: vm, Port: 22, Status: jit.StatusInitiated, Applied: true,
+		StartTime: ended, EndTime: now.Add(57 * time.Minute)}}
+	var b strings.Builder
+	printGrantsAt(&b, []api.GrantView{newer, old}, now, false)
+	out := b.String()
+	for _, want := range []string{"3m00s ago, replaced by erin", "57m00s left", "open", "ended"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("grants table lacks %q:\n%s", want, out)
 		}
 	}
 }
