@@ -124,7 +124,7 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 
 	// The human table names the grant; JSON lists it as active.
 	table := ok(t, u, "grants")
-	if !strings.Contains(table, g.GrantID) || !strings.Contains(table, "Initiated") {
+	if !strings.Contains(table, g.GrantID) || !strings.Contains(table, "open") || !strings.Contains(table, "left") {
 		t.Fatalf("grants table lacks the grant:\n%s", table)
 	}
 	active := decodeJSON[[]jit.Grant](t, ok(t, u, "grants", "--vm", "web-01", "--active", "-o", "json"))
@@ -133,7 +133,7 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 	}
 
 	out = ok(t, u, "revoke", g.GrantID)
-	if !strings.Contains(out, "Revoked") || !strings.Contains(out, "UserRequested") {
+	if !strings.Contains(out, "ended") || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoke output: %s", out)
 	}
 	if got := ok(t, u, "network", "show", "web-01"); got != enabled {
@@ -239,7 +239,7 @@ func TestPolicySetMergesAndFileBody(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("policy set -f: exit %d: %s", r.code, r.stderr)
 	}
-	got := ok(t, u, "policy", "get", "win-01")
+	got := ok(t, u, "-o", "wide", "policy", "get", "win-01")
 	if !strings.Contains(got, polID) || !strings.Contains(got, "PT1H") {
 		t.Fatalf("policy get win-01 after -f:\n%s", got)
 	}

@@ -57,7 +57,7 @@ func TestTokenRoleApproveAuditCLI(t *testing.T) {
 	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "alice", "--scope", demoRG)
 	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "ops", "--group", "--scope", demoRG)
 
-	// Bad input: a clear error naming the flag or field, exit 1.
+	// Bad input: a clear error naming the flag or field, exit 2 (usage).
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -68,8 +68,8 @@ func TestTokenRoleApproveAuditCLI(t *testing.T) {
 		{[]string{"role", "assign", "--role", "No Such Role", "--principal", "x", "--scope", "/"}, "No Such Role"},
 	} {
 		r := cli(t, u, tc.args...)
-		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%v: exit %d stderr %q; want exit 1 naming %q", tc.args, r.code, r.stderr, tc.want)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d stderr %q; want exit 2 naming %q", tc.args, r.code, r.stderr, tc.want)
 		}
 	}
 	bad := filepath.Join(t.TempDir(), "role.json")
@@ -79,7 +79,7 @@ func TestTokenRoleApproveAuditCLI(t *testing.T) {
 	}
 
 	// Alice may request but not see roles.
-	if r := as(t, u, alice, "role", "list"); r.code != 1 || !strings.Contains(r.stderr, "roleDefinitions/read") {
+	if r := as(t, u, alice, "role", "list"); r.code != exitPermission || !strings.Contains(r.stderr, "roleDefinitions/read") {
 		t.Fatalf("alice role list: exit %d stderr %q", r.code, r.stderr)
 	}
 	r := as(t, u, alice, "-o", "json", "request", web01, "--port", "22", "--duration", "1h", "--source", "198.18.7.7", "--justification", "fix nginx")
@@ -93,7 +93,7 @@ func TestTokenRoleApproveAuditCLI(t *testing.T) {
 	if out := ok(t, u, "request", "pending"); !strings.Contains(out, rr.ID) || !strings.Contains(out, "1 of ops") {
 		t.Fatalf("pending list:\n%s", out)
 	}
-	if r := as(t, u, alice, "request", "approve", rr.ID); r.code != 1 || !strings.Contains(r.stderr, "own request") {
+	if r := as(t, u, alice, "request", "approve", rr.ID); r.code != exitPermission || !strings.Contains(r.stderr, "own request") {
 		t.Fatalf("self-approval: exit %d stderr %q", r.code, r.stderr)
 	}
 	if out := as(t, u, bob, "request", "approve", rr.ID); out.code != 0 || !strings.Contains(out.stdout, "approved and opened") {
@@ -132,7 +132,7 @@ func TestTokenRoleApproveAuditCLI(t *testing.T) {
 		}
 	}
 	ok(t, u, "token", "revoke", id)
-	if r := as(t, u, alice, "vm", "list"); r.code != 1 || !strings.Contains(r.stderr, "revoked") {
+	if r := as(t, u, alice, "vm", "list"); r.code != exitAuth || !strings.Contains(r.stderr, "revoked") {
 		t.Fatalf("revoked token: exit %d stderr %q", r.code, r.stderr)
 	}
 }

@@ -99,7 +99,10 @@ func (a *app) runAgent(ctx context.Context, fl agentFlags) error {
 	if fl.vm == "" && !fl.restore {
 		return errors.New("--vm: the VM's resource ID is required")
 	}
-	srv, tok := a.serverAndToken()
+	srv, tok, err := a.serverAndToken()
+	if err != nil {
+		return err
+	}
 	if fl.tokenFile != "" {
 		b, err := os.ReadFile(fl.tokenFile)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 func TestPolicySetOnHostWithoutLocation(t *testing.T) {
 	srv := startServer(t)
 	ok(t, srv.URL, "inventory", "apply", "-f", "../../internal/inventory/testdata/example-inventory.yaml")
-	out := ok(t, srv.URL, "policy", "set", "build-01", "--port", "22")
+	out := ok(t, srv.URL, "-o", "wide", "policy", "set", "build-01", "--port", "22")
 	if !strings.Contains(out, "Succeeded") || !strings.Contains(out, "/locations/"+defaultHostLocation+"/") {
 		t.Fatalf("policy set on the host:\n%s", out)
 	}

@@ -10,8 +10,9 @@ import (
 // approvalCmds are `request approve ID`, `request deny ID` and `request
 // pending`, added under the request command.
 func (a *app) approvalCmds() []*cobra.Command {
+	var approveReason string
 	approve := &cobra.Command{
-		Use:   "approve REQUEST-ID",
+		Use:   "approve REQUEST-ID [--reason TEXT]",
 		Short: "Approve a pending request (the last approval needed opens it)",
 		Args:  exactArgs(1, "a request ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -19,7 +20,7 @@ func (a *app) approvalCmds() []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := c.Approve(cmd.Context(), args[0])
+			out, err := c.Approve(cmd.Context(), args[0], approveReason)
 			if err != nil {
 				return err
 			}
@@ -34,6 +35,7 @@ func (a *app) approvalCmds() []*cobra.Command {
 			return nil
 		},
 	}
+	approve.Flags().StringVar(&approveReason, "reason", "", "why (recorded with the approval and in the audit log)")
 	var reason string
 	deny := &cobra.Command{
 		Use:   "deny REQUEST-ID [--reason TEXT]",
@@ -88,5 +90,5 @@ func (a *app) approvalCmds() []*cobra.Command {
 			return nil
 		},
 	}
-	return []*cobra.Command{approve, deny, pending}
+	return []*cobra.Command{approve, deny, pending, a.requestStatusCmd()}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -131,7 +132,7 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 			if a.json() {
 				return printJSON(a.stdout, saved)
 			}
-			printPolicy(a.stdout, saved)
+			printPolicy(a.stdout, saved, a.wide())
 			return nil
 		},
 	}
@@ -251,7 +252,7 @@ func (a *app) policyGetCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, p)
 			}
-			printPolicy(a.stdout, p)
+			printPolicy(a.stdout, p, a.wide())
 			return nil
 		},
 	}
@@ -274,7 +275,7 @@ func (a *app) policyListCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, ps)
 			}
-			printPolicies(a.stdout, ps)
+			printPolicies(a.stdout, ps, a.wide())
 			return nil
 		},
 	}
@@ -312,12 +313,18 @@ func (a *app) policyDeleteCmd() *cobra.Command {
 					if _, err := c.PutPolicy(ctx, id, body); err != nil {
 						return err
 					}
+					if a.json() {
+						return printJSON(a.stdout, map[string]string{"policy": id, "removedVm": vm.ID})
+					}
 					fmt.Fprintf(a.stdout, "JIT disabled on %s (removed from policy %s)\n", vm.ID, id)
 					return nil
 				}
 			}
 			if err := c.DeletePolicy(ctx, id); err != nil {
 				return err
+			}
+			if a.json() {
+				return printJSON(a.stdout, map[string]string{"deletedPolicy": id})
 			}
 			fmt.Fprintf(a.stdout, "policy %s deleted; JIT disabled on its VMs\n", id)
 			return nil
@@ -331,6 +338,7 @@ func (a *app) requestCmd() *cobra.Command {
 	var (
 		ports                           []int
 		duration, source, justification string
+		wait                            bool
 	)
 	cmd := &cobra.Command{
 		Use:     "request VM --port N [--port N] --duration D [--source ADDR] [--justification TEXT]",
@@ -357,14 +365,19 @@ func (a *app) requestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if wait {
+				return a.printWaited(ctx, c, r.ID, vm.ID)
+			}
 			if a.json() {
 				return printJSON(a.stdout, r)
 			}
+			fmt.Fprintf(a.stdout, "request %s\n", safeText(r.ID))
 			printRequest(a.stdout, r)
 			return nil
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&wait, "wait", false, "block until the request is open, denied or lapsed (exit 8 if denied or lapsed)")
 	f.IntSliceVar(&ports, "port", nil, "port to open (repeatable)")
 	f.StringVar(&duration, "duration", "", "how long: 1h, 90s, PT1H")
 	f.StringVar(&source, "source", "", "source address or prefix (default: your address as the server sees it)")
@@ -395,15 +408,15 @@ func (a *app) grantsCmd() *cobra.Command {
 				}
 				vmID = vm.ID
 			}
-			gs, err := c.Grants(ctx, vmID, active)
+			gs, err := c.GrantViews(ctx, vmID, active)
 			if err != nil {
 				return err
 			}
-			sortGrants(gs)
+			sortGrantViews(gs)
 			if a.json() {
 				return printJSON(a.stdout, gs)
 			}
-			printGrants(a.stdout, gs)
+			printGrantsAt(a.stdout, gs, time.Now(), a.wide())
 			return nil
 		},
 	}
@@ -415,8 +428,15 @@ func (a *app) grantsCmd() *cobra.Command {
 // sortGrants orders grants newest first, then by VM and port, so that the
 // output is stable.
 func sortGrants(gs []jit.Grant) {
-	sort.SliceStable(gs, func(i, j int) bool {
-		a, b := gs[i], gs[j]
+	sort.SliceStable(gs, func(i, j int) bool { return grantLess(gs[i], gs[j]) })
+}
+
+func sortGrantViews(gs []api.GrantView) {
+	sort.SliceStable(gs, func(i, j int) bool { return grantLess(gs[i].Grant, gs[j].Grant) })
+}
+
+func grantLess(a, b jit.Grant) bool {
+	{
 		if !a.StartTime.Equal(b.StartTime) {
 			return a.StartTime.After(b.StartTime)
 		}
@@ -427,7 +447,7 @@ func sortGrants(gs []jit.Grant) {
 			return a.Port < b.Port
 		}
 		return a.ID < b.ID
-	})
+	}
 }
 
 func (a *app) revokeCmd() *cobra.Command {
@@ -447,7 +467,7 @@ func (a *app) revokeCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, g)
 			}
-			printGrants(a.stdout, []jit.Grant{g})
+			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, time.Now(), a.wide())
 			return nil
 		},
 	}
@@ -473,7 +493,7 @@ func (a *app) vmCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, vms)
 			}
-			printVMs(a.stdout, vms)
+			printVMs(a.stdout, vms, a.wide())
 			return nil
 		},
 	})
@@ -558,8 +578,8 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 			return nil
 		}
 		if n == 0 {
-			return fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))
+			return usageError(fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " ")))
 		}
-		return fmt.Errorf("%s needs %s (usage: %s)", cmd.CommandPath(), what, cmd.UseLine())
+		return usageError(fmt.Errorf("%s needs %s (usage: %s)", cmd.CommandPath(), what, cmd.UseLine()))
 	}
 }

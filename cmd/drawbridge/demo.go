@@ -83,7 +83,7 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printVMs(w, vms)
+	printVMs(w, vms, false)
 
 	steps := []struct {
 		title, name string
@@ -164,7 +164,7 @@ func (d *demo) scenario(n int, title string, vm api.VMSummary) error {
 		return fmt.Errorf("check failed: policy provisioning state is %q (%s), want Succeeded", pol.Properties.ProvisioningState, pol.Properties.ProvisioningError)
 	}
 	d.sub("Enable JIT (PUT " + policyID + ")")
-	printPolicy(w, pol)
+	printPolicy(w, pol, false)
 	enabled, err := c.Network(ctx, vm.ID)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/drawbridge/drawbridge/internal/api"
-	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
 )
@@ -89,19 +88,35 @@ func joinNonEmpty(one string, many []string) string {
 
 // ---- policies ----
 
-func printPolicy(w io.Writer, p api.PolicyResource) {
-	fmt.Fprintf(w, "policy  %s\n", safeText(p.ID))
+func printPolicy(w io.Writer, p api.PolicyResource, wide bool) {
+	if wide {
+		fmt.Fprintf(w, "policy  %s\n", safeText(p.ID))
+	} else {
+		fmt.Fprintf(w, "policy  %s (resource group %s, %s)\n", safeText(p.Name), safeText(resourceGroupOf(p.ID)), safeText(p.Location))
+	}
 	state := p.Properties.ProvisioningState
 	if p.Properties.ProvisioningError != "" {
 		state += " (" + p.Properties.ProvisioningError + ")"
 	}
 	fmt.Fprintf(w, "state   %s\n\n", safeText(state))
-	t := newTable(w, "VM", "PORT", "PROTOCOL", "ALLOWED SOURCES", "MAX DURATION", "VM ID")
+	head := []string{"VM", "PORT", "PROTOCOL", "ALLOWED SOURCES", "MAX DURATION", "APPROVAL"}
+	if wide {
+		head = append(head, "VM ID")
+	}
+	t := newTable(w, head...)
 	for _, vm := range p.Properties.VirtualMachines {
 		for _, port := range vm.Ports {
-			t.row(lastSegment(vm.ID), strconv.Itoa(port.Number), string(port.Protocol),
+			approval := "none"
+			if ra := port.RequireApproval; ra != nil {
+				approval = fmt.Sprintf("%d of %s", ra.Count, ra.Approvers)
+			}
+			row := []string{lastSegment(vm.ID), strconv.Itoa(port.Number), string(port.Protocol),
 				joinNonEmpty(port.AllowedSourceAddressPrefix, port.AllowedSourceAddressPrefixes),
-				port.MaxRequestAccessDuration, vm.ID)
+				port.MaxRequestAccessDuration, approval}
+			if wide {
+				row = append(row, vm.ID)
+			}
+			t.row(row...)
 		}
 	}
 	t.flush()
@@ -130,14 +145,22 @@ func printPolicy(w io.Writer, p api.PolicyResource) {
 	t.flush()
 }
 
-func printPolicies(w io.Writer, ps []api.PolicyResource) {
-	t := newTable(w, "NAME", "LOCATION", "STATE", "VMS", "ID")
+func printPolicies(w io.Writer, ps []api.PolicyResource, wide bool) {
+	head := []string{"NAME", "RESOURCE GROUP", "LOCATION", "STATE", "VMS"}
+	if wide {
+		head = append(head, "ID")
+	}
+	t := newTable(w, head...)
 	for _, p := range ps {
 		var vms []string
 		for _, vm := range p.Properties.VirtualMachines {
 			vms = append(vms, lastSegment(vm.ID))
 		}
-		t.row(p.Name, p.Location, p.Properties.ProvisioningState, strings.Join(vms, ","), p.ID)
+		row := []string{p.Name, resourceGroupOf(p.ID), p.Location, p.Properties.ProvisioningState, strings.Join(vms, ",")}
+		if wide {
+			row = append(row, p.ID)
+		}
+		t.row(row...)
 	}
 	t.flush()
 }
@@ -159,21 +182,20 @@ func printRequest(w io.Writer, r api.RequestResource) {
 	t.flush()
 }
 
-func printGrants(w io.Writer, gs []jit.Grant) {
-	t := newTable(w, "GRANT ID", "VM", "PORT", "PROTOCOL", "SOURCE", "END (UTC)", "STATUS", "REASON", "APPLIED")
-	for _, g := range gs {
-		t.row(g.ID, lastSegment(g.VMID), strconv.Itoa(g.Port), g.Protocol, g.Source.String(),
-			fmtTime(g.EndTime), string(g.Status), string(g.StatusReason), strconv.FormatBool(g.Applied))
-	}
-	t.flush()
-}
-
 // ---- VMs ----
 
-func printVMs(w io.Writer, vms []api.VMSummary) {
-	t := newTable(w, "NAME", "CLOUD", "PROVIDER", "LOCATION", "JIT PORTS", "ACTIVE GRANTS", "ID")
+func printVMs(w io.Writer, vms []api.VMSummary, wide bool) {
+	head := []string{"NAME", "RESOURCE GROUP", "CLOUD", "PROVIDER", "LOCATION", "JIT PORTS", "ACTIVE"}
+	if wide {
+		head = append(head, "ID")
+	}
+	t := newTable(w, head...)
 	for _, vm := range vms {
-		t.row(vm.Name, vm.Cloud, vm.Provider, vm.Location, ints(vm.Guarded), strconv.Itoa(vm.Active), vm.ID)
+		row := []string{vm.Name, resourceGroupOf(vm.ID), vm.Cloud, vm.Provider, vm.Location, ints(vm.Guarded), strconv.Itoa(vm.Active)}
+		if wide {
+			row = append(row, vm.ID)
+		}
+		t.row(row...)
 	}
 	t.flush()
 }
@@ -275,4 +297,15 @@ func sgPorts(p netrule.IPPermission) string {
 		return strconv.Itoa(p.FromPort)
 	}
 	return fmt.Sprintf("%d-%d", p.FromPort, p.ToPort)
+}
+
+// resourceGroupOf is the resource group named in a resource ID ("" if none).
+func resourceGroupOf(id string) string {
+	segs := strings.Split(id, "/")
+	for i := 0; i+1 < len(segs); i++ {
+		if strings.EqualFold(segs[i], "resourceGroups") {
+			return segs[i+1]
+		}
+	}
+	return ""
 }

@@ -79,7 +79,7 @@ func TestTablesQuoteForgedRows(t *testing.T) {
 // An error line quotes control characters too (here from a file name).
 func TestErrorLineQuotesControlCharacters(t *testing.T) {
 	r := runWith(map[string]string{"DRAWBRIDGE_SERVER": "https://127.0.0.1:1"}, "vm", "list", "--ca-file", "/nonexistent/\x1b[2Kx")
-	if r.code != 1 || strings.ContainsRune(r.stderr, '\x1b') || !strings.Contains(r.stderr, `\x1b[2Kx`) {
+	if r.code != exitUsage || strings.ContainsRune(r.stderr, '\x1b') || !strings.Contains(r.stderr, `\x1b[2Kx`) {
 		t.Fatalf("exit %d stderr %q; want exit 1 with the escape quoted", r.code, r.stderr)
 	}
 }

@@ -30,6 +30,8 @@ type app struct {
 	token  string // --token
 	output string // -o
 	caFile string // --ca-file
+
+	context string // --context: a saved login (cmd_login.go)
 }
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -44,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "drawbridge: "+safeText(oneLine(err.Error())))
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
@@ -71,17 +73,20 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	// `drawbridge completion bash|zsh|fish|powershell` is cobra's own.
+	root.CompletionOptions.HiddenDefaultCmd = false
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "server URL (default $DRAWBRIDGE_SERVER or "+defaultServer+")")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (full resource IDs) or json")
+	pf.StringVar(&a.context, "context", "", "saved login to use (default $DRAWBRIDGE_CONTEXT, else the current one; see drawbridge login)")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
 		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
 	root.AddCommand(a.agentCmd(), a.versionCmd())
-	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd())
+	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd(), a.loginCmd(), a.logoutCmd())
 	a.addSyncAzure(root)     // inventory sync azure (cmd_sync_azure.go)
 	a.addCloudsimAzure(root) // cloudsim azure (cmd_cloudsim.go)
 	a.addAWSCommands(root)
@@ -91,28 +96,47 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	return root
 }
 
-// serverAndToken returns the server URL and API token: --server or
-// DRAWBRIDGE_SERVER (else the default), --token or DRAWBRIDGE_TOKEN.
-func (a *app) serverAndToken() (server, token string) {
+// serverAndToken returns the server URL and API token: --server and
+// --token; then a context named by --context or DRAWBRIDGE_CONTEXT; then
+// DRAWBRIDGE_SERVER and DRAWBRIDGE_TOKEN; then the current saved context;
+// the server defaults to defaultServer.
+func (a *app) serverAndToken() (server, token string, err error) {
 	server, token = a.server, a.token
-	if server == "" {
-		server = a.getenv("DRAWBRIDGE_SERVER")
+	if server != "" && token != "" {
+		return server, token, nil // flags say it all (login, scripts)
 	}
+	saved, explicit, err := a.savedContext()
+	if err != nil {
+		return "", "", err
+	}
+	pick := func(v *string, env, fromCtx string) {
+		switch {
+		case *v != "":
+		case explicit && fromCtx != "":
+			*v = fromCtx
+		case a.getenv(env) != "":
+			*v = a.getenv(env)
+		default:
+			*v = fromCtx
+		}
+	}
+	pick(&server, "DRAWBRIDGE_SERVER", saved.Server)
+	pick(&token, "DRAWBRIDGE_TOKEN", saved.Token)
 	if server == "" {
 		server = defaultServer
 	}
-	if token == "" {
-		token = a.getenv("DRAWBRIDGE_TOKEN")
-	}
-	return server, token
+	return server, token, nil
 }
 
 // client builds the API client from flags and environment.
 func (a *app) client() (*client.Client, error) {
-	if a.output != "table" && a.output != "json" {
-		return nil, fmt.Errorf("--output: %q is not a format; use table or json", a.output)
+	if a.output != "table" && a.output != "json" && a.output != "wide" {
+		return nil, usageError(fmt.Errorf("--output: %q is not a format; use table, wide or json", a.output))
 	}
-	server, token := a.serverAndToken()
+	server, token, err := a.serverAndToken()
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.New(server, token)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
@@ -132,5 +156,8 @@ func (a *app) caPath() string {
 }
 
 func (a *app) json() bool { return a.output == "json" }
+
+// wide is -o wide: tables with full resource IDs.
+func (a *app) wide() bool { return a.output == "wide" }
 
 var errUsage = errors.New("usage")

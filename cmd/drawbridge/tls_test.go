@@ -53,15 +53,15 @@ func TestCLIOverTLS(t *testing.T) {
 	if r := runWith(env, "vm", "list", "--ca-file", f.ca); r.code != 0 || !strings.Contains(r.stdout, "web-01") {
 		t.Fatalf("--ca-file: %+v", r)
 	}
-	if r := runWith(env, "vm", "list"); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
-		t.Fatalf("no CA: %+v, want exit 1 with a certificate error", r)
+	if r := runWith(env, "vm", "list"); r.code != exitUnavailable || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("no CA: %+v, want exit 7 with a certificate error", r)
 	}
 	env["DRAWBRIDGE_CA_FILE"] = f.ca
 	if r := runWith(env, "vm", "list"); r.code != 0 || !strings.Contains(r.stdout, "web-01") {
 		t.Fatalf("DRAWBRIDGE_CA_FILE: %+v", r)
 	}
-	if r := runWith(env, "vm", "list", "--ca-file", filepath.Join(t.TempDir(), "nope.pem")); r.code != 1 || !strings.Contains(r.stderr, "--ca-file") {
-		t.Fatalf("missing CA file: %+v, want exit 1 naming --ca-file", r)
+	if r := runWith(env, "vm", "list", "--ca-file", filepath.Join(t.TempDir(), "nope.pem")); r.code != exitUsage || !strings.Contains(r.stderr, "--ca-file") {
+		t.Fatalf("missing CA file: %+v, want exit 2 naming --ca-file", r)
 	}
 }
 
@@ -76,8 +76,8 @@ func TestServerNetFlagsRefuseBadInput(t *testing.T) {
 		{[]string{"server", "--db", db, "--tls-cert", "x.pem"}, "--tls-key"},
 		{[]string{"server", "--db", db, "--tls-cert", "nope.pem", "--tls-key", "nope.pem"}, "nope.pem"},
 	} {
-		if r := runWith(nil, c.args...); r.code != 1 || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("%v: exit %d stderr %q; want exit 1 naming %s", c.args, r.code, r.stderr, c.want)
+		if r := runWith(nil, c.args...); (r.code != exitUsage && r.code != exitFailure) || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d stderr %q; want exit 2 (or 1 for an unreadable file) naming %s", c.args, r.code, r.stderr, c.want)
 		}
 	}
 	if _, err := os.Stat(db); err == nil {

@@ -35,7 +35,11 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
 		scope += "/resourceGroups/" + rg
 	}
 	principal, _, ok := s.caller(w, r)
-	if !ok || !s.authorize(w, principal, rbac.OpPolicyList, scope) {
+	if !ok {
+		return
+	}
+	v, ok := s.visible(w, principal, rbac.OpPolicyList, scope)
+	if !ok {
 		return
 	}
 	ps, err := s.cfg.Service.ListPolicies(r.Context(), scope, r.PathValue("loc"))
@@ -43,6 +47,7 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
+	ps = filterPolicies(ps, v)
 	key := func(p jit.Policy) string { return strings.ToLower(p.ID) }
 	slices.SortFunc(ps, func(a, b jit.Policy) int { return strings.Compare(key(a), key(b)) })
 	start, _ := slices.BinarySearchFunc(ps, after, func(p jit.Policy, k string) int {

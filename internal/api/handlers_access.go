@@ -41,7 +41,8 @@ type AssignmentBody struct {
 	Scope         string             `json:"scope"`
 }
 
-// DenyRequest is POST /drawbridge/v1/requests/{id}/deny.
+// DenyRequest is the body of POST /drawbridge/v1/requests/{id}/deny and
+// /approve: why (optional), kept in the audit log.
 type DenyRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
@@ -356,13 +357,20 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
 	principal, _, ok := s.caller(w, r)
-	if !ok || !s.authorize(w, principal, rbac.OpGrantsList, "/") {
+	if !ok {
+		return
+	}
+	v, ok := s.visible(w, principal, rbac.OpGrantsList, "/")
+	if !ok {
 		return
 	}
 	ps, err := s.cfg.Service.ListPendingRequests(r.Context())
 	if err != nil {
 		s.writeServiceError(w, r, err)
 		return
+	}
+	if v != nil {
+		ps = s.pendingVisible(principal, ps, v)
 	}
 	if page, ok := pageOf(s, w, r, ps); ok {
 		writeJSON(w, http.StatusOK, page)
@@ -406,7 +414,11 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, opened, err := s.cfg.Service.Approve(r.Context(), actor, r.PathValue("id"))
+	var in DenyRequest // the same optional {"reason"}
+	if r.ContentLength != 0 && !decode(w, r, &in) {
+		return
+	}
+	p, opened, err := s.cfg.Service.ApproveWithReason(r.Context(), actor, r.PathValue("id"), in.Reason)
 	if err != nil {
 		s.writeServiceError(w, r, err)
 		return

@@ -121,7 +121,8 @@ func (s *Server) writePolicyList(w http.ResponseWriter, r *http.Request, scope, 
 	if !ok {
 		return
 	}
-	if !s.authorize(w, principal, rbac.OpPolicyList, scope) {
+	v, ok := s.visible(w, principal, rbac.OpPolicyList, scope)
+	if !ok {
 		return
 	}
 	ps, err := s.cfg.Service.ListPolicies(r.Context(), scope, location)
@@ -129,6 +130,7 @@ func (s *Server) writePolicyList(w http.ResponseWriter, r *http.Request, scope, 
 		s.writeServiceError(w, r, err)
 		return
 	}
+	ps = filterPolicies(ps, v)
 	out := ListResponse[PolicyResource]{Value: []PolicyResource{}}
 	for _, p := range ps {
 		res, err := s.policyResource(r, p)

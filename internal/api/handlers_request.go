@@ -111,19 +111,32 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 	if f.Limit, ok = queryLimit(w, q); !ok {
 		return
 	}
-	target := "/"
+	var v visibleFunc
 	if f.VMID != "" {
-		target = f.VMID
-	}
-	if !s.authorize(w, principal, rbac.OpGrantsList, target) {
+		if !s.authorize(w, principal, rbac.OpGrantsList, f.VMID) {
+			return
+		}
+	} else if v, ok = s.visible(w, principal, rbac.OpGrantsList, "/"); !ok {
 		return
+	}
+	limit := f.Limit
+	if v != nil {
+		f.Limit = 0 // the limit counts what the caller may see
 	}
 	gs, err := s.cfg.Service.ListGrants(r.Context(), f)
 	if err != nil {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if page, ok := pageOf(s, w, r, gs); ok {
+	if v != nil {
+		gs = filterGrants(gs, v, limit)
+	}
+	views, err := s.grantViews(r, gs)
+	if err != nil {
+		s.writeServiceError(w, r, err)
+		return
+	}
+	if page, ok := pageOf(s, w, r, views); ok {
 		writeJSON(w, http.StatusOK, page)
 	}
 }
@@ -139,7 +152,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeServiceError(w, r, err)
 		return
 	}
-	if !s.authorize(w, principal, rbac.OpRevoke, g.VMID) {
+	if !s.ownGrant(w, r, principal, g) && !s.authorize(w, principal, rbac.OpRevoke, g.VMID) {
 		return
 	}
 	g, err = s.cfg.Service.Revoke(r.Context(), actor, id)
@@ -155,7 +168,8 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.authorize(w, principal, rbac.OpVMList, "/") {
+	v, ok := s.visible(w, principal, rbac.OpVMList, "/")
+	if !ok {
 		return
 	}
 	vms, err := s.cfg.Service.ListVMs(r.Context())
@@ -179,6 +193,9 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := ListResponse[VMSummary]{Value: []VMSummary{}}
 	for _, vm := range vms {
+		if !v.shows(vm.ID) {
+			continue
+		}
 		row := VMSummary{ID: vm.ID, Name: vm.Name, Cloud: string(vm.Cloud), Provider: vm.Provider, Location: vm.Location, Active: counts[inventory.Key(vm.ID)]}
 		for _, p := range policies {
 			if vp, ok := p.VM(vm.ID); ok {

@@ -142,13 +142,17 @@ func (c *Client) PendingRequests(ctx context.Context) ([]jit.PendingRequest, err
 	return allPages[jit.PendingRequest](c, ctx, "/drawbridge/v1/requests/pending", nil)
 }
 
-// Approve approves a pending request.
-func (c *Client) Approve(ctx context.Context, id string) (api.ApprovalResponse, error) {
+// Approve approves a pending request; reason, if set, is recorded.
+func (c *Client) Approve(ctx context.Context, id, reason string) (api.ApprovalResponse, error) {
 	var out api.ApprovalResponse
 	if err := checkPlainID(id); err != nil {
 		return out, err
 	}
-	err := c.do(ctx, "POST", "/drawbridge/v1/requests/"+url.PathEscape(id)+"/approve", nil, nil, &out)
+	var body any
+	if reason != "" {
+		body = api.DenyRequest{Reason: reason}
+	}
+	err := c.do(ctx, "POST", "/drawbridge/v1/requests/"+url.PathEscape(id)+"/approve", nil, body, &out)
 	return out, err
 }
 
@@ -179,5 +183,15 @@ func (c *Client) AuditCheckpoints(ctx context.Context) ([]audit.Checkpoint, erro
 func (c *Client) LatestAuditCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
 	var out audit.Checkpoint
 	err := c.do(ctx, "GET", "/drawbridge/v1/audit/checkpoints/latest", nil, nil, &out)
+	return out, err
+}
+
+// PendingRequest returns a request that needed approval, pending or decided.
+func (c *Client) PendingRequest(ctx context.Context, id string) (jit.PendingRequest, error) {
+	var out jit.PendingRequest
+	if err := checkPlainID(id); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, "GET", "/drawbridge/v1/requests/"+url.PathEscape(id), nil, nil, &out)
 	return out, err
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type Client struct {
 	token string
 	http  *http.Client
 }
+
+// ErrUnreachable wraps the error of a call that got no answer at all.
+var ErrUnreachable = errors.New("cannot reach drawbridge server")
 
 // Error is an error response from the server. Its message is the server's.
 type Error struct {
@@ -88,11 +92,11 @@ type yamlBody []byte
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
 	u := c.url(path)
 	u.RawQuery = query.Encode()
-	var rd io.Reader
 	contentType := "application/json"
 	if y, ok := body.(yamlBody); ok {
 		body, contentType = []byte(y), "application/yaml"
 	}
+	var payload []byte
 	if body != nil {
 		b, ok := body.([]byte)
 		if !ok {
@@ -101,31 +105,28 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 				return fmt.Errorf("encoding request: %w", err)
 			}
 		}
-		rd = bytes.NewReader(b)
+		payload = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+	var (
+		resp *http.Response
+		data []byte
+	)
+	// One retry after a 429's Retry-After (bounded), then the answer stands.
+	for attempt := 0; ; attempt++ {
+		var err error
+		resp, data, err = c.send(ctx, method, u.String(), payload, body != nil, contentType)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("cannot reach drawbridge server at %s: %v", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: reading response: %w", method, path, err)
+		wait, ok := retryAfter(resp)
+		if resp.StatusCode != http.StatusTooManyRequests || attempt > 0 || !ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	if resp.StatusCode >= 300 {
 		return decodeError(resp, data)
@@ -300,4 +301,50 @@ func (c *Client) ApplyInventory(ctx context.Context, doc []byte) (map[string]int
 	}
 	err := c.do(ctx, http.MethodPost, "/drawbridge/v1/inventory", nil, body, &out)
 	return out, err
+}
+
+// send makes one HTTP call and reads its whole answer.
+func (c *Client) send(ctx context.Context, method, u string, payload []byte, hasBody bool, contentType string) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if hasBody {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: reading response: %w", method, req.URL.Path, err)
+	}
+	return resp, data, nil
+}
+
+// maxRetryAfter bounds how long the client waits on a 429 before its one
+// retry; a longer Retry-After is reported instead of waited out.
+const maxRetryAfter = 30 * time.Second
+
+// retryAfter reads a Retry-After in seconds (the form drawbridge sends).
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
+	if err != nil || n < 0 || time.Duration(n)*time.Second > maxRetryAfter {
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
 }

@@ -183,15 +183,11 @@ func (c *Console) clientAddr(r *http.Request) netip.Addr {
 // may reports whether the signed-in user may perform op on target; an
 // unparsable target or an authorizer failure is a no.
 func (c *Console) may(u *user, op rbac.Operation, target string) bool {
-	id, err := resource.Parse(target)
+	ok, err := rbac.Allowed(c.cfg.Authorizer, u.principal, op, target)
 	if err != nil {
-		return false
-	}
-	err = c.cfg.Authorizer.AuthorizeOperation(u.principal, op, id)
-	if err != nil && !errors.Is(err, rbac.ErrDenied) {
 		c.cfg.Logger.Error("console authorization", "op", op, "target", target, "err", err)
 	}
-	return err == nil
+	return ok
 }
 
 // actor is the jit.Actor of a console request.

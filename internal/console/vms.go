@@ -240,28 +240,12 @@ func (c *Console) vmRow(u *user, l *listing, i int, holders map[string]string) v
 	return row
 }
 
-// holders finds who asked for the active grants of the VMs shown: the
-// requestor of each grant's request, from the newest requests of the
-// grants' policies.
+// holders finds who asked for the active grants of the VMs shown.
 func (c *Console) holders(ctx context.Context, l *listing, shown []int) map[string]string {
-	want := map[string]bool{}
-	policies := map[string]bool{}
+	var gs []jit.Grant
 	for _, i := range shown {
-		for _, g := range l.active[l.snap.meta[i].key] {
-			want[g.RequestID], policies[g.PolicyID] = true, true
-		}
+		gs = append(gs, l.active[l.snap.meta[i].key]...)
 	}
-	out := map[string]string{}
-	for pid := range policies {
-		reqs, err := c.cfg.Service.ListRequests(ctx, pid, 500)
-		if err != nil {
-			continue // the name is a nicety; the grant still shows
-		}
-		for _, rq := range reqs {
-			if want[rq.ID] {
-				out[rq.ID] = rq.Requestor
-			}
-		}
-	}
+	out, _ := c.cfg.Service.Requestors(ctx, gs) // the name is a nicety; the grant still shows
 	return out
 }

@@ -57,6 +57,8 @@ type Approval struct {
 	// Groups are the approver groups of the request the approver was a
 	// member of when approving: what the approval counts towards.
 	Groups []string `json:"groups"`
+	// Reason is why the approver agreed (approve --reason), if given.
+	Reason string `json:"reason,omitempty"`
 }
 
 // PendingRequest is a request that needs approval. Its grants have status

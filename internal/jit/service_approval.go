@@ -92,12 +92,17 @@ func listPending(ctx context.Context, tx Tx) ([]PendingRequest, error) {
 // duration asked for, keep the IDs shown while pending, and the firewall
 // is changed as for Initiate.
 func (s *Service) Approve(ctx context.Context, actor Actor, id string) (PendingRequest, Request, error) {
+	return s.ApproveWithReason(ctx, actor, id, "")
+}
+
+// ApproveWithReason is Approve that records why, as Deny does.
+func (s *Service) ApproveWithReason(ctx context.Context, actor Actor, id, reason string) (PendingRequest, Request, error) {
 	p, err := s.GetPendingRequest(ctx, id) // for the VMs to lock
 	if err != nil {
 		return PendingRequest{}, Request{}, err
 	}
 	res, after, err := write(ctx, s, lowerAll(requestVMs(p.Request)), func(c *change) (approval, error) {
-		return s.approve(c, actor, id)
+		return s.approve(c, actor, id, reason)
 	})
 	if err != nil || len(after.reconciled) == 0 {
 		return res.pending, res.opened, err
@@ -113,7 +118,7 @@ type approval struct {
 	opened  Request
 }
 
-func (s *Service) approve(c *change, actor Actor, id string) (approval, error) {
+func (s *Service) approve(c *change, actor Actor, id, reason string) (approval, error) {
 	p, isPending, err := getPending(c.ctx, c.tx, id)
 	if err != nil {
 		return approval{}, err
@@ -125,6 +130,7 @@ func (s *Service) approve(c *change, actor Actor, id string) (approval, error) {
 	if err != nil {
 		return approval{}, err
 	}
+	p.Approvals[len(p.Approvals)-1].Reason = reason
 	if final {
 		return s.openApproved(c, actor, p)
 	}

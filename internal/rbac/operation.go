@@ -101,7 +101,8 @@ const (
 //     policy read. The seed's "read" row is a sufficient set, and Reader and
 //     Security Reader, which the seed says can view them, hold this action.
 //   - revoke: ending someone's grant early changes the VM's access, so it
-//     needs the policy write; it never widens access so no VM write.
+//     needs the policy write; it never widens access so no VM write. (The
+//     API lets the requester of a grant end their own without it.)
 //   - approve: you may approve only access you could request yourself
 //     (initiate and read the policy), so viewers such as Reader cannot; the
 //     jit service additionally requires membership of the port's approver

@@ -146,6 +146,18 @@ type matrixOp struct {
 	// okCode, when set, is the error code when authorization passes (approve:
 	// the service refuses because API tokens carry no approver group).
 	okCode string
+	// list, for a listing, is its path; shows names the item whose presence
+	// means "allowed". A listing is never refused for scope: the caller
+	// sees the items it may read (200), and the others are left out.
+	list  func(vm string) string
+	shows func(vm string) string
+}
+
+// listed calls a listing op and reports its status and whether the item
+// it shows for vm is in the answer.
+func (op matrixOp) listed(e *httpEnv, tok, vm string) (int, bool) {
+	st, _, body := e.call(tok, "GET", op.list(vm), nil)
+	return st, strings.Contains(strings.ToLower(string(body)), strings.ToLower(op.shows(vm)))
 }
 
 func policyOf(vm string) string {
@@ -175,7 +187,9 @@ func simple(method string, path func(vm string) string, body func(vm string) any
 
 var matrixOps = []matrixOp{
 	{name: "policy.get", ok: 200, call: simple("GET", policyOf, nil)},
-	{name: "policy.list", ok: 200, call: simple("GET", func(vm string) string { return rgOf(vm) + "/providers/Microsoft.Security/jitNetworkAccessPolicies" }, nil)},
+	{name: "policy.list", ok: 200, list: func(vm string) string {
+		return rgOf(vm) + "/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version=2020-01-01"
+	}, shows: policyOf},
 	{name: "grants.list", ok: 200, call: simple("GET", func(vm string) string { return "/drawbridge/v1/grants?vm=" + vm }, nil)},
 	{name: "network.view", ok: 200, call: simple("GET", func(vm string) string { return "/drawbridge/v1/network?vm=" + vm }, nil)},
 	{name: "revoke", ok: 200, call: func(e *httpEnv, tok, vm string, grants, _ map[string]string) (int, string) {
@@ -192,8 +206,9 @@ var matrixOps = []matrixOp{
 	}},
 	{name: "policy.put", ok: 200, call: simple("PUT", policyOf, func(vm string) any { return policyBody(vm) })},
 	{name: "policy.delete", ok: 200, call: simple("DELETE", policyOf, nil)},
-	{name: "vm.list", root: true, ok: 200, call: simple("GET", func(string) string { return "/drawbridge/v1/vms" }, nil)},
-	{name: "policy.list /", root: true, ok: 200, call: simple("GET", func(string) string { return "/drawbridge/v1/policies" }, nil)},
+	{name: "vm.list", root: true, ok: 200, list: func(string) string { return "/drawbridge/v1/vms" }, shows: func(vm string) string { return `"` + vm + `"` }},
+	{name: "policy.list /", root: true, ok: 200, list: func(string) string { return "/drawbridge/v1/policies" },
+		shows: func(string) string { return awsPol }}, // web-01's may be deleted by now; bastion's is out of the RG principal's scope
 	{name: "inventory.apply", root: true, ok: 400, okCode: "InvalidInventory", call: simple("POST", func(string) string { return "/drawbridge/v1/inventory" }, func(string) any { return "vms: [unclosed" })},
 	{name: "role.read", root: true, ok: 200, call: simple("GET", func(string) string { return "/drawbridge/v1/roles" }, nil)},
 	{name: "role.write", root: true, ok: 201, call: simple("POST", func(string) string { return "/drawbridge/v1/roleAssignments" },
@@ -211,7 +226,9 @@ var matrixOps = []matrixOp{
 // another principal at "/" (operations on "/" in scope; out of scope: the
 // resource-group principal). Expectations are written out per role, in the
 // order of matrixOps: Y allowed in scope, N denied in scope; out of scope is
-// denied for every role and operation.
+// denied for every role and operation. Listings are never refused for
+// scope: Y means the item in scope is listed, N and out of scope that it is
+// left out of a 200 answer.
 func TestAPIMatrix(t *testing.T) {
 	want := map[string]string{
 		//                  get lst grt net rev ini apr put del vms pls inv rrd rwr aud tok
@@ -241,6 +258,17 @@ func TestAPIMatrix(t *testing.T) {
 				cases := []tc{{"in", rgTok, webVM, expect[i] == "Y"}, {"out", rgTok, bastion, false}}
 				if op.root {
 					cases = []tc{{"in", rootTok, webVM, expect[i] == "Y"}, {"out", rgTok, webVM, false}}
+				}
+				if op.list != nil {
+					if op.root { // the resource-group principal lists "/": it must not see bastion
+						cases[1].vm = bastion
+					}
+					for _, c := range cases {
+						if st, seen := op.listed(e, c.tok, c.vm); st != op.ok || seen != c.allowed {
+							t.Errorf("%s %s (%s scope): status %d, shows %s: %v, want %d and %v", role, op.name, c.scope, st, c.vm, seen, op.ok, c.allowed)
+						}
+					}
+					continue
 				}
 				for _, c := range cases {
 					st, code := op.call(e, c.tok, c.vm, grants, pending)
