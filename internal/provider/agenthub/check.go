@@ -29,7 +29,7 @@ func stateOf(d jit.Desired) (nftables.State, error) {
 		}
 	}
 	for _, p := range d.Guarded {
-		pr, err := netrule.ParseProtocol(string(p.Protocol))
+		pr, err := protocolOf(p.Protocol)
 		if err != nil {
 			return st, fmt.Errorf("%w: guarded port %d: %v", nftables.ErrInvalid, p.Port, err)
 		}
@@ -37,7 +37,7 @@ func stateOf(d jit.Desired) (nftables.State, error) {
 	}
 	st.Grants = make([]nftables.Grant, 0, len(d.Grants))
 	for _, g := range d.Grants {
-		pr, err := netrule.ParseProtocol(string(g.Protocol))
+		pr, err := protocolOf(g.Protocol)
 		if err != nil {
 			return st, fmt.Errorf("%w: grant %q: %v", nftables.ErrInvalid, g.GrantID, err)
 		}
@@ -50,4 +50,14 @@ func stateOf(d jit.Desired) (nftables.State, error) {
 		}
 	}
 	return st, st.Validate()
+}
+
+// protocolOf is netrule.ParseProtocol, without lower-casing a protocol
+// already in its canonical form (as the service's always is).
+func protocolOf(p netrule.Protocol) (netrule.Protocol, error) {
+	switch p {
+	case netrule.Tcp, netrule.Udp, netrule.Any:
+		return p, nil
+	}
+	return netrule.ParseProtocol(string(p))
 }
