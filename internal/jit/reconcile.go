@@ -77,51 +77,52 @@ func (s *Service) applyInStore(c *change, vmIDs []string, fieldFor func(vmID str
 		if err != nil {
 			return err
 		}
-		if outside {
+		if outside != nil {
 			c.later = append(c.later, vmID)
 		}
 	}
 	return nil
 }
 
-// applyVMInStore is applyInStore for one VM; outside says its provider
-// lives outside the store (or is missing: ReconcileVM reports that).
-func (s *Service) applyVMInStore(c *change, vmID string, fieldFor func(vmID string) string) (outside bool, err error) {
+// applyVMInStore is applyInStore for one VM. If the VM's provider lives
+// outside the store (or is missing: ReconcileVM reports that), it returns
+// the state read here, which that provider must apply; else nil.
+func (s *Service) applyVMInStore(c *change, vmID string, fieldFor func(vmID string) string) (outside *vmState, err error) {
 	st, err := desiredInTx(c.ctx, c.tx, vmID, c.now)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil // left the inventory: nothing to enforce
+		return nil, nil // left the inventory: nothing to enforce
 	} else if err != nil {
-		return false, err
+		return nil, err
 	}
 	prov, err := s.providerFor(st.vm)
 	if err != nil {
 		if fieldFor != nil {
-			return false, conflict(fieldFor(vmID), "%v", err)
+			return nil, conflict(fieldFor(vmID), "%v", err)
 		}
-		return true, nil
+		return &st, nil
 	}
 	txp, ok := prov.(TxProvider)
 	if !ok {
-		return true, nil
+		return &st, nil
 	}
 	obs, applyErr := txp.ApplyTx(c.ctx, c.tx, st.vm, st.desired)
 	if applyErr != nil {
 		if fieldFor != nil {
-			return false, conflict(fieldFor(vmID), "cannot apply JIT on %s: %v", st.vm.ID, applyErr)
+			return nil, conflict(fieldFor(vmID), "cannot apply JIT on %s: %v", st.vm.ID, applyErr)
 		}
 		applyErr = fmt.Errorf("apply on %s: %w", st.vm.ID, applyErr)
 	}
 	if len(obs.Drift) > 0 {
 		if err := c.providerDriftOn(st.vm.ID, obs.Drift, applyErr); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	for _, g := range observedChanges(st.active, obs, applyErr, c.now) {
 		if err := c.tx.UpdateGrant(c.ctx, g); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
-	return false, nil
+	return nil, nil
 }
 
 // observedChanges returns the active grants whose apply bookkeeping changes
@@ -177,19 +178,12 @@ type reconcileResult struct {
 
 // reconcileInStore applies a VM whose provider lives in the store and
 // reports the failure it recorded; for a provider outside the store it
-// reads, in this transaction, what that provider needs (one store round
-// trip less on the path from a request to an open port).
+// returns what that provider needs, as read in this transaction (one store
+// round trip less on the path from a request to an open port).
 func (s *Service) reconcileInStore(c *change, vmID string) (reconcileResult, error) {
 	outside, err := s.applyVMInStore(c, vmID, nil)
-	if err != nil {
-		return reconcileResult{}, err
-	}
-	if outside {
-		st, err := desiredInTx(c.ctx, c.tx, vmID, c.now)
-		if errors.Is(err, store.ErrNotFound) {
-			return reconcileResult{}, nil
-		}
-		return reconcileResult{outside: &st}, err
+	if err != nil || outside != nil {
+		return reconcileResult{outside: outside}, err
 	}
 	grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
 	if err != nil {
@@ -226,30 +220,43 @@ func (s *Service) reconcileOutside(ctx context.Context, st vmState) error {
 }
 
 // ReportObserved records what an asynchronous provider (an agent) says its
-// firewall enforces for a VM: those grants become applied.
+// firewall enforces for a VM: those grants become applied. It reads the
+// VM's active grants and writes the changed ones in one writing
+// transaction, where the store has them at hand, rather than reading them
+// again in a read transaction per report.
 func (s *Service) ReportObserved(ctx context.Context, vmID string, enforced []string, providerErr string) error {
-	_, _, active, err := s.DesiredFor(ctx, vmID)
-	if err != nil {
-		return err
-	}
-	now := s.clock.Now().UTC()
 	in := map[string]bool{}
 	for _, id := range enforced {
 		in[id] = true
 	}
-	var changed []Grant
-	for _, g := range active {
-		ng := g
-		ng.Applied = in[g.ID]
-		if ng.Applied && !g.Applied {
-			ng.AppliedAt = now
+	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
+		vm, err := c.tx.GetVM(c.ctx, vmID)
+		if err != nil {
+			return struct{}{}, err
 		}
-		ng.ProviderError = providerErr
-		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
-			changed = append(changed, ng)
+		grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
+		if err != nil {
+			return struct{}{}, err
 		}
-	}
-	return s.updateGrants(ctx, changed)
+		for _, g := range grants {
+			if !g.IsActive(c.now) {
+				continue
+			}
+			ng := g
+			ng.Applied, ng.ProviderError = in[g.ID], providerErr
+			if ng.Applied == g.Applied && ng.ProviderError == g.ProviderError {
+				continue
+			}
+			if ng.Applied && !g.Applied {
+				ng.AppliedAt = c.now
+			}
+			if err := c.tx.UpdateGrant(c.ctx, ng); err != nil {
+				return struct{}{}, err
+			}
+		}
+		return struct{}{}, nil
+	})
+	return err
 }
 
 // updateGrants records the apply bookkeeping of gs; a concurrent end of a

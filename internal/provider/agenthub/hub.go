@@ -217,19 +217,7 @@ func (h *Hub) Check(ctx context.Context, vm inventory.VM, desired jit.Desired) e
 	if vm.Provider != inventory.ProviderNftables {
 		return fmt.Errorf("%w: %s has provider %q", ErrNotHost, vm.ID, vm.Provider)
 	}
-	s := SnapshotOf(desired)
-	// End times are checked by the service; give the validator a non-zero one.
-	for i := range s.Grants {
-		if s.Grants[i].End.IsZero() {
-			return fmt.Errorf("%w: grant %q has no end time", nftables.ErrInvalid, s.Grants[i].ID)
-		}
-	}
-	for _, g := range desired.Grants {
-		if !g.Source.IsAny() && !g.Source.Prefix().IsValid() {
-			return fmt.Errorf("%w: grant %q has no valid source", nftables.ErrInvalid, g.GrantID)
-		}
-	}
-	_, err := s.State()
+	_, err := stateOf(desired)
 	return err
 }
 

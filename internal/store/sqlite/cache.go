@@ -1,6 +1,10 @@
 package sqlite
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+)
 
 // The store's caches, all of them, and what each may serve stale:
 //
@@ -34,8 +38,10 @@ type rowCache struct {
 	// for none), as read from policy_vms. Writing any policy clears it.
 	policyOf map[string]string
 	// active maps a VM key to its active grants (status 'Initiated'), in
-	// ListGrants' order, for the VMs looked up since the cache was last
-	// dropped. The writer's InsertRequest and UpdateGrant keep it exact.
+	// ListGrants' order and decoded, for the VMs looked up since the cache
+	// was last dropped. The writer's InsertRequest and UpdateGrant keep it
+	// exact. Decoded, because every request and agent report reads all of
+	// a VM's active grants: thousands on a host shared by many sources.
 	active map[string][]activeRef
 	// head is the audit log's head, if read or written since the cache
 	// was last dropped.
@@ -64,11 +70,14 @@ func (c *rowCache) setAuditHead(h cachedHead) {
 }
 
 // activeRef is one active grant of a VM, with what ListGrants orders by.
+// grant is a value without shared memory (jit.Grant has no slice, map or
+// pointer), so handing out copies of it is safe.
 type activeRef struct {
 	id        string
 	start     int64 // start_time
 	requestID string
 	idx       int
+	grant     jit.Grant
 }
 
 // before reports whether a comes before b in ListGrants' order:
@@ -182,6 +191,22 @@ func (c *rowCache) grantActivated(vmKey string, r activeRef) {
 		i++
 	}
 	c.active[vmKey] = slices.Insert(refs, i, r)
+}
+
+// grantChanged records the new state of a grant of the VM that stays
+// active.
+func (c *rowCache) grantChanged(vmKey string, g jit.Grant) {
+	refs, ok := c.activeGrants(vmKey)
+	if !ok {
+		return
+	}
+	for i := range refs {
+		if refs[i].id == g.ID {
+			refs[i].grant = g
+			return
+		}
+	}
+	delete(c.active, vmKey) // not where it should be: read again
 }
 
 // grantEnded records that a grant of the VM is no longer active.

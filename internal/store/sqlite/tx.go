@@ -583,7 +583,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		t.cache.put(tableGrants, "", g.ID, body)
 		t.memo.Remember(body, &g)
 		if g.Status == jit.StatusInitiated {
-			t.cache.grantActivated(vmKey, activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i})
+			t.cache.grantActivated(vmKey, activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i, grant: g})
 		}
 	}
 	return nil
@@ -690,25 +690,14 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 }
 
 // activeGrantsOfVM is ListGrants of a VM's active grants on the writer,
-// from its cache when it has them (and their bodies).
+// from its cache when it has them.
 func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 	if refs, ok := t.cache.activeGrants(vmKey); ok {
-		out := make([]jit.Grant, 0, len(refs))
-		for _, r := range refs {
-			row, ok := t.cache.get(tableGrants, "", r.id)
-			if !ok || !row.present {
-				out = nil // a body was dropped with the row cache: read again
-				break
-			}
-			g, err := decodeRow[jit.Grant](t.memo)(row.body)
-			if err != nil {
-				return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
-			}
-			out = append(out, g)
+		out := make([]jit.Grant, len(refs))
+		for i, r := range refs {
+			out[i] = r.grant
 		}
-		if out != nil {
-			return out, nil
-		}
+		return out, nil
 	}
 	rows, err := t.stmt(qActiveGrantsOfVM).QueryContext(noCancel, vmKey)
 	if err != nil {
@@ -728,6 +717,7 @@ func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
 			return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
 		}
 		t.cache.put(tableGrants, "", r.id, body)
+		r.grant = g
 		refs = append(refs, r)
 		out = append(out, g)
 	}
@@ -783,6 +773,8 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 		t.memo.Remember(body, &cur)
 	}
 	switch {
+	case wasActive && isActive:
+		t.cache.grantChanged(inventory.Key(cur.VMID), cur)
 	case wasActive && !isActive:
 		t.cache.grantEnded(inventory.Key(cur.VMID), cur.ID)
 	case !wasActive && isActive:

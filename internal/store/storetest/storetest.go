@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Requests", testRequests},
 		{"Grants", testGrants},
 		{"ListGrants", testListGrants},
+		{"ActiveGrantUpdates", testActiveGrantUpdates},
 		{"DueGrants", testDueGrants},
 		{"Rollback", testRollback},
 		{"RollbackOnPanic", testRollbackOnPanic},
