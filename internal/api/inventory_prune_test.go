@@ -29,6 +29,16 @@ func TestInventoryPrune(t *testing.T) {
 	if code, _ := e.do("GET", "/drawbridge/v1/network?vm="+web01, ""); code != 200 {
 		t.Fatalf("web-01 gone after a refused prune: %d", code)
 	}
+	// A listing with no VM of the scope would remove them all: refused.
+	none := inventory.Sample()
+	none.VMs = nil
+	empty, _ := json.Marshal(none)
+	if code, body := e.do("POST", "/drawbridge/v1/inventory?prune=sim&scope=/subscriptions/"+sub, string(empty)); code != 409 || !strings.Contains(body["error"].(map[string]any)["target"].(string), "scope") {
+		t.Fatalf("prune on an empty listing: %d %v, want 409 naming scope", code, body)
+	}
+	if code, _ := e.do("GET", "/drawbridge/v1/network?vm="+web01, ""); code != 200 {
+		t.Fatalf("web-01 gone after a refused empty prune: %d", code)
+	}
 	code, body := e.do("POST", "/drawbridge/v1/inventory?prune=sim&scope=/subscriptions/"+sub, string(doc))
 	if code != 200 || body["removed"] != float64(1) {
 		t.Fatalf("prune: %d %v", code, body)

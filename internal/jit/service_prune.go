@@ -61,6 +61,9 @@ func (s *Service) SyncInventory(ctx context.Context, inv inventory.Inventory, sc
 	if err != nil {
 		return nil, err
 	}
+	if err := emptyListing(inv, sc, len(candidates)); err != nil {
+		return nil, err
+	}
 	var lock []string
 	for _, vm := range candidates {
 		lock = append(lock, inventory.Key(vm.ID))
@@ -170,4 +173,21 @@ func dropFromPolicy(c *change, actor Actor, p Policy, vmID string) error {
 		return err
 	}
 	return c.audit(actor, AuditPolicyPut, p.ID, "virtual machine "+vmID+" was deleted in the cloud", p, after)
+}
+
+// emptyListing refuses a sync whose listing holds no VM of the scope while
+// the inventory holds some: a cloud API that lists nothing is far more
+// often a credential that sees nothing than an estate deleted whole, and
+// pruning on it would end every grant and policy under the scope. Really
+// deleted VMs leave with an `inventory apply` that omits them.
+func emptyListing(inv inventory.Inventory, sc SyncScope, removing int) error {
+	if removing == 0 {
+		return nil
+	}
+	for _, vm := range inv.VMs {
+		if sc.covers(vm) {
+			return nil
+		}
+	}
+	return conflict("scope", "the discovered inventory has no %s VM under %s, so syncing it would remove all %d stored there; refused (check the credentials can list them, or remove VMs that are really gone with inventory apply)", sc.Provider, sc.Prefix, removing)
 }
