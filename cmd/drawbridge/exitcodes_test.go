@@ -39,8 +39,8 @@ func TestExitCodes(t *testing.T) {
 
 func TestProgressLineCountsDown(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	st := requestStatus{ID: "r1", State: stateAwaiting, Approval: &jit.PendingRequest{
-		Rules: []jit.ApprovalRule{{Approvers: "ops", Count: 1}}, LapseAt: now.Add(4*time.Minute + 5*time.Second)}}
+	st := requestStatus{ID: "r1", State: stateAwaiting, Approval: &jit.PendingRequest{ApprovalRecord: jit.ApprovalRecord{
+		Rules: []jit.ApprovalRule{{Approvers: "ops", Count: 1}}, LapseAt: now.Add(4*time.Minute + 5*time.Second)}}}
 	a, b := progressLine(st, now), progressLine(st, now.Add(time.Minute))
 	if !strings.Contains(a, "1 of ops") || !strings.Contains(a, "4m05s") || !strings.Contains(b, "3m05s") {
 		t.Fatalf("progress lines %q, %q", a, b)

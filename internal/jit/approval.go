@@ -34,13 +34,6 @@ func (r *ApprovalRule) validate(field string) error {
 // DefaultApprovalTimeout is how long a request may stay Pending.
 const DefaultApprovalTimeout = time.Hour
 
-// Object kinds holding requests that need approval: pending ones, and
-// decided ones (kept so that they can still be shown).
-const (
-	KindPending = "jit.pending"
-	KindDecided = "jit.decided"
-)
-
 // Approval states of a PendingRequest.
 const (
 	ApprovalPending  = "Pending"
@@ -61,11 +54,19 @@ type Approval struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// PendingRequest is a request that needs approval. Its grants have status
-// Pending; each one's EndTime-StartTime is the duration asked for, which
-// starts counting when the request is approved.
+// PendingRequest is a request that needed approval, with its approval
+// record: the request row and its grant rows, whose IDs stay the same from
+// the moment the request is made. While it is Pending its grants have
+// status Pending (never active); each one's EndTime-StartTime is the
+// duration asked for, which starts counting when the request is approved.
 type PendingRequest struct {
-	Request   Request        `json:"request"`
+	Request Request `json:"request"`
+	ApprovalRecord
+}
+
+// ApprovalRecord is the approval bookkeeping of a request that needs
+// approval; stores keep it on the request's row (Tx.PutApproval).
+type ApprovalRecord struct {
 	Rules     []ApprovalRule `json:"rules"`
 	Approvals []Approval     `json:"approvals"`
 	State     string         `json:"state"`
@@ -74,6 +75,23 @@ type PendingRequest struct {
 	DecidedBy string         `json:"decidedBy,omitempty"`
 	Reason    string         `json:"reason,omitempty"`
 }
+
+// InUTC returns a with its times in UTC (see Grant.InUTC).
+func (a ApprovalRecord) InUTC() ApprovalRecord {
+	a.LapseAt, a.DecidedAt = utc(a.LapseAt), utc(a.DecidedAt)
+	if len(a.Approvals) > 0 {
+		a.Approvals = append([]Approval(nil), a.Approvals...)
+		for i := range a.Approvals {
+			a.Approvals[i].Time = utc(a.Approvals[i].Time)
+		}
+	}
+	return a
+}
+
+// Opened reports whether a request in approval state state (empty: it
+// needed no approval) has opened, so that it is listed among its
+// policy's requests (Tx.ListRequests).
+func Opened(state string) bool { return state == "" || state == ApprovalApproved }
 
 func hasGroup(groups []string, g string) bool {
 	for _, have := range groups {

@@ -117,8 +117,16 @@ func TestApprovalFlow(t *testing.T) {
 	if d := f.prov.last(vm1); len(d.Grants) != 0 {
 		t.Fatalf("a pending grant reached the provider: %+v", d.Grants)
 	}
-	if gs, _ := f.svc.ListGrants(ctx, jit.GrantFilter{VMID: vm1}); len(gs) != 0 {
-		t.Fatalf("pending request stored grants: %+v", gs)
+	// The pending grant is a grant row, under the ID the requester was
+	// shown, and never an active one.
+	if gs, _ := f.svc.ListGrants(ctx, jit.GrantFilter{VMID: vm1}); len(gs) != 1 || gs[0].ID != req.Grants[0].ID || gs[0].Status != jit.StatusPending {
+		t.Fatalf("pending request's grants: %+v", gs)
+	}
+	if gs, _ := f.svc.ListGrants(ctx, jit.GrantFilter{VMID: vm1, ActiveOnly: true}); len(gs) != 0 {
+		t.Fatalf("a pending grant is active: %+v", gs)
+	}
+	if _, err := f.svc.Revoke(ctx, alice, req.Grants[0].ID); !errors.Is(err, jit.ErrConflict) {
+		t.Fatalf("revoking a pending grant: %v", err)
 	}
 
 	aliceOps := jit.Actor{Principal: "alice", Groups: []string{"ops"}}

@@ -14,6 +14,7 @@
 //	service_revoke.go    Revoke (a user ends a grant early)
 //	service_approval.go  holding, approving, denying and lapsing requests
 //	approval.go          approval rules and who may decide
+//	approval_upgrade.go  moving approvals of older versions onto request rows
 //	job_expiry.go        the expiry and resync jobs
 //	reconcile.go         the reconcile engine: desired state → provider
 //	service_inventory.go the inventory facade

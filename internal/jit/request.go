@@ -77,8 +77,13 @@ type GrantFilter struct {
 // WithStateOf returns g with the mutable fields of next: status, reason,
 // end, and the apply bookkeeping. It is what Tx.UpdateGrant may change, so a
 // caller holding a stale or partial Grant cannot rewrite a grant's identity,
-// port, source or times.
+// port, source or times. A Pending grant (g) has not started yet: it also
+// takes next's start and end time and protocol, those it opens with once
+// approved.
 func (g Grant) WithStateOf(next Grant) Grant {
+	if g.Status == StatusPending && !next.EndTime.IsZero() {
+		g.StartTime, g.EndTime, g.Protocol = utc(next.StartTime), utc(next.EndTime), next.Protocol
+	}
 	g.Status = next.Status
 	g.StatusReason = next.StatusReason
 	g.EndedAt = utc(next.EndedAt)

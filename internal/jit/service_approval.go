@@ -2,10 +2,8 @@ package jit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -13,7 +11,9 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
-// holdForApproval stores req as pending in c instead of opening it.
+// holdForApproval stores req in c as a request that waits for approval:
+// its row with an approval record, its grants as rows with status Pending
+// (never active), which keep their IDs when it opens.
 func (s *Service) holdForApproval(c *change, actor Actor, req Request, rules []ApprovalRule) (Request, error) {
 	if strings.TrimSpace(req.Justification) == "" {
 		return Request{}, invalid("justification", "a justification is required: the requested ports need approval from %s", describeRules(rules))
@@ -25,8 +25,11 @@ func (s *Service) holdForApproval(c *change, actor Actor, req Request, rules []A
 	if timeout <= 0 {
 		timeout = DefaultApprovalTimeout
 	}
-	p := PendingRequest{Request: req, Rules: rules, Approvals: []Approval{}, State: ApprovalPending, LapseAt: c.now.Add(timeout)}
-	if err := c.tx.PutObject(c.ctx, KindPending, req.ID, p); err != nil {
+	if err := c.tx.InsertRequest(c.ctx, req); err != nil {
+		return Request{}, err
+	}
+	rec := ApprovalRecord{Rules: rules, Approvals: []Approval{}, State: ApprovalPending, LapseAt: c.now.Add(timeout)}
+	if err := c.tx.PutApproval(c.ctx, req.ID, rec); err != nil {
 		return Request{}, err
 	}
 	c.grantEvents(EventRequested, actor, actor.Principal, req.Grants, ReasonAwaitingApproval, req.Justification)
@@ -34,56 +37,23 @@ func (s *Service) holdForApproval(c *change, actor Actor, req Request, rules []A
 	return req, recordRequest(c, actor, AuditRequestPending, req)
 }
 
-// GetPendingRequest returns a request that needed approval, pending or decided.
+// GetPendingRequest returns a request that needed approval, pending or
+// decided, with its grants as they are now.
 func (s *Service) GetPendingRequest(ctx context.Context, id string) (PendingRequest, error) {
-	var p PendingRequest
-	err := s.store.ReadTx(ctx, func(tx Tx) error {
-		var err error
-		p, _, err = getPending(ctx, tx, id)
-		return err
-	})
-	return p, err
+	return readTx(ctx, s.store, func(tx Tx) (PendingRequest, error) { return getPending(ctx, tx, id) })
 }
 
-func getPending(ctx context.Context, tx Tx, id string) (PendingRequest, bool, error) {
-	var p PendingRequest
-	err := tx.GetObject(ctx, KindPending, id, &p)
-	if err == nil {
-		return p, true, nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return p, false, err
-	}
-	err = tx.GetObject(ctx, KindDecided, id, &p)
+func getPending(ctx context.Context, tx Tx, id string) (PendingRequest, error) {
+	p, err := tx.GetApproval(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return p, false, notFound("id", "request %s is not a request that needs approval", id)
+		return p, notFound("id", "request %s is not a request that needs approval", id)
 	}
-	return p, false, err
+	return p, err
 }
 
 // ListPendingRequests returns the requests waiting for approval, oldest first.
 func (s *Service) ListPendingRequests(ctx context.Context) ([]PendingRequest, error) {
-	var out []PendingRequest
-	err := s.store.ReadTx(ctx, func(tx Tx) error {
-		var err error
-		out, err = listPending(ctx, tx)
-		return err
-	})
-	return out, err
-}
-
-func listPending(ctx context.Context, tx Tx) ([]PendingRequest, error) {
-	var out []PendingRequest
-	err := tx.ListObjects(ctx, KindPending, func(key string, body []byte) error {
-		var p PendingRequest
-		if err := json.Unmarshal(body, &p); err != nil {
-			return fmt.Errorf("pending request %s: %w", key, err)
-		}
-		out = append(out, p)
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Request.StartTime.Before(out[j].Request.StartTime) })
-	return out, err
+	return readTx(ctx, s.store, func(tx Tx) ([]PendingRequest, error) { return tx.ListApprovals(ctx, ApprovalPending) })
 }
 
 // Approve records actor's approval of a pending request. When it is the
@@ -119,11 +89,11 @@ type approval struct {
 }
 
 func (s *Service) approve(c *change, actor Actor, id, reason string) (approval, error) {
-	p, isPending, err := getPending(c.ctx, c.tx, id)
+	p, err := getPending(c.ctx, c.tx, id)
 	if err != nil {
 		return approval{}, err
 	}
-	if !isPending {
+	if p.State != ApprovalPending {
 		return approval{}, conflict("id", "request %s is already %s", id, p.State)
 	}
 	p, final, err := addApproval(p, actor, c.now)
@@ -134,7 +104,7 @@ func (s *Service) approve(c *change, actor Actor, id, reason string) (approval, 
 	if final {
 		return s.openApproved(c, actor, p)
 	}
-	if err := c.tx.PutObject(c.ctx, KindPending, id, p); err != nil {
+	if err := c.tx.PutApproval(c.ctx, id, p.ApprovalRecord); err != nil {
 		return approval{}, err
 	}
 	return approval{pending: p}, c.audit(actor, AuditRequestApprove, firstVM(p.Request), fmt.Sprintf("request %s: approval %d", id, len(p.Approvals)), nil, p.Approvals[len(p.Approvals)-1])
@@ -142,25 +112,12 @@ func (s *Service) approve(c *change, actor Actor, id, reason string) (approval, 
 
 // openApproved opens p, whose last approval approver just gave, through
 // the steps of Initiate (load → plan → apply → record) under the policy as
-// it is now, and marks p approved.
+// it is now, and marks p approved. Its Pending grant rows become the
+// opened grants, keeping their IDs, with their time window starting now.
 func (s *Service) openApproved(c *change, approver Actor, p PendingRequest) (approval, error) {
 	requester := Actor{Principal: p.Request.Requestor, Address: p.Request.SourceAddress}
-	pi := planInput{in: InitiateInput{Justification: p.Request.Justification}, actor: requester, reqID: p.Request.ID, now: c.now, newID: s.newID, keepID: map[string]string{}}
-	index := map[string]int{}
-	for _, g := range p.Request.Grants {
-		i, ok := index[inventory.Key(g.VMID)]
-		if !ok {
-			i = len(pi.in.VirtualMachines)
-			index[inventory.Key(g.VMID)] = i
-			pi.in.VirtualMachines = append(pi.in.VirtualMachines, InitiateVM{ID: g.VMID})
-		}
-		pi.in.VirtualMachines[i].Ports = append(pi.in.VirtualMachines[i].Ports, InitiatePort{
-			Number:                     g.Port,
-			Duration:                   g.EndTime.Sub(g.StartTime).String(),
-			AllowedSourceAddressPrefix: g.Source.String(),
-		})
-		pi.keepID[grantKey(g.VMID, g.Port)] = g.ID
-	}
+	pi := approvedInput(p.Request)
+	pi.actor, pi.now, pi.newID = requester, c.now, s.newID
 	t, err := loadRequest(c, p.Request.PolicyID, pi.in)
 	if err != nil {
 		return approval{}, err
@@ -175,17 +132,43 @@ func (s *Service) openApproved(c *change, approver Actor, p PendingRequest) (app
 	if err := recordSuperseded(c, requester, plan); err != nil {
 		return approval{}, err
 	}
+	for _, g := range plan.req.Grants {
+		if err := c.tx.UpdateGrant(c.ctx, g); err != nil {
+			return approval{}, err
+		}
+	}
 	p.State, p.DecidedAt, p.DecidedBy = ApprovalApproved, c.now, approver.Principal
-	if err := c.tx.DeleteObject(c.ctx, KindPending, p.Request.ID); err != nil {
+	if err := c.tx.PutApproval(c.ctx, p.Request.ID, p.ApprovalRecord); err != nil {
 		return approval{}, err
 	}
-	if err := c.tx.PutObject(c.ctx, KindDecided, p.Request.ID, p); err != nil {
-		return approval{}, err
-	}
+	p.Request.Grants = plan.req.Grants
 	if err := c.audit(approver, AuditRequestApprove, firstVM(p.Request), fmt.Sprintf("request %s: approval %d, request opened", p.Request.ID, len(p.Approvals)), nil, p.Approvals[len(p.Approvals)-1]); err != nil {
 		return approval{}, err
 	}
 	return approval{pending: p, opened: plan.req}, recordOpened(c, requester, plan.req, &approver)
+}
+
+// approvedInput is the request a pending request asked for, to plan
+// again at approval: per VM its ports with the durations asked for, and
+// the IDs of its grants to keep.
+func approvedInput(r Request) planInput {
+	pi := planInput{in: InitiateInput{Justification: r.Justification}, reqID: r.ID, keepID: map[string]string{}}
+	index := map[string]int{}
+	for _, g := range r.Grants {
+		i, ok := index[inventory.Key(g.VMID)]
+		if !ok {
+			i = len(pi.in.VirtualMachines)
+			index[inventory.Key(g.VMID)] = i
+			pi.in.VirtualMachines = append(pi.in.VirtualMachines, InitiateVM{ID: g.VMID})
+		}
+		pi.in.VirtualMachines[i].Ports = append(pi.in.VirtualMachines[i].Ports, InitiatePort{
+			Number:                     g.Port,
+			Duration:                   g.EndTime.Sub(g.StartTime).String(),
+			AllowedSourceAddressPrefix: g.Source.String(),
+		})
+		pi.keepID[grantKey(g.VMID, g.Port)] = g.ID
+	}
+	return pi
 }
 
 // Deny ends a pending request: its grants never open.
@@ -194,11 +177,11 @@ func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (Pen
 		return PendingRequest{}, invalid("reason", "reason is longer than 1024 characters")
 	}
 	p, _, err := write(ctx, s, nil, func(c *change) (PendingRequest, error) {
-		p, isPending, err := getPending(c.ctx, c.tx, id)
+		p, err := getPending(c.ctx, c.tx, id)
 		if err != nil {
 			return p, err
 		}
-		if !isPending {
+		if p.State != ApprovalPending {
 			return p, conflict("id", "request %s is already %s", id, p.State)
 		}
 		if err := checkApprover(p, actor, c.now); err != nil {
@@ -209,17 +192,20 @@ func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (Pen
 	return p, err
 }
 
-// decide ends pending request p without opening it.
+// decide ends pending request p without opening it: its grants end with
+// reason, and its approval record says state.
 func decide(c *change, actor Actor, p PendingRequest, state string, reason Reason, why string) (PendingRequest, error) {
-	before := p
+	before := p.State
 	p.State, p.DecidedAt, p.DecidedBy, p.Reason = state, c.now, actor.Principal, why
+	p.Request.Grants = append([]Grant(nil), p.Request.Grants...)
 	for i := range p.Request.Grants {
-		p.Request.Grants[i].Status, p.Request.Grants[i].StatusReason, p.Request.Grants[i].EndedAt = StatusRevoked, reason, c.now
+		g := &p.Request.Grants[i]
+		g.Status, g.StatusReason, g.EndedAt = StatusRevoked, reason, c.now
+		if err := c.tx.UpdateGrant(c.ctx, *g); err != nil {
+			return p, err
+		}
 	}
-	if err := c.tx.DeleteObject(c.ctx, KindPending, p.Request.ID); err != nil {
-		return p, err
-	}
-	if err := c.tx.PutObject(c.ctx, KindDecided, p.Request.ID, p); err != nil {
+	if err := c.tx.PutApproval(c.ctx, p.Request.ID, p.ApprovalRecord); err != nil {
 		return p, err
 	}
 	c.grantEvents(EventDenied, actor, p.Request.Requestor, p.Request.Grants, reason, why)
@@ -231,13 +217,13 @@ func decide(c *change, actor Actor, p PendingRequest, state string, reason Reaso
 	if why != "" {
 		detail += ": " + why
 	}
-	return p, c.audit(actor, op, firstVM(p.Request), detail, before.State, p.State)
+	return p, c.audit(actor, op, firstVM(p.Request), detail, before, p.State)
 }
 
 // LapseDue ends pending requests whose approval timeout has passed.
 func (s *Service) LapseDue(ctx context.Context) (int, error) {
 	n, _, err := write(ctx, s, nil, func(c *change) (int, error) {
-		ps, err := listPending(c.ctx, c.tx)
+		ps, err := c.tx.ListApprovals(c.ctx, ApprovalPending)
 		if err != nil {
 			return 0, err
 		}

@@ -73,6 +73,9 @@ func (s *Service) openRequest(c *change, policyID string, pi planInput) (Request
 	if err := recordSuperseded(c, pi.actor, plan); err != nil {
 		return Request{}, err
 	}
+	if err := c.tx.InsertRequest(c.ctx, plan.req); err != nil {
+		return Request{}, err
+	}
 	return plan.req, recordOpened(c, pi.actor, plan.req, nil)
 }
 
@@ -200,12 +203,9 @@ func recordSuperseded(c *change, actor Actor, plan requestPlan) error {
 	return nil
 }
 
-// recordOpened stores an opened request with its grants and queues its
-// events and records; approver is who gave the last approval, if it needed any.
+// recordOpened queues the events and records of an opened request, stored
+// already; approver is who gave the last approval, if it needed any.
 func recordOpened(c *change, actor Actor, req Request, approver *Actor) error {
-	if err := c.tx.InsertRequest(c.ctx, req); err != nil {
-		return err
-	}
 	if approver == nil {
 		c.grantEvents(EventRequested, actor, actor.Principal, req.Grants, "", req.Justification)
 	} else {

@@ -28,6 +28,9 @@ func (s *Service) revoke(c *change, actor Actor, grantID string) (Grant, error) 
 	} else if err != nil {
 		return Grant{}, err
 	}
+	if g.Status == StatusPending {
+		return Grant{}, conflict("grantId", "grant %s waits for approval of request %s; deny the request instead", grantID, g.RequestID)
+	}
 	if g.Status != StatusInitiated {
 		return Grant{}, conflict("grantId", "grant %s is already %s (%s)", grantID, g.Status, g.StatusReason)
 	}

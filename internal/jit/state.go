@@ -19,7 +19,7 @@ import (
 //	                            revoke by a user                 reason PolicyRemoved (port no longer guarded)
 //
 // With approvals (a drawbridge extension), a request for a port whose
-// policy says requireApproval waits before any grant exists in the store:
+// policy says requireApproval is stored with Pending grants and waits:
 //
 //	  (request accepted, approval required)
 //	                   │
@@ -32,9 +32,10 @@ import (
 //	                   │ not decided within the approval timeout └─────────┘ reason ApprovalLapsed
 //	                   └────────────────────────────────────────▶
 //
-// A Pending grant is never in Desired: it lives in the pending request
-// (see approval.go) until the last approval inserts it as Initiated, with
-// its time window starting at the approval.
+// A Pending grant is a grant row that is never active (never in Desired,
+// never due): the last approval turns the same row, with the same ID, into
+// Initiated, its time window starting at the approval (approval.go,
+// service_approval.go).
 //
 // Revoked is final. "Applied" says whether the provider has confirmed that
 // the firewall enforces the grant now: it becomes true once an Initiated

@@ -47,13 +47,29 @@ type Tx interface {
 
 	// InsertRequest stores a request together with its grants.
 	InsertRequest(ctx context.Context, r Request) error
-	// ListRequests returns a policy's requests, newest first, each with its grants.
+	// ListRequests returns a policy's opened requests (those that needed
+	// no approval or were approved: see Opened), newest first, each with
+	// its grants.
 	ListRequests(ctx context.Context, policyID string, limit int) ([]Request, error)
+
+	// PutApproval stores the approval record of request requestID on its
+	// row (the request and its grants are InsertRequest's and
+	// UpdateGrant's); store.ErrNotFound if there is no such request.
+	PutApproval(ctx context.Context, requestID string, a ApprovalRecord) error
+	// GetApproval returns a request that needed approval, with its grants
+	// and approval record; store.ErrNotFound if there is no such request
+	// or it needed no approval.
+	GetApproval(ctx context.Context, requestID string) (PendingRequest, error)
+	// ListApprovals returns the requests whose approval record is in
+	// state, oldest first (by request start time, then ID), each with
+	// its grants.
+	ListApprovals(ctx context.Context, state string) ([]PendingRequest, error)
 	GetGrant(ctx context.Context, id string) (Grant, error)
 	// ListGrants returns grants matching f, newest first.
 	ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error)
 	// UpdateGrant replaces a grant's mutable fields (status, reason, ended,
-	// applied, provider error).
+	// applied, provider error; and the window of a Pending grant, see
+	// Grant.WithStateOf).
 	UpdateGrant(ctx context.Context, g Grant) error
 	// DueGrants returns Initiated grants whose end time is at or before now,
 	// oldest end first, at most limit.

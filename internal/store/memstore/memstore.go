@@ -48,6 +48,10 @@ type requestRow struct {
 	start     time.Time
 	grantIDs  []string // in request order
 	body      []byte
+	// approvalState and approval are the approval record (approval.go);
+	// empty for a request that needed no approval.
+	approvalState string
+	approval      []byte
 }
 
 type grantRow struct {
@@ -415,7 +419,7 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 	key := strings.ToLower(policyID)
 	var ids []string
 	for id, row := range t.s.requests {
-		if row.policyKey == key {
+		if row.policyKey == key && jit.Opened(row.approvalState) {
 			ids = append(ids, id)
 		}
 	}
@@ -523,13 +527,14 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return err
 	}
-	// Only the mutable fields change; identity, port, source and times stay.
+	// Only the mutable fields change; identity, port, source and times
+	// stay (but for a Pending grant's window, see WithStateOf).
 	cur = cur.WithStateOf(g)
 	body, err := json.Marshal(cur)
 	if err != nil {
 		return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)
 	}
-	row.status, row.body = cur.Status, body
+	row.status, row.start, row.end, row.body = cur.Status, cur.StartTime, cur.EndTime, body
 	set(t, t.s.grants, g.ID, row)
 	return nil
 }

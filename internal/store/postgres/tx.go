@@ -39,13 +39,16 @@ const (
 	qInsertRequest = `INSERT INTO requests (id, policy_key, start_time, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`
 	qInsertGrant   = `INSERT INTO grants (id, request_id, idx, policy_key, vm_key, port, status, start_time, end_time, body)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING`
+	// Only opened requests are listed (jit.Opened; migration 0002).
 	qListRequests = `SELECT body FROM requests WHERE policy_key = $1
+			AND (approval_state IS NULL OR approval_state = 'Approved')
 		ORDER BY start_time DESC, id DESC LIMIT $2`
 	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
-			SELECT id FROM requests WHERE policy_key = $1 ORDER BY start_time DESC, id DESC LIMIT $2)
+			SELECT id FROM requests WHERE policy_key = $1 AND (approval_state IS NULL OR approval_state = 'Approved')
+			ORDER BY start_time DESC, id DESC LIMIT $2)
 		ORDER BY request_id, idx`
 	qGetGrant    = `SELECT body FROM grants WHERE id = $1`
-	qUpdateGrant = `UPDATE grants SET status = $1, body = $2 WHERE id = $3`
+	qUpdateGrant = `UPDATE grants SET status = $1, start_time = $2, end_time = $3, body = $4 WHERE id = $5`
 	// SKIP LOCKED: a grant another replica is expiring right now is left
 	// to it; FOR UPDATE keeps the claim until this transaction ends.
 	qDueGrants = `SELECT body FROM grants WHERE status = $1 AND end_time <= $2
@@ -418,7 +421,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)
 	}
-	if _, err := t.exec(ctx, "update grant", qUpdateGrant, string(cur.Status), body, g.ID); err != nil {
+	if _, err := t.exec(ctx, "update grant", qUpdateGrant, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID); err != nil {
 		return fmt.Errorf("postgres: update grant %s: %w", g.ID, err)
 	}
 	if statusChanged {

@@ -182,6 +182,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.checkpointDone = make(chan struct{})
 		go s.checkpointer()
 	}
+	if err := s.upgradeApprovals(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 	return s, nil
 }
 

@@ -75,10 +75,13 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Policies and VMs are found in the indexes by their id in key_ids
 	// (migration 0006); an unknown key's is NULL, which matches no row.
+	// Only opened requests are listed (jit.Opened; migration 0007).
 	qListRequests = `SELECT body FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
+			AND (approval_state IS NULL OR approval_state = 'Approved')
 		ORDER BY start_time DESC, id DESC LIMIT ?2`
 	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
 			SELECT id FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
+				AND (approval_state IS NULL OR approval_state = 'Approved')
 			ORDER BY start_time DESC, id DESC LIMIT ?2)
 		ORDER BY request_id, idx`
 	qKeyID    = `SELECT id FROM key_ids WHERE key = ?`
@@ -89,7 +92,7 @@ const (
 	qActiveGrantsOfVM = `SELECT id, request_id, idx, start_time, body FROM grants
 		WHERE vm_ref = (SELECT id FROM key_ids WHERE key = ?) AND status = 'Initiated'
 		ORDER BY start_time DESC, request_id DESC, idx`
-	qUpdateGrant = `UPDATE grants SET status = ?, body = ? WHERE id = ?`
+	qUpdateGrant = `UPDATE grants SET status = ?, start_time = ?, end_time = ?, body = ? WHERE id = ?`
 	qDueGrants   = `SELECT body FROM grants WHERE status = 'Initiated' AND end_time <= ?
 		ORDER BY end_time, id LIMIT ?`
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = 'Initiated'`
@@ -152,6 +155,7 @@ func allQueries() []string {
 		qInsertRequest, qInsertGrant, qListRequests, qRequestGrants, qKeyID, qAddKeyID, qGetGrant, qActiveGrantsOfVM, qUpdateGrant, qDueGrants, qNextEndTime,
 		qAppendAudit, qAppendAudit2, qListAudit, qAuditHead, qSetHead, qDataVersion, qSavepoint, qRelease,
 	}
+	qs = append(qs, approvalQueries...)
 	for i := range 16 {
 		qs = append(qs, listGrantsQuery(i&1 != 0, i&2 != 0, i&4 != 0, i&8 != 0))
 	}
@@ -762,7 +766,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 	}
-	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), body, g.ID); err != nil {
+	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID); err != nil {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
 	t.cache.put(tableGrants, "", g.ID, body)

@@ -1,0 +1,90 @@
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Approval records live on their request's row (requestRow.approval).
+
+func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {
+	if err := t.writable("put approval"); err != nil {
+		return err
+	}
+	row, ok := t.s.requests[requestID]
+	if !ok {
+		return store.NotFound("request", requestID)
+	}
+	body, err := json.Marshal(a.InUTC())
+	if err != nil {
+		return fmt.Errorf("memstore: encode approval of request %s: %w", requestID, err)
+	}
+	row.approvalState, row.approval = a.State, body
+	set(t, t.s.requests, requestID, row)
+	return nil
+}
+
+func (t *tx) GetApproval(ctx context.Context, requestID string) (jit.PendingRequest, error) {
+	if t.done {
+		return jit.PendingRequest{}, errTxDone
+	}
+	row, ok := t.s.requests[requestID]
+	if !ok || row.approval == nil {
+		return jit.PendingRequest{}, store.NotFound("request that needs approval", requestID)
+	}
+	return t.pendingRequest(row)
+}
+
+func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequest, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	var ids []string
+	for id, row := range t.s.requests {
+		if row.approval != nil && row.approvalState == state {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
+		if !a.start.Equal(b.start) {
+			return a.start.Before(b.start)
+		}
+		return ids[i] < ids[j]
+	})
+	out := make([]jit.PendingRequest, 0, len(ids))
+	for _, id := range ids {
+		p, err := t.pendingRequest(t.s.requests[id])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// pendingRequest decodes a request row with its grants and approval record.
+func (t *tx) pendingRequest(row requestRow) (jit.PendingRequest, error) {
+	var p jit.PendingRequest
+	var err error
+	if p.Request, err = decode[jit.Request](row.body); err != nil {
+		return p, err
+	}
+	if p.ApprovalRecord, err = decode[jit.ApprovalRecord](row.approval); err != nil {
+		return p, err
+	}
+	p.Request.Grants = make([]jit.Grant, 0, len(row.grantIDs))
+	for _, gid := range row.grantIDs {
+		g, err := decode[jit.Grant](t.s.grants[gid].body)
+		if err != nil {
+			return p, err
+		}
+		p.Request.Grants = append(p.Request.Grants, g)
+	}
+	return p, nil
+}

@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Approval records live on their request's row (migration 0002).
+const (
+	qPutApproval      = `UPDATE requests SET approval_state = $1, approval = $2 WHERE id = $3`
+	qGetApproval      = `SELECT id, body, approval FROM requests WHERE id = $1 AND approval IS NOT NULL`
+	qListApprovals    = `SELECT id, body, approval FROM requests WHERE approval_state = $1 ORDER BY start_time, id`
+	qGrantsOfRequest  = `SELECT body FROM grants WHERE request_id = $1 ORDER BY idx`
+	qUpgradeApprovals = `SELECT 1 FROM objects WHERE kind IN ('jit.pending', 'jit.decided') LIMIT 1`
+)
+
+func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {
+	body, err := json.Marshal(a.InUTC())
+	if err != nil {
+		return fmt.Errorf("postgres: encode approval of request %s: %w", requestID, err)
+	}
+	n, err := t.exec(ctx, "put approval", qPutApproval, a.State, body, requestID)
+	if err != nil {
+		return fmt.Errorf("postgres: put approval of request %s: %w", requestID, err)
+	} else if n == 0 {
+		return store.NotFound("request", requestID)
+	}
+	return nil
+}
+
+func (t *tx) GetApproval(ctx context.Context, requestID string) (jit.PendingRequest, error) {
+	ps, err := t.approvals(ctx, qGetApproval, requestID)
+	if err != nil {
+		return jit.PendingRequest{}, err
+	}
+	if len(ps) == 0 {
+		return jit.PendingRequest{}, store.NotFound("request that needs approval", requestID)
+	}
+	return ps[0], nil
+}
+
+func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequest, error) {
+	return t.approvals(ctx, qListApprovals, state)
+}
+
+// approvals runs query (selecting id, body, approval of requests) and
+// reads each request's grants.
+func (t *tx) approvals(ctx context.Context, query, arg string) ([]jit.PendingRequest, error) {
+	rows, err := t.query(ctx, "list approvals", query, arg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list approvals: %w", err)
+	}
+	var out []jit.PendingRequest
+	for rows.Next() {
+		var id string
+		var body, approval []byte
+		if err := rows.Scan(&id, &body, &approval); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: list approvals: %w", t.fail("list approvals", err))
+		}
+		var p jit.PendingRequest
+		if err := json.Unmarshal(body, &p.Request); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: decode request %s: %w", id, err)
+		}
+		if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: decode approval of request %s: %w", id, err)
+		}
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list approvals: %w", t.fail("list approvals", err))
+	}
+	for i := range out {
+		grows, err := t.query(ctx, "grants of request", qGrantsOfRequest, out[i].Request.ID)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: grants of request %s: %w", out[i].Request.ID, err)
+		}
+		gs, err := scanAll[jit.Grant](t, grows, "grants")
+		if err != nil {
+			return nil, err
+		}
+		out[i].Request.Grants = append([]jit.Grant{}, gs...)
+	}
+	return out, nil
+}
+
+// upgradeApprovals moves approvals kept as objects by older versions onto
+// request rows (jit.UpgradeApprovalObjects), if there are any. Replicas
+// opening at once both may try: their transactions are serialisable, so
+// one moves them and the other finds none.
+func (s *Store) upgradeApprovals(ctx context.Context) error {
+	var one int
+	err := s.pool.QueryRow(ctx, qUpgradeApprovals).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("look for approvals to upgrade: %w", err)
+	}
+	return s.InTx(ctx, func(tx jit.Tx) error {
+		_, err := jit.UpgradeApprovalObjects(ctx, tx)
+		return err
+	})
+}

@@ -1,0 +1,117 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Approval records live on their request's row (migration 0007).
+const (
+	qPutApproval      = `UPDATE requests SET approval_state = ?, approval = ? WHERE id = ?`
+	qGetApproval      = `SELECT id, body, approval FROM requests WHERE id = ? AND approval IS NOT NULL`
+	qListApprovals    = `SELECT id, body, approval FROM requests WHERE approval_state = ? ORDER BY start_time, id`
+	qGrantsOfRequest  = `SELECT body FROM grants WHERE request_id = ? ORDER BY idx`
+	qUpgradeApprovals = `SELECT 1 FROM objects WHERE kind IN ('jit.pending', 'jit.decided') LIMIT 1`
+)
+
+var approvalQueries = []string{qPutApproval, qGetApproval, qListApprovals, qGrantsOfRequest}
+
+func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {
+	body, err := json.Marshal(a.InUTC())
+	if err != nil {
+		return fmt.Errorf("sqlite: encode approval of request %s: %w", requestID, err)
+	}
+	res, err := t.stmt(qPutApproval).ExecContext(noCancel, a.State, body, requestID)
+	if err != nil {
+		return fmt.Errorf("sqlite: put approval of request %s: %w", requestID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: put approval of request %s: %w", requestID, err)
+	} else if n == 0 {
+		return store.NotFound("request", requestID)
+	}
+	return nil
+}
+
+func (t *tx) GetApproval(ctx context.Context, requestID string) (jit.PendingRequest, error) {
+	ps, err := t.approvals(qGetApproval, requestID)
+	if err != nil {
+		return jit.PendingRequest{}, err
+	}
+	if len(ps) == 0 {
+		return jit.PendingRequest{}, store.NotFound("request that needs approval", requestID)
+	}
+	return ps[0], nil
+}
+
+func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequest, error) {
+	return t.approvals(qListApprovals, state)
+}
+
+// approvals runs query (selecting id, body, approval of requests) and
+// reads each request's grants.
+func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
+	rows, err := t.stmt(query).QueryContext(noCancel, arg)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list approvals: %w", err)
+	}
+	var out []jit.PendingRequest
+	for rows.Next() {
+		var id string
+		var body, approval []byte
+		if err := rows.Scan(&id, &body, &approval); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: list approvals: %w", err)
+		}
+		var p jit.PendingRequest
+		if err := json.Unmarshal(body, &p.Request); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: decode request %s: %w", id, err)
+		}
+		if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: decode approval of request %s: %w", id, err)
+		}
+		out = append(out, p)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("sqlite: list approvals: %w", err)
+	}
+	// The grants are read once the rows are closed: one statement at a time.
+	for i := range out {
+		grows, err := t.stmt(qGrantsOfRequest).QueryContext(noCancel, out[i].Request.ID)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: grants of request %s: %w", out[i].Request.ID, err)
+		}
+		gs, err := scanAll(grows, "grants", decodeJSON[jit.Grant])
+		if err != nil {
+			return nil, err
+		}
+		out[i].Request.Grants = append([]jit.Grant{}, gs...)
+	}
+	return out, nil
+}
+
+// upgradeApprovals moves approvals kept as objects by older versions onto
+// request rows (jit.UpgradeApprovalObjects), if there are any: a database
+// written by this version has none, and opening it reads one index entry.
+// Open calls it before anything else can use the store.
+func (s *Store) upgradeApprovals(ctx context.Context) error {
+	var one int
+	err := s.db.QueryRowContext(ctx, qUpgradeApprovals).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("sqlite: look for approvals to upgrade: %w", err)
+	}
+	return s.InTx(ctx, func(tx jit.Tx) error {
+		_, err := jit.UpgradeApprovalObjects(ctx, tx)
+		return err
+	})
+}
