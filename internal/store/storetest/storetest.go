@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ListGrants", testListGrants},
 		{"ActiveGrantUpdates", testActiveGrantUpdates},
 		{"DueGrants", testDueGrants},
+		{"Approvals", testApprovals},
 		{"Rollback", testRollback},
 		{"RollbackOnPanic", testRollbackOnPanic},
 		{"ObjectTxRollback", testObjectTxRollback},
