@@ -173,3 +173,32 @@ func TestUpgradedPendingRequestOpensUnderItsGrantID(t *testing.T) {
 		t.Fatalf("revoke old-g = %+v, %v", g, err)
 	}
 }
+
+// A grant listing names who asked for a pending or denied grant, though
+// its request is not among its policy's (opened) requests.
+func TestRequestorsNameGrantsAwaitingApproval(t *testing.T) {
+	f := newFixture(t)
+	p := f.put(t, policyFor(vm1, sshApproval("ops", 1)))
+	ctx := context.Background()
+	in := request(vm1, 22, "198.18.0.7", time.Hour)
+	in.Justification = "incident"
+	r1, err := f.svc.Initiate(ctx, alice, p.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := f.svc.Initiate(ctx, alice, p.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Deny(ctx, jit.Actor{Principal: "bob", Groups: []string{"ops"}}, r2.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := f.svc.ListGrants(ctx, jit.GrantFilter{VMID: vm1})
+	if err != nil || len(gs) != 2 {
+		t.Fatalf("grants = %+v, %v", gs, err)
+	}
+	names, err := f.svc.Requestors(ctx, gs)
+	if err != nil || names[r1.ID] != "alice" || names[r2.ID] != "alice" {
+		t.Fatalf("Requestors = %v, %v; want alice for %s and %s", names, err, r1.ID, r2.ID)
+	}
+}

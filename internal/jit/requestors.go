@@ -26,5 +26,24 @@ func (s *Service) Requestors(ctx context.Context, gs []Grant) (map[string]string
 			}
 		}
 	}
+	// A request that has not opened (pending, denied, lapsed) is not
+	// among its policy's requests: its grants' name comes from its
+	// approval record.
+	for _, g := range gs {
+		if _, ok := out[g.RequestID]; ok || !awaitedApproval(g) {
+			continue
+		}
+		p, err := s.GetPendingRequest(ctx, g.RequestID)
+		if err != nil {
+			return out, err
+		}
+		out[g.RequestID] = p.Request.Requestor
+	}
 	return out, nil
+}
+
+// awaitedApproval reports whether g belongs to a request that needed
+// approval and did not open.
+func awaitedApproval(g Grant) bool {
+	return g.Status == StatusPending || g.StatusReason == ReasonDenied || g.StatusReason == ReasonApprovalLapsed
 }

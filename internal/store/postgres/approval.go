@@ -19,6 +19,8 @@ const (
 	qListApprovals    = `SELECT id, body, approval FROM requests WHERE approval_state = $1 ORDER BY start_time, id`
 	qGrantsOfRequest  = `SELECT body FROM grants WHERE request_id = $1 ORDER BY idx`
 	qUpgradeApprovals = `SELECT 1 FROM objects WHERE kind IN ('jit.pending', 'jit.decided') LIMIT 1`
+	// A Pending grant opens with its window starting at the approval.
+	qUpdatePendingGrant = `UPDATE grants SET status = $1, start_time = $2, end_time = $3, body = $4 WHERE id = $5`
 )
 
 func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {

@@ -48,7 +48,7 @@ const (
 			ORDER BY start_time DESC, id DESC LIMIT $2)
 		ORDER BY request_id, idx`
 	qGetGrant    = `SELECT body FROM grants WHERE id = $1`
-	qUpdateGrant = `UPDATE grants SET status = $1, start_time = $2, end_time = $3, body = $4 WHERE id = $5`
+	qUpdateGrant = `UPDATE grants SET status = $1, body = $2 WHERE id = $3`
 	// SKIP LOCKED: a grant another replica is expiring right now is left
 	// to it; FOR UPDATE keeps the claim until this transaction ends.
 	qDueGrants = `SELECT body FROM grants WHERE status = $1 AND end_time <= $2
@@ -415,13 +415,18 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	// Only a status change (a grant ending) changes the VM's desired
 	// firewall; bookkeeping (applied, provider error) is not announced, so
 	// replicas reacting to notifications cannot set each other off.
-	statusChanged := cur.Status != g.Status
+	statusChanged, wasPending := cur.Status != g.Status, cur.Status == jit.StatusPending
 	cur = cur.WithStateOf(g)
 	body, err := json.Marshal(cur)
 	if err != nil {
 		return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)
 	}
-	if _, err := t.exec(ctx, "update grant", qUpdateGrant, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID); err != nil {
+	if wasPending { // its window may change too (approval.go)
+		_, err = t.exec(ctx, "update grant", qUpdatePendingGrant, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID)
+	} else {
+		_, err = t.exec(ctx, "update grant", qUpdateGrant, string(cur.Status), body, g.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("postgres: update grant %s: %w", g.ID, err)
 	}
 	if statusChanged {

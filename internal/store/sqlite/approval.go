@@ -18,9 +18,13 @@ const (
 	qListApprovals    = `SELECT id, body, approval FROM requests WHERE approval_state = ? ORDER BY start_time, id`
 	qGrantsOfRequest  = `SELECT body FROM grants WHERE request_id = ? ORDER BY idx`
 	qUpgradeApprovals = `SELECT 1 FROM objects WHERE kind IN ('jit.pending', 'jit.decided') LIMIT 1`
+	// A Pending grant opens with its window starting at the approval; any
+	// other grant's update leaves the time columns (and the index on
+	// start_time) alone.
+	qUpdatePendingGrant = `UPDATE grants SET status = ?, start_time = ?, end_time = ?, body = ? WHERE id = ?`
 )
 
-var approvalQueries = []string{qPutApproval, qGetApproval, qListApprovals, qGrantsOfRequest}
+var approvalQueries = []string{qPutApproval, qGetApproval, qListApprovals, qGrantsOfRequest, qUpdatePendingGrant}
 
 func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {
 	body, err := json.Marshal(a.InUTC())
@@ -96,6 +100,13 @@ func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
 		out[i].Request.Grants = append([]jit.Grant{}, gs...)
 	}
 	return out, nil
+}
+
+// updatePendingGrant is UpdateGrant of a grant stored as Pending: g is
+// the grant as it is to be stored, body its encoding.
+func (t *tx) updatePendingGrant(g jit.Grant, body []byte) error {
+	_, err := t.stmt(qUpdatePendingGrant).ExecContext(noCancel, string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body, g.ID)
+	return err
 }
 
 // upgradeApprovals moves approvals kept as objects by older versions onto

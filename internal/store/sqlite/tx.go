@@ -92,7 +92,7 @@ const (
 	qActiveGrantsOfVM = `SELECT id, request_id, idx, start_time, body FROM grants
 		WHERE vm_ref = (SELECT id FROM key_ids WHERE key = ?) AND status = 'Initiated'
 		ORDER BY start_time DESC, request_id DESC, idx`
-	qUpdateGrant = `UPDATE grants SET status = ?, start_time = ?, end_time = ?, body = ? WHERE id = ?`
+	qUpdateGrant = `UPDATE grants SET status = ?, body = ? WHERE id = ?`
 	qDueGrants   = `SELECT body FROM grants WHERE status = 'Initiated' AND end_time <= ?
 		ORDER BY end_time, id LIMIT ?`
 	qNextEndTime = `SELECT MIN(end_time) FROM grants WHERE status = 'Initiated'`
@@ -760,13 +760,18 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err != nil {
 		return err
 	}
-	wasActive := cur.Status == jit.StatusInitiated
+	wasActive, wasPending := cur.Status == jit.StatusInitiated, cur.Status == jit.StatusPending
 	cur = cur.WithStateOf(g).InUTC()
 	body, err := encodeRow(cur)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 	}
-	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID); err != nil {
+	if wasPending { // its window may change too (approval.go)
+		err = t.updatePendingGrant(cur, body)
+	} else {
+		_, err = t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), body, g.ID)
+	}
+	if err != nil {
 		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
 	t.cache.put(tableGrants, "", g.ID, body)
