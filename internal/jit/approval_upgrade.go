@@ -17,6 +17,45 @@ const (
 	legacyKindDecided = "jit.decided"
 )
 
+// UpgradeApprovals runs UpgradeApprovalObjects on st if it holds any
+// approval objects of older versions. It looks first in a read
+// transaction, so that opening a store without any (every store written
+// by this version) writes nothing.
+func UpgradeApprovals(ctx context.Context, st Store) error {
+	found := false
+	err := st.ReadTx(ctx, func(tx Tx) error {
+		found = false
+		for _, kind := range []string{legacyKindPending, legacyKindDecided} {
+			err := tx.ListObjects(ctx, kind, func(string, []byte) error { found = true; return nil })
+			if err != nil || found {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || !found {
+		return err
+	}
+	return st.InTx(ctx, func(tx Tx) error {
+		_, err := UpgradeApprovalObjects(ctx, tx)
+		return err
+	})
+}
+
+// DecodePendingRequest decodes a request row's body and approval record
+// as the stores keep them (Tx.PutApproval encodes the record as JSON);
+// the grants are the caller's to attach.
+func DecodePendingRequest(body, approval []byte) (PendingRequest, error) {
+	var p PendingRequest
+	if err := json.Unmarshal(body, &p.Request); err != nil {
+		return p, fmt.Errorf("decode request: %w", err)
+	}
+	if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
+		return p, fmt.Errorf("decode approval of request %s: %w", p.Request.ID, err)
+	}
+	return p, nil
+}
+
 // UpgradeApprovalObjects moves the requests that needed approval out of
 // the objects older drawbridge kept them in and onto request and grant
 // rows with approval records, so that an upgraded server keeps its pending
@@ -25,7 +64,8 @@ const (
 // Revoked with reason Denied or ApprovalLapsed); an approved one already
 // has its rows (inserted when it opened) and gets its approval record. The
 // objects are deleted, so a second run finds nothing to do. Stores run it
-// once migrated, when they open; it returns how many requests it moved.
+// (through UpgradeApprovals) once migrated, when they open; it returns how
+// many requests it moved.
 func UpgradeApprovalObjects(ctx context.Context, tx Tx) (int, error) {
 	n := 0
 	for _, kind := range []string{legacyKindPending, legacyKindDecided} {

@@ -70,12 +70,8 @@ func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequ
 
 // pendingRequest decodes a request row with its grants and approval record.
 func (t *tx) pendingRequest(row requestRow) (jit.PendingRequest, error) {
-	var p jit.PendingRequest
-	var err error
-	if p.Request, err = decode[jit.Request](row.body); err != nil {
-		return p, err
-	}
-	if p.ApprovalRecord, err = decode[jit.ApprovalRecord](row.approval); err != nil {
+	p, err := jit.DecodePendingRequest(row.body, row.approval)
+	if err != nil {
 		return p, err
 	}
 	p.Request.Grants = make([]jit.Grant, 0, len(row.grantIDs))

@@ -3,10 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
@@ -14,11 +11,10 @@ import (
 
 // Approval records live on their request's row (migration 0002).
 const (
-	qPutApproval      = `UPDATE requests SET approval_state = $1, approval = $2 WHERE id = $3`
-	qGetApproval      = `SELECT id, body, approval FROM requests WHERE id = $1 AND approval IS NOT NULL`
-	qListApprovals    = `SELECT id, body, approval FROM requests WHERE approval_state = $1 ORDER BY start_time, id`
-	qGrantsOfRequest  = `SELECT body FROM grants WHERE request_id = $1 ORDER BY idx`
-	qUpgradeApprovals = `SELECT 1 FROM objects WHERE kind IN ('jit.pending', 'jit.decided') LIMIT 1`
+	qPutApproval     = `UPDATE requests SET approval_state = $1, approval = $2 WHERE id = $3`
+	qGetApproval     = `SELECT id, body, approval FROM requests WHERE id = $1 AND approval IS NOT NULL`
+	qListApprovals   = `SELECT id, body, approval FROM requests WHERE approval_state = $1 ORDER BY start_time, id`
+	qGrantsOfRequest = `SELECT body FROM grants WHERE request_id = $1 ORDER BY idx`
 	// A Pending grant opens with its window starting at the approval.
 	qUpdatePendingGrant = `UPDATE grants SET status = $1, start_time = $2, end_time = $3, body = $4 WHERE id = $5`
 )
@@ -67,14 +63,10 @@ func (t *tx) approvals(ctx context.Context, query, arg string) ([]jit.PendingReq
 			rows.Close()
 			return nil, fmt.Errorf("postgres: list approvals: %w", t.fail("list approvals", err))
 		}
-		var p jit.PendingRequest
-		if err := json.Unmarshal(body, &p.Request); err != nil {
+		p, err := jit.DecodePendingRequest(body, approval)
+		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("postgres: decode request %s: %w", id, err)
-		}
-		if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("postgres: decode approval of request %s: %w", id, err)
+			return nil, fmt.Errorf("postgres: request %s: %w", id, err)
 		}
 		out = append(out, p)
 	}
@@ -94,22 +86,4 @@ func (t *tx) approvals(ctx context.Context, query, arg string) ([]jit.PendingReq
 		out[i].Request.Grants = append([]jit.Grant{}, gs...)
 	}
 	return out, nil
-}
-
-// upgradeApprovals moves approvals kept as objects by older versions onto
-// request rows (jit.UpgradeApprovalObjects), if there are any. Replicas
-// opening at once both may try: their transactions are serialisable, so
-// one moves them and the other finds none.
-func (s *Store) upgradeApprovals(ctx context.Context) error {
-	var one int
-	err := s.pool.QueryRow(ctx, qUpgradeApprovals).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("look for approvals to upgrade: %w", err)
-	}
-	return s.InTx(ctx, func(tx jit.Tx) error {
-		_, err := jit.UpgradeApprovalObjects(ctx, tx)
-		return err
-	})
 }

@@ -114,7 +114,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %s: %w", where, err)
 	}
 	s := &Store{pool: pool}
-	if err := s.upgradeApprovals(pctx); err != nil {
+	if err := jit.UpgradeApprovals(pctx, s); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %s: %w", where, err)
 	}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +12,10 @@ import (
 
 // Approval records live on their request's row (migration 0007).
 const (
-	qPutApproval      = `UPDATE requests SET approval_state = ?, approval = ? WHERE id = ?`
-	qGetApproval      = `SELECT id, body, approval FROM requests WHERE id = ? AND approval IS NOT NULL`
-	qListApprovals    = `SELECT id, body, approval FROM requests WHERE approval_state = ? ORDER BY start_time, id`
-	qGrantsOfRequest  = `SELECT body FROM grants WHERE request_id = ? ORDER BY idx`
-	qUpgradeApprovals = `SELECT 1 FROM objects WHERE kind IN ('jit.pending', 'jit.decided') LIMIT 1`
+	qPutApproval     = `UPDATE requests SET approval_state = ?, approval = ? WHERE id = ?`
+	qGetApproval     = `SELECT id, body, approval FROM requests WHERE id = ? AND approval IS NOT NULL`
+	qListApprovals   = `SELECT id, body, approval FROM requests WHERE approval_state = ? ORDER BY start_time, id`
+	qGrantsOfRequest = `SELECT body FROM grants WHERE request_id = ? ORDER BY idx`
 	// A Pending grant opens with its window starting at the approval; any
 	// other grant's update leaves the time columns (and the index on
 	// start_time) alone.
@@ -73,14 +71,10 @@ func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
 			rows.Close()
 			return nil, fmt.Errorf("sqlite: list approvals: %w", err)
 		}
-		var p jit.PendingRequest
-		if err := json.Unmarshal(body, &p.Request); err != nil {
+		p, err := jit.DecodePendingRequest(body, approval)
+		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: decode request %s: %w", id, err)
-		}
-		if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlite: decode approval of request %s: %w", id, err)
+			return nil, fmt.Errorf("sqlite: request %s: %w", id, err)
 		}
 		out = append(out, p)
 	}
@@ -107,22 +101,4 @@ func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
 func (t *tx) updatePendingGrant(g jit.Grant, body []byte) error {
 	_, err := t.stmt(qUpdatePendingGrant).ExecContext(noCancel, string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body, g.ID)
 	return err
-}
-
-// upgradeApprovals moves approvals kept as objects by older versions onto
-// request rows (jit.UpgradeApprovalObjects), if there are any: a database
-// written by this version has none, and opening it reads one index entry.
-// Open calls it before anything else can use the store.
-func (s *Store) upgradeApprovals(ctx context.Context) error {
-	var one int
-	err := s.db.QueryRowContext(ctx, qUpgradeApprovals).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("sqlite: look for approvals to upgrade: %w", err)
-	}
-	return s.InTx(ctx, func(tx jit.Tx) error {
-		_, err := jit.UpgradeApprovalObjects(ctx, tx)
-		return err
-	})
 }

@@ -182,7 +182,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.checkpointDone = make(chan struct{})
 		go s.checkpointer()
 	}
-	if err := s.upgradeApprovals(ctx); err != nil {
+	if err := jit.UpgradeApprovals(ctx, s); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
