@@ -1,6 +1,9 @@
 package jit
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // requestorsScan bounds how many of a policy's newest requests Requestors
 // reads to name the holders of its grants.
@@ -34,7 +37,9 @@ func (s *Service) Requestors(ctx context.Context, gs []Grant) (map[string]string
 			continue
 		}
 		p, err := s.GetPendingRequest(ctx, g.RequestID)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			continue
+		} else if err != nil {
 			return out, err
 		}
 		out[g.RequestID] = p.Request.Requestor
