@@ -67,100 +67,103 @@ type pendingChange struct {
 // which is created if it does not exist. Other VMs of those policies are
 // kept as they are. Pure: existing is every policy there is.
 func MergePorts(existing []Policy, adds []VMPorts, name string) ([]PolicyChange, error) {
-	byID := map[string]*pendingChange{}
-	var order []string
-	lookup := func(id string) (*pendingChange, bool) {
-		c, ok := byID[strings.ToLower(id)]
-		return c, ok
-	}
-	change := func(p Policy, created bool) *pendingChange {
-		k := strings.ToLower(p.ID)
-		if c, ok := byID[k]; ok {
-			return c
-		}
-		p.VirtualMachines = append([]VMPolicy(nil), p.VirtualMachines...)
-		c := &pendingChange{PolicyChange: PolicyChange{Policy: p, Created: created}}
-		byID[k] = c
-		order = append(order, k)
-		return c
-	}
+	m := portMerger{existing: existing, name: name, byID: map[string]*pendingChange{}}
 	for _, add := range adds {
-		var target *pendingChange
-		for _, p := range existing {
-			if _, ok := p.VM(add.VM.ID); ok {
-				if c, ok := lookup(p.ID); ok {
-					target = c
-				} else {
-					target = change(p, false)
-				}
-				break
-			}
+		target, err := m.target(add.VM)
+		if err != nil {
+			return nil, err
 		}
-		if target == nil {
-			rid, err := resource.Parse(add.VM.ID)
-			if err != nil {
-				return nil, fmt.Errorf("virtual machine %s: %v", add.VM.ID, err)
-			}
-			if rid.ResourceGroup() == "" {
-				return nil, fmt.Errorf("virtual machine %s is not inside a resource group", add.VM.ID)
-			}
-			if add.VM.Location == "" {
-				return nil, fmt.Errorf("virtual machine %s has no location", add.VM.ID)
-			}
-			id := PolicyID(rid.Subscription(), rid.ResourceGroup(), add.VM.Location, name)
-			if c, ok := lookup(id); ok {
-				target = c
-			} else {
-				found := false
-				for _, p := range existing {
-					if strings.EqualFold(p.ID, id) {
-						target, found = change(p, false), true
-						break
-					}
-				}
-				if !found {
-					target = change(Policy{ID: id, Name: name, Location: add.VM.Location, Kind: "Basic"}, true)
-				}
-			}
-		}
-		i := -1
-		for j, v := range target.Policy.VirtualMachines {
-			if strings.EqualFold(v.ID, add.VM.ID) {
-				i = j
-				break
-			}
-		}
-		if i < 0 {
-			target.Policy.VirtualMachines = append(target.Policy.VirtualMachines, VMPolicy{ID: add.VM.ID})
-			i = len(target.Policy.VirtualMachines) - 1
-			target.changed = true
-		}
-		vp := target.Policy.VirtualMachines[i]
-		vp.Ports = append([]PortPolicy(nil), vp.Ports...)
-		for _, port := range add.Ports {
-			k := slices.IndexFunc(vp.Ports, func(p PortPolicy) bool { return p.Number == port.Number })
-			switch {
-			case k < 0:
-				vp.Ports = append(vp.Ports, port)
-				target.changed = true
-			case !protocolCovers(vp.Ports[k].Protocol, port.Protocol):
-				target.Widened = append(target.Widened, fmt.Sprintf("%s port %d: protocol %s widened to * to guard %s too",
-					lastSegment(add.VM.ID), port.Number, vp.Ports[k].Protocol, port.Protocol))
-				vp.Ports[k].Protocol = netrule.Any
-				target.changed = true
-			}
-		}
-		target.Policy.VirtualMachines[i] = vp
-		target.VMs = append(target.VMs, add.VM.ID)
+		target.addPorts(add)
 	}
-	sort.Strings(order)
-	out := make([]PolicyChange, 0, len(order))
-	for _, k := range order {
-		c := byID[k]
+	sort.Strings(m.order)
+	out := make([]PolicyChange, 0, len(m.order))
+	for _, k := range m.order {
+		c := m.byID[k]
 		c.Unchanged = !c.Created && !c.changed
 		out = append(out, c.PolicyChange)
 	}
 	return out, nil
+}
+
+// portMerger holds MergePorts' working set: the policies changed so far,
+// by lower-cased ID, in the order first touched.
+type portMerger struct {
+	existing []Policy
+	name     string
+	byID     map[string]*pendingChange
+	order    []string
+}
+
+// change returns the working copy of p, making one on first use.
+func (m *portMerger) change(p Policy, created bool) *pendingChange {
+	k := strings.ToLower(p.ID)
+	if c, ok := m.byID[k]; ok {
+		return c
+	}
+	p.VirtualMachines = append([]VMPolicy(nil), p.VirtualMachines...)
+	c := &pendingChange{PolicyChange: PolicyChange{Policy: p, Created: created}}
+	m.byID[k] = c
+	m.order = append(m.order, k)
+	return c
+}
+
+// target is the policy vm goes into: the one already guarding it, else
+// the policy named m.name of its subscription, resource group and
+// location (created if missing).
+func (m *portMerger) target(vm inventory.VM) (*pendingChange, error) {
+	for _, p := range m.existing {
+		if _, ok := p.VM(vm.ID); ok {
+			return m.change(p, false), nil
+		}
+	}
+	rid, err := resource.Parse(vm.ID)
+	if err != nil {
+		return nil, fmt.Errorf("virtual machine %s: %v", vm.ID, err)
+	}
+	if rid.ResourceGroup() == "" {
+		return nil, fmt.Errorf("virtual machine %s is not inside a resource group", vm.ID)
+	}
+	if vm.Location == "" {
+		return nil, fmt.Errorf("virtual machine %s has no location", vm.ID)
+	}
+	id := PolicyID(rid.Subscription(), rid.ResourceGroup(), vm.Location, m.name)
+	if c, ok := m.byID[strings.ToLower(id)]; ok {
+		return c, nil
+	}
+	for _, p := range m.existing {
+		if strings.EqualFold(p.ID, id) {
+			return m.change(p, false), nil
+		}
+	}
+	return m.change(Policy{ID: id, Name: m.name, Location: vm.Location, Kind: "Basic"}, true), nil
+}
+
+// addPorts puts add's ports on its VM in c, widening a protocol that does
+// not cover the one asked for.
+func (c *pendingChange) addPorts(add VMPorts) {
+	i := slices.IndexFunc(c.Policy.VirtualMachines, func(v VMPolicy) bool { return strings.EqualFold(v.ID, add.VM.ID) })
+	if i < 0 {
+		c.Policy.VirtualMachines = append(c.Policy.VirtualMachines, VMPolicy{ID: add.VM.ID})
+		i = len(c.Policy.VirtualMachines) - 1
+		c.changed = true
+	}
+	vp := c.Policy.VirtualMachines[i]
+	vp.Ports = append([]PortPolicy(nil), vp.Ports...)
+	for _, port := range add.Ports {
+		k := slices.IndexFunc(vp.Ports, func(p PortPolicy) bool { return p.Number == port.Number })
+		switch {
+		case k < 0:
+			vp.Ports = append(vp.Ports, port)
+			c.changed = true
+		case !protocolCovers(vp.Ports[k].Protocol, port.Protocol):
+			c.Widened = append(c.Widened, fmt.Sprintf("%s port %d: protocol %s widened to * to guard %s too",
+				lastSegment(add.VM.ID), port.Number, vp.Ports[k].Protocol, port.Protocol))
+			vp.Ports[k].Protocol = netrule.Any
+			c.changed = true
+		}
+	}
+	c.Policy.VirtualMachines[i] = vp
+	c.VMs = append(c.VMs, add.VM.ID)
 }
 
 // protocolCovers reports whether a policy port of protocol have guards
