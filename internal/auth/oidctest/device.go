@@ -130,7 +130,7 @@ func (d *Device) token(w http.ResponseWriter, r *http.Request) {
 		d.refreshes++
 	}
 	now := d.Now()
-	claims := map[string]any{"iss": d.iss.URL, "aud": d.ClientID, "sub": user, "iat": now.Unix(), "exp": now.Add(d.Lifetime).Unix()}
+	claims := map[string]any{"iss": d.iss.URL, "aud": d.ClientID, "sub": user, "iat": now.Unix(), "exp": now.Add(d.Lifetime).Unix(), "jti": random()}
 	if gs, ok := d.Groups[user]; ok {
 		claims["groups"] = gs
 	}
