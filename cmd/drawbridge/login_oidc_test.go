@@ -208,3 +208,22 @@ func TestOIDCDeviceLoginRefusals(t *testing.T) {
 		t.Fatalf("a pasted token saved as %+v", c)
 	}
 }
+
+// The CLI client's flags need an issuer, and scopes that bring an ID token.
+func TestOIDCCLIFlagsChecked(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"server", "--db", db, "--listen", "127.0.0.1:0", "--oidc-cli-client-id", "cli"}, &out, &errb, func(string) string { return "" })
+	if code == 0 || !strings.Contains(errb.String(), "--oidc-cli-client-id") {
+		t.Fatalf("--oidc-cli-client-id without an issuer: exit %d %q", code, errb.String())
+	}
+	withIssuer := server.Config{OIDC: &auth.OIDCConfig{IssuerURL: "https://idp.example", ClientID: "drawbridge"}}
+	for scopes, wantErr := range map[string]string{"openid,offline_access": "", "offline_access": "must include openid", "openid,a b": "not a scope"} {
+		cfg := withIssuer
+		cfg.OIDCCLI.Scopes = strings.Split(scopes, ",")
+		err := checkOIDCCLI(cfg)
+		if (err == nil) != (wantErr == "") || err != nil && (!strings.Contains(err.Error(), wantErr) || exitCode(err) != exitUsage) {
+			t.Errorf("--oidc-cli-scopes %s: %v; want %q", scopes, err, wantErr)
+		}
+	}
+}
