@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/client"
@@ -48,7 +49,7 @@ func (a *app) oidcLogin(ctx context.Context) (done bool, err error) {
 	if lc.Issuer == "" {
 		return false, nil
 	}
-	toks, err := client.DeviceLogin(ctx, nil, lc, a.printDevicePrompt)
+	toks, err := client.DeviceLogin(ctx, oidcHTTP, lc, a.printDevicePrompt)
 	switch {
 	case errors.Is(err, client.ErrLoginDenied):
 		return true, exitError{code: exitPermission, err: fmt.Errorf("%w at %s", err, lc.Issuer)}
@@ -108,7 +109,10 @@ func (a *app) keepFresh(c *client.Client, token string) error {
 		return nil
 	}
 	held := token
-	if saved.Expiry.Sub(oidcNow()) < refreshBefore {
+	left := saved.Expiry.Sub(oidcNow())
+	// Without a refresh token (the issuer did not grant offline_access)
+	// the token serves until it expires; then only a new login helps.
+	if left < refreshBefore && (saved.RefreshToken != "" || left <= 0) {
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()
 		tok, err := a.refreshSaved(ctx, name, held)
@@ -118,7 +122,11 @@ func (a *app) keepFresh(c *client.Client, token string) error {
 		c.SetToken(tok)
 		held = tok
 	}
-	c.RefreshOn401(func(ctx context.Context) (string, error) { return a.refreshSaved(ctx, name, held) })
+	c.RefreshOn401(func(ctx context.Context) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		defer cancel()
+		return a.refreshSaved(ctx, name, held)
+	})
 	return nil
 }
 
@@ -136,36 +144,45 @@ func (a *app) oidcContext(token string) (string, cliContext, bool) {
 		name = cfg.Current
 	}
 	sc, ok := cfg.Contexts[name]
-	return name, sc, ok && sc.RefreshToken != "" && sc.Token == token
+	return name, sc, ok && sc.Issuer != "" && sc.Token == token
 }
+
+// concurrentRefreshWait bounds how long a refresh the issuer refused
+// waits for another command's refresh (which spent the single-use refresh
+// token a moment earlier) to be saved.
+const concurrentRefreshWait = 2 * time.Second
 
 // refreshSaved trades the context's refresh token for a new ID token and
 // saves both (the config is replaced whole by a rename, mode 0600). held
 // is the token the caller has: if another command refreshed it meanwhile,
 // its fresh token is taken instead of spending the refresh token again.
 func (a *app) refreshSaved(ctx context.Context, name, held string) (string, error) {
-	relogin := func(err error, server string) error {
-		return exitError{code: exitAuth, err: fmt.Errorf("%w; run drawbridge login --server %s --context %s", err, safeText(server), safeText(name))}
-	}
 	cfg, path, err := a.loadConfig()
 	if err != nil {
 		return "", err
 	}
-	sc, ok := cfg.Contexts[name]
-	if !ok || sc.RefreshToken == "" {
-		return "", relogin(fmt.Errorf("context %q holds no sign-in to refresh", name), a.server)
+	sc := cfg.Contexts[name]
+	relogin := func(err error) error {
+		how := "run drawbridge login"
+		if sc.Server != "" {
+			how += " --server " + safeText(sc.Server) + " --context " + safeText(name)
+		}
+		return exitError{code: exitAuth, err: fmt.Errorf("%w; %s", err, how)}
 	}
 	if fresh(sc, held) {
 		return sc.Token, nil
 	}
-	toks, err := client.RefreshOIDC(ctx, nil, sc.TokenURL, sc.ClientID, sc.RefreshToken)
+	if sc.RefreshToken == "" {
+		return "", relogin(fmt.Errorf("the sign-in of context %q has expired and holds no refresh token", name))
+	}
+	toks, err := client.RefreshOIDC(ctx, oidcHTTP, sc.TokenURL, sc.ClientID, sc.RefreshToken)
 	if err != nil {
 		// Another command may have spent the (single-use) refresh token a
-		// moment ago: its result is in the config now.
-		if again, _, lerr := a.loadConfig(); lerr == nil && fresh(again.Contexts[name], sc.Token) {
-			return again.Contexts[name].Token, nil
+		// moment ago: its result is in the config, or soon will be.
+		if tok, ok := a.awaitOtherRefresh(ctx, name, sc.Token); ok {
+			return tok, nil
 		}
-		return "", relogin(err, sc.Server)
+		return "", relogin(err)
 	}
 	if cfg, path, err = a.loadConfig(); err == nil { // the latest, to change this context only
 		sc2 := cfg.Contexts[name]
@@ -176,9 +193,28 @@ func (a *app) refreshSaved(ctx context.Context, name, held string) (string, erro
 	if err != nil {
 		// The command can still run with the new token; the next one will
 		// have to sign in again if the issuer rotated the refresh token.
-		fmt.Fprintf(a.stderr, "drawbridge: warning: could not save the refreshed sign-in: %s\n", safeText(oneLine(err.Error())))
+		fmt.Fprintf(a.stderr, "drawbridge: warning: could not save the refreshed sign-in to %s: %s\n", safeText(path), safeText(oneLine(err.Error())))
 	}
 	return toks.IDToken, nil
+}
+
+// awaitOtherRefresh watches the config for a fresh token other than
+// stale, for up to concurrentRefreshWait.
+func (a *app) awaitOtherRefresh(ctx context.Context, name, stale string) (string, bool) {
+	deadline := time.Now().Add(concurrentRefreshWait)
+	for {
+		if cfg, _, err := a.loadConfig(); err == nil && fresh(cfg.Contexts[name], stale) {
+			return cfg.Contexts[name].Token, true
+		}
+		if time.Now().After(deadline) {
+			return "", false
+		}
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // fresh reports whether the saved context holds a token other than held
@@ -186,3 +222,6 @@ func (a *app) refreshSaved(ctx context.Context, name, held string) (string, erro
 func fresh(sc cliContext, held string) bool {
 	return sc.Token != "" && sc.Token != held && sc.Expiry.Sub(oidcNow()) >= refreshBefore
 }
+
+// oidcHTTP talks to the issuer: bounded, unlike http.DefaultClient.
+var oidcHTTP = &http.Client{Timeout: 30 * time.Second}

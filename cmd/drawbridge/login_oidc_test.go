@@ -227,3 +227,30 @@ func TestOIDCCLIFlagsChecked(t *testing.T) {
 		}
 	}
 }
+
+// Commands started together on a token about to lapse: one spends the
+// single-use refresh token, the others take the token it saved instead of
+// failing, and the config stays one valid document.
+func TestOIDCConcurrentRefresh(t *testing.T) {
+	w := newOIDCWorld(t)
+	if r := w.run("login", "--server", w.url); r.code != 0 {
+		t.Fatalf("login: %+v", r)
+	}
+	w.offset.Add(int64(9*time.Minute + 30*time.Second))
+	const n = 4
+	results := make(chan result, n)
+	for range n {
+		go func() { results <- w.run("vm", "list") }()
+	}
+	for range n {
+		if r := <-results; r.code != 0 {
+			t.Errorf("concurrent vm list: %+v", r)
+		}
+	}
+	if got := w.dev.Refreshes(); got != 1 {
+		t.Errorf("refreshes = %d; want 1 (the rotated refresh token is spent once)", got)
+	}
+	if c := w.saved(t, "default"); time.Until(c.Expiry) < 15*time.Minute { // 9m30s ahead, then 10 minutes
+		t.Errorf("saved expiry %v: the refreshed token was not kept", c.Expiry)
+	}
+}
