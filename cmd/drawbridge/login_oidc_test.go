@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,13 +28,14 @@ type oidcWorld struct {
 	offset atomic.Int64 // added to the real time by everyone
 	skew   atomic.Int64 // added again by the CLI alone
 	env    map[string]string
-	path   string // the CLI's config file
+	path   string        // the CLI's config file
+	log    *lockedBuffer // the server's log, at debug level
 }
 
 const oidcUser = "erin@example.com"
 
 func newOIDCWorld(t *testing.T) *oidcWorld {
-	w := &oidcWorld{iss: oidctest.NewIssuer(t)}
+	w := &oidcWorld{iss: oidctest.NewIssuer(t), log: &lockedBuffer{}}
 	now := func() time.Time { return time.Now().Add(time.Duration(w.offset.Load())) }
 	w.dev = w.iss.EnableDevice(t, "drawbridge-cli", oidcUser)
 	w.dev.Groups[oidcUser] = []string{"jit-users"}
@@ -43,6 +45,7 @@ func newOIDCWorld(t *testing.T) *oidcWorld {
 		Listen: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "drawbridge.db"), SampleInventory: true,
 		OIDC:    &auth.OIDCConfig{IssuerURL: w.iss.URL, ClientID: "drawbridge", Now: now},
 		OIDCCLI: server.OIDCCLIConfig{ClientID: "drawbridge-cli"},
+		Logger:  slog.New(slog.NewTextHandler(w.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +178,10 @@ func TestOIDCDeviceLoginAndRefresh(t *testing.T) {
 
 	final := w.saved(t, "erin")
 	secrets := []string{first.Token, first.RefreshToken, second.Token, second.RefreshToken, final.Token, final.RefreshToken}
-	for _, out := range outputs {
+	if !strings.Contains(w.log.String(), "path=/drawbridge/v1/vms") {
+		t.Fatalf("the server's log has none of these calls:\n%s", w.log.String())
+	}
+	for _, out := range append(outputs, w.log.String()) {
 		for _, s := range secrets {
 			if s != "" && strings.Contains(out, s) {
 				t.Fatalf("a token reached the output:\n%s", out)

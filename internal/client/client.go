@@ -124,7 +124,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 				if err != nil {
 					return err
 				}
-				continue // once: renew answers true only the first time
+				continue // once (renew answers true only the first time); a 401 changed nothing, so even a POST may be repeated
 			}
 		}
 		wait, ok := retryAfter(resp)
