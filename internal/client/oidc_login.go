@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/drawbridge/drawbridge/internal/api"
@@ -52,11 +52,10 @@ func DeviceLogin(ctx context.Context, hc *http.Client, lc api.LoginConfig, promp
 	if hc != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	}
-	provider, err := oidc.NewProvider(ctx, lc.Issuer)
+	ep, err := discover(ctx, hc, lc.Issuer)
 	if err != nil {
-		return OIDCTokens{}, fmt.Errorf("%w: OIDC issuer %s: %v", ErrUnreachable, lc.Issuer, err)
+		return OIDCTokens{}, err
 	}
-	ep := provider.Endpoint()
 	if ep.DeviceAuthURL == "" {
 		return OIDCTokens{}, fmt.Errorf("OIDC issuer %s has no device_authorization_endpoint: sign in with an API token instead (drawbridge login --token-stdin)", lc.Issuer)
 	}
@@ -80,6 +79,45 @@ func DeviceLogin(ctx context.Context, hc *http.Client, lc api.LoginConfig, promp
 		return OIDCTokens{}, fmt.Errorf("OIDC sign-in at %s: %s", ep.TokenURL, oauthMessage(err))
 	}
 	return idTokens(tok, tok.RefreshToken, ep.TokenURL)
+}
+
+// discover reads the issuer's OpenID Connect discovery document for its
+// token and device authorization endpoints. The document must name the
+// issuer exactly as asked (OpenID Connect Discovery 1.0, section 4.3), so a
+// server cannot send the CLI to another issuer's endpoints by a redirect.
+// Plain JSON, not go-oidc: the CLI verifies no token itself.
+func discover(ctx context.Context, hc *http.Client, issuer string) (oauth2.Endpoint, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	where := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		return oauth2.Endpoint{}, fmt.Errorf("OIDC issuer %q: %v", issuer, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return oauth2.Endpoint{}, fmt.Errorf("%w: OIDC issuer %s: %v", ErrUnreachable, issuer, err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Issuer        string `json:"issuer"`
+		TokenURL      string `json:"token_endpoint"`
+		DeviceAuthURL string `json:"device_authorization_endpoint"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return oauth2.Endpoint{}, fmt.Errorf("OIDC issuer %s: discovery answered %s", issuer, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
+		return oauth2.Endpoint{}, fmt.Errorf("OIDC issuer %s: discovery document: %v", issuer, err)
+	}
+	if doc.Issuer != issuer {
+		return oauth2.Endpoint{}, fmt.Errorf("OIDC issuer %s: its discovery document names issuer %q", issuer, doc.Issuer)
+	}
+	if doc.TokenURL == "" {
+		return oauth2.Endpoint{}, fmt.Errorf("OIDC issuer %s: its discovery document has no token_endpoint", issuer)
+	}
+	return oauth2.Endpoint{TokenURL: doc.TokenURL, DeviceAuthURL: doc.DeviceAuthURL}, nil
 }
 
 // RefreshOIDC trades a refresh token for new tokens at tokenURL (the

@@ -103,3 +103,22 @@ func TestRefreshOIDC(t *testing.T) {
 func loginCfg(issuer string) api.LoginConfig {
 	return api.LoginConfig{Issuer: issuer, ClientID: "cli", Scopes: []string{"openid", "offline_access"}}
 }
+
+// Discovery must name the issuer asked for; an issuer without a device
+// endpoint is refused before any prompt.
+func TestDeviceLoginDiscovery(t *testing.T) {
+	var issuer, device string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"issuer":"` + issuer + `","token_endpoint":"http://127.0.0.1:1/token","device_authorization_endpoint":"` + device + `"}`))
+	}))
+	defer srv.Close()
+	prompt := func(DevicePrompt) { t.Fatal("prompted") }
+	issuer = "https://elsewhere.example"
+	if _, err := DeviceLogin(context.Background(), nil, loginCfg(srv.URL), prompt); err == nil || !strings.Contains(err.Error(), "names issuer") {
+		t.Errorf("another issuer: %v", err)
+	}
+	issuer = srv.URL
+	if _, err := DeviceLogin(context.Background(), nil, loginCfg(srv.URL), prompt); err == nil || !strings.Contains(err.Error(), "device_authorization_endpoint") {
+		t.Errorf("no device endpoint: %v", err)
+	}
+}
