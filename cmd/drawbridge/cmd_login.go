@@ -23,6 +23,7 @@ type cliConfig struct {
 type cliContext struct {
 	Server string `json:"server"`
 	Token  string `json:"token"`
+	oidcLogin
 }
 
 // configPath is $DRAWBRIDGE_CONFIG, else the user's config directory.
@@ -70,14 +71,21 @@ func saveConfig(path string, cfg cliConfig) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+	// A temporary file of its own (CreateTemp: mode 0600), renamed over
+	// the config: two commands refreshing at once never mix their writes.
+	f, err := os.CreateTemp(filepath.Dir(path), ".config-*.tmp")
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil { // WriteFile keeps an old file's mode
+	defer os.Remove(f.Name()) // after a successful rename: nothing to remove
+	_, err = f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return os.Rename(f.Name(), path)
 }
 
 // contextName is --context, else $DRAWBRIDGE_CONTEXT ("" if neither).
@@ -111,17 +119,26 @@ func (a *app) savedContext() (ctx cliContext, explicit bool, err error) {
 }
 
 func (a *app) loginCmd() *cobra.Command {
+	var tokenStdin bool
 	cmd := &cobra.Command{
-		Use:   "login --server URL [--context NAME] [--token TOKEN]",
-		Short: "Save a server and token as a named context (the token is read from stdin if not given)",
-		Long: `Save a server URL and API token as a named context (default "default") in
+		Use:   "login --server URL [--context NAME] [--token TOKEN | --token-stdin]",
+		Short: "Sign in (OIDC device code, or a token read from stdin) and save it as a named context",
+		Long: `Save a server URL and credential as a named context (default "default") in
 $XDG_CONFIG_HOME/drawbridge/config.json (mode 0600) and make it current.
-The token is checked against the server first. Without --token, paste it
-on stdin. Choose a context with --context or DRAWBRIDGE_CONTEXT.`,
+When the server has an OIDC issuer, sign in with the device code flow: open
+the URL shown, enter the code; the ID token is refreshed before it expires.
+Otherwise, or with --token-stdin, paste an API token on stdin (or pass
+--token). The credential is checked against the server first. Choose a
+context with --context or DRAWBRIDGE_CONTEXT.`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.server == "" {
 				return usageError(errors.New("--server: the server URL is required"))
+			}
+			if a.token == "" && !tokenStdin {
+				if done, err := a.oidcLogin(cmd.Context()); done || err != nil {
+					return err // login_oidc.go
+				}
 			}
 			if a.token == "" {
 				tok, err := readToken(cmd.InOrStdin())
@@ -154,6 +171,7 @@ on stdin. Choose a context with --context or DRAWBRIDGE_CONTEXT.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&tokenStdin, "token-stdin", false, "read an API token from stdin even when the server has an OIDC issuer (scripts)")
 	return cmd
 }
 

@@ -144,6 +144,9 @@ func (a *app) client() (*client.Client, error) {
 	if err := client.WithCAFile(a.caPath())(c); err != nil {
 		return nil, fmt.Errorf("--ca-file: %w", err)
 	}
+	if err := a.keepFresh(c, token); err != nil { // a saved OIDC sign-in (login_oidc.go)
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -54,6 +54,9 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 			if err := loadOIDCSecret(&cfg, oidcSecretFile); err != nil {
 				return err
 			}
+			if err := checkOIDCCLI(cfg); err != nil {
+				return err
+			}
 			if err := loadWebhookSecret(&cfg, webhookSecretFile); err != nil {
 				return err
 			}
@@ -98,6 +101,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&cfg.OIDCRedirectURL, "oidc-redirect-url", "", "the console's OIDC callback as registered with the issuer (default: http(s)://HOST/console/oidc/callback of each request)")
 	f.StringVar(&oidcCfg.GroupsClaim, "oidc-groups-claim", "groups", "the OIDC claim holding the caller's groups")
 	f.StringVar(&oidcCfg.NameClaim, "oidc-name-claim", "sub", "the OIDC claim naming the principal")
+	addOIDCCLIFlags(f, &cfg.OIDCCLI) // login_oidc_server.go
 	f.StringArrayVar(&cfg.Webhook.URLs, "webhook-url", nil, "POST signed JSON events (requested, approved, denied, opened, closed) to this URL; repeat for several")
 	netFlags.add(cmd, &cfg)
 	az.register(f)

@@ -123,6 +123,7 @@ var opsRoutes = []op{
 	{pattern: "GET /readyz", summary: "Readiness: 503 with the reasons while the store, the migrations or the expiry job are not right", status: 200, out: typ[readyBody]()},
 	{pattern: "GET /metrics", summary: "Prometheus metrics (text exposition format)", status: 200, media: "text/plain"},
 	{pattern: "GET /openapi.json", summary: "This document", status: 200},
+	{pattern: "GET /drawbridge/v1/login", summary: "How the CLI signs in: the OIDC issuer and public client for the device authorization grant (empty without an issuer: API tokens only)", status: 200, out: typ[LoginConfig]()},
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)

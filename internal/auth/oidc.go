@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ type OIDCConfig struct {
 	IssuerURL string
 	// ClientID is the audience tokens must be issued for ("aud").
 	ClientID string
+	// Audiences are further client IDs whose tokens are accepted, e.g. the
+	// public client the CLI signs in with (device authorization grant).
+	Audiences []string
 	// NameClaim names the claim that becomes Principal.Name; default "sub".
 	// "email" or "preferred_username" are common, but only "sub" is
 	// guaranteed unique and stable by the specification.
@@ -69,11 +73,11 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 	if err != nil {
 		return nil, fmt.Errorf("oidc issuer %s: %w", cfg.IssuerURL, err)
 	}
-	v := provider.VerifierContext(ctx, &oidc.Config{
-		ClientID:             cfg.ClientID,
-		SupportedSigningAlgs: cfg.SigningAlgs,
-		Now:                  cfg.Now,
-	})
+	oc := &oidc.Config{ClientID: cfg.ClientID, SupportedSigningAlgs: cfg.SigningAlgs, Now: cfg.Now}
+	if len(cfg.Audiences) > 0 {
+		oc.SkipClientIDCheck = true // Verify checks the audience against every accepted client
+	}
+	v := provider.VerifierContext(ctx, oc)
 	return &OIDCVerifier{cfg: cfg, verifier: v}, nil
 }
 
@@ -84,6 +88,9 @@ func (v *OIDCVerifier) Verify(ctx context.Context, rawIDToken string) (Principal
 	tok, err := v.verifier.Verify(ctx, rawIDToken)
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: oidc token: %v", ErrUnauthenticated, err)
+	}
+	if len(v.cfg.Audiences) > 0 && !v.acceptedAudience(tok.Audience) {
+		return Principal{}, fmt.Errorf("%w: oidc token: audience %q is none of the accepted client IDs", ErrUnauthenticated, tok.Audience)
 	}
 	var claims map[string]json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
@@ -104,4 +111,14 @@ func (v *OIDCVerifier) Verify(ctx context.Context, rawIDToken string) (Principal
 		}
 	}
 	return p, nil
+}
+
+// acceptedAudience reports whether aud names ClientID or one of Audiences.
+func (v *OIDCVerifier) acceptedAudience(aud []string) bool {
+	for _, a := range aud {
+		if a != "" && (a == v.cfg.ClientID || slices.Contains(v.cfg.Audiences, a)) {
+			return true
+		}
+	}
+	return false
 }

@@ -27,6 +27,7 @@ type Client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	auth  *tokenRefresh // set by SetToken, RefreshOn401 (oidc.go); shared by copies
 }
 
 // ErrUnreachable wraps the error of a call that got no answer at all.
@@ -117,6 +118,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		resp, data, err = c.send(ctx, method, u.String(), payload, body != nil, contentType)
 		if err != nil {
 			return err
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			if retry, err := c.auth.renew(ctx); err != nil || retry {
+				if err != nil {
+					return err
+				}
+				continue // once (renew answers true only the first time); a 401 changed nothing, so even a POST may be repeated
+			}
 		}
 		wait, ok := retryAfter(resp)
 		if resp.StatusCode != http.StatusTooManyRequests || attempt > 0 || !ok {
@@ -317,8 +326,8 @@ func (c *Client) send(ctx context.Context, method, u string, payload []byte, has
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if tok := c.bearer(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -42,7 +42,7 @@ func (s *Server) setupAuth(ctx context.Context, cfg Config, acc *access.Store) (
 	}
 	authn := api.BearerAuthenticator{Tokens: acc}
 	if cfg.OIDC != nil {
-		v, err := auth.NewOIDCVerifier(ctx, *cfg.OIDC)
+		v, err := auth.NewOIDCVerifier(ctx, cfg.oidcWithCLI())
 		if err != nil {
 			return nil, nil, err
 		}

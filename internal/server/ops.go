@@ -23,6 +23,7 @@ const (
 	routeReady   = "GET /readyz"
 	routeMetrics = "GET /metrics"
 	routeOpenAPI = "GET /openapi.json"
+	routeLogin   = "GET /drawbridge/v1/login"
 )
 
 // serveOps builds the HTTP server of ln: the API plus /readyz and (unless
@@ -39,6 +40,7 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, apiHandler http.Han
 		s.ops.shutdownTimeout = 10 * time.Second
 	}
 	metricsHere := cfg.MetricsListen == ""
+	login := loginConfigHandler(cfg)
 	// A plain switch, not a ServeMux: a mux in front would redirect the
 	// API's unclean paths before the API sees them.
 	own := func(r *http.Request) (http.Handler, string) {
@@ -52,6 +54,8 @@ func (s *Server) serveOps(cfg Config, apiServer *api.Server, apiHandler http.Han
 			return m.Handler(), routeMetrics
 		case r.URL.Path == "/openapi.json":
 			return openAPIHandler, routeOpenAPI
+		case r.URL.Path == "/drawbridge/v1/login":
+			return login, routeLogin
 		}
 		return nil, ""
 	}

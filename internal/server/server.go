@@ -102,6 +102,8 @@ type Config struct {
 	// (default: built from the request, http(s)://HOST/console/oidc/callback).
 	OIDCClientSecret string
 	OIDCRedirectURL  string
+	// OIDCCLI is the public client the CLI signs in with (login_config.go).
+	OIDCCLI OIDCCLIConfig
 }
 
 // Server is a running drawbridge server.

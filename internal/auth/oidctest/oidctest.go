@@ -21,8 +21,9 @@ type Issuer struct {
 	Key   *rsa.PrivateKey
 	KeyID string
 
-	mu    sync.Mutex
-	login *Login // EnableLogin's code flow, if enabled
+	mu     sync.Mutex
+	login  *Login  // EnableLogin's code flow, if enabled
+	device *Device // EnableDevice's device flow and refresh, if enabled
 }
 
 // NewIssuer starts an issuer that publishes one RS256 key under KeyID "k1";
@@ -37,6 +38,8 @@ func NewIssuer(t testing.TB) *Issuer {
 			"jwks_uri":                              iss.URL + "/keys",
 			"authorization_endpoint":                iss.URL + "/authorize",
 			"token_endpoint":                        iss.URL + "/token",
+			"device_authorization_endpoint":         iss.URL + "/device",
+			"grant_types_supported":                 []string{"authorization_code", "refresh_token", deviceGrant},
 			"response_types_supported":              []string{"code"},
 			"subject_types_supported":               []string{"public"},
 			"id_token_signing_alg_values_supported": []string{"RS256"},
@@ -61,7 +64,16 @@ func NewIssuer(t testing.TB) *Issuer {
 		}
 	}
 	mux.HandleFunc("/authorize", withLogin((*Login).authorize))
-	mux.HandleFunc("POST /token", withLogin((*Login).token))
+	loginToken := withLogin((*Login).token)
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		if gt := r.PostForm.Get("grant_type"); gt == deviceGrant || gt == "refresh_token" {
+			iss.withDevice((*Device).token)(w, r)
+			return
+		}
+		loginToken(w, r)
+	})
+	mux.HandleFunc("POST /device", iss.withDevice((*Device).authorize))
 	srv := httptest.NewServer(mux)
 	iss.URL = srv.URL
 	t.Cleanup(srv.Close)
