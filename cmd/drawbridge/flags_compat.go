@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/rbac"
+)
+
+// Names that changed so that one word means one thing everywhere (issue 17):
+// reading commands are "get" (the older "show" is a hidden alias), and flags
+// renamed for clarity keep their old name as a hidden alias that warns on
+// stderr, so old scripts keep working.
+
+// getVerb makes cmd a "get" command answering to "show" as well.
+func getVerb(cmd *cobra.Command) *cobra.Command {
+	cmd.Aliases = append(cmd.Aliases, "show")
+	return cmd
+}
+
+// oldFlag marks name as a hidden, renamed flag of cmd.
+func oldFlag(cmd *cobra.Command, name string) {
+	if err := cmd.Flags().MarkHidden(name); err != nil {
+		panic(err) // a programming error: the flag is defined beside this call
+	}
+}
+
+// warnOldFlag prints a warning on stderr when the renamed flag old was
+// given, and reports whether it was.
+func (a *app) warnOldFlag(cmd *cobra.Command, old, instead string) bool {
+	if !cmd.Flags().Changed(old) {
+		return false
+	}
+	fmt.Fprintf(a.stderr, "drawbridge: warning: %s --%s is deprecated; use %s\n", cmd.CommandPath(), old, instead)
+	return true
+}
+
+// durationValue is a time.Duration flag that takes ISO 8601 (PT3H, P1D)
+// as well as Go syntax (3h, 90s), as every duration the CLI and API take.
+// Its type and default print as pflag's own duration flag's do.
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	v, err := jit.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Type() string   { return "duration" }
+
+// durationFlag defines a duration flag taking either form.
+func durationFlag(f *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	f.Var((*durationValue)(p), name, usage)
+}
+
+// principalType parses role assign's --principal-type.
+func principalType(s string) (rbac.PrincipalType, error) {
+	switch strings.ToLower(s) {
+	case "user":
+		return rbac.PrincipalUser, nil
+	case "group":
+		return rbac.PrincipalGroup, nil
+	}
+	return "", usageError(fmt.Errorf("--principal-type: %q is not user or group", s))
+}
