@@ -107,7 +107,7 @@ func (a *app) roleCmd() *cobra.Command {
 		Short: "Assign a role to a principal (or group) at a scope",
 		Example: `  drawbridge role assign --role 'JIT Network Access Requester' --principal alice --scope /subscriptions/s1/resourceGroups/rg1
   drawbridge role assign --role Reader --principal ops --principal-type group --scope /subscriptions/s1`,
-		Args:    exactArgs(0, ""),
+		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for flag, v := range map[string]string{"--role": in.Role, "--principal": in.Principal, "--scope": in.Scope} {
 				if strings.TrimSpace(v) == "" {

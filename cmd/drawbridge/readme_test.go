@@ -22,6 +22,10 @@ import (
 //   - A block that cannot run here carries, on the line just before its
 //     fence, <!-- readme-test: skip (REASON) --> with an honest reason
 //     (a real cloud account, CI itself). The list is kept short.
+//   - <!-- readme-test: in-checkout (REASON) --> runs a block in the
+//     repository checkout instead of the scratch directory: the build, which
+//     a user runs there too (from the scratch directory, whose entries link
+//     to the checkout's, Go would find no package in its build cache).
 //   - Other shell-looking fences (```console, ```shell, ```zsh) are refused,
 //     so no command example escapes the test; ```go, ```yaml and bare ```
 //     blocks are not commands and are not run.
@@ -40,9 +44,13 @@ type readmeBlock struct {
 	line int // line of the first command (after the fence)
 	text string
 	skip string // the reason, if marked skip
+	// inCheckout: run in the repository checkout rather than the scratch
+	// directory (the build, so that it hits the build cache: the cache
+	// keys packages by directory).
+	inCheckout bool
 }
 
-var readmeMarker = regexp.MustCompile(`^<!-- readme-test: (skip \((.+)\)) -->$`)
+var readmeMarker = regexp.MustCompile(`^<!-- readme-test: (skip|in-checkout) \((.+)\) -->$`)
 
 // readmeBlocks extracts the shell blocks of a README in order.
 func readmeBlocks(doc string) ([]readmeBlock, error) {
@@ -52,7 +60,7 @@ func readmeBlocks(doc string) ([]readmeBlock, error) {
 		fence, ok := strings.CutPrefix(lines[i], "```")
 		if !ok {
 			if strings.HasPrefix(lines[i], "<!-- readme-test") && !readmeMarker.MatchString(lines[i]) {
-				return nil, fmt.Errorf("README.md:%d: unknown marker %q (want <!-- readme-test: skip (REASON) -->)", i+1, lines[i])
+				return nil, fmt.Errorf("README.md:%d: unknown marker %q (want <!-- readme-test: skip (REASON) --> or in-checkout (REASON))", i+1, lines[i])
 			}
 			continue
 		}
@@ -68,8 +76,10 @@ func readmeBlocks(doc string) ([]readmeBlock, error) {
 		case "sh", "bash":
 			b := readmeBlock{line: i + 2, text: strings.Join(lines[i+1:end], "\n") + "\n"}
 			if i > 0 {
-				if m := readmeMarker.FindStringSubmatch(lines[i-1]); m != nil {
+				if m := readmeMarker.FindStringSubmatch(lines[i-1]); m != nil && m[1] == "skip" {
 					b.skip = m[2]
+				} else if m != nil {
+					b.inCheckout = true
 				}
 			}
 			blocks = append(blocks, b)
@@ -88,7 +98,7 @@ func TestREADMEBlocksParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 2 || bs[0].line != 3 || bs[0].text != "echo a\n" || bs[0].skip != "" || bs[1].skip != "needs a cloud" {
+	if len(bs) != 2 || bs[0].line != 3 || bs[0].text != "echo a\n" || bs[0].skip != "" || bs[1].skip != "needs a cloud" || bs[0].inCheckout {
 		t.Fatalf("blocks = %+v", bs)
 	}
 	for _, bad := range []string{"```console\n$ x\n```\n", "<!-- readme-test: skip -->\n```sh\nx\n```\n", "```sh\nx\n"} {
@@ -134,7 +144,7 @@ func TestREADME(t *testing.T) {
 	}
 	linkRepo(t, repo, work)
 
-	script, skipped := readmeScript(t, blocks, tmp)
+	script, skipped := readmeScript(t, blocks, tmp, repo)
 	if skipped > maxREADMESkips {
 		t.Errorf("%d README blocks are marked skip; keep it to %d", skipped, maxREADMESkips)
 	}
@@ -161,7 +171,7 @@ func TestREADME(t *testing.T) {
 	}
 	t.Logf("README blocks ran in %s (%d run, %d skipped)", time.Since(start).Round(time.Millisecond), len(blocks)-skipped, skipped)
 	text, _ := os.ReadFile(outPath)
-	os.WriteFile("/tmp/readme-out.txt", text, 0o644) // DEBUG
+	logSlowBlocks(t, string(text))
 	if runErr != nil {
 		if ctx.Err() != nil {
 			runErr = fmt.Errorf("%w (timed out)", runErr)
@@ -173,7 +183,7 @@ func TestREADME(t *testing.T) {
 
 // readmeScript writes the blocks as one script; each block is a file of
 // its own, sourced, so an ERR trap can name the README line that failed.
-func readmeScript(t *testing.T, blocks []readmeBlock, dir string) (path string, skipped int) {
+func readmeScript(t *testing.T, blocks []readmeBlock, dir, repo string) (path string, skipped int) {
 	t.Helper()
 	var s strings.Builder
 	s.WriteString(`set -euo pipefail
@@ -192,9 +202,15 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 		}
 		// The ERR trap is inherited by the sourced file (set -E); LINENO
 		// there counts lines of the block.
-		fmt.Fprintf(&s, "echo '@@readme-block %d'\n", b.line)
+		fmt.Fprintf(&s, "echo \"@@readme-block %d $(date +%%s.%%N)\"\n", b.line)
 		fmt.Fprintf(&s, "trap 'echo \"@@readme-failed $((%d + LINENO - 1))\"' ERR\n", b.line)
+		if b.inCheckout {
+			fmt.Fprintf(&s, "pushd %q >/dev/null\n", repo)
+		}
 		fmt.Fprintf(&s, "set -E\nsource %q\nset +E\ntrap - ERR\n", f)
+		if b.inCheckout {
+			s.WriteString("popd >/dev/null\n")
+		}
 	}
 	path = filepath.Join(dir, "readme.sh")
 	if err := os.WriteFile(path, []byte(s.String()), 0o644); err != nil {
@@ -257,6 +273,7 @@ func failedBlock(out string) (line, blockOut string) {
 	for sc.Scan() {
 		l := sc.Text()
 		if n, ok := strings.CutPrefix(l, "@@readme-block "); ok {
+			n, _, _ = strings.Cut(n, " ")
 			cur, line, failed = nil, n, false
 			continue
 		}
@@ -284,4 +301,26 @@ func loggedErrors(out string) string {
 		}
 	}
 	return strings.Join(errs, "\n")
+}
+
+// logSlowBlocks logs the blocks that took a second or more, from the
+// start times the script prints.
+func logSlowBlocks(t *testing.T, out string) {
+	var prevLine string
+	var prev float64
+	for _, l := range append(strings.Split(out, "\n"), "@@readme-block end "+strconv.FormatFloat(float64(time.Now().UnixNano())/1e9, 'f', 3, 64)) {
+		rest, ok := strings.CutPrefix(l, "@@readme-block ")
+		if !ok {
+			continue
+		}
+		line, at, _ := strings.Cut(rest, " ")
+		sec, err := strconv.ParseFloat(at, 64)
+		if err != nil {
+			continue
+		}
+		if prevLine != "" && sec-prev >= 1 {
+			t.Logf("README.md:%s: block took %.1fs", prevLine, sec-prev)
+		}
+		prevLine, prev = line, sec
+	}
 }
