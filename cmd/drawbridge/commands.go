@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -421,7 +420,7 @@ func (a *app) grantsCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, gs)
 			}
-			printGrantsAt(a.stdout, gs, time.Now(), a.wide())
+			printGrantsAt(a.stdout, gs, a.now(), a.wide())
 			return nil
 		},
 	}
@@ -472,7 +471,7 @@ func (a *app) revokeCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, g)
 			}
-			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, time.Now(), a.wide())
+			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, a.now(), a.wide())
 			return nil
 		},
 	}

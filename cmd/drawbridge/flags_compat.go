@@ -73,3 +73,22 @@ func principalType(s string) (rbac.PrincipalType, error) {
 	}
 	return "", usageError(fmt.Errorf("--principal-type: %q is not user or group", s))
 }
+
+// location is where table times are shown: UTC with --utc, else the
+// zone TZ names (read through getenv, so tests can set it), else the
+// process's local zone.
+func (a *app) location() *time.Location {
+	if a.utc {
+		return time.UTC
+	}
+	if tz := strings.TrimPrefix(a.getenv("TZ"), ":"); tz != "" {
+		if loc, err := time.LoadLocation(tz); err == nil {
+			return loc
+		}
+	}
+	return time.Local
+}
+
+// now is the current time in a.location(), which the table printers
+// format their times in.
+func (a *app) now() time.Time { return time.Now().In(a.location()) }
