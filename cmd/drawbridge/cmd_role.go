@@ -146,6 +146,7 @@ func (a *app) roleCmd() *cobra.Command {
 	af.StringVar(&ptype, "principal-type", "user", "what --principal names: user or group")
 	af.BoolVar(&group, "group", false, "deprecated: use --principal-type group")
 	oldFlag(assign, "group")
+	_ = assign.RegisterFlagCompletionFunc("principal-type", cobra.FixedCompletions([]string{"user", "group"}, cobra.ShellCompDirectiveNoFileComp))
 	af.StringVar(&in.Scope, "scope", "", "resource ID the assignment applies at and below (\"/\" for everything)")
 
 	unassign := &cobra.Command{

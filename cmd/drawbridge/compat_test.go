@@ -209,3 +209,25 @@ func TestGrantTimesLocalOrUTC(t *testing.T) {
 		t.Errorf("grants: the open grant should show the time left:\n%s", tokyo)
 	}
 }
+
+// Completion offers the new names only: --allowed-source, get, and the
+// values of --principal-type.
+func TestCompletionOffersNewNames(t *testing.T) {
+	complete := func(args ...string) string {
+		var out, errb bytes.Buffer
+		run(context.Background(), append([]string{"__complete"}, args...), &out, &errb, func(string) string { return "" })
+		return out.String()
+	}
+	if got := complete("policy", "set", "web-01", "--"); !strings.Contains(got, "--allowed-source") || strings.Contains(got, "--source") {
+		t.Errorf("policy set flags: %q", got)
+	}
+	if got := complete("network", ""); !strings.Contains(got, "get") || strings.Contains(got, "show") {
+		t.Errorf("network subcommands: %q", got)
+	}
+	if got := complete("role", "assign", "--"); !strings.Contains(got, "--principal-type") || strings.Contains(got, "--group") {
+		t.Errorf("role assign flags: %q", got)
+	}
+	if got := complete("role", "assign", "--principal-type", ""); !strings.Contains(got, "user") || !strings.Contains(got, "group") {
+		t.Errorf("role assign --principal-type values: %q", got)
+	}
+}

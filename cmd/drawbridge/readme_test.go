@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -118,8 +119,8 @@ func TestREADME(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root for a network namespace of its own (the README's servers listen on fixed loopback ports, and its agent changes nftables)")
 	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("skipped: unshare (util-linux) is not installed")
+	if out, err := exec.Command("unshare", "--net", "true").CombinedOutput(); err != nil {
+		t.Skipf("skipped: cannot make a network namespace (unshare --net: %v %s)", err, bytes.TrimSpace(out))
 	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
