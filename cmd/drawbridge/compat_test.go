@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/config"
 )
 
 // Reading commands are "get"; the older "show" answers the same, and is
@@ -120,6 +121,18 @@ func TestEveryDurationFlagTakesBothForms(t *testing.T) {
 	walk((&app{getenv: func(string) string { return "" }}).rootCmd())
 	if n < 8 {
 		t.Fatalf("found %d duration flags, want the server's and agent's (at least 8)", n)
+	}
+	// The same from the environment and from a --config file.
+	srvCmd, _, err := (&app{getenv: func(string) string { return "" }}).rootCmd().Find([]string{"server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DRAWBRIDGE_SHUTDOWN_TIMEOUT": "PT5S"}
+	if err := config.Apply(configFlags(srvCmd), func(k string) string { return env[k] }, map[string]any{"approval-timeout": "PT2H"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := srvCmd.Flags().Lookup("shutdown-timeout").Value.String(), srvCmd.Flags().Lookup("approval-timeout").Value.String(); a != "5s" || b != "2h0m0s" {
+		t.Errorf("from environment and file: shutdown-timeout %s, approval-timeout %s; want 5s, 2h0m0s", a, b)
 	}
 
 	// The string durations the server parses: policy maximum, request,
