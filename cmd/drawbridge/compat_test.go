@@ -244,3 +244,23 @@ func TestCompletionOffersNewNames(t *testing.T) {
 		t.Errorf("role assign --principal-type values: %q", got)
 	}
 }
+
+// A mistyped subcommand is a usage error, not help and exit 0; a bare
+// group still prints its help.
+func TestUnknownSubcommandIsAUsageError(t *testing.T) {
+	for _, args := range [][]string{{"vm", "lis"}, {"policy", "nosuch"}, {"audit", "lst"}, {"token", "crate"}} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb, func(string) string { return "" })
+		if code != exitUsage || !strings.Contains(errb.String(), "unknown command") {
+			t.Errorf("drawbridge %v: exit %d, stderr %q; want exit %d, unknown command", args, code, errb.String(), exitUsage)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"policy"}, &out, &errb, func(string) string { return "" }); code != 0 || !strings.Contains(out.String(), "Available Commands") {
+		t.Errorf("drawbridge policy: exit %d, %q", code, out.String())
+	}
+	var o2, e2 bytes.Buffer
+	if code := run(context.Background(), []string{"vm", "lst"}, &o2, &e2, func(string) string { return "" }); !strings.Contains(e2.String(), "did you mean list") {
+		t.Errorf("drawbridge vm lst: exit %d, stderr %q; want a suggestion", code, e2.String())
+	}
+}

@@ -95,6 +95,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}
+	rejectUnknownSubcommands(root)
 	return root
 }
 

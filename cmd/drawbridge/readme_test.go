@@ -122,6 +122,11 @@ func TestREADME(t *testing.T) {
 	if out, err := exec.Command("unshare", "--net", "true").CombinedOutput(); err != nil {
 		t.Skipf("skipped: cannot make a network namespace (unshare --net: %v %s)", err, bytes.TrimSpace(out))
 	}
+	// The agent's block needs nf_tables (the agent programs it through
+	// netlink; nft only shows the result).
+	if out, err := exec.Command("unshare", "--net", "nft", "add", "table", "inet", "probe").CombinedOutput(); err != nil {
+		t.Skipf("skipped: the kernel or this machine lacks nf_tables, which the README's agent needs (nft: %v %s)", err, bytes.TrimSpace(out))
+	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +230,15 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 // DRAWBRIDGE_* variables.
 func readmeEnv(home, binDir string) []string {
 	env := []string{"HOME=" + home, "PATH=" + binDir + ":" + os.Getenv("PATH"), "LANG=C.UTF-8", "TERM=dumb"}
+	// The build stamps the checkout's git revision; keep the tester's git
+	// settings (e.g. safe.directory for a checkout owned by another user).
+	if h, err := os.UserHomeDir(); err == nil && os.Getenv("GIT_CONFIG_GLOBAL") == "" {
+		if _, err := os.Stat(filepath.Join(h, ".gitconfig")); err == nil {
+			env = append(env, "GIT_CONFIG_GLOBAL="+filepath.Join(h, ".gitconfig"))
+		}
+	} else if v := os.Getenv("GIT_CONFIG_GLOBAL"); v != "" {
+		env = append(env, "GIT_CONFIG_GLOBAL="+v)
+	}
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOTOOLCHAIN", "GOFLAGS", "GOPROXY", "TZ"} {
 		if v := goEnv(k); v != "" {
 			env = append(env, k+"="+v)
