@@ -94,12 +94,12 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 	srv := startServer(t)
 	u := srv.URL
 
-	before := ok(t, u, "network", "show", "web-01")
-	out := ok(t, u, "policy", "set", "web-01", "--port", "22", "--max-duration", "PT3H", "--source", "198.18.0.0/15")
+	before := ok(t, u, "network", "get", "web-01")
+	out := ok(t, u, "policy", "set", "web-01", "--port", "22", "--max-duration", "PT3H", "--allowed-source", "198.18.0.0/15")
 	if !strings.Contains(out, "Succeeded") || !strings.Contains(out, "198.18.0.0/15") {
 		t.Fatalf("policy set output lacks state or source:\n%s", out)
 	}
-	enabled := ok(t, u, "network", "show", "web-01")
+	enabled := ok(t, u, "network", "get", "web-01")
 	if enabled == before || !strings.Contains(enabled, "Deny") || !strings.Contains(enabled, "drawbridge-jit-deny") {
 		t.Fatalf("enabling JIT did not add a deny rule:\n%s", enabled)
 	}
@@ -117,9 +117,9 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 	if d := g.EndTimeUtc.Sub(start); d < 59*time.Minute || d > 61*time.Minute {
 		t.Fatalf("end time %v is %v after the request, want about 1h", g.EndTimeUtc, d)
 	}
-	open := ok(t, u, "network", "show", "web-01")
+	open := ok(t, u, "network", "get", "web-01")
 	if !strings.Contains(open, "198.18.0.9") || !strings.Contains(open, "drawbridge-jit-allow") {
-		t.Fatalf("network show after the request lacks the allow rule:\n%s", open)
+		t.Fatalf("network get after the request lacks the allow rule:\n%s", open)
 	}
 
 	// The human table names the grant; JSON lists it as active.
@@ -136,7 +136,7 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 	if !strings.Contains(out, "ended") || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoke output: %s", out)
 	}
-	if got := ok(t, u, "network", "show", "web-01"); got != enabled {
+	if got := ok(t, u, "network", "get", "web-01"); got != enabled {
 		t.Fatalf("after revoke the firewall differs from the state after enabling:\n--- enabled\n%s\n--- now\n%s", enabled, got)
 	}
 	if active := decodeJSON[[]jit.Grant](t, ok(t, u, "grants", "--active", "-o", "json")); len(active) != 0 {
@@ -145,7 +145,7 @@ func TestPolicyRequestGrantsRevoke(t *testing.T) {
 
 	// Disabling by VM name restores the original firewall text exactly.
 	ok(t, u, "policy", "delete", "web-01")
-	if got := ok(t, u, "network", "show", "web-01"); got != before {
+	if got := ok(t, u, "network", "get", "web-01"); got != before {
 		t.Fatalf("after disabling the firewall differs from before:\n--- before\n%s\n--- now\n%s", before, got)
 	}
 }
@@ -177,28 +177,28 @@ func TestVMListJSON(t *testing.T) {
 
 func TestNetworkShowIsStableAndComplete(t *testing.T) {
 	srv := startServer(t)
-	a := ok(t, srv.URL, "network", "show", "bastion")
-	b := ok(t, srv.URL, "network", "show", "bastion")
+	a := ok(t, srv.URL, "network", "get", "bastion")
+	b := ok(t, srv.URL, "network", "get", "bastion")
 	if a != b {
-		t.Fatalf("two network show outputs differ:\n%s\n%s", a, b)
+		t.Fatalf("two network get outputs differ:\n%s\n%s", a, b)
 	}
 	for _, want := range []string{"eni-0a1b2c3d4e5f60001", "ssh-open", "0.0.0.0/0"} {
 		if !strings.Contains(a, want) {
-			t.Errorf("network show bastion lacks %q:\n%s", want, a)
+			t.Errorf("network get bastion lacks %q:\n%s", want, a)
 		}
 	}
 	// Azure: rules in evaluation order, inbound by priority.
-	az := ok(t, srv.URL, "network", "show", "web-01", "--inbound")
+	az := ok(t, srv.URL, "network", "get", "web-01", "--inbound")
 	i1000, i65500 := strings.Index(az, "AllowSSHFromInternet"), strings.Index(az, "DenyAllInBound")
 	if i1000 < 0 || i65500 < 0 || i1000 > i65500 || strings.Contains(az, "Outbound") {
-		t.Fatalf("network show web-01 --inbound not in evaluation order or not inbound only:\n%s", az)
+		t.Fatalf("network get web-01 --inbound not in evaluation order or not inbound only:\n%s", az)
 	}
 }
 
 func TestPolicySetMergesAndFileBody(t *testing.T) {
 	srv := startServer(t)
 	u := srv.URL
-	beforeWin := ok(t, u, "network", "show", "win-01")
+	beforeWin := ok(t, u, "network", "get", "win-01")
 	ok(t, u, "policy", "set", "web-01", "--port", "22")
 	ok(t, u, "policy", "set", "win-01", "--port", "3389", "--protocol", "*")
 	p := decodeJSON[api.PolicyResource](t, ok(t, u, "policy", "get", "web-01", "-o", "json"))
@@ -212,7 +212,7 @@ func TestPolicySetMergesAndFileBody(t *testing.T) {
 
 	// Removing one VM keeps the other in the policy.
 	ok(t, u, "policy", "delete", "win-01")
-	if got := ok(t, u, "network", "show", "win-01"); got != beforeWin {
+	if got := ok(t, u, "network", "get", "win-01"); got != beforeWin {
 		t.Fatalf("win-01 not restored after policy delete:\n%s", got)
 	}
 	p = decodeJSON[api.PolicyResource](t, ok(t, u, "policy", "get", p.ID, "-o", "json"))
@@ -244,7 +244,7 @@ func TestPolicySetMergesAndFileBody(t *testing.T) {
 		t.Fatalf("policy get win-01 after -f:\n%s", got)
 	}
 	ok(t, u, "policy", "delete", polID)
-	if got := ok(t, u, "network", "show", "win-01"); got != beforeWin {
+	if got := ok(t, u, "network", "get", "win-01"); got != beforeWin {
 		t.Fatalf("win-01 not restored after deleting the file policy:\n%s", got)
 	}
 }
@@ -255,7 +255,7 @@ func TestPolicySetMergesAndFileBody(t *testing.T) {
 func TestBadInputFailsCleanlyAndChangesNothing(t *testing.T) {
 	srv := startServer(t)
 	u := srv.URL
-	ok(t, u, "policy", "set", "web-01", "--port", "22", "--source", "198.18.0.0/15")
+	ok(t, u, "policy", "set", "web-01", "--port", "22", "--allowed-source", "198.18.0.0/15")
 	ok(t, u, "request", "web-01", "--port", "22", "--duration", "1h", "--source", "198.18.0.1")
 
 	dir := t.TempDir()
@@ -295,7 +295,7 @@ func TestBadInputFailsCleanlyAndChangesNothing(t *testing.T) {
 		{"bad output format", []string{"vm", "list", "-o", "xml"}, "--output"},
 	}
 	snapshot := func() string {
-		return ok(t, u, "network", "show", "web-01") + ok(t, u, "grants", "-o", "json") +
+		return ok(t, u, "network", "get", "web-01") + ok(t, u, "grants", "-o", "json") +
 			ok(t, u, "vm", "list", "-o", "json") + ok(t, u, "policy", "list", "-o", "json")
 	}
 	before := snapshot()

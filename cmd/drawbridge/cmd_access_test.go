@@ -55,7 +55,7 @@ func TestTokenRoleApproveAuditCLI(t *testing.T) {
 		t.Fatalf("tokens %q %q", alice, bob)
 	}
 	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "alice", "--scope", demoRG)
-	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "ops", "--group", "--scope", demoRG)
+	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "ops", "--principal-type", "group", "--scope", demoRG)
 
 	// Bad input: a clear error naming the flag or field, exit 2 (usage).
 	for _, tc := range []struct {

@@ -84,7 +84,7 @@ func (a *app) approvalCmds() []*cobra.Command {
 				for _, r := range p.Rules {
 					needs = append(needs, fmt.Sprintf("%d of %s", r.Count, r.Approvers))
 				}
-				t.row(p.Request.ID, p.Request.Requestor, strings.Join(vms, ","), strings.Join(ports, ","), fmt.Sprint(len(p.Approvals)), strings.Join(needs, ", "), fmtTime(p.LapseAt), p.Request.Justification)
+				t.row(p.Request.ID, p.Request.Requestor, strings.Join(vms, ","), strings.Join(ports, ","), fmt.Sprint(len(p.Approvals)), strings.Join(needs, ", "), fmtTimeIn(p.LapseAt, a.now().Location()), p.Request.Justification)
 			}
 			t.flush()
 			return nil

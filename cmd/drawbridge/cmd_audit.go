@@ -9,6 +9,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/audit"
 	"github.com/drawbridge/drawbridge/internal/client"
+	"github.com/drawbridge/drawbridge/internal/jit"
 )
 
 func (a *app) auditCmd() *cobra.Command {
@@ -19,20 +20,20 @@ func (a *app) auditCmd() *cobra.Command {
 		if since == "" {
 			return nil
 		}
-		if d, err := time.ParseDuration(since); err == nil && d > 0 {
+		if d, err := jit.ParseDuration(since); err == nil && d > 0 {
 			f.Since = time.Now().Add(-d)
 			return nil
 		}
 		t, err := time.Parse(time.RFC3339, since)
 		if err != nil {
-			return fmt.Errorf("--since: %q is neither an RFC 3339 time nor a duration such as 24h", since)
+			return fmt.Errorf("--since: %q is neither an RFC 3339 time nor a duration such as 24h or P1D", since)
 		}
 		f.Since = t
 		return nil
 	}
 	addFilters := func(c *cobra.Command) {
 		fl := c.Flags()
-		fl.StringVar(&since, "since", "", "records at or after this time (RFC 3339) or this long ago (24h)")
+		fl.StringVar(&since, "since", "", "records at or after this time (RFC 3339) or this long ago (24h, P1D)")
 		fl.StringVar(&f.Principal, "principal", "", "only records of this principal")
 		fl.StringVar(&f.VM, "vm", "", "only records whose target is this resource ID or below it")
 		fl.IntVar(&f.Limit, "limit", 0, "only the newest N records")

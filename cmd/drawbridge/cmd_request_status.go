@@ -158,14 +158,14 @@ func printRequestStatus(w io.Writer, st requestStatus, now time.Time, wide bool)
 	fmt.Fprintf(w, "request %s: %s\n", safeText(st.ID), st.State)
 	if p := st.Approval; p != nil {
 		for _, ap := range p.Approvals {
-			line := "approved by " + ap.Principal + " at " + fmtTime(ap.Time)
+			line := "approved by " + ap.Principal + " at " + fmtTimeIn(ap.Time, now.Location())
 			if ap.Reason != "" {
 				line += ": " + ap.Reason
 			}
 			fmt.Fprintln(w, safeText(line))
 		}
 		if p.State == jit.ApprovalDenied || p.State == jit.ApprovalLapsed {
-			line := strings.ToLower(p.State) + " at " + fmtTime(p.DecidedAt)
+			line := strings.ToLower(p.State) + " at " + fmtTimeIn(p.DecidedAt, now.Location())
 			if p.DecidedBy != "" {
 				line += " by " + p.DecidedBy
 			}
@@ -218,7 +218,7 @@ func (a *app) printStatus(st requestStatus) error {
 	if a.json() {
 		return printJSON(a.stdout, st)
 	}
-	printRequestStatus(a.stdout, st, time.Now(), a.wide())
+	printRequestStatus(a.stdout, st, a.now(), a.wide())
 	return nil
 }
 

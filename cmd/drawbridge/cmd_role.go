@@ -12,7 +12,7 @@ import (
 )
 
 func (a *app) roleCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "List, show and create roles; assign and unassign them"}
+	cmd := &cobra.Command{Use: "role", Short: "List, get and create roles; assign and unassign them"}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List roles and role assignments",
@@ -47,8 +47,8 @@ func (a *app) roleCmd() *cobra.Command {
 			return nil
 		},
 	}
-	show := &cobra.Command{
-		Use:   "show NAME",
+	get := getVerb(&cobra.Command{
+		Use:   "get NAME",
 		Short: "Show a role definition (Azure's JSON shape)",
 		Args:  exactArgs(1, "a role name or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,7 +62,7 @@ func (a *app) roleCmd() *cobra.Command {
 			}
 			return printJSON(a.stdout, r)
 		},
-	}
+	})
 	var file string
 	create := &cobra.Command{
 		Use:   "create -f FILE",
@@ -98,20 +98,31 @@ func (a *app) roleCmd() *cobra.Command {
 	create.Flags().StringVarP(&file, "file", "f", "", "role definition JSON file")
 
 	var in api.AssignmentBody
-	var group bool
+	var (
+		group bool
+		ptype string
+	)
 	assign := &cobra.Command{
-		Use:     "assign --role NAME --principal NAME [--group] --scope RESOURCE-ID",
-		Short:   "Assign a role to a principal (or group) at a scope",
-		Example: "  drawbridge role assign --role 'JIT Network Access Requester' --principal alice --scope /subscriptions/s1/resourceGroups/rg1",
-		Args:    exactArgs(0, ""),
+		Use:   "assign --role NAME --principal NAME [--principal-type group] --scope RESOURCE-ID",
+		Short: "Assign a role to a principal (or group) at a scope",
+		Example: `  drawbridge role assign --role 'JIT Network Access Requester' --principal alice --scope /subscriptions/s1/resourceGroups/rg1
+  drawbridge role assign --role Reader --principal ops --principal-type group --scope /subscriptions/s1`,
+		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for flag, v := range map[string]string{"--role": in.Role, "--principal": in.Principal, "--scope": in.Scope} {
 				if strings.TrimSpace(v) == "" {
 					return fmt.Errorf("%s: required", flag)
 				}
 			}
-			in.PrincipalType = rbac.PrincipalUser
-			if group {
+			pt, err := principalType(ptype)
+			if err != nil {
+				return err
+			}
+			in.PrincipalType = pt
+			if a.warnOldFlag(cmd, "group", "--principal-type group") && group {
+				if cmd.Flags().Changed("principal-type") && pt != rbac.PrincipalGroup {
+					return usageError(fmt.Errorf("--group contradicts --principal-type %s", ptype))
+				}
 				in.PrincipalType = rbac.PrincipalGroup
 			}
 			c, err := a.client()
@@ -132,7 +143,10 @@ func (a *app) roleCmd() *cobra.Command {
 	af := assign.Flags()
 	af.StringVar(&in.Role, "role", "", "role name or ID")
 	af.StringVar(&in.Principal, "principal", "", "principal (or group) name")
-	af.BoolVar(&group, "group", false, "the principal is a group")
+	af.StringVar(&ptype, "principal-type", "user", "what --principal names: user or group")
+	af.BoolVar(&group, "group", false, "deprecated: use --principal-type group")
+	oldFlag(assign, "group")
+	_ = assign.RegisterFlagCompletionFunc("principal-type", cobra.FixedCompletions([]string{"user", "group"}, cobra.ShellCompDirectiveNoFileComp))
 	af.StringVar(&in.Scope, "scope", "", "resource ID the assignment applies at and below (\"/\" for everything)")
 
 	unassign := &cobra.Command{
@@ -155,6 +169,6 @@ func (a *app) roleCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show, create, assign, unassign)
+	cmd.AddCommand(list, get, create, assign, unassign)
 	return cmd
 }

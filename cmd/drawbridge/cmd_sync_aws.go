@@ -51,7 +51,7 @@ func addAWSServerFlags(f *pflag.FlagSet, cfg *server.Config) {
 	cfg.AWS = &awsprov.Config{}
 	f.StringVar(&cfg.AWS.Region, "aws-region", "", "run the aws provider in this region (credentials from the AWS SDK's default chain: environment, shared config/SSO, instance role)")
 	f.StringVar(&cfg.AWS.Profile, "aws-profile", "", "shared-config profile for the aws provider")
-	f.DurationVar(&cfg.AWS.SyncInterval, "aws-sync-interval", 0, "discover the --aws-region's instances and security groups this often (first at start) and apply them as inventory; 0 never")
+	durationFlag(f, &cfg.AWS.SyncInterval, "aws-sync-interval", 0, "discover the --aws-region's instances and security groups this often (first at start) and apply them as inventory; 0 never")
 	f.IntVar(&cfg.AWS.RulesPerGroup, "aws-rules-per-group", 60, "the account's quota of inbound rules per security group (an enable whose carve needs more is refused)")
 	f.StringVar(&cfg.AWS.Endpoint, "aws-endpoint", "", "EC2 endpoint URL instead of the region's (e.g. one served by drawbridge cloudsim aws)")
 }

@@ -64,7 +64,7 @@ func TestSyncAWSThenJITEndToEnd(t *testing.T) {
 		t.Fatalf("sync output: %s", out)
 	}
 	before := sim.Snapshot()
-	ok(t, u, "policy", "set", "bastion", "--port", "22", "--max-duration", "PT3H", "--source", "198.18.0.0/15")
+	ok(t, u, "policy", "set", "bastion", "--port", "22", "--max-duration", "PT3H", "--allowed-source", "198.18.0.0/15")
 	if g, _ := sim.Group("sg-0a1b2c3d4e5f60001"); len(g.Ingress) != 0 {
 		t.Fatalf("SSH still open in ssh-open after enable: %+v", g.Ingress)
 	}

@@ -42,7 +42,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	}
 	f := create.Flags()
 	f.StringVar(&in.Principal, "principal", "", "who the token acts as")
-	f.StringVar(&in.Expires, "expires", "", "lifetime: 30d, 12h, 90m (default: never)")
+	f.StringVar(&in.Expires, "expires", "", "lifetime: 30d, 12h, 90m or ISO 8601 (P30D) (default: never)")
 	f.StringVar(&in.AgentVM, "agent-vm", "", "make an agent token that may only read and report for this VM (resource ID)")
 	f.StringSliceVar(&in.Groups, "group", nil, "a group the principal is in (repeatable; for group role assignments and approvals)")
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -82,7 +81,7 @@ func policyIDFor(ctx context.Context, c *client.Client, arg string) (string, api
 // ---- policy ----
 
 func (a *app) policyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Enable, show and disable JIT policies"}
+	cmd := &cobra.Command{Use: "policy", Short: "Enable, get and disable JIT policies"}
 	cmd.AddCommand(a.policySetCmd(), a.policyGetCmd(), a.policyListCmd(), a.policyDeleteCmd())
 	return cmd
 }
@@ -92,7 +91,7 @@ func (a *app) policySetCmd() *cobra.Command {
 		ports                  []int
 		protocol, maxDur, name string
 		location, file, id     string
-		sources                []string
+		sources, oldSources    []string
 		concurrent             bool
 	)
 	cmd := &cobra.Command{
@@ -102,7 +101,7 @@ func (a *app) policySetCmd() *cobra.Command {
 VM's subscription, resource group and location) is created or replaced; other
 VMs of the same policy are kept. With -f, an Azure jitNetworkAccessPolicies
 body is PUT as it is, to --id or to the "id" in the file.`,
-		Example: `  drawbridge policy set web-01 --port 22 --port 3389 --source 198.18.0.0/15 --max-duration PT3H
+		Example: `  drawbridge policy set web-01 --port 22 --port 3389 --allowed-source 198.18.0.0/15 --max-duration 3h
   drawbridge policy set -f policy.json --id /subscriptions/S/resourceGroups/RG/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -111,6 +110,9 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if a.warnOldFlag(cmd, "source", "--allowed-source") {
+				sources = append(sources, oldSources...)
+			}
 			var saved api.PolicyResource
 			if file != "" {
 				if len(args) > 0 {
@@ -139,7 +141,9 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 	f := cmd.Flags()
 	f.IntSliceVar(&ports, "port", nil, "port to guard (repeatable)")
 	f.StringVar(&protocol, "protocol", "TCP", "protocol of the ports: TCP, UDP or *")
-	f.StringSliceVar(&sources, "source", nil, "allowed source prefix (repeatable; default * = any)")
+	f.StringSliceVar(&sources, "allowed-source", nil, "source prefix requests may come from (repeatable; default * = any)")
+	f.StringSliceVar(&oldSources, "source", nil, "deprecated: use --allowed-source")
+	oldFlag(cmd, "source")
 	f.StringVar(&maxDur, "max-duration", "PT3H", "maximum request duration, ISO 8601 (PT3H) or Go syntax (3h)")
 	f.StringVar(&name, "name", "default", "policy name")
 	f.StringVar(&location, "location", "", "policy location (default: the VM's)")
@@ -232,7 +236,7 @@ func setPolicyForVM(ctx context.Context, c *client.Client, vmArg, name, location
 }
 
 func (a *app) policyGetCmd() *cobra.Command {
-	return &cobra.Command{
+	return getVerb(&cobra.Command{
 		Use:   "get POLICY_ID|VM",
 		Short: "Show a policy (by its ID or a VM it guards)",
 		Args:  exactArgs(1, "POLICY_ID|VM"),
@@ -255,7 +259,7 @@ func (a *app) policyGetCmd() *cobra.Command {
 			printPolicy(a.stdout, p, a.wide())
 			return nil
 		},
-	}
+	})
 }
 
 func (a *app) policyListCmd() *cobra.Command {
@@ -416,7 +420,7 @@ func (a *app) grantsCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, gs)
 			}
-			printGrantsAt(a.stdout, gs, time.Now(), a.wide())
+			printGrantsAt(a.stdout, gs, a.now(), a.wide())
 			return nil
 		},
 	}
@@ -467,7 +471,7 @@ func (a *app) revokeCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.stdout, g)
 			}
-			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, time.Now(), a.wide())
+			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, a.now(), a.wide())
 			return nil
 		},
 	}
@@ -502,8 +506,8 @@ func (a *app) vmCmd() *cobra.Command {
 
 func (a *app) networkCmd() *cobra.Command {
 	var inbound bool
-	show := &cobra.Command{
-		Use:   "show VM",
+	get := getVerb(&cobra.Command{
+		Use:   "get VM",
 		Short: "Show the firewall in front of a VM, rules in evaluation order",
 		Long: `Show the NSGs (Azure) or security groups (AWS) in front of a VM, rules in
 evaluation order. The text depends only on the firewall's state, so two
@@ -528,10 +532,10 @@ outputs can be compared with diff.`,
 			printView(a.stdout, v, inbound)
 			return nil
 		},
-	}
-	show.Flags().BoolVar(&inbound, "inbound", false, "only inbound rules")
+	})
+	get.Flags().BoolVar(&inbound, "inbound", false, "only inbound rules")
 	cmd := &cobra.Command{Use: "network", Short: "Firewall state in front of VMs"}
-	cmd.AddCommand(show)
+	cmd.AddCommand(get)
 	return cmd
 }
 

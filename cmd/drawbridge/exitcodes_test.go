@@ -65,7 +65,7 @@ func TestGrantsTableNamesWhoReplacedAGrant(t *testing.T) {
 	var b strings.Builder
 	printGrantsAt(&b, []api.GrantView{newer, old}, now, false)
 	out := b.String()
-	for _, want := range []string{"3m00s ago, replaced by erin", "57m00s left", "open", "ended"} {
+	for _, want := range []string{"11:57Z, replaced by erin", "57m00s left", "open", "ended"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("grants table lacks %q:\n%s", want, out)
 		}

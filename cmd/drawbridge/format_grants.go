@@ -11,19 +11,20 @@ import (
 )
 
 // printGrantsAt is the grants table as people read it at time now: who
-// asked, from where, how long is left, and for ended grants when and why
-// they ended. wide (-o wide) adds full VM IDs, end times and applied.
+// asked, from where, how long is left, and for ended grants when (a clock
+// time in now's location: local, or UTC with --utc) and why they ended.
+// wide (-o wide) adds full VM IDs, end times and applied.
 func printGrantsAt(w io.Writer, gs []api.GrantView, now time.Time, wide bool) {
 	head := []string{"GRANT", "VM", "PORT", "SOURCE", "REQUESTER", "STATE", "WHEN"}
 	if wide {
-		head = append(head, "END (UTC)", "APPLIED", "VM ID")
+		head = append(head, "END", "APPLIED", "VM ID")
 	}
 	t := newTable(w, head...)
 	for _, g := range gs {
 		state, when := grantState(g.Grant, now), grantWhen(g, gs, now)
 		row := []string{g.ID, lastSegment(g.VMID), strconv.Itoa(g.Port), g.Source.String(), g.Requestor, state, when}
 		if wide {
-			row = append(row, fmtTime(g.EndTime), strconv.FormatBool(g.Applied), g.VMID)
+			row = append(row, fmtTimeIn(g.EndTime, now.Location()), strconv.FormatBool(g.Applied), g.VMID)
 		}
 		t.row(row...)
 	}
@@ -69,7 +70,29 @@ func grantWhen(g api.GrantView, all []api.GrantView, now time.Time) string {
 			why += " by " + by
 		}
 	}
-	return relDuration(now.Sub(ended)) + " ago, " + why
+	return clockTime(ended, now) + ", " + why
+}
+
+// clockTime is t as a clock time in now's location, with the date when it
+// is not now's day; UTC is marked Z.
+func clockTime(t, now time.Time) string {
+	t = t.In(now.Location())
+	layout := "15:04"
+	if y, m, d := t.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		layout = "Jan 02 15:04"
+	}
+	if now.Location() == time.UTC {
+		layout += "Z"
+	}
+	return t.Format(layout)
+}
+
+// fmtTimeIn is RFC 3339 in loc (with its offset; Z for UTC).
+func fmtTimeIn(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format(time.RFC3339)
 }
 
 // replacedBy finds who made the request that ended g: the grant on the

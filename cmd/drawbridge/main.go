@@ -32,6 +32,7 @@ type app struct {
 	caFile string // --ca-file
 
 	context string // --context: a saved login (cmd_login.go)
+	utc     bool   // --utc: times in tables in UTC, not local time
 }
 
 const defaultServer = "http://127.0.0.1:8080"
@@ -81,6 +82,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (full resource IDs) or json")
 	pf.StringVar(&a.context, "context", "", "saved login to use (default $DRAWBRIDGE_CONTEXT, else the current one; see drawbridge login)")
+	pf.BoolVar(&a.utc, "utc", false, "print times in grant and request tables in UTC (default: local time, from TZ)")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
 	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
@@ -93,6 +95,7 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}
+	rejectUnknownSubcommands(root)
 	return root
 }
 

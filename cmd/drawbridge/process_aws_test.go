@@ -132,7 +132,7 @@ func TestKill9MidChangeOnAWS(t *testing.T) {
 			if phase == "enable+request" {
 				arm()
 			}
-			_ = cli(t, procURL(p), "policy", "set", "bastion", "--port", "22", "--max-duration", "PT3H", "--source", "198.18.0.0/15")
+			_ = cli(t, procURL(p), "policy", "set", "bastion", "--port", "22", "--max-duration", "PT3H", "--allowed-source", "198.18.0.0/15")
 			_ = cli(t, procURL(p), "request", "bastion", "--port", "22", "--duration", "1h", "--source", "198.18.0.9")
 			if phase == "disable" {
 				arm()

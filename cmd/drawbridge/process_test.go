@@ -114,10 +114,10 @@ func TestKilledServerRevokesOverdueGrantsAtStart(t *testing.T) {
 
 	first := startProc(t, bin, db, filepath.Join(dir, "first.log"))
 	ok(t, first.url, "policy", "set", "web-01", "--port", "22", "--max-duration", "PT3H")
-	enabled := ok(t, first.url, "network", "show", "web-01")
+	enabled := ok(t, first.url, "network", "get", "web-01")
 	req := decodeJSON[api.RequestResource](t, ok(t, first.url, "request", "web-01", "--port", "22", "--duration", "2s", "--source", "198.18.0.5", "-o", "json"))
 	grant := req.VirtualMachines[0].Ports[0]
-	open := ok(t, first.url, "network", "show", "web-01")
+	open := ok(t, first.url, "network", "get", "web-01")
 	if !strings.Contains(open, "198.18.0.5") {
 		t.Fatalf("the allow rule is not in the firewall:\n%s", open)
 	}
@@ -135,7 +135,7 @@ func TestKilledServerRevokesOverdueGrantsAtStart(t *testing.T) {
 
 	second := startProc(t, bin, db, filepath.Join(dir, "second.log"))
 	gs := decodeJSON[[]jit.Grant](t, ok(t, second.url, "grants", "--vm", "web-01", "-o", "json"))
-	shown := ok(t, second.url, "network", "show", "web-01")
+	shown := ok(t, second.url, "network", "get", "web-01")
 	observed := time.Since(second.started)
 	if len(gs) != 1 || gs[0].ID != grant.GrantID || gs[0].Status != jit.StatusRevoked || gs[0].StatusReason != jit.ReasonExpired {
 		t.Fatalf("after restart the grant is %+v, want %s Revoked (Expired)", gs, grant.GrantID)

@@ -41,7 +41,7 @@ func scopedSetup(t *testing.T) (url, carol, dave string) {
 	}
 	carol, dave = mk("--principal", "carol"), mk("--principal", "dave", "--group", "ops")
 	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "carol", "--scope", demoRG)
-	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "ops", "--group", "--scope", demoSub)
+	ok(t, u, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "ops", "--principal-type", "group", "--scope", demoSub)
 	return u, carol, dave
 }
 

@@ -94,7 +94,7 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the first start writes the bootstrap administrator token, mode 0600 (default: beside the database, DB.admin-token)")
 	f.BoolVar(&cfg.NoConsole, "no-console", false, "do not serve the web console (/console/)")
 	f.BoolVar(&cfg.Insecure, "insecure-no-auth", false, "turn authentication and authorization off (every caller may do everything; local experiments only)")
-	f.DurationVar(&cfg.ApprovalTimeout, "approval-timeout", 0, "how long a request needing approval may stay pending (default 1h)")
+	durationFlag(f, &cfg.ApprovalTimeout, "approval-timeout", 0, "how long a request needing approval may stay pending (default 1h)")
 	f.StringVar(&oidcCfg.IssuerURL, "oidc-issuer", "", "also accept OIDC ID tokens from this issuer URL")
 	f.StringVar(&oidcCfg.ClientID, "oidc-audience", "", "the audience (client ID) OIDC ID tokens must carry")
 	f.StringVar(&oidcSecretFile, "oidc-client-secret-file", "", "file holding the web console's OIDC client secret (sign-in with the authorization code flow and PKCE; without it the console signs in as a public client)")
@@ -109,10 +109,10 @@ how many (startup_expired) and how long that took (startup_expiry).`,
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the HMAC-SHA256 key that signs webhook bodies (required with --webhook-url; surrounding whitespace is ignored)")
 	f.StringVar(&cfg.AuditKeyFile, "audit-key", "", "Ed25519 key that signs audit checkpoints, created mode 0600 with its public key beside it (FILE.pub) if missing (default: beside the database, DB.audit-key)")
 	f.IntVar(&cfg.CheckpointEvery, "checkpoint-every", 0, "sign the audit log's head after this many records (default 1000; negative: only when the server stops)")
-	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 0, "and at least this often while records are written (default 1m)")
+	durationFlag(f, &cfg.CheckpointInterval, "checkpoint-interval", 0, "and at least this often while records are written (default 1m)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve /metrics on this address only (default: on --listen)")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for in-flight requests before closing")
+	durationFlag(f, &cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for in-flight requests before closing")
 	a.configurable(cmd)
 	return cmd
 }

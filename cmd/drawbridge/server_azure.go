@@ -33,7 +33,7 @@ type serverAzure struct {
 func (z *serverAzure) register(f *pflag.FlagSet) {
 	f.BoolVar(&z.enable, "azure", false, "enforce JIT on VMs with provider \"azure\" through Azure Resource Manager (credentials: DefaultAzureCredential)")
 	f.StringArrayVar(&z.sync, "sync", nil, "discover azure:SUBSCRIPTION[/RESOURCE_GROUP] every --sync-interval and apply it as the inventory (implies --azure); repeat for several")
-	f.DurationVar(&z.interval, "sync-interval", 5*time.Minute, "how often --sync discovers, and how often every guarded VM is reconciled (drift is repaired within one interval)")
+	durationFlag(f, &z.interval, "sync-interval", 5*time.Minute, "how often --sync discovers, and how often every guarded VM is reconciled (drift is repaired within one interval)")
 	z.arm.register(f)
 }
 

@@ -20,7 +20,7 @@ import (
 // TokenCreateRequest is POST /drawbridge/v1/tokens.
 type TokenCreateRequest struct {
 	Principal string `json:"principal"`
-	Expires   string `json:"expires,omitempty"` // 30d, 12h, 90m; empty: never
+	Expires   string `json:"expires,omitempty"` // 30d, 12h, 90m, P30D; empty: never
 	AgentVM   string `json:"agentVm,omitempty"` // makes an agent token for this VM
 	// Groups the principal is in, for group role assignments and approvals.
 	Groups []string `json:"groups,omitempty"`
@@ -82,21 +82,22 @@ func (s *Server) writeAccessError(w http.ResponseWriter, r *http.Request, err er
 	s.writeServiceError(w, r, err) // access's errors are jit's
 }
 
-// ParseExpiry accepts "30d", "12h", "90m" and Go durations; "" is 0 (never).
+// ParseExpiry accepts "30d", Go durations ("12h") and ISO 8601 ("P30D",
+// "PT12H"); "" is 0 (never).
 func ParseExpiry(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if d, ok := strings.CutSuffix(s, "d"); ok {
+	if d, ok := strings.CutSuffix(s, "d"); ok && !strings.HasPrefix(strings.ToUpper(s), "P") {
 		n, err := strconv.Atoi(d)
 		if err != nil || n <= 0 || n > 3650 {
 			return 0, errors.New("expires: " + strconv.Quote(s) + " is not a number of days between 1 and 3650")
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := jit.ParseDuration(s) // Go syntax or ISO 8601 (P30D, PT12H), as every duration
 	if err != nil || d <= 0 {
-		return 0, errors.New("expires: " + strconv.Quote(s) + " is not a positive duration (30d, 12h, 90m)")
+		return 0, errors.New("expires: " + strconv.Quote(s) + " is not a positive duration (30d, 12h, 90m, P30D)")
 	}
 	return d, nil
 }

@@ -103,7 +103,7 @@ func knownActions() []string {
 	}
 }
 
-// KnownActions returns the catalogue of concrete actions, for `role show`
+// KnownActions returns the catalogue of concrete actions, for `role get`
 // style listings and for completion.
 func KnownActions() []string { return knownActions() }
 

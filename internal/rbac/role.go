@@ -103,7 +103,7 @@ func (r RoleDefinition) Validate() error {
 }
 
 // roleJSON is Azure PowerShell's shape (Get-AzRoleDefinition | ConvertTo-Json),
-// also what `drawbridge role show` prints.
+// also what `drawbridge role get` prints.
 type roleJSON struct {
 	Name             string   `json:"Name"`
 	ID               string   `json:"Id,omitempty"`
