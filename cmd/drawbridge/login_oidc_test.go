@@ -55,7 +55,7 @@ func newOIDCWorld(t *testing.T) *oidcWorld {
 	tokens[srv.URL] = srv.AdminToken
 	tokensMu.Unlock()
 	w.url = srv.URL
-	ok(t, w.url, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "jit-users", "--group", "--scope", demoRG)
+	ok(t, w.url, "role", "assign", "--role", "JIT Network Access Requester", "--principal", "jit-users", "--principal-type", "group", "--scope", demoRG)
 
 	old := oidcNow
 	oidcNow = func() time.Time { return now().Add(time.Duration(w.skew.Load())) }
