@@ -28,6 +28,7 @@ import (
 // `drawbridge version` exec → exit, interleaved the same way.
 var (
 	oldBin    = flag.String("old", "", "a drawbridge binary to compare with this tree's (CLIOpen)")
+	alsoBin   = flag.String("also", "", "one more drawbridge binary to compare, e.g. this tree built with CGO_ENABLED=0 (CLIOpen)")
 	cliRounds = flag.Int("rounds", 16, "interleaved rounds (CLIOpen)")
 	perRound  = flag.Int("per-round", 8, "samples per arm per round (CLIOpen)")
 )
@@ -44,6 +45,9 @@ func BenchmarkCLIOpen(b *testing.B) {
 	if *oldBin != "" {
 		arms = append([]arm{{name: "old", bin: *oldBin}}, arms...)
 	}
+	if *alsoBin != "" {
+		arms = append(arms, arm{name: "also", bin: *alsoBin})
+	}
 	for i := range arms {
 		arms[i].srcF = sourceFlag(b, arms[i].bin)
 	}
@@ -52,11 +56,11 @@ func BenchmarkCLIOpen(b *testing.B) {
 	for range b.N {
 		open, version := measureCLI(b, dir, arms)
 		for _, a := range arms {
-			b.Logf("%-3s exec → port open, %d requests: %s", a.name, len(open[a.name]), summary(open[a.name]))
+			b.Logf("%-4s exec → port open, %d requests: %s", a.name, len(open[a.name]), summary(open[a.name]))
 			b.ReportMetric(ms(pct(open[a.name], 50)), a.name+"-open-p50-ms")
 			b.ReportMetric(ms(pct(open[a.name], 99)), a.name+"-open-p99-ms")
 			if a.bin != "" {
-				b.Logf("%-3s version exec → exit, %d runs: %s", a.name, len(version[a.name]), summary(version[a.name]))
+				b.Logf("%-4s version exec → exit, %d runs: %s", a.name, len(version[a.name]), summary(version[a.name]))
 				b.ReportMetric(ms(pct(version[a.name], 50)), a.name+"-version-p50-ms")
 			}
 		}
