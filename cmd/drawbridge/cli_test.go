@@ -371,9 +371,10 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	if n := strings.Count(s, "Identical to the state"); n != 4 {
-		t.Errorf("demo reported %d identical states, want 4 (two per cloud)", n)
+	if n := strings.Count(s, "Identical to the state"); n != 5 {
+		t.Errorf("demo reported %d identical states, want 5 (two per grant scenario, one for the caveat)", n)
 	}
+	checkDemoLayout(t, s) // demo_test.go
 	left, err := os.ReadDir(tmp)
 	if err != nil || len(left) != 0 {
 		t.Errorf("demo left files in its temporary directory: %v %v", left, err)

@@ -361,16 +361,12 @@ func (a *app) requestCmd() *cobra.Command {
 				return errors.New("--duration: required (e.g. 1h, 90s or PT1H)")
 			}
 			ctx := cmd.Context()
-			vm, err := resolveVM(ctx, c, args[0])
-			if err != nil {
-				return err
-			}
-			r, err := c.Request(ctx, api.SimpleRequest{VM: vm.ID, Ports: ports, Duration: duration, Source: source, Justification: justification})
+			r, vmID, err := requestVM(ctx, c, args[0], api.SimpleRequest{Ports: ports, Duration: duration, Source: source, Justification: justification})
 			if err != nil {
 				return err
 			}
 			if wait {
-				return a.printWaited(ctx, c, r.ID, vm.ID)
+				return a.printWaited(ctx, c, r.ID, vmID)
 			}
 			if a.json() {
 				return printJSON(a.stdout, r)

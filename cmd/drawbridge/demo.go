@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,13 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drawbridge/drawbridge/internal/api"
-	"github.com/drawbridge/drawbridge/internal/assess"
 	"github.com/drawbridge/drawbridge/internal/client"
-	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
-	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
-	"github.com/drawbridge/drawbridge/internal/resource"
 	"github.com/drawbridge/drawbridge/internal/server"
 )
 
@@ -29,18 +24,20 @@ import (
 // internet space) and how long its grants last.
 const (
 	demoSource   = "198.18.0.77"
-	demoDuration = 5 * time.Second
+	demoDuration = 3 * time.Second
 )
 
 func (a *app) demoCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo",
-		Short: "Lock, open and restore a management port on a simulated Azure VM and AWS instance",
+		Short: "Lock, open and restore a management port on simulated Azure VMs and an AWS instance",
 		Long: `Start an in-process server with a temporary database and the built-in sample
-inventory, then, through the REST API: enable JIT on an Azure VM and an AWS
-instance that expose SSH to the internet, open port 22 for a few seconds from
-one address, wait for the grant to expire, and check that the firewall is
-restored exactly (and, after disabling JIT, exactly as it was before).`,
+inventory, then, through the REST API: enable JIT on the Azure VM app-01 (SSH
+open to its virtual network) and see it closed, open port 22 for a few seconds
+from one address, wait for the grant to expire, and check that the firewall is
+restored exactly (and, after disabling JIT, exactly as it was before); see a
+user's rule keep SSH open on web-01 after JIT, as in Defender; then the same
+cycle on the AWS instance bastion.`,
 		Args: exactArgs(0, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDemo(cmd.Context(), a.stdout)
@@ -49,9 +46,12 @@ restored exactly (and, after disabling JIT, exactly as it was before).`,
 }
 
 type demo struct {
-	ctx context.Context
-	w   io.Writer
-	c   *client.Client
+	ctx   context.Context
+	w     io.Writer
+	c     *client.Client
+	names map[string]string // VM ID (lower case) → short name, as vm list shows it
+
+	shownRec bool // the assessment's recommendation title was printed
 }
 
 // runDemo runs the whole demo and returns an error naming the first check
@@ -72,26 +72,23 @@ func runDemo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{ctx: ctx, w: w, c: c}
+	d := &demo{ctx: ctx, w: w, c: c, names: map[string]string{}}
 
 	d.heading("drawbridge demo")
-	fmt.Fprintf(w, "An in-process server runs at %s with a temporary SQLite database and the\n", srv.URL)
-	fmt.Fprintln(w, "built-in sample inventory (simulated Azure and AWS networks). Everything below")
-	fmt.Fprintln(w, "goes through its REST API, as the CLI does.")
+	d.say(fmt.Sprintf("An in-process server runs at %s with a temporary SQLite database and "+
+		"the built-in sample inventory (simulated Azure and AWS networks). Everything below goes "+
+		"through its REST API, as the CLI does.", srv.URL))
 	fmt.Fprintln(w)
 	vms, err := c.VMs(ctx)
 	if err != nil {
 		return err
 	}
 	printVMs(w, vms, false)
-
-	steps := []struct {
-		title, name string
-	}{
-		{"Azure: VM web-01, whose NSG allows SSH (22) from the internet", "web-01"},
-		{"AWS: instance bastion, whose security group ssh-open allows 22 from 0.0.0.0/0", "bastion"},
+	for _, vm := range vms {
+		d.names[strings.ToLower(vm.ID)] = vm.Name
 	}
-	for i, s := range steps {
+
+	for i, s := range demoScenes() {
 		var vm api.VMSummary
 		for _, v := range vms {
 			if v.Name == s.name {
@@ -101,14 +98,16 @@ func runDemo(ctx context.Context, w io.Writer) error {
 		if vm.ID == "" {
 			return fmt.Errorf("check failed: the sample inventory has no VM %s", s.name)
 		}
-		if err := d.scenario(i+1, s.title, vm); err != nil {
+		if err := d.scenario(i+1, s, vm); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
 	d.heading("Done")
-	fmt.Fprintf(w, "Every check passed in %.1fs: on both clouds the firewall went back, rule for rule,\n", time.Since(began).Seconds())
-	fmt.Fprintln(w, "to its state after enabling JIT when the grant expired, and to its original state")
-	fmt.Fprintln(w, "when JIT was disabled.")
+	d.say(fmt.Sprintf("Every check passed in %.1fs. JIT closed SSH on app-01 and bastion, a "+
+		"request opened it for one address, and at the grant's end the firewall went back, rule "+
+		"for rule, to its state after enabling JIT; disabling JIT restored the original, on both "+
+		"clouds. On web-01 the user's own rule kept SSH open, as it would in Defender for Cloud.",
+		time.Since(began).Seconds()))
 	return nil
 }
 
@@ -120,121 +119,67 @@ func (d *demo) sub(s string) {
 	fmt.Fprintf(d.w, "\n-- %s --\n\n", s)
 }
 
-func (d *demo) scenario(n int, title string, vm api.VMSummary) error {
+func (d *demo) scenario(n int, s scene, vm api.VMSummary) error {
 	ctx, w, c := d.ctx, d.w, d.c
-	d.heading(fmt.Sprintf("%d. %s", n, title))
-	if vm.Cloud == string(inventory.Azure) {
-		fmt.Fprintln(w, "Enabling JIT adds a deny rule for the port. As in Azure, rules that already")
-		fmt.Fprintln(w, "cover the port keep their priority (the deny rule goes after them, nothing is")
-		fmt.Fprintln(w, "renumbered); a grant adds an allow rule ahead of the deny rule.")
-	} else {
-		fmt.Fprintln(w, "Security groups only allow. Enabling JIT revokes the ingress permissions that")
-		fmt.Fprintln(w, "cover the port and keeps them to put back when JIT is disabled; a grant")
-		fmt.Fprintln(w, "attaches a new security group allowing the source to the instance's ENI.")
-	}
-	rules := "security groups on its network interface"
-	if vm.Cloud == string(inventory.Azure) {
-		rules = "inbound NSG rules, in evaluation order"
-	}
+	d.heading(fmt.Sprintf("%d. %s", n, s.title))
+	d.say(s.intro)
 
 	before, err := c.Network(ctx, vm.ID)
 	if err != nil {
 		return err
 	}
-	d.sub("Before JIT: " + rules)
-	printView(w, before, true)
-	if err := d.demoAssessment("Assessment before JIT", vm, assess.Unhealthy); err != nil {
-		return err
+	d.sub("Before JIT")
+	printDemoView(w, before)
+	if s.check {
+		fmt.Fprintln(w)
+		if err := d.checkPort(vm, before, 22, s.before); err != nil {
+			return err
+		}
+	}
+	if s.assess {
+		if err := d.demoAssessment("Assessment before JIT", vm, s.beforeA); err != nil {
+			return err
+		}
 	}
 
-	// Enable JIT: port 22, any source, at most three hours.
-	rid, err := resource.Parse(vm.ID)
+	policyID, enabled, err := d.enableJIT(vm, before)
 	if err != nil {
 		return err
 	}
-	policyID := jit.PolicyID(rid.Subscription(), rid.ResourceGroup(), vm.Location, "default")
-	body := api.PolicyResource{Kind: "Basic", Location: vm.Location, Properties: api.PolicyProperties{VirtualMachines: []jit.VMPolicy{{
-		ID: vm.ID, Ports: []jit.PortPolicy{{Number: 22, Protocol: netrule.Protocol("TCP"), AllowedSourceAddressPrefix: "*", MaxRequestAccessDuration: "PT3H"}},
-	}}}}
-	pol, err := c.PutPolicy(ctx, policyID, body)
-	if err != nil {
-		return fmt.Errorf("enable JIT: %w", err)
+	if s.check {
+		fmt.Fprintln(w)
+		if err := d.checkPort(vm, enabled, 22, s.enabled); err != nil {
+			return err
+		}
 	}
-	if pol.Properties.ProvisioningState != jit.ProvisioningSucceeded {
-		return fmt.Errorf("check failed: policy provisioning state is %q (%s), want Succeeded", pol.Properties.ProvisioningState, pol.Properties.ProvisioningError)
+	if s.assess {
+		if err := d.demoAssessment("Assessment after enabling JIT", vm, s.afterA); err != nil {
+			return err
+		}
 	}
-	d.sub("Enable JIT (PUT " + policyID + ")")
-	printPolicy(w, pol, false)
-	enabled, err := c.Network(ctx, vm.ID)
-	if err != nil {
-		return err
+	if s.outro != "" {
+		fmt.Fprintln(w)
+		d.say(s.outro)
 	}
-	added, removed := viewDiff(before, enabled)
-	if len(added)+len(removed) == 0 {
-		return errors.New("check failed: enabling JIT did not change the firewall")
+	if s.grant {
+		if err := d.grantCycle(s, vm, enabled); err != nil {
+			return err
+		}
 	}
-	d.sub("After enabling JIT: what changed")
-	printChanges(w, added, removed)
-	d.sub("After enabling JIT: " + rules)
-	printView(w, enabled, true)
-	if err := d.demoAssessment("Assessment after enabling JIT", vm, assess.Healthy); err != nil {
-		return err
-	}
-
-	// Request port 22 for a few seconds from one address.
-	d.sub(fmt.Sprintf("Request port 22 for %s from %s", demoDuration, demoSource))
-	req, err := c.Request(ctx, api.SimpleRequest{VM: vm.ID, Ports: []int{22}, Duration: demoDuration.String(), Source: demoSource, Justification: "drawbridge demo"})
-	if err != nil {
-		return fmt.Errorf("request: %w", err)
-	}
-	printRequest(w, req)
-	if len(req.VirtualMachines) != 1 || len(req.VirtualMachines[0].Ports) != 1 {
-		return fmt.Errorf("check failed: the request produced %d VM entries, want one grant", len(req.VirtualMachines))
-	}
-	grant := req.VirtualMachines[0].Ports[0]
-	if grant.Status != jit.StatusInitiated || !grant.Applied {
-		return fmt.Errorf("check failed: the grant is %s (applied %v, %s), want Initiated and applied", grant.Status, grant.Applied, grant.ProviderError)
-	}
-	open, err := c.Network(ctx, vm.ID)
-	if err != nil {
-		return err
-	}
-	added, removed = viewDiff(enabled, open)
-	d.sub("What the grant opened")
-	printChanges(w, added, removed)
-	if len(removed) != 0 || len(added) == 0 {
-		return fmt.Errorf("check failed: the grant removed %d and added %d firewall entries; want only additions", len(removed), len(added))
-	}
-	if !strings.Contains(strings.Join(added, "\n"), demoSource) {
-		return fmt.Errorf("check failed: no added firewall entry mentions the source %s", demoSource)
-	}
-
-	// Watch the grant through the API until the server has revoked it.
-	g, err := d.waitExpired(vm.ID, grant.GrantID, grant.EndTimeUtc)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "grant %s: %s (%s) at %s\n", g.ID, g.Status, g.StatusReason, fmtTime(g.EndedAt))
-
-	restored, err := d.waitView(vm.ID, enabled)
-	d.sub("After expiry: " + rules)
-	printView(w, restored, true)
-	if err != nil {
-		return fmt.Errorf("check failed: after expiry the firewall differs from the state after enabling JIT: %w", err)
-	}
-	fmt.Fprintf(w, "\nIdentical to the state after enabling JIT (%s compared as JSON, byte for byte).\n", countEntries(restored))
 
 	// Disable JIT.
 	if err := c.DeletePolicy(ctx, policyID); err != nil {
 		return fmt.Errorf("disable JIT: %w", err)
 	}
 	back, err := d.waitView(vm.ID, before)
-	d.sub("Disable JIT (DELETE the policy): " + rules)
-	printView(w, back, true)
+	d.sub("Disable JIT (DELETE the policy): what changed")
+	added, removed := viewDiff(enabled, back)
+	printChanges(w, added, removed)
 	if err != nil {
 		return fmt.Errorf("check failed: after disabling JIT the firewall differs from the state before enabling it: %w", err)
 	}
-	fmt.Fprintf(w, "\nIdentical to the state before JIT was enabled (%s compared).\n", countEntries(back))
+	fmt.Fprintln(w)
+	d.say(fmt.Sprintf("Identical to the state before JIT was enabled (%s compared).", countEntries(back)))
 	return nil
 }
 
@@ -307,18 +252,6 @@ func (d *demo) waitView(vmID string, want sim.View) (sim.View, error) {
 			return got, d.ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
-	}
-}
-
-func printChanges(w io.Writer, added, removed []string) {
-	if len(added)+len(removed) == 0 {
-		fmt.Fprintln(w, "  (no change)")
-	}
-	for _, s := range removed {
-		fmt.Fprintln(w, "  - "+s)
-	}
-	for _, s := range added {
-		fmt.Fprintln(w, "  + "+s)
 	}
 }
 

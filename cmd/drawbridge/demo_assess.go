@@ -24,23 +24,26 @@ func (d *demo) demoAssessment(title string, vm api.VMSummary, want assess.Status
 		return fmt.Errorf("check failed: the assessment of %s has %d results, want 1", vm.Name, len(as.Results))
 	}
 	r := as.Results[0]
-	fmt.Fprintf(d.w, "%s (severity %s)\n", as.Recommendation.Title, as.Recommendation.Severity)
+	if !d.shownRec { // the recommendation's title, once
+		writeWrapped(d.w, "", "", fmt.Sprintf("Recommendation: %s (severity %s)", as.Recommendation.Title, as.Recommendation.Severity))
+		d.shownRec = true
+	}
 	fmt.Fprintf(d.w, "%s: %s\n", vm.Name, r.Status)
 	for _, e := range r.Exposures {
-		fmt.Fprintf(d.w, "  port %d/%s reachable from the internet, exposed by %s\n", e.Port, e.Protocol, ruleText(e.Rule))
+		writeWrapped(d.w, "  ", "    ", fmt.Sprintf("port %d/%s reachable from the internet, exposed by %s", e.Port, e.Protocol, ruleText(e.Rule)))
 	}
 	if r.HasPolicy() {
 		fmt.Fprintf(d.w, "  JIT guards %s\n", policyPorts(r.JITPorts))
 	}
 	for _, e := range r.StillReachable {
-		fmt.Fprintf(d.w, "  warning: port %d is still reachable through %s, which keeps priority over JIT's deny rule\n", e.Port, ruleText(e.Rule))
+		writeWrapped(d.w, "  ", "    ", fmt.Sprintf("warning: port %d is still reachable through %s, which keeps priority over JIT's deny rule", e.Port, ruleText(e.Rule)))
 	}
 	if len(as.Fix.VirtualMachines) > 0 {
 		var ports []string
 		for _, p := range as.Fix.VirtualMachines[0].Ports {
 			ports = append(ports, strconv.Itoa(p.Number))
 		}
-		fmt.Fprintf(d.w, "  fix: enable JIT on port(s) %s (drawbridge assess --fix --yes)\n", strings.Join(ports, ","))
+		writeWrapped(d.w, "  ", "    ", fmt.Sprintf("fix: enable JIT on port(s) %s (drawbridge assess --fix --yes)", strings.Join(ports, ",")))
 	}
 	if r.Status != want {
 		return fmt.Errorf("check failed: the assessment reports %s as %s, want %s", vm.Name, r.Status, want)

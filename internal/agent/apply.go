@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
@@ -54,7 +55,7 @@ func (a *Agent) applyOnce(ctx context.Context, failures *int) error {
 		// Nothing missing and no one else to blame (lost notifications, or
 		// our own name: an agent in a PID namespace cannot recognise its
 		// own thread IDs, or `drawbridge agent --restore`): no drift.
-		if !differs && !slices.ContainsFunc(changes, func(c nftables.Change) bool { return !c.Lost && c.Comm != ownComm }) {
+		if !differs && !slices.ContainsFunc(changes, func(c nftables.Change) bool { return !c.Lost && c.Comm != ownComm() }) {
 			found = ""
 		}
 	}
@@ -110,11 +111,13 @@ func (a *Agent) applyOnce(ctx context.Context, failures *int) error {
 	return err
 }
 
-// ownComm is this process's command name, as the kernel reports it.
-var ownComm = func() string {
+// ownComm is this process's command name, as the kernel reports it. Read
+// on first use, not at package init: every CLI call links this package
+// and should not pay a /proc read it never uses.
+var ownComm = sync.OnceValue(func() string {
 	b, _ := os.ReadFile("/proc/self/comm")
 	return strings.TrimSpace(string(b))
-}()
+})
 
 // inspect reads the table after a foreign change (which also makes the
 // firewall forget what it believed the kernel held) and describes what

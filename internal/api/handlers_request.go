@@ -62,6 +62,11 @@ func (s *Server) simpleRequest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", "ports", "at least one port is required")
 		return
 	}
+	if !strings.HasPrefix(in.VM, "/") { // a name, as vm list shows it
+		if in.VM, ok = s.resolveVMName(w, r, principal, in.VM); !ok {
+			return
+		}
+	}
 	if !s.authorize(w, principal, rbac.OpInitiate, in.VM) {
 		return
 	}

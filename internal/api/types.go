@@ -88,7 +88,7 @@ type ErrorBody struct {
 // SimpleRequest is drawbridge's short form of a request, used by the CLI:
 // ports on one VM, found through its policy.
 type SimpleRequest struct {
-	VM            string `json:"vm"`
+	VM            string `json:"vm"` // resource ID, or a name as vm list shows it
 	Ports         []int  `json:"ports"`
 	Duration      string `json:"duration,omitempty"`   // ISO 8601 or Go syntax
 	EndTimeUtc    string `json:"endTimeUtc,omitempty"` // RFC 3339

@@ -1,6 +1,9 @@
 package netrule
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // ServiceTag is how the assessment counts an Azure service tag used as the
 // source of an inbound rule.
@@ -21,7 +24,9 @@ type ServiceTag struct {
 // (learn.microsoft.com/azure/virtual-network/service-tags-overview), beyond
 // the three modelled by address (Internet, VirtualNetwork,
 // AzureLoadBalancer), which parseAddrEntry handles first.
-var serviceTags = func() map[string]ServiceTag {
+// Built on first use (sync.OnceValue), not at package init: every CLI call
+// links this package, few look a tag up.
+var serviceTags = sync.OnceValue(func() map[string]ServiceTag {
 	m := map[string]ServiceTag{}
 	add := func(regional bool, names ...string) {
 		for _, n := range names {
@@ -45,7 +50,7 @@ var serviceTags = func() map[string]ServiceTag {
 		"MicrosoftContainerRegistry", "ServiceBus", "Sql", "Storage")
 	m["azurecloud"] = ServiceTag{Name: "AzureCloud", InternetFacing: true, Regional: true}
 	return m
-}()
+})
 
 // LookupServiceTag returns the documented service tag s names (any case, a
 // regional tag with a ".Region" suffix), or false. Internet, VirtualNetwork
@@ -60,11 +65,11 @@ func LookupServiceTag(s string) (ServiceTag, bool) {
 	case "azureloadbalancer", "azure_loadbalancer":
 		return ServiceTag{Name: TagAzureLoadBalancer}, true
 	}
-	if t, ok := serviceTags[l]; ok {
+	if t, ok := serviceTags()[l]; ok {
 		return t, true
 	}
 	if i := strings.LastIndexByte(l, '.'); i > 0 {
-		if t, ok := serviceTags[l[:i]]; ok && t.Regional && i < len(l)-1 {
+		if t, ok := serviceTags()[l[:i]]; ok && t.Regional && i < len(l)-1 {
 			t.Name = s
 			return t, true
 		}
@@ -76,7 +81,7 @@ func LookupServiceTag(s string) (ServiceTag, bool) {
 // regional suffixes), for documentation.
 func ServiceTags() []ServiceTag {
 	out := []ServiceTag{{Name: TagInternet, InternetFacing: true}, {Name: TagVirtualNetwork}, {Name: TagAzureLoadBalancer}}
-	for _, t := range serviceTags {
+	for _, t := range serviceTags() {
 		out = append(out, t)
 	}
 	return out

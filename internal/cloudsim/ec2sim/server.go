@@ -163,11 +163,15 @@ var mutating = map[string]bool{
 	"RevokeSecurityGroupIngress": true, "ModifyNetworkInterfaceAttribute": true, "CreateTags": true,
 }
 
-// credRE is the shape of a SigV4 Authorization header.
-var credRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
+// credRE is the shape of a SigV4 Authorization header. Compiled on first
+// use: the simulator is linked into every drawbridge process, and the CLI
+// should not compile it at start.
+var credRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
+})
 
 func (s *Server) checkAuth(r *http.Request, body []byte) *apiError {
-	m := credRE.FindStringSubmatch(r.Header.Get("Authorization"))
+	m := credRE().FindStringSubmatch(r.Header.Get("Authorization"))
 	if m == nil {
 		return errf(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
 	}
