@@ -319,7 +319,7 @@ func TestGrantMemoRoundTrip(t *testing.T) {
 				g.EndedAt, g.Applied, g.AppliedAt, g.ProviderError = time.Now(), true, start.Add(time.Second), "boom"
 			}
 			g = g.InUTC()
-			body, err := encodeRow(g) // as InsertRequest and UpdateGrant store it
+			body, err := (&tx{}).encodeRow(g) // as InsertRequest and UpdateGrant store it
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -69,6 +69,8 @@ type Store struct {
 	walFrames    atomic.Int64
 	walRestartAt int64
 	walRestarts  atomic.Int64
+
+	tune tuning
 }
 
 var (
@@ -155,6 +157,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), memo: jsonmemo.New(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	s.tune = tuningFromEnv()
+	if s.tune.noDecodeMemo {
+		s.memo = nil
+	}
 	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
 			st.Close()
@@ -367,7 +373,7 @@ func (s *Store) readOn(ctx context.Context, db *sql.DB, stmts map[string]*sql.St
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{tx: sqlTx, stmts: stmts, memo: s.memo})
+	err = fn(&tx{tx: sqlTx, stmts: stmts, memo: s.memo, tune: s.tune})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
@@ -490,7 +496,9 @@ func (s *Store) runBatch(batch []*txJob) {
 	for i := range all {
 		all[i] = i
 	}
-	if rerun, again := s.runOptimistic(batch, all, results); again {
+	if s.tune.noOptimistic {
+		s.runWithSavepoints(batch, all, results)
+	} else if rerun, again := s.runOptimistic(batch, all, results); again {
 		s.runWithSavepoints(batch, rerun, results)
 	}
 }
@@ -519,7 +527,9 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 		if t == nil {
 			continue
 		}
-		t.headDirty = &headDirty
+		if !s.tune.noHeadDefer && !s.tune.noRowCache {
+			t.headDirty = &headDirty
+		}
 		results[i] = runJob(t, batch[i])
 		if results[i].err == nil && results[i].panic == nil {
 			done = append(done, i)
@@ -599,7 +609,14 @@ func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx, bound map[string]
 		r.err = err
 		return nil
 	}
-	return &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache, memo: s.memo}
+	t := &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache, memo: s.memo, tune: s.tune}
+	if s.tune.noRowCache {
+		t.cache = nil
+	}
+	if s.tune.noBoundStmts {
+		t.bound = nil
+	}
+	return t
 }
 
 // failAll gives err to every job of idx that has not failed already, run

@@ -41,6 +41,7 @@ type tx struct {
 	// writes it once, before committing (runOptimistic). nil: written at
 	// once.
 	headDirty *bool
+	tune      tuning
 }
 
 var (
@@ -112,7 +113,10 @@ const (
 // type writes itself (the audit log's encoding, sorted keys) where it can,
 // else json.Marshal's. Either decodes to the same value; the first skips
 // reflection on every request.
-func encodeRow(v audit.CanonicalEncoder) ([]byte, error) {
+func (t *tx) encodeRow(v audit.CanonicalEncoder) ([]byte, error) {
+	if t.tune.noCanonicalRows {
+		return json.Marshal(v)
+	}
 	if b, ok := v.AppendCanonicalJSON(make([]byte, 0, 768)); ok {
 		return b, nil
 	}
@@ -533,7 +537,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	grants := r.Grants
 	r.Grants = nil
 	r.StartTime = r.StartTime.UTC()
-	body, err := encodeRow(r)
+	body, err := t.encodeRow(r)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
 	}
@@ -558,7 +562,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 		if g.ID == "" || g.EndTime.IsZero() {
 			return fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
 		}
-		body, err := encodeRow(g)
+		body, err := t.encodeRow(g)
 		if err != nil {
 			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 		}
@@ -593,7 +597,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 // lower-cased ID) in the indexes, giving key one if it has none. Writer
 // only: it may write.
 func (t *tx) keyID(key string) (int64, error) {
-	if id, ok := t.cache.keyID(key); ok {
+	if id, ok := t.cache.keyID(key); ok && !t.tune.noKeyIDCache {
 		return id, nil
 	}
 	var id int64
@@ -665,7 +669,7 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 }
 
 func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
-	if t.cache != nil && f.VMID != "" && f.ActiveOnly && f.PolicyID == "" && f.Port == 0 && f.Limit <= 0 {
+	if t.cache != nil && !t.tune.noActiveCache && f.VMID != "" && f.ActiveOnly && f.PolicyID == "" && f.Port == 0 && f.Limit <= 0 {
 		// A VM's active grants: every request reads them, to supersede
 		// and to compute the VM's firewall.
 		return t.activeGrantsOfVM(inventory.Key(f.VMID))
@@ -758,7 +762,7 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	}
 	wasActive := cur.Status == jit.StatusInitiated
 	cur = cur.WithStateOf(g).InUTC()
-	body, err := encodeRow(cur)
+	body, err := t.encodeRow(cur)
 	if err != nil {
 		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 	}
