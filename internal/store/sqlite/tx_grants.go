@@ -1,0 +1,294 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// InsertRequest stores the request row (without grants, which live in their
+// own rows and change over time) and one row per grant.
+func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
+	if r.ID == "" {
+		return errors.New("sqlite: insert request: request has no ID")
+	}
+	grants := r.Grants
+	r.Grants = nil
+	r.StartTime = r.StartTime.UTC()
+	body, err := t.encodeRow(r)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
+	}
+	policyKey := strings.ToLower(r.PolicyID)
+	policyRef, err := t.keyID(policyKey)
+	if err != nil {
+		return err
+	}
+	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyRef, r.StartTime.UnixNano(), body)
+	if isConstraint(err) {
+		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: insert request %s: %w", r.ID, err)
+	}
+	ins := t.stmt(qInsertGrant)
+	for i, g := range grants {
+		g = g.InUTC()
+		g.RequestID = r.ID
+		if g.PolicyID == "" {
+			g.PolicyID = r.PolicyID
+		}
+		if g.ID == "" || g.EndTime.IsZero() {
+			return fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
+		}
+		body, err := t.encodeRow(g)
+		if err != nil {
+			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+		}
+		grantPolicyRef := policyRef
+		if gk := strings.ToLower(g.PolicyID); gk != policyKey {
+			if grantPolicyRef, err = t.keyID(gk); err != nil {
+				return err
+			}
+		}
+		vmKey := inventory.Key(g.VMID)
+		vmRef, err := t.keyID(vmKey)
+		if err != nil {
+			return err
+		}
+		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, grantPolicyRef, vmRef, g.Port,
+			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
+		if isConstraint(err) {
+			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
+		} else if err != nil {
+			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
+		}
+		t.cache.put(tableGrants, "", g.ID, body)
+		t.memo.Remember(body, &g)
+		if g.Status == jit.StatusInitiated {
+			t.cache.grantActivated(vmKey, activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i, grant: g})
+		}
+	}
+	return nil
+}
+
+// keyID returns the integer that stands for key (a policy's or VM's
+// lower-cased ID) in the indexes, giving key one if it has none. Writer
+// only: it may write.
+func (t *tx) keyID(key string) (int64, error) {
+	if id, ok := t.cache.keyID(key); ok && !t.tune.noKeyIDCache {
+		return id, nil
+	}
+	var id int64
+	err := t.stmt(qKeyID).QueryRowContext(noCancel, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		var res sql.Result
+		if res, err = t.stmt(qAddKeyID).ExecContext(noCancel, key); err == nil {
+			id, err = res.LastInsertId()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: id of key %q: %w", key, err)
+	}
+	t.cache.setKeyID(key, id)
+	return id, nil
+}
+
+func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
+	key, lim := strings.ToLower(policyID), sqlLimit(limit)
+	rows, err := t.stmt(qListRequests).QueryContext(noCancel, key, lim)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list requests: %w", err)
+	}
+	reqs, err := scanAll(rows, "requests", decodeJSON[jit.Request])
+	if err != nil || len(reqs) == 0 {
+		return reqs, err
+	}
+	byID := make(map[string]int, len(reqs))
+	for i := range reqs {
+		byID[reqs[i].ID] = i
+		reqs[i].Grants = []jit.Grant{}
+	}
+	// One query for all the requests' grants rather than one per request.
+	grows, err := t.stmt(qRequestGrants).QueryContext(noCancel, key, lim)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
+	}
+	defer grows.Close()
+	for grows.Next() {
+		var reqID string
+		var body []byte
+		if err := grows.Scan(&reqID, &body); err != nil {
+			return nil, fmt.Errorf("sqlite: list request grants: %w", err)
+		}
+		var g jit.Grant
+		if err := json.Unmarshal(body, &g); err != nil {
+			return nil, fmt.Errorf("sqlite: decode grant: %w", err)
+		}
+		if i, ok := byID[reqID]; ok {
+			reqs[i].Grants = append(reqs[i].Grants, g)
+		}
+	}
+	if err := grows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
+	}
+	return reqs, nil
+}
+
+func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
+	body, err := t.grantBody(id)
+	if err != nil {
+		return jit.Grant{}, err
+	}
+	g, err := decodeRow[jit.Grant](t.memo)(body)
+	if err != nil {
+		return jit.Grant{}, fmt.Errorf("sqlite: decode grant %s: %w", id, err)
+	}
+	return g, nil
+}
+
+func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
+	if t.cache != nil && !t.tune.noActiveCache && f.VMID != "" && f.ActiveOnly && f.PolicyID == "" && f.Port == 0 && f.Limit <= 0 {
+		// A VM's active grants: every request reads them, to supersede
+		// and to compute the VM's firewall.
+		return t.activeGrantsOfVM(inventory.Key(f.VMID))
+	}
+	var args []any
+	if f.VMID != "" {
+		args = append(args, inventory.Key(f.VMID))
+	}
+	if f.PolicyID != "" {
+		args = append(args, strings.ToLower(f.PolicyID))
+	}
+	if f.Port != 0 {
+		args = append(args, f.Port)
+	}
+	args = append(args, sqlLimit(f.Limit))
+	q := listGrantsQuery(f.VMID != "", f.PolicyID != "", f.Port != 0, f.ActiveOnly)
+	rows, err := t.stmt(q).QueryContext(noCancel, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list grants: %w", err)
+	}
+	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
+}
+
+// activeGrantsOfVM is ListGrants of a VM's active grants on the writer,
+// from its cache when it has them.
+func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
+	if refs, ok := t.cache.activeGrants(vmKey); ok {
+		out := make([]jit.Grant, len(refs))
+		for i, r := range refs {
+			out[i] = r.grant
+		}
+		return out, nil
+	}
+	rows, err := t.stmt(qActiveGrantsOfVM).QueryContext(noCancel, vmKey)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list grants: %w", err)
+	}
+	defer rows.Close()
+	refs := []activeRef{}
+	var out []jit.Grant
+	for rows.Next() {
+		var r activeRef
+		var body []byte
+		if err := rows.Scan(&r.id, &r.requestID, &r.idx, &r.start, &body); err != nil {
+			return nil, fmt.Errorf("sqlite: list grants: %w", err)
+		}
+		g, err := decodeRow[jit.Grant](t.memo)(body)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
+		}
+		t.cache.put(tableGrants, "", r.id, body)
+		r.grant = g
+		refs = append(refs, r)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list grants: %w", err)
+	}
+	t.cache.setActiveGrants(vmKey, refs)
+	return out, nil
+}
+
+// grantBody returns a grant's stored body, from the writer's cache if it has it.
+func (t *tx) grantBody(id string) ([]byte, error) {
+	if r, ok := t.cache.get(tableGrants, "", id); ok {
+		if !r.present {
+			return nil, store.NotFound("grant", id)
+		}
+		return r.body, nil
+	}
+	var body []byte
+	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		t.cache.absent(tableGrants, "", id)
+		return nil, store.NotFound("grant", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
+	}
+	t.cache.put(tableGrants, "", id, body)
+	return body, nil
+}
+
+// UpdateGrant copies only the mutable fields onto the stored grant, so a
+// caller holding a stale or partial Grant cannot rewrite its identity,
+// port, source or end time.
+func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
+	cur, err := t.GetGrant(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	wasActive := cur.Status == jit.StatusInitiated
+	cur = cur.WithStateOf(g).InUTC()
+	body, err := t.encodeRow(cur)
+	if err != nil {
+		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+	}
+	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), body, g.ID); err != nil {
+		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
+	}
+	t.cache.put(tableGrants, "", g.ID, body)
+	isActive := cur.Status == jit.StatusInitiated
+	if isActive {
+		// The writer reads an active grant again (a newer request ends
+		// it); an ended one only the listings do, which can decode it.
+		t.memo.Remember(body, &cur)
+	}
+	switch {
+	case wasActive && isActive:
+		t.cache.grantChanged(inventory.Key(cur.VMID), cur)
+	case wasActive && !isActive:
+		t.cache.grantEnded(inventory.Key(cur.VMID), cur.ID)
+	case !wasActive && isActive:
+		// Its position (the request's idx) is not at hand here.
+		t.cache.forgetActive(inventory.Key(cur.VMID))
+	}
+	return nil
+}
+
+func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
+	rows, err := t.stmt(qDueGrants).QueryContext(noCancel, now.UnixNano(), sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: due grants: %w", err)
+	}
+	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
+}
+
+func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
+	var n sql.NullInt64
+	if err := t.stmt(qNextEndTime).QueryRowContext(noCancel).Scan(&n); err != nil {
+		return time.Time{}, false, fmt.Errorf("sqlite: next end time: %w", err)
+	}
+	if !n.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, n.Int64).UTC(), true, nil
+}
