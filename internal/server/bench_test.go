@@ -28,7 +28,8 @@ import (
 // Azure VMs, and returns it, the VMs' resource group, an administrator's
 // client and the VMs' names.
 func startBenchServer(b *testing.B) (*server.Server, string, *http.Client, []string) {
-	srv, err := server.Start(context.Background(), server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true})
+	cfg := server.Config{Listen: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "bench.db"), SampleInventory: true}
+	srv, err := server.Start(context.Background(), server.WithSQLiteOptions(cfg, benchSQLiteOptions))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -319,7 +319,7 @@ func TestGrantMemoRoundTrip(t *testing.T) {
 				g.EndedAt, g.Applied, g.AppliedAt, g.ProviderError = time.Now(), true, start.Add(time.Second), "boom"
 			}
 			g = g.InUTC()
-			body, err := (&tx{}).encodeRow(g) // as InsertRequest and UpdateGrant store it
+			body, err := json.Marshal(g) // as InsertRequest and UpdateGrant store it
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -578,7 +578,7 @@ func assertNoSharedMemory(t *testing.T, a, b reflect.Value, path string) {
 // runBatchOf runs fns as one group commit, straight through runBatch (the
 // writer is idle meanwhile: nothing else calls InTx), and returns each
 // one's outcome.
-func runBatchOf(t *testing.T, s *Store, fns ...func(*tx) error) []txResult {
+func runBatchOf(t *testing.T, s *Store, fns ...func(txn) error) []txResult {
 	t.Helper()
 	batch := make([]*txJob, len(fns))
 	for i, fn := range fns {
@@ -600,8 +600,8 @@ func TestGroupCommitUndoesOnlyFailedTransactions(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
 	runs := map[string]int{}
-	put := func(key string, v int, fail error, panicking bool) func(*tx) error {
-		return func(t *tx) error {
+	put := func(key string, v int, fail error, panicking bool) func(txn) error {
+		return func(t txn) error {
 			runs[key]++
 			if err := t.PutObject(ctx, "k", key, v); err != nil {
 				return err
@@ -612,8 +612,8 @@ func TestGroupCommitUndoesOnlyFailedTransactions(t *testing.T) {
 			return fail
 		}
 	}
-	refuse := func(key string, err error) func(*tx) error {
-		return func(t *tx) error {
+	refuse := func(key string, err error) func(txn) error {
+		return func(t txn) error {
 			runs[key]++
 			var v int
 			if gerr := t.GetObject(ctx, "k", "a", &v); gerr != nil && !errors.Is(gerr, store.ErrNotFound) {

@@ -1,10 +1,7 @@
 package sqlite
 
 import (
-	"encoding/json"
 	"strings"
-
-	"github.com/drawbridge/drawbridge/internal/audit"
 )
 
 const (
@@ -65,20 +62,6 @@ const (
 	qSavepoint = `SAVEPOINT job`
 	qRelease   = `RELEASE job`
 )
-
-// encodeRow encodes a request or grant row's body: the canonical JSON the
-// type writes itself (the audit log's encoding, sorted keys) where it can,
-// else json.Marshal's. Either decodes to the same value; the first skips
-// reflection on every request.
-func (t *tx) encodeRow(v audit.CanonicalEncoder) ([]byte, error) {
-	if t.tune.noCanonicalRows {
-		return json.Marshal(v)
-	}
-	if b, ok := v.AppendCanonicalJSON(make([]byte, 0, 768)); ok {
-		return b, nil
-	}
-	return json.Marshal(v)
-}
 
 // listGrantsQuery builds the ListGrants query for one combination of
 // filters; only present filters appear, so SQLite can pick the matching

@@ -5,9 +5,13 @@
 // store.ObjectStore.
 //
 // Writing transactions run one at a time on one connection, several to a
-// commit (group commit, sqlite.go), with a cache of the rows the writer
-// has seen (cache.go); read-only transactions run beside them on a pool of
-// read-only connections, each on a WAL snapshot.
+// commit (group commit, writer.go); read-only transactions run beside
+// them on a pool of read-only connections, each on a WAL snapshot.
+//
+// Reading order for a newcomer: queries.go (the SQL), tx*.go (the plain
+// SQL path, one file per kind of row), writer.go (group commit). The
+// caches sit in front of the plain path as one layer, cache_tx.go, whose
+// contract is stated in cache.go; skip both to read the store without them.
 package sqlite
 
 import (
@@ -48,10 +52,12 @@ type Store struct {
 	scanDB    *sql.DB
 	scanStmts map[string]*sql.Stmt
 
-	// memo remembers decoded rows and objects by their bytes (jsonmemo).
+	// memo remembers decoded rows and objects by their bytes (jsonmemo);
+	// nil without it (Options.NoDecodeMemo).
 	memo *jsonmemo.Memo
 
-	// cache is the writer's row cache (cache.go); only the writer uses it.
+	// cache is the writer's row cache (cache.go); only the writer uses it,
+	// through cachedTx. nil without it (Options.NoRowCache).
 	cache *rowCache
 
 	jobs chan *txJob // transactions waiting for the writer
@@ -69,8 +75,6 @@ type Store struct {
 	walFrames    atomic.Int64
 	walRestartAt int64
 	walRestarts  atomic.Int64
-
-	tune tuning
 }
 
 var (
@@ -97,37 +101,26 @@ const busyTimeoutMS = 10000
 // the case SQLite resolves with SQLITE_BUSY instead of waiting. It only
 // matters when another process opens the same file.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// Options turn the store's caches off, one switch each, so that a
+// benchmark can measure what each is worth (BENCHMARKS.md); the store
+// behaves the same either way. The zero value, Open's, has all of them on.
+type Options struct {
+	NoRowCache   bool // the writer's row cache (cache.go, cache_tx.go)
+	NoDecodeMemo bool // the decode memo (internal/jsonmemo)
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite: database path %q must not contain '?' or '#'", path)
 	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	q.Add("_pragma", "foreign_keys(1)")
-	// WAL lets readers in other processes (backups, the CLI) proceed while
-	// the server writes. synchronous=NORMAL in WAL mode does not fsync on
-	// every commit, only at checkpoints: a committed transaction survives a
-	// crash of the process (including kill -9), because its pages are in
-	// the WAL file in the OS page cache; only a power loss or kernel crash
-	// can lose the last few commits, and never corrupts the database.
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "mmap_size(268435456)")
-	// 4 MiB of page cache: the hot pages fit (the writer keeps the rows it
-	// rereads in its own cache), and SQLite walks the whole cache's hash
-	// table at the end of every write transaction, so a larger cache costs
-	// every commit (64 MiB measured 5% of the writer's time; 8 MiB gave
-	// about 10% fewer requests/s than 4 MiB, over 3,000 and 10,000
-	// requests, see BENCHMARKS.md).
-	q.Add("_pragma", "cache_size(-4096)")
-	// Savepoints (a group commit's fallback, runWithSavepoints) and
-	// multi-row statements write the pages they change to a statement
-	// journal; keep it in memory, not a temp file.
-	q.Add("_pragma", "temp_store(MEMORY)")
-	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walLimitBytes))
-	q.Set("_txlock", "immediate")
+	q := connOptions()
 	// The writer never checkpoints: a checkpoint copies the WAL into the
 	// database file and fsyncs it, milliseconds that would land on whichever
 	// request's commit crossed the threshold. A second connection does it in
@@ -156,10 +149,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, cache: newRowCache(), memo: jsonmemo.New(), walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
-	s.tune = tuningFromEnv()
-	if s.tune.noDecodeMemo {
-		s.memo = nil
+	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	if !o.NoRowCache {
+		s.cache = newRowCache()
+	}
+	if !o.NoDecodeMemo {
+		s.memo = jsonmemo.New()
 	}
 	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
 		for _, st := range s.stmts {
@@ -189,6 +184,36 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		go s.checkpointer()
 	}
 	return s, nil
+}
+
+// connOptions are the connection options every connection starts from.
+func connOptions() url.Values {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "foreign_keys(1)")
+	// WAL lets readers in other processes (backups, the CLI) proceed while
+	// the server writes. synchronous=NORMAL in WAL mode does not fsync on
+	// every commit, only at checkpoints: a committed transaction survives a
+	// crash of the process (including kill -9), because its pages are in
+	// the WAL file in the OS page cache; only a power loss or kernel crash
+	// can lose the last few commits, and never corrupts the database.
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "mmap_size(268435456)")
+	// 4 MiB of page cache: the hot pages fit (the writer keeps the rows it
+	// rereads in its own cache), and SQLite walks the whole cache's hash
+	// table at the end of every write transaction, so a larger cache costs
+	// every commit (64 MiB measured 5% of the writer's time; 8 MiB gave
+	// about 10% fewer requests/s than 4 MiB, over 3,000 and 10,000
+	// requests, see BENCHMARKS.md).
+	q.Add("_pragma", "cache_size(-4096)")
+	// Savepoints (a group commit's fallback, runWithSavepoints) and
+	// multi-row statements write the pages they change to a statement
+	// journal; keep it in memory, not a temp file.
+	q.Add("_pragma", "temp_store(MEMORY)")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walLimitBytes))
+	q.Set("_txlock", "immediate")
+	return q
 }
 
 // withPragma returns a copy of the connection options q with one pragma
@@ -256,12 +281,12 @@ func (s *Store) Close() error {
 // (or if fn panics) nothing fn wrote is kept. Transactions are serialised,
 // so calling InTx or ObjectTx again from inside fn deadlocks.
 func (s *Store) InTx(ctx context.Context, fn func(jit.Tx) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.inTx(ctx, func(t txn) error { return fn(t) })
 }
 
 // ObjectTx is InTx for callers that only need the object storage.
 func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
-	return s.inTx(ctx, func(t *tx) error { return fn(t) })
+	return s.inTx(ctx, func(t txn) error { return fn(t) })
 }
 
 // ReadTx runs fn in a read-only transaction (jit.Store.ReadTx) on the read
@@ -270,21 +295,21 @@ func (s *Store) ObjectTx(ctx context.Context, fn func(store.Objects) error) erro
 // (query_only) and the transaction always rolls back. For ":memory:" it
 // runs on the writer like InTx, but still keeps nothing fn wrote.
 func (s *Store) ReadTx(ctx context.Context, fn func(jit.Tx) error) error {
-	return s.readTx(ctx, func(t *tx) error { return fn(t) })
+	return s.readTx(ctx, func(t txn) error { return fn(t) })
 }
 
 // ObjectReadTx is ReadTx for callers that only read objects.
 func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
-	return s.readTx(ctx, func(t *tx) error { return fn(t) })
+	return s.readTx(ctx, func(t txn) error { return fn(t) })
 }
 
 // errReadOnly rolls back a read transaction run on the writer.
 var errReadOnly = errors.New("sqlite: read-only transaction")
 
-func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
+func (s *Store) readTx(ctx context.Context, fn func(txn) error) error {
 	if s.readDB == nil {
 		var fnErr error
-		err := s.inTx(ctx, func(t *tx) error {
+		err := s.inTx(ctx, func(t txn) error {
 			fnErr = fn(t)
 			return errReadOnly
 		})
@@ -298,7 +323,7 @@ func (s *Store) readTx(ctx context.Context, fn func(*tx) error) error {
 
 // readOn runs fn in a read-only transaction on a connection of pool db,
 // whose prepared statements are stmts.
-func (s *Store) readOn(ctx context.Context, db *sql.DB, stmts map[string]*sql.Stmt, fn func(*tx) error) error {
+func (s *Store) readOn(ctx context.Context, db *sql.DB, stmts map[string]*sql.Stmt, fn func(txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -309,7 +334,7 @@ func (s *Store) readOn(ctx context.Context, db *sql.DB, stmts map[string]*sql.St
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{tx: sqlTx, stmts: stmts, memo: s.memo, tune: s.tune})
+	err = fn(&tx{tx: sqlTx, stmts: stmts, memo: s.memo})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)

@@ -20,23 +20,18 @@ var noCancel = context.Background()
 
 // stmt returns query's prepared statement bound to this transaction. With
 // one connection the statement prepared in Open is reused every time.
+// (Binding each statement once per group commit, rather than per use,
+// measured within noise and was deleted; BENCHMARKS.md.)
 func (t *tx) stmt(query string) *sql.Stmt {
 	if !t.wrote && !strings.HasPrefix(query, "SELECT") {
 		t.wrote = true
-	}
-	if st, ok := t.bound[query]; ok {
-		return st
 	}
 	st, ok := t.stmts[query]
 	if !ok {
 		// Every query is listed in allQueries; reaching this is a bug.
 		panic("sqlite: query not prepared: " + query)
 	}
-	st = t.tx.StmtContext(noCancel, st)
-	if t.bound != nil {
-		t.bound[query] = st
-	}
-	return st
+	return t.tx.StmtContext(noCancel, st)
 }
 
 // prepareAll prepares every query the store runs on db into stmts. For the

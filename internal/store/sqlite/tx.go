@@ -15,56 +15,47 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
-// tx is one transaction; it is valid only inside the function given to InTx.
+// tx is one transaction: the plain SQL path, which reads and writes the
+// database and nothing else. It is valid only inside the function given to
+// InTx (or ReadTx). The writer's transactions are seen through the row
+// cache (cachedTx, cache_tx.go), which wraps these methods; read-only
+// ones use them as they are.
 type tx struct {
 	tx *sql.Tx
 	// stmts are the prepared statements of tx's connection pool: the
 	// writer's, or the read pool's for ReadTx.
 	stmts map[string]*sql.Stmt
-	// bound are statements of stmts already bound to tx (nil: bind every
-	// time); a group commit's transactions share them.
-	bound map[string]*sql.Stmt
-	// cache is the writer's row cache (cache.go); nil for read-pool
-	// transactions, which see a snapshot of their own.
-	cache *rowCache
-	// memo is the store's decode memo (exact by content, so shared by the
-	// writer and the read pool).
+	// memo is the store's decode memo (cache.go), through which rows and
+	// objects are decoded; nil decodes with encoding/json alone.
 	memo *jsonmemo.Memo
 	// wrote is set before tx runs its first statement that is not a
 	// SELECT: from then on a failure must be undone (runOptimistic).
 	wrote bool
-	// headDirty, if set, defers writing the audit log's head: the head
-	// goes only to the writer's cache and *headDirty is set, and the batch
-	// writes it once, before committing (runOptimistic). nil: written at
-	// once.
-	headDirty *bool
-	tune      tuning
+}
+
+// txn is what a transaction's function is given: a tx, or the writer's
+// cachedTx around one.
+type txn interface {
+	jit.Tx
+	auditstore.RecordTable
+	store.RawObjects
 }
 
 var (
-	_ jit.Tx                 = (*tx)(nil)
-	_ auditstore.RecordTable = (*tx)(nil)
-	_ store.RawObjects       = (*tx)(nil)
+	_ txn = (*tx)(nil)
+	_ txn = (*cachedTx)(nil)
 )
 
 // GetObjectRaw returns the stored JSON of an object.
 // The caller must not modify the returned bytes.
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
-	if r, ok := t.cache.get(tableObjects, kind, key); ok {
-		if !r.present {
-			return nil, store.NotFound(kind, key)
-		}
-		return r.body, nil
-	}
 	var body []byte
 	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		t.cache.absent(tableObjects, kind, key)
 		return nil, store.NotFound(kind, key)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
 	}
-	t.cache.put(tableObjects, kind, key, body)
 	return body, nil
 }
 
@@ -73,7 +64,12 @@ func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 	if err != nil {
 		return err
 	}
-	// Objects read again unchanged (a VM, the audit head) skip decoding.
+	return t.decodeObject(kind, key, body, into)
+}
+
+// decodeObject decodes an object's body through the memo: objects read
+// again unchanged (a VM, the audit head) skip decoding.
+func (t *tx) decodeObject(kind, key string, body []byte, into any) error {
 	if err := t.memo.DecodeInto(body, into); err != nil {
 		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
 	}
@@ -81,29 +77,31 @@ func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 }
 
 func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
-	body, err := json.Marshal(v)
+	enc, err := encodeObject(kind, key, v)
 	if err != nil {
-		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
+		return err
 	}
-	return t.putObject(kind, key, body)
+	return t.PutObjectRaw(ctx, kind, key, enc)
 }
 
-// PutObjectRaw stores body as the object's stored form; GetObjectRaw
-// returns exactly these bytes. body's bytes must not be modified
-// afterwards.
+func encodeObject(kind, key string, v any) (store.EncodedJSON, error) {
+	enc, err := store.EncodeJSON(v)
+	if err != nil {
+		return enc, fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
+	}
+	return enc, nil
+}
+
 // Memo returns the store's decode memo, for callers of GetObjectRaw.
 func (t *tx) Memo() *jsonmemo.Memo { return t.memo }
 
+// PutObjectRaw stores body as the object's stored form, unchecked (it is
+// valid JSON by construction); GetObjectRaw returns exactly these bytes.
+// body's bytes must not be modified afterwards.
 func (t *tx) PutObjectRaw(ctx context.Context, kind, key string, body store.EncodedJSON) error {
-	return t.putObject(kind, key, body.Bytes())
-}
-
-// putObject stores body, which is valid JSON, unchecked.
-func (t *tx) putObject(kind, key string, body []byte) error {
-	if _, err := t.stmt(qPutObject).ExecContext(noCancel, kind, key, body); err != nil {
+	if _, err := t.stmt(qPutObject).ExecContext(noCancel, kind, key, body.Bytes()); err != nil {
 		return fmt.Errorf("sqlite: put %s %q: %w", kind, key, err)
 	}
-	t.cache.put(tableObjects, kind, key, body)
 	return nil
 }
 
@@ -111,7 +109,6 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 	if _, err := t.stmt(qDeleteObject).ExecContext(noCancel, kind, key); err != nil {
 		return fmt.Errorf("sqlite: delete %s %q: %w", kind, key, err)
 	}
-	t.cache.absent(tableObjects, kind, key)
 	return nil
 }
 
@@ -181,10 +178,10 @@ func scanAll[T any](rows *sql.Rows, what string, decode func([]byte) (T, error))
 	return out, nil
 }
 
-// decodeRow decodes a row's body through jsonmemo, which remembers values
-// by their bytes: the policy and the grants every request reads again
-// unchanged (and the grants the writer just stored, which it remembers)
-// skip encoding/json.
+// decodeRow decodes a row's body through the memo m (nil: encoding/json
+// alone), which remembers values by their bytes: the policy and the
+// grants every request reads again unchanged (and the grants the writer
+// just stored, which cachedTx remembers) skip encoding/json.
 func decodeRow[T any](m *jsonmemo.Memo) func(body []byte) (T, error) {
 	return func(body []byte) (T, error) {
 		var v T

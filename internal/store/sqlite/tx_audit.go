@@ -35,35 +35,22 @@ func (t *tx) AppendAuditRecords(ctx context.Context, first int64, bodies [][]byt
 	return nil
 }
 
-// AuditHead returns the audit log's head (zero if none), from the writer's
-// cache when it has it.
+// AuditHead returns the audit log's head (zero if none).
 func (t *tx) AuditHead(ctx context.Context) (int64, string, error) {
-	if h, ok := t.cache.auditHead(); ok {
-		return h.seq, h.hash, nil
-	}
-	var h cachedHead
-	err := t.stmt(qAuditHead).QueryRowContext(noCancel).Scan(&h.seq, &h.hash)
+	var seq int64
+	var hash string
+	err := t.stmt(qAuditHead).QueryRowContext(noCancel).Scan(&seq, &hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, "", fmt.Errorf("sqlite: read audit head: %w", err)
 	}
-	t.cache.setAuditHead(h)
-	return h.seq, h.hash, nil
+	return seq, hash, nil
 }
 
-// SetAuditHead replaces the audit log's head. In a batch that defers it
-// (t.headDirty), the batch writes it once before committing: every
-// audited change would otherwise rewrite the same row.
+// SetAuditHead replaces the audit log's head.
 func (t *tx) SetAuditHead(ctx context.Context, seq int64, hash string) error {
-	if t.headDirty != nil {
-		t.wrote = true // the head is written for it; undoing it means a rollback
-		t.cache.setAuditHead(cachedHead{seq: seq, hash: hash})
-		*t.headDirty = true
-		return nil
-	}
 	if _, err := t.stmt(qSetHead).ExecContext(noCancel, seq, hash); err != nil {
 		return fmt.Errorf("sqlite: write audit head: %w", err)
 	}
-	t.cache.setAuditHead(cachedHead{seq: seq, hash: hash})
 	return nil
 }
 
@@ -75,5 +62,3 @@ func (t *tx) ListAuditRecords(ctx context.Context, fn func(seq int64, body []byt
 	}
 	return readAllThen(rows, "list audit records", fn)
 }
-
-// Requests and grants

@@ -17,28 +17,43 @@ import (
 // InsertRequest stores the request row (without grants, which live in their
 // own rows and change over time) and one row per grant.
 func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
+	_, err := t.insertRequest(r, t.keyID)
+	return err
+}
+
+// storedGrant is a grant as insertRequest stored it.
+type storedGrant struct {
+	vmKey string
+	body  []byte
+	ref   activeRef // with the grant as stored
+}
+
+// insertRequest is InsertRequest, finding keys' ids with keyID (tx's, or
+// the cache's); it also returns the grants as stored.
+func (t *tx) insertRequest(r jit.Request, keyID func(string) (int64, error)) ([]storedGrant, error) {
 	if r.ID == "" {
-		return errors.New("sqlite: insert request: request has no ID")
+		return nil, errors.New("sqlite: insert request: request has no ID")
 	}
 	grants := r.Grants
 	r.Grants = nil
 	r.StartTime = r.StartTime.UTC()
-	body, err := t.encodeRow(r)
+	body, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
+		return nil, fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
 	}
 	policyKey := strings.ToLower(r.PolicyID)
-	policyRef, err := t.keyID(policyKey)
+	policyRef, err := keyID(policyKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyRef, r.StartTime.UnixNano(), body)
 	if isConstraint(err) {
-		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
+		return nil, fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	} else if err != nil {
-		return fmt.Errorf("sqlite: insert request %s: %w", r.ID, err)
+		return nil, fmt.Errorf("sqlite: insert request %s: %w", r.ID, err)
 	}
 	ins := t.stmt(qInsertGrant)
+	stored := make([]storedGrant, 0, len(grants))
 	for i, g := range grants {
 		g = g.InUTC()
 		g.RequestID = r.ID
@@ -46,46 +61,40 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 			g.PolicyID = r.PolicyID
 		}
 		if g.ID == "" || g.EndTime.IsZero() {
-			return fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
+			return nil, fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
 		}
-		body, err := t.encodeRow(g)
+		body, err := json.Marshal(g)
 		if err != nil {
-			return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+			return nil, fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 		}
 		grantPolicyRef := policyRef
 		if gk := strings.ToLower(g.PolicyID); gk != policyKey {
-			if grantPolicyRef, err = t.keyID(gk); err != nil {
-				return err
+			if grantPolicyRef, err = keyID(gk); err != nil {
+				return nil, err
 			}
 		}
 		vmKey := inventory.Key(g.VMID)
-		vmRef, err := t.keyID(vmKey)
+		vmRef, err := keyID(vmKey)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		_, err = ins.ExecContext(noCancel, g.ID, r.ID, i, grantPolicyRef, vmRef, g.Port,
 			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
 		if isConstraint(err) {
-			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
+			return nil, fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
 		} else if err != nil {
-			return fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
+			return nil, fmt.Errorf("sqlite: insert grant %s: %w", g.ID, err)
 		}
-		t.cache.put(tableGrants, "", g.ID, body)
-		t.memo.Remember(body, &g)
-		if g.Status == jit.StatusInitiated {
-			t.cache.grantActivated(vmKey, activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i, grant: g})
-		}
+		stored = append(stored, storedGrant{vmKey: vmKey, body: body,
+			ref: activeRef{id: g.ID, start: g.StartTime.UnixNano(), requestID: r.ID, idx: i, grant: g}})
 	}
-	return nil
+	return stored, nil
 }
 
 // keyID returns the integer that stands for key (a policy's or VM's
 // lower-cased ID) in the indexes, giving key one if it has none. Writer
 // only: it may write.
 func (t *tx) keyID(key string) (int64, error) {
-	if id, ok := t.cache.keyID(key); ok && !t.tune.noKeyIDCache {
-		return id, nil
-	}
 	var id int64
 	err := t.stmt(qKeyID).QueryRowContext(noCancel, key).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -97,7 +106,6 @@ func (t *tx) keyID(key string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: id of key %q: %w", key, err)
 	}
-	t.cache.setKeyID(key, id)
 	return id, nil
 }
 
@@ -147,6 +155,10 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 	if err != nil {
 		return jit.Grant{}, err
 	}
+	return t.decodeGrant(id, body)
+}
+
+func (t *tx) decodeGrant(id string, body []byte) (jit.Grant, error) {
 	g, err := decodeRow[jit.Grant](t.memo)(body)
 	if err != nil {
 		return jit.Grant{}, fmt.Errorf("sqlite: decode grant %s: %w", id, err)
@@ -155,11 +167,6 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 }
 
 func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
-	if t.cache != nil && !t.tune.noActiveCache && f.VMID != "" && f.ActiveOnly && f.PolicyID == "" && f.Port == 0 && f.Limit <= 0 {
-		// A VM's active grants: every request reads them, to supersede
-		// and to compute the VM's firewall.
-		return t.activeGrantsOfVM(inventory.Key(f.VMID))
-	}
 	var args []any
 	if f.VMID != "" {
 		args = append(args, inventory.Key(f.VMID))
@@ -179,62 +186,15 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
 }
 
-// activeGrantsOfVM is ListGrants of a VM's active grants on the writer,
-// from its cache when it has them.
-func (t *tx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
-	if refs, ok := t.cache.activeGrants(vmKey); ok {
-		out := make([]jit.Grant, len(refs))
-		for i, r := range refs {
-			out[i] = r.grant
-		}
-		return out, nil
-	}
-	rows, err := t.stmt(qActiveGrantsOfVM).QueryContext(noCancel, vmKey)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list grants: %w", err)
-	}
-	defer rows.Close()
-	refs := []activeRef{}
-	var out []jit.Grant
-	for rows.Next() {
-		var r activeRef
-		var body []byte
-		if err := rows.Scan(&r.id, &r.requestID, &r.idx, &r.start, &body); err != nil {
-			return nil, fmt.Errorf("sqlite: list grants: %w", err)
-		}
-		g, err := decodeRow[jit.Grant](t.memo)(body)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: decode grant %s: %w", r.id, err)
-		}
-		t.cache.put(tableGrants, "", r.id, body)
-		r.grant = g
-		refs = append(refs, r)
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list grants: %w", err)
-	}
-	t.cache.setActiveGrants(vmKey, refs)
-	return out, nil
-}
-
-// grantBody returns a grant's stored body, from the writer's cache if it has it.
+// grantBody returns a grant's stored body.
 func (t *tx) grantBody(id string) ([]byte, error) {
-	if r, ok := t.cache.get(tableGrants, "", id); ok {
-		if !r.present {
-			return nil, store.NotFound("grant", id)
-		}
-		return r.body, nil
-	}
 	var body []byte
 	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		t.cache.absent(tableGrants, "", id)
 		return nil, store.NotFound("grant", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
 	}
-	t.cache.put(tableGrants, "", id, body)
 	return body, nil
 }
 
@@ -242,36 +202,25 @@ func (t *tx) grantBody(id string) ([]byte, error) {
 // caller holding a stale or partial Grant cannot rewrite its identity,
 // port, source or end time.
 func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
-	cur, err := t.GetGrant(ctx, g.ID)
+	_, _, _, err := t.updateGrant(ctx, g, t.GetGrant)
+	return err
+}
+
+// updateGrant is UpdateGrant, reading the stored grant with get; it also
+// returns the grant as it was and as stored now, and its new body.
+func (t *tx) updateGrant(ctx context.Context, g jit.Grant, get func(context.Context, string) (jit.Grant, error)) (was, cur jit.Grant, body []byte, err error) {
+	was, err = get(ctx, g.ID)
 	if err != nil {
-		return err
+		return was, cur, nil, err
 	}
-	wasActive := cur.Status == jit.StatusInitiated
-	cur = cur.WithStateOf(g).InUTC()
-	body, err := t.encodeRow(cur)
-	if err != nil {
-		return fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+	cur = was.WithStateOf(g).InUTC()
+	if body, err = json.Marshal(cur); err != nil {
+		return was, cur, nil, fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
 	}
 	if _, err := t.stmt(qUpdateGrant).ExecContext(noCancel, string(cur.Status), body, g.ID); err != nil {
-		return fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
+		return was, cur, nil, fmt.Errorf("sqlite: update grant %s: %w", g.ID, err)
 	}
-	t.cache.put(tableGrants, "", g.ID, body)
-	isActive := cur.Status == jit.StatusInitiated
-	if isActive {
-		// The writer reads an active grant again (a newer request ends
-		// it); an ended one only the listings do, which can decode it.
-		t.memo.Remember(body, &cur)
-	}
-	switch {
-	case wasActive && isActive:
-		t.cache.grantChanged(inventory.Key(cur.VMID), cur)
-	case wasActive && !isActive:
-		t.cache.grantEnded(inventory.Key(cur.VMID), cur.ID)
-	case !wasActive && isActive:
-		// Its position (the request's idx) is not at hand here.
-		t.cache.forgetActive(inventory.Key(cur.VMID))
-	}
-	return nil
+	return was, cur, body, nil
 }
 
 func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {

@@ -14,61 +14,51 @@ import (
 )
 
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
+	_, _, err := t.putPolicy(p)
+	return err
+}
+
+// putPolicy is PutPolicy; it also returns the policy's key and body as
+// stored.
+func (t *tx) putPolicy(p jit.Policy) (key string, body []byte, err error) {
 	if p.ID == "" {
-		return errors.New("sqlite: put policy: policy has no ID")
+		return "", nil, errors.New("sqlite: put policy: policy has no ID")
 	}
-	key := strings.ToLower(p.ID)
+	key = strings.ToLower(p.ID)
 	// Check every VM before writing anything, so a conflict leaves the
 	// stored policy as it was even if the caller commits regardless.
 	vmKeys := make([]string, 0, len(p.VirtualMachines))
 	for _, v := range p.DistinctVMs() {
 		vk := inventory.Key(v.ID)
-		var holder string
-		err := t.stmt(qPolicyOfVM).QueryRowContext(noCancel, vk).Scan(&holder)
+		holder, err := t.policyKeyOfVM(vk)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
-			return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
-		case holder != key:
-			return fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
+			return "", nil, fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
+		case holder != "" && holder != key:
+			return "", nil, fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
 		}
 		vmKeys = append(vmKeys, vk)
 	}
-	body, err := json.Marshal(p.InUTC())
+	body, err = json.Marshal(p.InUTC())
 	if err != nil {
-		return fmt.Errorf("sqlite: encode policy %s: %w", p.ID, err)
+		return "", nil, fmt.Errorf("sqlite: encode policy %s: %w", p.ID, err)
 	}
 	if _, err := t.stmt(qPutPolicy).ExecContext(noCancel, key, strings.ToLower(p.Location), body); err != nil {
-		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
+		return "", nil, fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
-	t.cache.put(tablePolicies, "", key, body)
-	t.cache.policiesChanged()
 	if _, err := t.stmt(qClearPolicyVM).ExecContext(noCancel, key); err != nil {
-		return fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
+		return "", nil, fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
 	}
 	for _, vk := range vmKeys {
 		if _, err := t.stmt(qAddPolicyVM).ExecContext(noCancel, vk, key); err != nil {
-			return fmt.Errorf("sqlite: put policy %s: index vm %s: %w", p.ID, vk, err)
+			return "", nil, fmt.Errorf("sqlite: put policy %s: index vm %s: %w", p.ID, vk, err)
 		}
 	}
-	return nil
+	return key, body, nil
 }
 
 func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
-	key := strings.ToLower(id)
-	if r, ok := t.cache.get(tablePolicies, "", key); ok {
-		if !r.present {
-			return jit.Policy{}, store.NotFound("JIT policy", id)
-		}
-		return t.decodePolicy(r.body)
-	}
-	p, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		t.cache.absent(tablePolicies, "", key)
-	case err == nil:
-		t.cache.put(tablePolicies, "", key, body)
-	}
+	p, _, err := t.onePolicy(ctx, qGetPolicy, strings.ToLower(id), "JIT policy", id)
 	return p, err
 }
 
@@ -101,8 +91,6 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	}
-	t.cache.absent(tablePolicies, "", strings.ToLower(id))
-	t.cache.policiesChanged()
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
 	} else if n == 0 {
@@ -121,25 +109,17 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
-	vk := inventory.Key(vmID)
-	if t.cache == nil {
-		p, _, err := t.onePolicy(ctx, qPolicyForVM, vk, "JIT policy for virtual machine", vmID)
-		return p, err
+	p, _, err := t.onePolicy(ctx, qPolicyForVM, inventory.Key(vmID), "JIT policy for virtual machine", vmID)
+	return p, err
+}
+
+// policyKeyOfVM returns the key of the policy covering the VM with key vk,
+// or "" if none does.
+func (t *tx) policyKeyOfVM(vk string) (string, error) {
+	var key string
+	err := t.stmt(qPolicyOfVM).QueryRowContext(noCancel, vk).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
 	}
-	// The writer looks the policy's key up (cached), then the policy
-	// (cached too): every request through InitiateForVM does this.
-	key, ok := t.cache.policyOfVM(vk)
-	if !ok {
-		err := t.stmt(qPolicyOfVM).QueryRowContext(noCancel, vk).Scan(&key)
-		if errors.Is(err, sql.ErrNoRows) {
-			key = ""
-		} else if err != nil {
-			return jit.Policy{}, fmt.Errorf("sqlite: get JIT policy for virtual machine %s: %w", vmID, err)
-		}
-		t.cache.setPolicyOfVM(vk, key)
-	}
-	if key == "" {
-		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
-	}
-	return t.GetPolicy(ctx, key)
+	return key, err
 }

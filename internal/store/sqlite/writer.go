@@ -19,7 +19,7 @@ var errStoreClosed = errors.New("sqlite: store is closed")
 // txJob is one caller's transaction waiting for the writer.
 type txJob struct {
 	ctx  context.Context
-	fn   func(*tx) error
+	fn   func(txn) error
 	done chan txResult
 }
 
@@ -40,7 +40,7 @@ type txResult struct {
 // at a time on the single connection, callers see the same isolation as
 // before; what they share is the cost of the commit (writing the WAL), which
 // was a third of a request's time.
-func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -115,9 +115,7 @@ func (s *Store) runBatch(batch []*txJob) {
 	for i := range all {
 		all[i] = i
 	}
-	if s.tune.noOptimistic {
-		s.runWithSavepoints(batch, all, results)
-	} else if rerun, again := s.runOptimistic(batch, all, results); again {
+	if rerun, again := s.runOptimistic(batch, all, results); again {
 		s.runWithSavepoints(batch, rerun, results)
 	}
 }
@@ -132,24 +130,18 @@ func (s *Store) runBatch(batch []*txJob) {
 // transaction back, keeps that job's failure, and returns the jobs to run
 // again (those that had succeeded, then those not yet run) with again set;
 // jit.Store and store.ObjectStore allow a backend to run fn more than once.
-// The audit log's head, which every audited change rewrites, is written
-// once, before the commit.
 func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (rerun []int, again bool) {
-	sqlTx, bound, ok := s.beginBatch(idx, results)
+	sqlTx, ok := s.beginBatch(idx, results)
 	if !ok {
 		return nil, false
 	}
 	var done []int
-	headDirty := false
 	for k, i := range idx {
-		t := s.startJob(batch[i], &results[i], sqlTx, bound)
+		t, view := s.startJob(batch[i], &results[i], sqlTx)
 		if t == nil {
 			continue
 		}
-		if !s.tune.noHeadDefer && !s.tune.noRowCache {
-			t.headDirty = &headDirty
-		}
-		results[i] = runJob(t, batch[i])
+		results[i] = runJob(view, batch[i])
 		if results[i].err == nil && results[i].panic == nil {
 			done = append(done, i)
 			continue
@@ -158,19 +150,6 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 			_ = sqlTx.Rollback()
 			s.cache.reset() // it holds what the rollback undid
 			return append(done, idx[k+1:]...), true
-		}
-	}
-	if headDirty {
-		// The cache holds the head the batch's last audited transaction
-		// set (nothing resets it without returning above).
-		h, _ := s.cache.auditHead()
-		if _, err := sqlTx.StmtContext(noCancel, s.stmts[qSetHead]).ExecContext(noCancel, h.seq, h.hash); err != nil {
-			_ = sqlTx.Rollback()
-			s.cache.reset()
-			for _, i := range done {
-				results[i].err = fmt.Errorf("sqlite: write audit head: %w", err)
-			}
-			return nil, false
 		}
 	}
 	s.commitBatch(sqlTx, done, results)
@@ -183,13 +162,13 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 // its savepoint and affects no other. It is the slower, always-safe path
 // that runOptimistic falls back to.
 func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult) {
-	sqlTx, bound, ok := s.beginBatch(idx, results)
+	sqlTx, ok := s.beginBatch(idx, results)
 	if !ok {
 		return
 	}
 	var done []int
 	for _, i := range idx {
-		t := s.startJob(batch[i], &results[i], sqlTx, bound)
+		t, view := s.startJob(batch[i], &results[i], sqlTx)
 		if t == nil {
 			continue
 		}
@@ -197,7 +176,7 @@ func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult)
 			results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
 			continue
 		}
-		results[i] = runJob(t, batch[i])
+		results[i] = runJob(view, batch[i])
 		if results[i].err != nil || results[i].panic != nil {
 			s.cache.reset() // it holds what the savepoint is about to undo
 			if _, err := sqlTx.ExecContext(context.Background(), "ROLLBACK TO job; RELEASE job"); err != nil {
@@ -221,21 +200,20 @@ func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult)
 	s.commitBatch(sqlTx, done, results)
 }
 
-// startJob returns the transaction job j runs in, or nil, with j's context
-// error as its result r, if its caller gave up.
-func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx, bound map[string]*sql.Stmt) *tx {
+// startJob returns the transaction job j runs in, and what j's function
+// sees of it: the transaction through the row cache (cachedTx), or as it
+// is if the store has no cache. Both are nil, with j's context error as
+// its result r, if its caller gave up.
+func (s *Store) startJob(j *txJob, r *txResult, sqlTx *sql.Tx) (*tx, txn) {
 	if err := j.ctx.Err(); err != nil {
 		r.err = err
-		return nil
+		return nil, nil
 	}
-	t := &tx{tx: sqlTx, stmts: s.stmts, bound: bound, cache: s.cache, memo: s.memo, tune: s.tune}
-	if s.tune.noRowCache {
-		t.cache = nil
+	t := &tx{tx: sqlTx, stmts: s.stmts, memo: s.memo}
+	if s.cache == nil {
+		return t, t
 	}
-	if s.tune.noBoundStmts {
-		t.bound = nil
-	}
-	return t
+	return t, &cachedTx{tx: t, c: s.cache}
 }
 
 // failAll gives err to every job of idx that has not failed already, run
@@ -250,20 +228,17 @@ func failAll(idx []int, results []txResult, err error) {
 
 // beginBatch starts a batch's SQLite transaction. It is not bound to any
 // one caller's context: a caller giving up must not roll back the others.
-// bound holds the batch's statements, bound to its transaction once:
-// binding (Tx.StmtContext) locks, allocates and registers a statement each
-// time, which measured as much as running a small one.
 // If it cannot begin, every job of idx gets the error and ok is false.
-func (s *Store) beginBatch(idx []int, results []txResult) (sqlTx *sql.Tx, bound map[string]*sql.Stmt, ok bool) {
+func (s *Store) beginBatch(idx []int, results []txResult) (sqlTx *sql.Tx, ok bool) {
 	sqlTx, err := s.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, i := range idx {
 			results[i].err = fmt.Errorf("sqlite: begin: %w", err)
 		}
-		return nil, nil, false
+		return nil, false
 	}
-	s.checkDataVersion(sqlTx)
-	return sqlTx, map[string]*sql.Stmt{}, true
+	s.cache.sync(sqlTx, s.stmts[qDataVersion])
+	return sqlTx, true
 }
 
 // commitBatch commits sqlTx, which holds the writes of the jobs done, or
@@ -281,26 +256,9 @@ func (s *Store) commitBatch(sqlTx *sql.Tx, done []int, results []txResult) {
 	}
 }
 
-// checkDataVersion drops the row cache if a connection other than the
-// writer committed since the writer's last look: another process writing
-// the same file. The batch holds the write lock from here to its commit, so
-// nothing else can commit in between.
-func (s *Store) checkDataVersion(sqlTx *sql.Tx) {
-	var v int64
-	if err := sqlTx.StmtContext(noCancel, s.stmts[qDataVersion]).QueryRowContext(noCancel).Scan(&v); err != nil {
-		s.cache.reset()
-		s.cache.dataVersion = -1
-		return
-	}
-	if v != s.cache.dataVersion {
-		s.cache.reset()
-		s.cache.dataVersion = v
-	}
-}
-
 // runJob runs one caller's fn, turning a panic into a result so the writer
 // survives and the caller re-panics in its own goroutine.
-func runJob(t *tx, j *txJob) (r txResult) {
+func runJob(t txn, j *txJob) (r txResult) {
 	defer func() {
 		if p := recover(); p != nil {
 			r = txResult{panic: p}
