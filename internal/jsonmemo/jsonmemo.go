@@ -61,7 +61,9 @@ func (d *Memo) store(t reflect.Type, body []byte, pristine any) {
 
 // Decode sets *v to what raw decodes to, as json.Unmarshal(raw, v) would
 // into a new value, and returns a pristine copy of the result that the
-// caller must not modify (to tell later whether *v was changed).
+// caller must not modify (to tell later whether *v was changed). A nil
+// memo (a store opened without one) decodes with encoding/json alone and
+// returns no pristine copy; Remember on it does nothing.
 func Decode[T any](d *Memo, raw []byte, v *T) (*T, error) {
 	if d == nil {
 		return nil, json.Unmarshal(raw, v)
