@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 )
 
 // ChainJSON is Chain, also returning the chained record's encoding:
@@ -72,4 +73,27 @@ func plainString(s string) bool {
 		}
 	}
 	return true
+}
+
+// AppendString appends s as json.Marshal (and so the canonical form)
+// writes it, for a CanonicalEncoder; ok is false unless s is plain
+// (printable ASCII without characters json.Marshal escapes).
+func AppendString(dst []byte, s string) ([]byte, bool) {
+	if !plainString(s) {
+		return dst, false
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), true
+}
+
+// AppendTime appends t as json.Marshal writes it (RFC 3339 with
+// nanoseconds, quoted), for a CanonicalEncoder; ok is false where
+// json.Marshal fails (a year outside 0-9999).
+func AppendTime(dst []byte, t time.Time) ([]byte, bool) {
+	b, err := t.MarshalJSON()
+	if err != nil {
+		return dst, false
+	}
+	return append(dst, b...), true
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -62,4 +63,41 @@ func BenchmarkChainJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// fakeState encodes as {"b":…,"a":…} through json.Marshal and writes its
+// canonical form itself, unless decline.
+type fakeState struct {
+	B       int  `json:"b"`
+	A       int  `json:"a"`
+	decline bool `json:"-"`
+}
+
+func (f fakeState) AppendCanonicalJSON(dst []byte) ([]byte, bool) {
+	if f.decline {
+		return append(dst, "garbage"...), false
+	}
+	return append(dst, fmt.Sprintf(`{"a":%d,"b":%d}`, f.A, f.B)...), true
+}
+
+// A state's own canonical encoding chains exactly as json.Marshal's
+// canonicalised, and one that declines falls back to json.Marshal.
+func TestCanonicalEncoderChainsAsMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	prev := Record{Seq: 9, Hash: "h"}
+	for _, st := range []fakeState{{B: 2, A: 1}, {B: 2, A: 1, decline: true}} {
+		own, err := NewSucceeded(at, "admin", "", "op", "t", "", nil, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		marshalled, _ := json.Marshal(st)
+		plain := Record{Time: at, Principal: "admin", Operation: "op", Target: "t", Result: Succeeded, After: marshalled}
+		got, want := Chain(prev, own), Chain(prev, plain)
+		if got.Hash != want.Hash || string(got.After) != `{"a":1,"b":2}` || string(got.After) != string(want.After) {
+			t.Fatalf("decline=%v: chained %s %s, want %s %s", st.decline, got.After, got.Hash, want.After, want.Hash)
+		}
+		if err := VerifyFrom(prev, []Record{got}); err != nil {
+			t.Fatalf("decline=%v: %v", st.decline, err)
+		}
+	}
 }
