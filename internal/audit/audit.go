@@ -20,9 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -89,7 +87,7 @@ func encodeState(v any) (json.RawMessage, bool, error) {
 	if v == nil {
 		return nil, true, nil
 	}
-	if ce, ok := v.(CanonicalEncoder); ok && !noCanonicalEncoder {
+	if ce, ok := v.(CanonicalEncoder); ok {
 		if b, ok := ce.AppendCanonicalJSON(make([]byte, 0, 1024)); ok {
 			return b, true, nil
 		}
@@ -238,7 +236,3 @@ func (v *Verifier) Next(r Record) *VerifyError {
 	v.n++
 	return nil
 }
-
-// noCanonicalEncoder turns the CanonicalEncoder fast path off, for A/B
-// measurement only (temporary).
-var noCanonicalEncoder = strings.Contains(os.Getenv("DRAWBRIDGE_TUNING_OFF"), "auditcanon")
