@@ -61,8 +61,13 @@ func (d *Memo) store(t reflect.Type, body []byte, pristine any) {
 
 // Decode sets *v to what raw decodes to, as json.Unmarshal(raw, v) would
 // into a new value, and returns a pristine copy of the result that the
-// caller must not modify (to tell later whether *v was changed).
+// caller must not modify (to tell later whether *v was changed). A nil
+// memo (a store opened without one) decodes with encoding/json alone and
+// returns no pristine copy; Remember on it does nothing.
 func Decode[T any](d *Memo, raw []byte, v *T) (*T, error) {
+	if d == nil {
+		return nil, json.Unmarshal(raw, v)
+	}
 	pristine, err := d.decodeInto(raw, reflect.ValueOf(v))
 	if err != nil {
 		return nil, err
@@ -75,6 +80,9 @@ func (d *Memo) DecodeInto(raw []byte, into any) error {
 	v := reflect.ValueOf(into)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return fmt.Errorf("jsonmemo: decode into %T, not a non-nil pointer", into)
+	}
+	if d == nil {
+		return json.Unmarshal(raw, into)
 	}
 	_, err := d.decodeInto(raw, v)
 	return err
@@ -107,6 +115,9 @@ func (d *Memo) decodeInto(raw []byte, v reflect.Value) (any, error) {
 // not keep (an empty slice where Unmarshal gives nil), never in what it
 // encodes to.
 func (d *Memo) Remember(body []byte, val any) {
+	if d == nil {
+		return
+	}
 	v := reflect.ValueOf(val)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return

@@ -149,3 +149,23 @@ func TestRememberKeepsACopy(t *testing.T) {
 		t.Fatalf("after changing the remembered value, the memo gave %+v, %v", got, err)
 	}
 }
+
+// A nil memo (a store opened without one) decodes with encoding/json
+// alone, gives no pristine copy, and remembers nothing.
+func TestNilMemoDecodesPlainly(t *testing.T) {
+	var memo *Memo
+	raw := []byte(`{"id":"nsg-1","name":"nsg"}`)
+	var got netrule.NSG
+	pristine, err := Decode(memo, raw, &got)
+	if err != nil || pristine != nil || got.ID != "nsg-1" || got.Name != "nsg" {
+		t.Fatalf("Decode = %+v, pristine %v, %v", got, pristine, err)
+	}
+	memo.Remember(raw, &got)
+	var again netrule.NSG
+	if err := memo.DecodeInto(raw, &again); err != nil || again.ID != "nsg-1" {
+		t.Fatalf("DecodeInto = %+v, %v", again, err)
+	}
+	if err := memo.DecodeInto([]byte(`{`), &again); err == nil {
+		t.Fatal("DecodeInto of bad JSON: no error")
+	}
+}

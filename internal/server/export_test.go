@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/store/sqlite"
+)
 
 // WriterBusy is the store's WriterBusy (time its serial writer spent on
 // transactions, and how many it ran) when the store has one (SQLite);
@@ -12,4 +16,11 @@ func (s *Server) WriterBusy() (busy time.Duration, jobs int64, ok bool) {
 	}
 	busy, jobs = w.WriterBusy()
 	return busy, jobs, true
+}
+
+// WithSQLiteOptions returns cfg with SQLite opened with o (benchmarks
+// turn the store's caches off with it).
+func WithSQLiteOptions(cfg Config, o sqlite.Options) Config {
+	cfg.sqliteOptions = o
+	return cfg
 }

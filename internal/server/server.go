@@ -104,6 +104,10 @@ type Config struct {
 	OIDCRedirectURL  string
 	// OIDCCLI is the public client the CLI signs in with (login_config.go).
 	OIDCCLI OIDCCLIConfig
+
+	// sqliteOptions turn SQLite's caches off, for benchmarks only
+	// (export_test.go's WithSQLiteOptions).
+	sqliteOptions sqlite.Options
 }
 
 // Server is a running drawbridge server.
@@ -178,12 +182,12 @@ type backend interface {
 
 // openStore opens PostgreSQL for a postgres:// or postgresql:// DSN and
 // SQLite for anything else.
-func openStore(ctx context.Context, db string) (backend, error) {
+func openStore(ctx context.Context, db string, o sqlite.Options) (backend, error) {
 	if postgres.IsDSN(db) {
 		// postgres.Open names host and database but never the password.
 		return postgres.Open(ctx, db)
 	}
-	st, err := sqlite.Open(ctx, db)
+	st, err := sqlite.OpenWith(ctx, db, o)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", db, err)
 	}
@@ -211,7 +215,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	st, err := openStore(ctx, cfg.DBPath)
+	st, err := openStore(ctx, cfg.DBPath, cfg.sqliteOptions)
 	if err != nil {
 		return nil, err
 	}

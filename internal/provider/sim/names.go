@@ -8,7 +8,6 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/netrule"
-	"github.com/drawbridge/drawbridge/internal/strcache"
 )
 
 // RulePrefix starts the name of every NSG rule and security group JIT owns.
@@ -38,10 +37,7 @@ func shortHash(s string, n int) string {
 }
 
 // vmHash identifies a VM in rule names: IDs are case-insensitive, so the key.
-func vmHash(vmID string) string { return vmHashes.Get(inventory.Key(vmID)) }
-
-// vmHashes remembers vmHash's results (a SHA-256 per rule name built).
-var vmHashes = strcache.New(func(key string) string { return shortHash(key, 8) }, 1<<14)
+func vmHash(vmID string) string { return shortHash(inventory.Key(vmID), 8) }
 
 // sanitize keeps the characters Azure allows in a rule name (letters,
 // digits, '_', '.', '-') and replaces the rest with '-'.

@@ -20,8 +20,8 @@ func TestBatchWritesAuditHeadOnce(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	appendOne := func(op string, fail error) func(*tx) error {
-		return func(t *tx) error {
+	appendOne := func(op string, fail error) func(txn) error {
+		return func(t txn) error {
 			if _, err := auditstore.Append(ctx, t, audit.Record{Time: at, Principal: "p", Operation: op, Result: audit.Succeeded}); err != nil {
 				return err
 			}

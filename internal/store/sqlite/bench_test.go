@@ -18,6 +18,10 @@ import (
 // since the request path decodes the whole policy.
 const benchVMs, vmsPerPolicy = 1000, 5
 
+// benchOptions are the options benchStore opens stores with
+// (BenchmarkTuningAB switches them).
+var benchOptions Options
+
 var benchT0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func benchVM(i int) string {
@@ -32,7 +36,7 @@ func benchPolicyID(vm int) string {
 func benchStore(b *testing.B) *Store {
 	b.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	s, err := OpenWith(ctx, filepath.Join(b.TempDir(), "bench.db"), benchOptions)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,37 +1,41 @@
 package sqlite
 
 import (
+	"database/sql"
 	"slices"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 )
 
-// The store's caches, all of them, and what each may serve stale:
+// The store's caches, all of them, and what each may serve stale. A
+// newcomer can skip this file and cache_tx.go: tx (tx*.go) is the whole
+// SQL path, and the caches only ever answer what it would.
 //
-//   - rowCache (below): the writer's copy of rows it read or wrote, which
-//     policy covers each VM, each VM's active grants, the audit head and
-//     key_ids. Never stale for the writer: its own statements update it
-//     in the same step, and it is dropped whole on rollback, on a batch
-//     that did not commit and when another connection committed (PRAGMA
-//     data_version). Read-pool transactions do not use it.
+//   - rowCache (below), read and filled only through cachedTx
+//     (cache_tx.go), the writer's view of each transaction: rows the
+//     writer read or wrote (objects, policies, grants), which policy
+//     covers each VM, each VM's active grants decoded, the audit head,
+//     and the ids of keys in key_ids. Never stale for the writer: every write goes through cachedTx,
+//     which updates the cache in the same step, and the cache is dropped
+//     whole when that may not hold: a write that failed part-way
+//     (cachedTx.failed), a batch or savepoint rolled back or a commit that
+//     failed (writer.go), and another connection having committed (sync,
+//     from PRAGMA data_version at the start of each batch). Read-pool
+//     transactions never see it. Options.NoRowCache turns it off.
 //   - Store.memo (internal/jsonmemo): decoded values by type and exact
 //     bytes. Never stale, whoever reads: changed bytes are a miss. Shared
 //     by the writer, the read pool and the simulated network
-//     (store.RawObjects.Memo).
+//     (store.RawObjects.Memo). Options.NoDecodeMemo turns it off.
 //
-// Nothing else in the store, and nothing process-wide, caches data.
+// Nothing else in the store, and nothing process-wide, caches data. Each
+// was measured against its absence (BENCHMARKS.md, "Tuning behind one
+// seam"); the ones that did not pay 5% were deleted.
 
 // rowCache holds the bodies of rows the writer has read or written, so that
 // a transaction reading what an earlier one wrote (the audit log's head, a
 // VM's NSG and policy, the grant a request supersedes) does not go back to
-// SQLite for it. Only the writer goroutine uses it.
-//
-// It is exact because every write to a cached row goes through the writer's
-// own statements, which update it in the same step. It is dropped whole when
-// that may not hold: a batch or a transaction's savepoint rolled back (its
-// writes are undone but were cached), a batch that did not commit, or another
-// connection (another process on the same file) having committed, which
-// SQLite reports through PRAGMA data_version.
+// SQLite for it. Only the writer goroutine uses it. A nil *rowCache is a
+// cache that holds nothing.
 type rowCache struct {
 	rows map[rowKey]cachedRow
 	// policyOf maps a VM key to the key of the policy covering it (""
@@ -39,16 +43,37 @@ type rowCache struct {
 	policyOf map[string]string
 	// active maps a VM key to its active grants (status 'Initiated'), in
 	// ListGrants' order and decoded, for the VMs looked up since the cache
-	// was last dropped. The writer's InsertRequest and UpdateGrant keep it
+	// was last dropped. cachedTx's InsertRequest and UpdateGrant keep it
 	// exact. Decoded, because every request and agent report reads all of
 	// a VM's active grants: thousands on a host shared by many sources.
 	active map[string][]activeRef
 	// head is the audit log's head, if read or written since the cache
 	// was last dropped.
-	head        *cachedHead
+	head *cachedHead
+	// dataVersion is PRAGMA data_version at the last sync.
 	dataVersion int64
 	// keyIDs maps keys to their ids in key_ids, as read or added.
 	keyIDs map[string]int64
+}
+
+// sync drops the cache if a connection other than the writer committed
+// since the writer's last look: another process writing the same file.
+// It runs at the start of each batch, which holds the write lock from
+// there to its commit, so nothing else can commit in between.
+func (c *rowCache) sync(sqlTx *sql.Tx, dataVersion *sql.Stmt) {
+	if c == nil {
+		return
+	}
+	var v int64
+	if err := sqlTx.StmtContext(noCancel, dataVersion).QueryRowContext(noCancel).Scan(&v); err != nil {
+		c.reset()
+		c.dataVersion = -1
+		return
+	}
+	if v != c.dataVersion {
+		c.reset()
+		c.dataVersion = v
+	}
 }
 
 type cachedHead struct {
@@ -175,6 +200,7 @@ func (c *rowCache) setActiveGrants(vmKey string, refs []activeRef) {
 	}
 	if len(c.active) >= maxCachedRows {
 		clear(c.active)
+		clear(c.keyIDs)
 	}
 	c.active[vmKey] = refs
 }

@@ -52,7 +52,7 @@ func (s *Store) ScanReadTx(ctx context.Context, fn func(store.Objects) error) er
 	if s.scanDB == nil {
 		return s.ObjectReadTx(ctx, fn)
 	}
-	return s.readOn(ctx, s.scanDB, s.scanStmts, func(t *tx) error { return fn(t) })
+	return s.readOn(ctx, s.scanDB, s.scanStmts, func(t txn) error { return fn(t) })
 }
 
 // closeScanPool closes the scan pool, if open.

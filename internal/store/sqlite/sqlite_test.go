@@ -26,6 +26,20 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return openTemp(t) })
 }
 
+// TestConformanceWithoutCaches: the plain SQL path alone (no row cache,
+// no decode memo) passes the same suite, so the cache layer is an
+// optimisation and nothing else.
+func TestConformanceWithoutCaches(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		s, err := OpenWith(context.Background(), filepath.Join(t.TempDir(), "drawbridge.db"), Options{NoRowCache: true, NoDecodeMemo: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // TestSurvivesReopen: everything committed is there after Close and Open;
 // what a failed transaction wrote is not.
 func TestSurvivesReopen(t *testing.T) {
@@ -247,7 +261,7 @@ func TestAppendAuditRecords(t *testing.T) {
 	s := openTemp(t)
 	body := func(n int) []byte { return []byte(fmt.Sprintf(`{"seq":%d}`, n)) }
 	err := s.InTx(ctx, func(jt jit.Tx) error {
-		return jt.(*tx).AppendAuditRecords(ctx, 1, [][]byte{body(1), body(2), body(3)})
+		return jt.(txn).AppendAuditRecords(ctx, 1, [][]byte{body(1), body(2), body(3)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +275,7 @@ func TestAppendAuditRecords(t *testing.T) {
 			for i := range c.n {
 				bs = append(bs, body(int(c.first)+i))
 			}
-			return jt.(*tx).AppendAuditRecords(ctx, c.first, bs)
+			return jt.(txn).AppendAuditRecords(ctx, c.first, bs)
 		})
 		if c.first == 4 {
 			if err != nil {
@@ -275,7 +289,7 @@ func TestAppendAuditRecords(t *testing.T) {
 	}
 	var seqs []int64
 	err = s.ObjectReadTx(ctx, func(o store.Objects) error {
-		return o.(*tx).ListAuditRecords(ctx, func(seq int64, b []byte) error {
+		return o.(txn).ListAuditRecords(ctx, func(seq int64, b []byte) error {
 			if string(b) != string(body(int(seq))) {
 				return fmt.Errorf("record %d is %s", seq, b)
 			}

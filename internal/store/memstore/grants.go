@@ -1,0 +1,221 @@
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Requests and their grants, in the orders the real backends list them.
+
+func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
+	if err := t.writable("insert request"); err != nil {
+		return err
+	}
+	if r.ID == "" {
+		return errors.New("memstore: insert request: request has no ID")
+	}
+	if _, ok := t.s.requests[r.ID]; ok {
+		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
+	}
+	// Validate everything before the first write, so a failure changes nothing.
+	seen := map[string]bool{}
+	for i, g := range r.Grants {
+		if g.ID == "" || g.EndTime.IsZero() {
+			return fmt.Errorf("memstore: insert request %s: grant %d has no ID or no end time", r.ID, i)
+		}
+		if _, ok := t.s.grants[g.ID]; ok || seen[g.ID] {
+			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
+		}
+		seen[g.ID] = true
+	}
+	grants := r.Grants
+	r.Grants = nil
+	r.StartTime = r.StartTime.UTC()
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("memstore: encode request %s: %w", r.ID, err)
+	}
+	row := requestRow{policyKey: strings.ToLower(r.PolicyID), start: r.StartTime, body: body}
+	for i, g := range grants {
+		g.RequestID = r.ID
+		if g.PolicyID == "" {
+			g.PolicyID = r.PolicyID
+		}
+		g = g.InUTC()
+		gb, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)
+		}
+		set(t, t.s.grants, g.ID, grantRow{
+			requestID: r.ID, idx: i, policyKey: strings.ToLower(g.PolicyID), vmKey: inventory.Key(g.VMID),
+			port: g.Port, status: g.Status, start: g.StartTime, end: g.EndTime, body: gb,
+		})
+		row.grantIDs = append(row.grantIDs, g.ID)
+	}
+	set(t, t.s.requests, r.ID, row)
+	return nil
+}
+
+func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	key := strings.ToLower(policyID)
+	var ids []string
+	for id, row := range t.s.requests {
+		if row.policyKey == key && jit.Opened(row.approvalState) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
+		if !a.start.Equal(b.start) {
+			return a.start.After(b.start)
+		}
+		return ids[i] > ids[j]
+	})
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	out := make([]jit.Request, 0, len(ids))
+	for _, id := range ids {
+		row := t.s.requests[id]
+		r, err := decode[jit.Request](row.body)
+		if err != nil {
+			return nil, err
+		}
+		r.Grants = make([]jit.Grant, 0, len(row.grantIDs))
+		for _, gid := range row.grantIDs {
+			g, err := decode[jit.Grant](t.s.grants[gid].body)
+			if err != nil {
+				return nil, err
+			}
+			r.Grants = append(r.Grants, g)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
+	if t.done {
+		return jit.Grant{}, errTxDone
+	}
+	row, ok := t.s.grants[id]
+	if !ok {
+		return jit.Grant{}, store.NotFound("grant", id)
+	}
+	return decode[jit.Grant](row.body)
+}
+
+// sortedGrants returns the grants that match, in the order less gives,
+// decoded, at most limit (0: all).
+func (t *tx) sortedGrants(match func(grantRow) bool, less func(a, b grantRow, aID, bID string) bool, limit int) ([]jit.Grant, error) {
+	var ids []string
+	for id, row := range t.s.grants {
+		if match(row) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		return less(t.s.grants[ids[i]], t.s.grants[ids[j]], ids[i], ids[j])
+	})
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	out := make([]jit.Grant, 0, len(ids))
+	for _, id := range ids {
+		g, err := decode[jit.Grant](t.s.grants[id].body)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// newestFirst orders as the sqlite backend does: start time descending,
+// then request ID descending, then position in the request.
+func newestFirst(a, b grantRow, _, _ string) bool {
+	switch {
+	case !a.start.Equal(b.start):
+		return a.start.After(b.start)
+	case a.requestID != b.requestID:
+		return a.requestID > b.requestID
+	}
+	return a.idx < b.idx
+}
+
+func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	vm, pol := inventory.Key(f.VMID), strings.ToLower(f.PolicyID)
+	return t.sortedGrants(func(g grantRow) bool {
+		return (f.VMID == "" || g.vmKey == vm) &&
+			(f.PolicyID == "" || g.policyKey == pol) &&
+			(f.Port == 0 || g.port == f.Port) &&
+			(!f.ActiveOnly || g.status == jit.StatusInitiated)
+	}, newestFirst, f.Limit)
+}
+
+func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
+	if err := t.writable("update grant"); err != nil {
+		return err
+	}
+	row, ok := t.s.grants[g.ID]
+	if !ok {
+		return store.NotFound("grant", g.ID)
+	}
+	cur, err := decode[jit.Grant](row.body)
+	if err != nil {
+		return err
+	}
+	// Only the mutable fields change; identity, port, source and times
+	// stay (but for a Pending grant's window, see WithStateOf).
+	cur = cur.WithStateOf(g)
+	body, err := json.Marshal(cur)
+	if err != nil {
+		return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)
+	}
+	row.status, row.start, row.end, row.body = cur.Status, cur.StartTime, cur.EndTime, body
+	set(t, t.s.grants, g.ID, row)
+	return nil
+}
+
+func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	return t.sortedGrants(func(g grantRow) bool {
+		return g.status == jit.StatusInitiated && !g.end.After(now)
+	}, func(a, b grantRow, aID, bID string) bool {
+		if !a.end.Equal(b.end) {
+			return a.end.Before(b.end)
+		}
+		return aID < bID
+	}, limit)
+}
+
+func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
+	if t.done {
+		return time.Time{}, false, errTxDone
+	}
+	var next time.Time
+	found := false
+	for _, g := range t.s.grants {
+		if g.status == jit.StatusInitiated && (!found || g.end.Before(next)) {
+			next, found = g.end, true
+		}
+	}
+	return next, found, nil
+}

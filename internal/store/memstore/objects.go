@@ -1,0 +1,80 @@
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Generic objects (store.Objects), kept as JSON.
+
+func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
+	if t.done {
+		return errTxDone
+	}
+	body, ok := t.s.objects[kind][key]
+	if !ok {
+		return store.NotFound(kind, key)
+	}
+	return json.Unmarshal(body, into)
+}
+
+func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
+	if err := t.writable("put object"); err != nil {
+		return err
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("memstore: encode %s %q: %w", kind, key, err)
+	}
+	m, ok := t.s.objects[kind]
+	if !ok {
+		m = map[string][]byte{}
+		set(t, t.s.objects, kind, m)
+	}
+	set(t, m, key, body)
+	return nil
+}
+
+func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
+	if err := t.writable("delete object"); err != nil {
+		return err
+	}
+	if m, ok := t.s.objects[kind]; ok {
+		del(t, m, key)
+	}
+	return nil
+}
+
+func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
+	if t.done {
+		return errTxDone
+	}
+	m := t.s.objects[kind]
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	bodies := make([][]byte, len(keys))
+	for i, k := range keys {
+		bodies[i] = append([]byte(nil), m[k]...)
+	}
+	// Snapshot first, so fn may change objects of this kind while listing.
+	for i, k := range keys {
+		if err := fn(k, bodies[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
+	return inventory.GetVM(ctx, t, id)
+}
+
+// Policies

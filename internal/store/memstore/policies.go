@@ -1,0 +1,117 @@
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// JIT policies and the index of which policy covers each VM.
+
+func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
+	if err := t.writable("put policy"); err != nil {
+		return err
+	}
+	if p.ID == "" {
+		return errors.New("memstore: put policy: policy has no ID")
+	}
+	key := strings.ToLower(p.ID)
+	var vmKeys []string
+	for _, v := range p.DistinctVMs() {
+		vk := inventory.Key(v.ID)
+		if holder, ok := t.s.policyVMs[vk]; ok && holder != key {
+			return fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
+		}
+		vmKeys = append(vmKeys, vk)
+	}
+	p = p.InUTC()
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("memstore: encode policy %s: %w", p.ID, err)
+	}
+	if old, ok := t.s.policies[key]; ok {
+		for _, vk := range old.vmKeys {
+			del(t, t.s.policyVMs, vk)
+		}
+	}
+	for _, vk := range vmKeys {
+		set(t, t.s.policyVMs, vk, key)
+	}
+	set(t, t.s.policies, key, policyRow{location: strings.ToLower(p.Location), vmKeys: vmKeys, body: body})
+	return nil
+}
+
+func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
+	if t.done {
+		return jit.Policy{}, errTxDone
+	}
+	row, ok := t.s.policies[strings.ToLower(id)]
+	if !ok {
+		return jit.Policy{}, store.NotFound("JIT policy", id)
+	}
+	return decode[jit.Policy](row.body)
+}
+
+func (t *tx) DeletePolicy(ctx context.Context, id string) error {
+	if err := t.writable("delete policy"); err != nil {
+		return err
+	}
+	key := strings.ToLower(id)
+	row, ok := t.s.policies[key]
+	if !ok {
+		return store.NotFound("JIT policy", id)
+	}
+	for _, vk := range row.vmKeys {
+		del(t, t.s.policyVMs, vk)
+	}
+	del(t, t.s.policies, key)
+	return nil
+}
+
+func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Policy, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	sc := strings.TrimSuffix(strings.ToLower(scope), "/")
+	loc := strings.ToLower(location)
+	var keys []string
+	for k, row := range t.s.policies {
+		if sc != "" && k != sc && !strings.HasPrefix(k, sc+"/") {
+			continue
+		}
+		if loc != "" && row.location != loc {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]jit.Policy, 0, len(keys))
+	for _, k := range keys {
+		p, err := decode[jit.Policy](t.s.policies[k].body)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
+	if t.done {
+		return jit.Policy{}, errTxDone
+	}
+	key, ok := t.s.policyVMs[inventory.Key(vmID)]
+	if !ok {
+		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
+	}
+	return decode[jit.Policy](t.s.policies[key].body)
+}
+
+// Requests and grants

@@ -1,0 +1,211 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/store"
+)
+
+// Requests and grants.
+
+// InsertRequest stores the request row and one row per grant. A duplicate
+// ID is ErrConflict (ON CONFLICT DO NOTHING, so the transaction is not
+// aborted by a unique violation).
+func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
+	if r.ID == "" {
+		return errors.New("postgres: insert request: request has no ID")
+	}
+	grants := r.Grants
+	r.Grants = nil
+	r.StartTime = r.StartTime.UTC()
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("postgres: encode request %s: %w", r.ID, err)
+	}
+	n, err := t.exec(ctx, "insert request", qInsertRequest, r.ID, strings.ToLower(r.PolicyID), r.StartTime.UnixNano(), body)
+	if err != nil {
+		return fmt.Errorf("postgres: insert request %s: %w", r.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
+	}
+	notified := map[string]bool{}
+	for i, g := range grants {
+		g = g.InUTC()
+		g.RequestID = r.ID
+		if g.PolicyID == "" {
+			g.PolicyID = r.PolicyID
+		}
+		if g.ID == "" || g.EndTime.IsZero() {
+			return fmt.Errorf("postgres: insert request %s: grant %d has no ID or no end time", r.ID, i)
+		}
+		body, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)
+		}
+		n, err := t.exec(ctx, "insert grant", qInsertGrant, g.ID, r.ID, i, strings.ToLower(g.PolicyID), inventory.Key(g.VMID), g.Port,
+			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
+		if err != nil {
+			return fmt.Errorf("postgres: insert grant %s: %w", g.ID, err)
+		} else if n == 0 {
+			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
+		}
+		if vk := inventory.Key(g.VMID); !notified[vk] {
+			notified[vk] = true
+			if err := t.notifyVM(ctx, vk); err != nil {
+				return fmt.Errorf("postgres: insert request %s: %w", r.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
+	key, lim := strings.ToLower(policyID), sqlLimit(limit)
+	rows, err := t.query(ctx, "list requests", qListRequests, key, lim)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list requests: %w", err)
+	}
+	reqs, err := scanAll[jit.Request](t, rows, "requests")
+	if err != nil || len(reqs) == 0 {
+		return reqs, err
+	}
+	byID := make(map[string]int, len(reqs))
+	for i := range reqs {
+		byID[reqs[i].ID] = i
+		reqs[i].Grants = []jit.Grant{}
+	}
+	grows, err := t.query(ctx, "list request grants", qRequestGrants, key, lim)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list request grants: %w", err)
+	}
+	defer grows.Close()
+	for grows.Next() {
+		var reqID string
+		var body []byte
+		if err := grows.Scan(&reqID, &body); err != nil {
+			return nil, fmt.Errorf("postgres: list request grants: %w", t.fail("list request grants", err))
+		}
+		var g jit.Grant
+		if err := json.Unmarshal(body, &g); err != nil {
+			return nil, fmt.Errorf("postgres: decode grant: %w", err)
+		}
+		if i, ok := byID[reqID]; ok {
+			reqs[i].Grants = append(reqs[i].Grants, g)
+		}
+	}
+	if err := grows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list request grants: %w", t.fail("list request grants", err))
+	}
+	return reqs, nil
+}
+
+func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
+	var body []byte
+	err := t.queryRow(ctx, "get grant", qGetGrant, []any{id}, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return jit.Grant{}, store.NotFound("grant", id)
+	} else if err != nil {
+		return jit.Grant{}, fmt.Errorf("postgres: get grant %s: %w", id, err)
+	}
+	var g jit.Grant
+	if err := json.Unmarshal(body, &g); err != nil {
+		return jit.Grant{}, fmt.Errorf("postgres: decode grant %s: %w", id, err)
+	}
+	return g, nil
+}
+
+func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
+	var where []string
+	var args []any
+	arg := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.VMID != "" {
+		arg("vm_key = $%d", inventory.Key(f.VMID))
+	}
+	if f.PolicyID != "" {
+		arg("policy_key = $%d", strings.ToLower(f.PolicyID))
+	}
+	if f.Port != 0 {
+		arg("port = $%d", f.Port)
+	}
+	if f.ActiveOnly {
+		arg("status = $%d", string(jit.StatusInitiated))
+	}
+	q := "SELECT body FROM grants"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, sqlLimit(f.Limit))
+	q += fmt.Sprintf(" ORDER BY start_time DESC, request_id DESC, idx LIMIT $%d", len(args))
+	rows, err := t.query(ctx, "list grants", q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list grants: %w", err)
+	}
+	return scanAll[jit.Grant](t, rows, "grants")
+}
+
+// UpdateGrant copies only the mutable fields onto the stored grant.
+func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
+	cur, err := t.GetGrant(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	// Only a status change (a grant ending) changes the VM's desired
+	// firewall; bookkeeping (applied, provider error) is not announced, so
+	// replicas reacting to notifications cannot set each other off.
+	statusChanged, wasPending := cur.Status != g.Status, cur.Status == jit.StatusPending
+	cur = cur.WithStateOf(g)
+	body, err := json.Marshal(cur)
+	if err != nil {
+		return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)
+	}
+	if wasPending { // its window may change too (approval.go)
+		_, err = t.exec(ctx, "update grant", qUpdatePendingGrant, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID)
+	} else {
+		_, err = t.exec(ctx, "update grant", qUpdateGrant, string(cur.Status), body, g.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: update grant %s: %w", g.ID, err)
+	}
+	if statusChanged {
+		return t.notifyVM(ctx, inventory.Key(cur.VMID))
+	}
+	return nil
+}
+
+// DueGrants returns, and claims until this transaction ends, Initiated
+// grants whose end time is at or before now that no other transaction has
+// claimed.
+func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
+	q := qDueGrants
+	if t.readOnly {
+		q = qDueGrantsReadOnly
+	}
+	rows, err := t.query(ctx, "due grants", q, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due grants: %w", err)
+	}
+	return scanAll[jit.Grant](t, rows, "grants")
+}
+
+func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
+	var n *int64
+	if err := t.queryRow(ctx, "next end time", qNextEndTime, []any{string(jit.StatusInitiated)}, &n); err != nil {
+		return time.Time{}, false, fmt.Errorf("postgres: next end time: %w", err)
+	}
+	if n == nil {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, *n).UTC(), true, nil
+}
