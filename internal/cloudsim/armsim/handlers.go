@@ -150,6 +150,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rw := &statusWriter{ResponseWriter: w}
 	s.dispatch(rw, r, rt)
 	status = rw.status
+	if fn := s.firewallReadHook(r, rt); fn != nil {
+		fn(r.Context(), rt.id)
+	}
 	if kind == dropAfter {
 		status = -1
 		hangUp(w)
