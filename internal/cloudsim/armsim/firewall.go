@@ -193,24 +193,30 @@ func (s *Server) EditFirewall(id string, edit func(properties map[string]any)) b
 	return true
 }
 
-// AfterFirewallRead makes fn run once, after the next GET of a firewall
-// has been answered from the state but before the answer is sent: a
-// writer who PUTs what it read with If-Match then meets a changed etag
-// (someone else's edit between its GET and its PUT).
-func (s *Server) AfterFirewallRead(fn func(ctx context.Context, id string)) {
+// BeforeFirewallWrite makes fn run once, when the next PUT of a firewall
+// arrives and before its If-Match is checked: someone else's edit landing
+// between a writer's GET and its PUT, which the writer's If-Match then
+// finds stale (412).
+func (s *Server) BeforeFirewallWrite(fn func(ctx context.Context, id string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fwReadHook = fn
+	s.fwWriteHook = fn
 }
 
-// firewallReadHook takes the pending hook for a GET of rt, if any.
-func (s *Server) firewallReadHook(r *http.Request, rt route) func(context.Context, string) {
-	if r.Method != http.MethodGet || rt.id == "" || rt.op != "" || !strings.EqualFold(rt.typ, TypeFirewall) {
+// firewallWriteHook takes the pending hook for a PUT of rt, if any.
+func (s *Server) firewallWriteHook(r *http.Request, rt route) func(context.Context, string) {
+	if r.Method != http.MethodPut || rt.id == "" || rt.op != "" || !strings.EqualFold(rt.typ, TypeFirewall) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fn := s.fwReadHook
-	s.fwReadHook = nil
+	fn := s.fwWriteHook
+	s.fwWriteHook = nil
 	return fn
+}
+
+// NatCollectionDoc is a classic NAT rule collection in ARM's shape, for
+// tests that edit a firewall as someone else would.
+func NatCollectionDoc(c inventory.NatRuleCollection) map[string]any {
+	return natCollectionsDoc([]inventory.NatRuleCollection{c})[0].(doc)
 }

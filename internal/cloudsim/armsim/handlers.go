@@ -147,12 +147,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 		return
 	}
+	if fn := s.firewallWriteHook(r, rt); fn != nil {
+		fn(r.Context(), rt.id)
+	}
 	rw := &statusWriter{ResponseWriter: w}
 	s.dispatch(rw, r, rt)
 	status = rw.status
-	if fn := s.firewallReadHook(r, rt); fn != nil {
-		fn(r.Context(), rt.id)
-	}
 	if kind == dropAfter {
 		status = -1
 		hangUp(w)

@@ -55,8 +55,8 @@ type Server struct {
 	calls  []Call
 
 	faults faults
-	// fwReadHook runs once after a firewall GET is answered (firewall.go).
-	fwReadHook func(ctx context.Context, id string)
+	// fwWriteHook runs once before a firewall PUT (firewall.go).
+	fwWriteHook func(ctx context.Context, id string)
 
 	ln     net.Listener
 	srv    *http.Server
