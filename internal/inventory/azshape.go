@@ -91,12 +91,25 @@ func azNSG(o obj, where string) (obj, error) {
 			return nil, fmt.Errorf("%s.securityRules[%d]: not an object", where, i)
 		}
 		ro = flatten(ro)
+		kept := keep(ro, ruleFields...)
+		// Application security groups are kept as references (their
+		// members are not modelled; the assessment treats such rules
+		// conservatively).
 		for _, f := range []string{"sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups"} {
-			if l, _ := ro[f].([]any); len(l) > 0 {
-				return nil, fmt.Errorf("%s.securityRules[%d].%s: application security groups are not supported; use address prefixes", where, i, f)
+			l, _ := ro[f].([]any)
+			var refs []any
+			for j, g := range l {
+				id := refID(g)
+				if id == "" {
+					return nil, fmt.Errorf("%s.securityRules[%d].%s[%d].id: an application security group reference needs its id", where, i, f, j)
+				}
+				refs = append(refs, obj{"id": id})
+			}
+			if len(refs) > 0 {
+				kept[f] = refs
 			}
 		}
-		rules = append(rules, keep(ro, ruleFields...))
+		rules = append(rules, kept)
 	}
 	out["securityRules"] = rules
 	return out, nil

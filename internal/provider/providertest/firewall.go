@@ -17,24 +17,29 @@ import (
 const FirewallID = rg + "Microsoft.Network/azureFirewalls/conf-fw"
 
 var (
-	firewallSubnet = netip.MustParsePrefix("10.7.255.0/26")
+	firewallSubnet = netip.MustParsePrefix("10.8.0.0/26") // in hub-vnet
 	firewallPublic = netip.MustParseAddr("198.18.7.1")
 	// firewallSNAT is an address of the AzureFirewallSubnet: DNAT'd
 	// traffic reaches the VM from one of them.
-	firewallSNAT = netip.MustParseAddr("10.7.255.4")
+	firewallSNAT = netip.MustParseAddr("10.8.0.4")
 )
+
+// hubSubnet is the firewall's AzureFirewallSubnet, in a hub virtual network
+// of its own (peered, as in a hub-and-spoke network).
+const hubSubnet = rg + "Microsoft.Network/virtualNetworks/hub-vnet/subnets/AzureFirewallSubnet"
 
 // firewall is conf-fw as loaded: one public IP and a user DNAT collection
 // that forwards HTTPS to vm-f and, from a corporate range, port 22 of the
-// public IP to vm-b, so a JIT DNAT for port 22 must listen elsewhere.
+// public IP to an appliance, so a JIT DNAT for port 22 must listen
+// elsewhere.
 func firewall() inventory.Firewall {
 	return inventory.Firewall{ID: FirewallID, PublicIPs: []netip.Addr{firewallPublic}, SubnetPrefix: firewallSubnet,
-		Subnet: subnetID("AzureFirewallSubnet"),
+		Subnet: hubSubnet,
 		NatRuleCollections: []inventory.NatRuleCollection{{Name: "user-dnat", Priority: 200, Action: "Dnat", Rules: []inventory.NatRule{
 			{Name: "web", SourceAddresses: []string{"*"}, DestinationAddresses: []string{firewallPublic.String()}, DestinationPorts: []string{"443"},
 				Protocols: []string{"TCP"}, TranslatedAddress: "10.7.3.4", TranslatedPort: "443"},
 			{Name: "ssh-to-b", SourceAddresses: []string{"203.0.113.0/24"}, DestinationAddresses: []string{firewallPublic.String()}, DestinationPorts: []string{"22"},
-				Protocols: []string{"TCP"}, TranslatedAddress: "10.7.1.5", TranslatedPort: "22"},
+				Protocols: []string{"TCP"}, TranslatedAddress: "10.7.9.9", TranslatedPort: "22"},
 		}}}}
 }
 

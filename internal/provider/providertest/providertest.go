@@ -71,12 +71,13 @@ func Inventory() inventory.Inventory {
 			{ID: nicID("c-nic1"), Subnet: subnetID("data"), NSG: nsgID("c1-nsg"), PrivateIPs: []netip.Addr{ip("10.7.2.6")}},
 			{ID: nicID("f-nic"), Subnet: subnetID("behind"), NSG: nsgID("f-nsg"), PrivateIPs: []netip.Addr{ip("10.7.3.4")}},
 		},
-		VirtualNetworks: []inventory.VirtualNetwork{{ID: rg + "Microsoft.Network/virtualNetworks/conf-vnet", AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.7.0.0/16")}}},
+		VirtualNetworks: []inventory.VirtualNetwork{{ID: rg + "Microsoft.Network/virtualNetworks/conf-vnet", AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.7.0.0/16")}},
+			{ID: rg + "Microsoft.Network/virtualNetworks/hub-vnet", AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}}},
 		Subnets: []inventory.Subnet{
 			{ID: subnetID("app"), AddressPrefix: netip.MustParsePrefix("10.7.1.0/24"), NSG: nsgID("app-nsg")},
 			{ID: subnetID("data"), AddressPrefix: netip.MustParsePrefix("10.7.2.0/24")},
 			{ID: subnetID("behind"), AddressPrefix: netip.MustParsePrefix("10.7.3.0/24")},
-			{ID: subnetID("AzureFirewallSubnet"), AddressPrefix: firewallSubnet},
+			{ID: hubSubnet, AddressPrefix: firewallSubnet},
 		},
 		NSGs: []netrule.NSG{
 			{ID: nsgID("app-nsg"), Name: "app-nsg", Location: "westeurope", SecurityRules: []netrule.SecurityRule{
