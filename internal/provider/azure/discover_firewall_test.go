@@ -68,7 +68,9 @@ func TestDiscoverLinksFirewallByDNATAndGrantTakesThePath(t *testing.T) {
 // refused by Apply.
 func TestDiscoverLinksFirewallByVNet(t *testing.T) {
 	rg := "/subscriptions/" + confSub + "/resourceGroups/rg/providers/"
-	sub := func(vnet, name string) string { return rg + "Microsoft.Network/virtualNetworks/" + vnet + "/subnets/" + name }
+	sub := func(vnet, name string) string {
+		return rg + "Microsoft.Network/virtualNetworks/" + vnet + "/subnets/" + name
+	}
 	ip := netip.MustParseAddr
 	vm := func(name string) inventory.VM {
 		return inventory.VM{ID: rg + "Microsoft.Compute/virtualMachines/" + name, Name: name, Cloud: inventory.Azure, Provider: inventory.ProviderAzure,
