@@ -187,7 +187,9 @@ func TestKill9MidChangeOnAzure(t *testing.T) {
 	// 1: killed between the grant's DNAT rule and its NSG allow rule.
 	const grant = 8 * time.Second
 	end := time.Now().Add(grant)
-	go func() { _ = cli(t, url, "request", "vm-f", "--port", "22", "--duration", grant.String(), "--source", "198.51.100.7") }()
+	go func() {
+		_ = cli(t, url, "request", "vm-f", "--port", "22", "--duration", grant.String(), "--source", "198.51.100.7")
+	}()
 	w.until("grant's DNAT rule", 30*time.Second, func(dnat, allow, deny bool) bool { return dnat })
 	kill(p)
 	if _, allow, _ := w.state(); allow {
