@@ -121,6 +121,9 @@ func (s *session) reconcileFirewalls(vm inventory.VM, fw *inventory.Firewall, ta
 		}
 	}
 	for _, g := range grants {
+		if err := dnatConflict(fw, target, g); err != nil {
+			return err
+		}
 		want = append(want, dnatRule(vm, fw, target, g))
 	}
 	changed, err := setDNAT(fw, vm.ID, want)
@@ -302,4 +305,56 @@ func (s *session) firstPrivateIP(vm inventory.VM) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// dnatConflict fails a grant that would open more than its source: the
+// firewall SNATs all DNAT traffic, so the NSG allow rule of a grant lets in
+// whatever any DNAT rule forwards to the VM's port. A user's rule that
+// forwards to it from sources beyond the grant's would be opened too.
+func dnatConflict(fw *inventory.Firewall, target netip.Addr, g jit.DesiredGrant) error {
+	for _, c := range fw.NatRuleCollections {
+		if strings.EqualFold(c.Name, FirewallCollection) {
+			continue
+		}
+		for _, r := range c.Rules {
+			if r.TranslatedAddress != target.String() || r.TranslatedPortNumber() != g.Port || !protocolsOverlap(r, g.Protocol) {
+				continue
+			}
+			if !sourcesWithin(r.SourceAddresses, g.Source) {
+				return fmt.Errorf("firewall %s: DNAT rule %s/%s forwards to %s:%d from %s; a grant through the firewall would open the port to those sources too (the firewall SNATs every DNAT flow, so the NSG cannot tell them apart): narrow or remove that rule: %w",
+					fw.ID, c.Name, r.Name, target, g.Port, strings.Join(r.SourceAddresses, ","), ErrUnprotectable)
+			}
+		}
+	}
+	return nil
+}
+
+func protocolsOverlap(r inventory.NatRule, p netrule.Protocol) bool {
+	for _, q := range dnatProtocols(p) {
+		if r.HasProtocol(q) {
+			return true
+		}
+	}
+	return false
+}
+
+// sourcesWithin reports whether every source address of a rule lies in src.
+func sourcesWithin(srcs []string, src jit.Source) bool {
+	for _, s := range srcs {
+		var o jit.Source
+		var err error
+		if lo, hi, ok := strings.Cut(s, "-"); ok && !strings.Contains(s, "/") {
+			// An IP range: within if both ends are.
+			a, e1 := jit.ParseSource(lo)
+			b, e2 := jit.ParseSource(hi)
+			if e1 != nil || e2 != nil || !src.Contains(a) || !src.Contains(b) {
+				return false
+			}
+			continue
+		}
+		if o, err = jit.ParseSource(s); err != nil || !src.Contains(o) {
+			return false
+		}
+	}
+	return true
 }
