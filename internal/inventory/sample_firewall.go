@@ -30,7 +30,7 @@ func SampleClassicFirewall() Inventory {
 	return Inventory{
 		VMs: []VM{{ID: azure + "Microsoft.Compute/virtualMachines/jump-01", Name: "jump-01", Cloud: Azure, Provider: ProviderSim,
 			Location: SampleLocation, NICs: []string{nic}, Firewall: fw}},
-		NICs: []NIC{{ID: nic, Subnet: vnet + "/subnets/jump", NSG: nsg, PrivateIPs: []netip.Addr{netip.MustParseAddr("10.0.4.4")}}},
+		NICs:            []NIC{{ID: nic, Subnet: vnet + "/subnets/jump", NSG: nsg, PrivateIPs: []netip.Addr{netip.MustParseAddr("10.0.4.4")}}},
 		VirtualNetworks: []VirtualNetwork{{ID: vnet, AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}}},
 		Subnets: []Subnet{
 			{ID: vnet + "/subnets/jump", AddressPrefix: netip.MustParsePrefix("10.0.4.0/24")},
