@@ -105,6 +105,9 @@ func runDemo(ctx context.Context, w io.Writer) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
+	if err := d.firewallScenario(len(steps) + 1); err != nil {
+		return fmt.Errorf("jump-01: %w", err)
+	}
 	d.heading("Done")
 	fmt.Fprintf(w, "Every check passed in %.1fs: on both clouds the firewall went back, rule for rule,\n", time.Since(began).Seconds())
 	fmt.Fprintln(w, "to its state after enabling JIT when the grant expired, and to its original state")
