@@ -150,4 +150,3 @@ func natLines(fw *inventory.Firewall, only string) []string {
 }
 
 func shortName(id string) string { return id[strings.LastIndex(id, "/")+1:] }
-
