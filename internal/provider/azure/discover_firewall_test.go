@@ -126,3 +126,28 @@ func TestDiscoverLinksFirewallByVNet(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldingFindsLeftDNATRules: a JIT DNAT rule left on a firewall with
+// no JIT rule on any NSG (a change cut after its firewall PUT) makes the
+// VM one the resync reconciles.
+func TestHoldingFindsLeftDNATRules(t *testing.T) {
+	s := startSim(t, armsim.Options{PageSize: 2})
+	inv := providertest.Inventory()
+	s.Load(inv)
+	vm := inv.VMs[len(inv.VMs)-1]
+	p := newProvider(t, s)
+	got, err := p.Holding(context.Background(), inv.VMs)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Holding before any change: %v, %v", got, err)
+	}
+	s.EditFirewall(providertest.FirewallID, func(pr map[string]any) {
+		cs, _ := pr["natRuleCollections"].([]any)
+		pr["natRuleCollections"] = append(cs, armsim.NatCollectionDoc(inventory.NatRuleCollection{Name: sim.FirewallCollection, Priority: 65000,
+			Rules: []inventory.NatRule{{Name: sim.DNATRuleName(vm.ID, "g1"), SourceAddresses: []string{"198.51.100.7"}, DestinationAddresses: []string{"198.18.7.1"},
+				DestinationPorts: []string{"50001"}, Protocols: []string{"TCP"}, TranslatedAddress: "10.7.3.4", TranslatedPort: "22"}}}))
+	})
+	got, err = p.Holding(context.Background(), inv.VMs)
+	if err != nil || len(got) != 1 || inventory.Key(got[0]) != inventory.Key(vm.ID) {
+		t.Fatalf("Holding with a DNAT rule left: %v, %v; want %s", got, err, vm.ID)
+	}
+}
