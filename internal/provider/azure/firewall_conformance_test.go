@@ -6,12 +6,16 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v7"
 
 	"github.com/drawbridge/drawbridge/internal/cloudsim/armsim"
 	"github.com/drawbridge/drawbridge/internal/inventory"
+	"github.com/drawbridge/drawbridge/internal/jit"
+	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/provider/azure"
+	"github.com/drawbridge/drawbridge/internal/provider/providertest"
 )
 
 // Firewall reads a firewall out of the simulator's state through the same
@@ -81,4 +85,47 @@ func preconditionFailures(s *armsim.Server, id string) int {
 		}
 	}
 	return n
+}
+
+// TestFirewallRawDocumentRestored: after enable, a grant and its expiry,
+// the firewall's whole ARM document is what it was (everything the
+// provider PUT back came from its GET through the SDK's types: sku,
+// threat intel mode, ipConfigurations, every user collection), etag and
+// provisioningState aside.
+func TestFirewallRawDocumentRestored(t *testing.T) {
+	s := startSim(t, armsim.Options{})
+	inv := providertest.Inventory()
+	s.Load(inv)
+	strip := func(d map[string]any) string {
+		delete(d, "etag")
+		delete(d["properties"].(map[string]any), "provisioningState")
+		b, _ := json.Marshal(d)
+		return string(b)
+	}
+	before, _ := s.Doc(providertest.FirewallID)
+	want := strip(before)
+	vm := inv.VMs[len(inv.VMs)-1]
+	p := newProvider(t, s)
+	src, _ := jit.ParseSource("198.51.100.7")
+	guarded := []jit.GuardedPort{{Port: 22, Protocol: netrule.Tcp}}
+	for _, d := range []jit.Desired{{VMID: vm.ID, Guarded: guarded},
+		{VMID: vm.ID, Guarded: guarded, Grants: []jit.DesiredGrant{{GrantID: "g1", Port: 22, Protocol: netrule.Tcp, Source: src, End: time.Now().Add(time.Hour)}}},
+		{VMID: vm.ID, Guarded: guarded}} {
+		if _, err := p.Apply(context.Background(), vm, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	puts := 0
+	for _, c := range s.Calls() {
+		if c.Method == "PUT" && strings.EqualFold(c.Path, providertest.FirewallID) {
+			puts++
+		}
+	}
+	if puts != 2 {
+		t.Errorf("%d firewall PUTs, want 2 (the grant's and the expiry's)", puts)
+	}
+	after, _ := s.Doc(providertest.FirewallID)
+	if got := strip(after); got != want {
+		t.Errorf("firewall document after the grant ended\n got %s\nwant %s", got, want)
+	}
 }
