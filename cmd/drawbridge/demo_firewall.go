@@ -72,6 +72,23 @@ func (d *demo) firewallScenario(n int) error {
 		return err
 	}
 
+	if err := d.firewallGrant(vm, enabled); err != nil {
+		return err
+	}
+	if err := c.DeletePolicy(ctx, policyID); err != nil {
+		return fmt.Errorf("disable JIT: %w", err)
+	}
+	if _, err := d.waitView(vm.ID, before); err != nil {
+		return fmt.Errorf("check failed: after disabling JIT the firewall or NSG differs from before: %w", err)
+	}
+	fmt.Fprintln(w, "Firewall and NSG identical to the state before JIT was enabled.")
+	return nil
+}
+
+// firewallGrant requests port 22 on vm, shows the DNAT rule and NSG allow
+// rule it adds, and waits for the expiry to restore enabled exactly.
+func (d *demo) firewallGrant(vm api.VMSummary, enabled sim.View) error {
+	ctx, w, c := d.ctx, d.w, d.c
 	d.sub(fmt.Sprintf("Request port 22 for %s from %s", demoDuration, demoSource))
 	req, err := c.Request(ctx, api.SimpleRequest{VM: vm.ID, Ports: []int{22}, Duration: demoDuration.String(), Source: demoSource, Justification: "drawbridge demo"})
 	if err != nil {
@@ -85,7 +102,7 @@ func (d *demo) firewallScenario(n int) error {
 	if err != nil {
 		return err
 	}
-	added, removed = viewDiff(enabled, open)
+	added, removed := viewDiff(enabled, open)
 	d.sub("What the grant opened")
 	printChanges(w, added, removed)
 	dnat := dnatLines(open)
@@ -104,13 +121,6 @@ func (d *demo) firewallScenario(n int) error {
 		return fmt.Errorf("check failed: after expiry the firewall or NSG differs from the state after enabling JIT: %w", err)
 	}
 	fmt.Fprintln(w, "\nFirewall and NSG identical to the state after enabling JIT (JSON, byte for byte).")
-	if err := c.DeletePolicy(ctx, policyID); err != nil {
-		return fmt.Errorf("disable JIT: %w", err)
-	}
-	if _, err := d.waitView(vm.ID, before); err != nil {
-		return fmt.Errorf("check failed: after disabling JIT the firewall or NSG differs from before: %w", err)
-	}
-	fmt.Fprintln(w, "Firewall and NSG identical to the state before JIT was enabled.")
 	return nil
 }
 
