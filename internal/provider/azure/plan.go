@@ -26,11 +26,13 @@ type ruleWrite struct {
 }
 
 type plan struct {
-	writes   []ruleWrite
-	fw       *fwWrite // the firewall PUT, made before the rule writes
-	fwID     string   // the VM's firewall, if any, for the lock
-	enforced []string
-	nsgs     []string // IDs of the NSGs read (the VM's path)
+	writes []ruleWrite
+	fw     *fwWrite // the firewall PUT, made before the rule writes
+	fwID   string   // the VM's firewall, if any, for the lock
+	// fwFound and fwWant are the VM's DNAT rules as read and as planned.
+	fwFound, fwWant vmDNAT
+	enforced        []string
+	nsgs            []string // IDs of the NSGs read (the VM's path)
 	// found and want are the VM's JIT rules as read and as planned (drift.go).
 	found, want vmRules
 }
@@ -165,6 +167,7 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 		if pl.fw, err = firewallWrite(fw, after); err != nil {
 			return plan{}, err
 		}
+		pl.fwFound, pl.fwWant = ownDNAT(vm.ID, &fw.model), ownDNAT(vm.ID, &after)
 	}
 	var afters []netrule.NSG
 	for _, before := range nsgs {

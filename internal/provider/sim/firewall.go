@@ -48,6 +48,11 @@ func DNATRuleName(vmID, grantID string) string {
 	return head + id
 }
 
+// VMOwnsDNAT reports whether name is one of JIT's DNAT rules for vmID.
+func VMOwnsDNAT(vmID, name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), dnatPrefix(vmID))
+}
+
 // vmFirewall loads the classic firewall in front of vm, or nil if none.
 // Enabling (strict) fails on a missing firewall or one Firewall Manager
 // controls; disabling skips them so that JIT's leftovers elsewhere are
