@@ -44,6 +44,10 @@ func (a *assessor) firewallExposures(vm *inventory.VM, paths []nicPath, have []E
 					continue
 				}
 				src, example, ok := internetSource(r.SourceAddresses, internet)
+				if !ok && len(r.SourceIPGroups) > 0 {
+					// An IP group's addresses are not modelled: count it.
+					src, example, ok = r.SourceIPGroups[0], netip.MustParseAddr("198.18.0.1"), true
+				}
 				if !ok {
 					continue
 				}

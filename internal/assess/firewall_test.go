@@ -41,6 +41,12 @@ func TestClassicFirewallDNATExposes(t *testing.T) {
 		t.Errorf("NSG denies the firewall subnet: %s, want Healthy", got)
 	}
 	inv = inventory.SampleClassicFirewall()
+	inv.Firewalls[0].NatRuleCollections[0].Rules[0].SourceAddresses = nil
+	inv.Firewalls[0].NatRuleCollections[0].Rules[0].SourceIPGroups = []string{"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/ipGroups/ops"}
+	if got := one(Input{Inventory: inv}); got != "Unhealthy 3389:edge-fw/inbound/rdp-jump//subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/ipGroups/ops" {
+		t.Errorf("DNAT rule from an IP group (counted as the internet): %s", got)
+	}
+	inv = inventory.SampleClassicFirewall()
 	inv.Firewalls[0].ManagedByFirewallManager = true
 	if got := one(Input{Inventory: inv}); got != "NotApplicable "+string(ReasonFirewallManager) {
 		t.Errorf("behind Firewall Manager: %s", got)

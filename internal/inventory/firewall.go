@@ -21,9 +21,13 @@ type NatRuleCollection struct {
 // DestinationAddresses (the firewall's public IPs) on DestinationPorts is
 // translated to TranslatedAddress:TranslatedPort.
 type NatRule struct {
-	Name                 string   `json:"name"`
-	Description          string   `json:"description,omitempty"`
-	SourceAddresses      []string `json:"sourceAddresses,omitempty"`
+	Name            string   `json:"name"`
+	Description     string   `json:"description,omitempty"`
+	SourceAddresses []string `json:"sourceAddresses,omitempty"`
+	// SourceIPGroups are IDs of IP groups (their addresses are not
+	// modelled: the assessment counts such a rule as from the internet,
+	// and a grant is not taken to contain it).
+	SourceIPGroups       []string `json:"sourceIpGroups,omitempty"`
 	DestinationAddresses []string `json:"destinationAddresses,omitempty"`
 	DestinationPorts     []string `json:"destinationPorts,omitempty"`
 	Protocols            []string `json:"protocols,omitempty"` // "TCP", "UDP", "Any", "ICMP"

@@ -233,7 +233,7 @@ func FirewallFromARM(fw *armnetwork.AzureFirewall, pips map[string]netip.Addr, s
 					continue
 				}
 				nr := inventory.NatRule{Name: str(r.Name), Description: str(r.Description),
-					SourceAddresses: strs(r.SourceAddresses), DestinationAddresses: strs(r.DestinationAddresses),
+					SourceAddresses: strs(r.SourceAddresses), SourceIPGroups: strs(r.SourceIPGroups), DestinationAddresses: strs(r.DestinationAddresses),
 					DestinationPorts: strs(r.DestinationPorts), TranslatedAddress: str(r.TranslatedAddress), TranslatedPort: str(r.TranslatedPort)}
 				for _, pr := range r.Protocols {
 					if pr != nil {
@@ -258,7 +258,7 @@ func natCollectionToARM(c inventory.NatRuleCollection) *armnetwork.AzureFirewall
 		Rules: []*armnetwork.AzureFirewallNatRule{}}}
 	for _, r := range c.Rules {
 		nr := &armnetwork.AzureFirewallNatRule{Name: to.Ptr(r.Name), Description: optPtr(r.Description),
-			SourceAddresses: ptrs(r.SourceAddresses), DestinationAddresses: ptrs(r.DestinationAddresses),
+			SourceAddresses: ptrs(r.SourceAddresses), SourceIPGroups: ptrs(r.SourceIPGroups), DestinationAddresses: ptrs(r.DestinationAddresses),
 			DestinationPorts: ptrs(r.DestinationPorts), TranslatedAddress: optPtr(r.TranslatedAddress), TranslatedPort: optPtr(r.TranslatedPort)}
 		for _, pr := range r.Protocols {
 			nr.Protocols = append(nr.Protocols, to.Ptr(armnetwork.AzureFirewallNetworkRuleProtocol(pr)))

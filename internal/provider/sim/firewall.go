@@ -325,7 +325,7 @@ func dnatConflict(fw *inventory.Firewall, target netip.Addr, g jit.DesiredGrant)
 			if r.TranslatedAddress != target.String() || r.TranslatedPortNumber() != g.Port || !protocolsOverlap(r, g.Protocol) {
 				continue
 			}
-			if !sourcesWithin(r.SourceAddresses, g.Source) {
+			if len(r.SourceIPGroups) > 0 || len(r.SourceAddresses) == 0 || !sourcesWithin(r.SourceAddresses, g.Source) {
 				return fmt.Errorf("firewall %s: DNAT rule %s/%s forwards to %s:%d from %s; a grant through the firewall would open the port to those sources too (the firewall SNATs every DNAT flow, so the NSG cannot tell them apart): narrow or remove that rule: %w",
 					fw.ID, c.Name, r.Name, target, g.Port, strings.Join(r.SourceAddresses, ","), ErrUnprotectable)
 			}

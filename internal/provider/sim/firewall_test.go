@@ -65,6 +65,17 @@ func TestFirewallGrantChecks(t *testing.T) {
 	if !errors.Is(err, sim.ErrUnprotectable) || !strings.Contains(err.Error(), "inbound/rdp-jump") {
 		t.Errorf("a grant on 3389, which rdp-jump forwards from anywhere: %v, want a refusal naming inbound/rdp-jump", err)
 	}
+	// A user's rule from an IP group (addresses not modelled) to port 22
+	// is not taken to lie within the grant's source.
+	ipg := inventory.SampleClassicFirewall()
+	ipg.Firewalls[0].NatRuleCollections[0].Rules = append(ipg.Firewalls[0].NatRuleCollections[0].Rules, inventory.NatRule{Name: "ssh-partners",
+		SourceIPGroups: []string{"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/ipGroups/partners"}, DestinationAddresses: []string{"198.18.0.20"},
+		DestinationPorts: []string{"2200"}, Protocols: []string{"TCP"}, TranslatedAddress: "10.0.4.4", TranslatedPort: "22"})
+	st3, _ := firewallStore(t, ipg)
+	_, err = sim.New(st3).Apply(ctx, vm, jit.Desired{VMID: vm.ID, Guarded: guarded, Grants: []jit.DesiredGrant{g("ssh", 22)}})
+	if !errors.Is(err, sim.ErrUnprotectable) || !strings.Contains(err.Error(), "ssh-partners") {
+		t.Errorf("a grant on 22 with an IP-group DNAT rule to it: %v, want a refusal naming ssh-partners", err)
+	}
 	// The VM leaves the firewall (its inventory changes): the DNAT rule goes.
 	moved := vm
 	moved.Firewall = ""
