@@ -11,7 +11,7 @@ import (
 
 // Objects as the Azure CLI prints them (`az network nsg show`, `az network
 // nic show`, `az network vnet show`, `az network vnet subnet show`, `az
-// network public-ip list`) or as ARM returns them (with "properties") are
+// network public-ip list`, `az network firewall show`) or as ARM returns them (with "properties") are
 // accepted in an inventory document beside drawbridge's own shape. Such an
 // object is recognised by a field only Azure writes (etag, type,
 // provisioningState, resourceGroup, properties, ipConfigurations); it is
@@ -248,6 +248,12 @@ func normalizeAz(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := each("nics", func(o obj, where string) (obj, error) { return azNIC(o, where, pips) }); err != nil {
+		return nil, err
+	}
+	if err := each("firewalls", func(o obj, where string) (obj, error) {
+		subs, _ := doc["subnets"].([]any)
+		return azFirewall(o, where, pips, subs)
+	}); err != nil {
 		return nil, err
 	}
 	if !changed {
