@@ -366,6 +366,10 @@ func TestDemo(t *testing.T) {
 		"Identical to the state after enabling JIT", "Identical to the state before JIT was enabled", "Every check passed",
 		"web-01: Unhealthy", "bastion: Unhealthy", "web-01: Healthy", "bastion: Healthy",
 		"warning: port 22 is still reachable through web-01-nsg/AllowSSHFromInternet",
+		// The Azure Firewall section (demo_firewall.go).
+		"jump-01: Unhealthy", "exposed by edge-fw/inbound/rdp-jump", "jump-01: Healthy",
+		"DNAT drawbridge-jit-dnat-", "from " + demoSource + " to 198.18.0.20:50000 TCP -> 10.0.4.4:22",
+		"Firewall and NSG identical to the state after enabling JIT", "Firewall and NSG identical to the state before JIT was enabled",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q", want)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -70,5 +71,7 @@ DRAWBRIDGE_ARM_TOKEN and pass --arm-endpoint and --arm-ca-file to drawbridge.`,
 	f.Float64Var(&faults.ErrorRate, "error-rate", 0, "fraction of requests answered 500")
 	f.Float64Var(&faults.WritesPerSecond, "writes-per-second", 0, "throttle writes with a token bucket of this rate (0: none)")
 	f.IntVar(&faults.WriteBurst, "write-burst", 100, "the write token bucket's size")
+	f.Float64Var(&faults.SlowRate, "slow-rate", 0, "fraction of requests answered only after --slow")
+	f.DurationVar(&faults.Slow, "slow", 200*time.Millisecond, "delay of a slow answer")
 	parent.AddCommand(cmd)
 }

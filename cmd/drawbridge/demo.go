@@ -102,11 +102,15 @@ func runDemo(ctx context.Context, w io.Writer) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
+	if err := d.firewallScenario(len(demoScenes()) + 1); err != nil {
+		return fmt.Errorf("jump-01: %w", err)
+	}
 	d.heading("Done")
 	d.say(fmt.Sprintf("Every check passed in %.1fs. JIT closed SSH on app-01 and bastion, a "+
 		"request opened it for one address, and at the grant's end the firewall went back, rule "+
 		"for rule, to its state after enabling JIT; disabling JIT restored the original, on both "+
-		"clouds. On web-01 the user's own rule kept SSH open, as it would in Defender for Cloud.",
+		"clouds; on jump-01 the grant went through edge-fw as a DNAT rule for one address. On "+
+		"web-01 the user's own rule kept SSH open, as it would in Defender for Cloud.",
 		time.Since(began).Seconds()))
 	return nil
 }

@@ -693,6 +693,7 @@ func (a *assessor) azure(vm *inventory.VM, res Result) ([]Exposure, Result, bool
 			}
 		}
 	}
+	out = append(out, a.firewallExposures(vm, paths, out)...)
 	return out, res, true
 }
 

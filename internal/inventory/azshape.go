@@ -11,7 +11,7 @@ import (
 
 // Objects as the Azure CLI prints them (`az network nsg show`, `az network
 // nic show`, `az network vnet show`, `az network vnet subnet show`, `az
-// network public-ip list`) or as ARM returns them (with "properties") are
+// network public-ip list`, `az network firewall show`) or as ARM returns them (with "properties") are
 // accepted in an inventory document beside drawbridge's own shape. Such an
 // object is recognised by a field only Azure writes (etag, type,
 // provisioningState, resourceGroup, properties, ipConfigurations); it is
@@ -91,12 +91,25 @@ func azNSG(o obj, where string) (obj, error) {
 			return nil, fmt.Errorf("%s.securityRules[%d]: not an object", where, i)
 		}
 		ro = flatten(ro)
+		kept := keep(ro, ruleFields...)
+		// Application security groups are kept as references (their
+		// members are not modelled; the assessment treats such rules
+		// conservatively).
 		for _, f := range []string{"sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups"} {
-			if l, _ := ro[f].([]any); len(l) > 0 {
-				return nil, fmt.Errorf("%s.securityRules[%d].%s: application security groups are not supported; use address prefixes", where, i, f)
+			l, _ := ro[f].([]any)
+			var refs []any
+			for j, g := range l {
+				id := refID(g)
+				if id == "" {
+					return nil, fmt.Errorf("%s.securityRules[%d].%s[%d].id: an application security group reference needs its id", where, i, f, j)
+				}
+				refs = append(refs, obj{"id": id})
+			}
+			if len(refs) > 0 {
+				kept[f] = refs
 			}
 		}
-		rules = append(rules, keep(ro, ruleFields...))
+		rules = append(rules, kept)
 	}
 	out["securityRules"] = rules
 	return out, nil
@@ -235,6 +248,12 @@ func normalizeAz(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := each("nics", func(o obj, where string) (obj, error) { return azNIC(o, where, pips) }); err != nil {
+		return nil, err
+	}
+	if err := each("firewalls", func(o obj, where string) (obj, error) {
+		subs, _ := doc["subnets"].([]any)
+		return azFirewall(o, where, pips, subs)
+	}); err != nil {
 		return nil, err
 	}
 	if !changed {

@@ -108,16 +108,33 @@ func TestAzOutputRoundTrips(t *testing.T) {
 	}
 }
 
-func TestAzOutputWithApplicationSecurityGroupsIsRejected(t *testing.T) {
+// TestAzOutputWithApplicationSecurityGroupsIsKept: a rule that names
+// application security groups instead of prefixes is kept, with the
+// groups as references, and the document stays valid.
+func TestAzOutputWithApplicationSecurityGroupsIsKept(t *testing.T) {
 	var nsg map[string]any
 	if err := json.Unmarshal(readAz(t, "nsg-show-vm.json"), &nsg); err != nil {
 		t.Fatal(err)
 	}
-	nsg["securityRules"].([]any)[1].(map[string]any)["sourceApplicationSecurityGroups"] = []any{map[string]any{"id": azSub + "Microsoft.Network/applicationSecurityGroups/web"}}
+	asg := azSub + "Microsoft.Network/applicationSecurityGroups/web"
+	r := nsg["securityRules"].([]any)[1].(map[string]any)
+	delete(r, "sourceAddressPrefix")
+	r["sourceAddressPrefixes"] = []any{}
+	r["sourceApplicationSecurityGroups"] = []any{map[string]any{"id": asg, "resourceGroup": "rg"}}
 	b, _ := json.Marshal(map[string]any{"networkSecurityGroups": []any{nsg}})
-	_, err := Parse(b)
-	if err == nil || !strings.Contains(err.Error(), "networkSecurityGroups[0].securityRules[1].sourceApplicationSecurityGroups") {
-		t.Fatalf("err = %v, want one naming networkSecurityGroups[0].securityRules[1].sourceApplicationSecurityGroups", err)
+	inv, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := inv.NSGs[0].SecurityRules[1]
+	if len(got.SourceApplicationSecurityGroups) != 1 || got.SourceApplicationSecurityGroups[0].ID != asg || got.SourceAddressPrefix != "" {
+		t.Fatalf("rule with an application security group: %+v", got)
+	}
+	// A reference without an id is still an error naming the field.
+	r["sourceApplicationSecurityGroups"] = []any{map[string]any{"resourceGroup": "rg"}}
+	b, _ = json.Marshal(map[string]any{"networkSecurityGroups": []any{nsg}})
+	if _, err := Parse(b); err == nil || !strings.Contains(err.Error(), "sourceApplicationSecurityGroups[0].id") {
+		t.Fatalf("err = %v, want one naming sourceApplicationSecurityGroups[0].id", err)
 	}
 }
 

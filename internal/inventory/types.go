@@ -80,10 +80,24 @@ type VirtualNetwork struct {
 }
 
 // Firewall is an Azure Firewall. JIT cannot protect VMs behind one that
-// Azure Firewall Manager controls through firewall policies.
+// Azure Firewall Manager controls through firewall policies; behind a
+// classic one (rules, not a policy) a grant adds a DNAT rule (firewall.go).
 type Firewall struct {
 	ID                       string `json:"id"`
 	ManagedByFirewallManager bool   `json:"managedByFirewallManager,omitempty"`
+	// PublicIPs are the firewall's public addresses; a JIT DNAT rule
+	// listens on the first.
+	PublicIPs []netip.Addr `json:"publicIPAddresses,omitempty"`
+	// SubnetPrefix is the address prefix of the firewall's
+	// AzureFirewallSubnet: traffic it DNATs to a private address arrives
+	// from an address in it (the firewall SNATs it), so that is the source
+	// the NSG allow rule of a grant through the firewall names.
+	SubnetPrefix netip.Prefix `json:"subnetPrefix,omitzero"`
+	// Subnet is the ID of that AzureFirewallSubnet, if known: discovery
+	// links the firewall to the VMs of its virtual network through it.
+	Subnet string `json:"subnet,omitempty"`
+	// NatRuleCollections are the classic DNAT rule collections.
+	NatRuleCollections []NatRuleCollection `json:"natRuleCollections,omitempty"`
 }
 
 // ENI is an AWS elastic network interface. At most MaxSecurityGroupsPerENI

@@ -151,6 +151,9 @@ func Validate(inv Inventory) error {
 			}
 		}
 	}
+	for i, f := range inv.Firewalls {
+		v.validateFirewall(v.at("firewalls", i, f.ID), f)
+	}
 	for i, e := range inv.ENIs {
 		at := v.at("enis", i, e.ID)
 		if len(e.SecurityGroups) > MaxSecurityGroupsPerENI {

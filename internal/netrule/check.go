@@ -170,8 +170,18 @@ func CheckSecurityRule(r SecurityRule) []error {
 	if _, err := ParseProtocol(string(r.Protocol)); err != nil {
 		errs = append(errs, fieldErr("protocol", "%v", err))
 	}
-	errs = append(errs, checkPrefixes("sourceAddressPrefix", r.SourceAddressPrefix, r.SourceAddressPrefixes, true)...)
-	errs = append(errs, checkPrefixes("destinationAddressPrefix", r.DestinationAddressPrefix, r.DestinationAddressPrefixes, true)...)
+	errs = append(errs, checkPrefixes("sourceAddressPrefix", r.SourceAddressPrefix, r.SourceAddressPrefixes, len(r.SourceApplicationSecurityGroups) == 0)...)
+	errs = append(errs, checkPrefixes("destinationAddressPrefix", r.DestinationAddressPrefix, r.DestinationAddressPrefixes, len(r.DestinationApplicationSecurityGroups) == 0)...)
+	for i, g := range r.SourceApplicationSecurityGroups {
+		if strings.TrimSpace(g.ID) == "" {
+			errs = append(errs, fieldErr(fmt.Sprintf("sourceApplicationSecurityGroups[%d].id", i), "id is required"))
+		}
+	}
+	for i, g := range r.DestinationApplicationSecurityGroups {
+		if strings.TrimSpace(g.ID) == "" {
+			errs = append(errs, fieldErr(fmt.Sprintf("destinationApplicationSecurityGroups[%d].id", i), "id is required"))
+		}
+	}
 	errs = append(errs, checkPorts("sourcePortRange", r.SourcePortRange, r.SourcePortRanges, false)...)
 	errs = append(errs, checkPorts("destinationPortRange", r.DestinationPortRange, r.DestinationPortRanges, true)...)
 	return errs

@@ -186,7 +186,7 @@ func compileNSGInto(n *NSG, c *CompiledNSG, keep []bool) error {
 			continue
 		}
 		r := &n.SecurityRules[i]
-		ne += count(r.SourceAddressPrefix, r.SourceAddressPrefixes) + count(r.DestinationAddressPrefix, r.DestinationAddressPrefixes)
+		ne += count(r.SourceAddressPrefix, r.SourceAddressPrefixes) + count(r.DestinationAddressPrefix, r.DestinationAddressPrefixes) + 2 // +2: a group's stand-in
 		np += count(r.DestinationPortRange, r.DestinationPortRanges)
 		nr++
 	}
@@ -259,10 +259,20 @@ func compileRule(r *SecurityRule, def bool, a *arena) (compiledRule, bool, error
 		return cr, false, FieldError{"protocol", err.Error()}
 	}
 	cr.name, cr.priority, cr.def, cr.allow = r.Name, r.Priority, def, cr.access == Allow
-	if cr.src, err = compileEntries(a, "sourceAddressPrefix", r.SourceAddressPrefix, r.SourceAddressPrefixes); err != nil {
+	srcOne, dstOne := r.SourceAddressPrefix, r.DestinationAddressPrefix
+	if srcOne == "" && len(r.SourceAddressPrefixes) == 0 && len(r.SourceApplicationSecurityGroups) > 0 {
+		srcOne = TagVirtualNetwork // members of a group are NICs of the virtual network
+	}
+	if dstOne == "" && len(r.DestinationAddressPrefixes) == 0 && len(r.DestinationApplicationSecurityGroups) > 0 {
+		if !cr.allow {
+			return cr, false, nil // may not cover this VM: never counted on to block
+		}
+		dstOne = "*" // may cover this VM: counted as reaching it
+	}
+	if cr.src, err = compileEntries(a, "sourceAddressPrefix", srcOne, r.SourceAddressPrefixes); err != nil {
 		return cr, false, err
 	}
-	if cr.dst, err = compileEntries(a, "destinationAddressPrefix", r.DestinationAddressPrefix, r.DestinationAddressPrefixes); err != nil {
+	if cr.dst, err = compileEntries(a, "destinationAddressPrefix", dstOne, r.DestinationAddressPrefixes); err != nil {
 		return cr, false, err
 	}
 	cr.portRaw, cr.portsRaw = r.DestinationPortRange, r.DestinationPortRanges

@@ -96,6 +96,19 @@ type SecurityRule struct {
 	DestinationAddressPrefixes []string  `json:"destinationAddressPrefixes,omitempty"`
 	DestinationPortRange       string    `json:"destinationPortRange,omitempty"`
 	DestinationPortRanges      []string  `json:"destinationPortRanges,omitempty"`
+	// Application security groups, in place of source or destination
+	// prefixes. Their members are not modelled, so evaluation treats such
+	// a rule conservatively (see compileRule): a source group stands for
+	// addresses of the virtual network (members are NICs in it); an allow
+	// rule to a destination group is taken to reach every VM, a deny rule
+	// to one is taken to protect none.
+	SourceApplicationSecurityGroups      []SubResource `json:"sourceApplicationSecurityGroups,omitempty"`
+	DestinationApplicationSecurityGroups []SubResource `json:"destinationApplicationSecurityGroups,omitempty"`
+}
+
+// SubResource refers to another resource by ID, as ARM writes it.
+type SubResource struct {
+	ID string `json:"id"`
 }
 
 // Sources returns the rule's source address prefixes or service tags

@@ -162,7 +162,7 @@ func TestFirewallIfMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := got.AzureFirewall
-	fw.Properties.NatRuleCollections = []*armnetwork.AzureFirewallNatRuleCollection{{Name: to.Ptr("jit")}}
+	fw.Properties.NatRuleCollections = []*armnetwork.AzureFirewallNatRuleCollection{{Name: to.Ptr("jit"), Properties: &armnetwork.AzureFirewallNatRuleCollectionProperties{Priority: to.Ptr[int32](100)}}}
 	stale := *fw.Etag
 	p, err := c.BeginCreateOrUpdate(ctx, "rg1", "fw1", fw, nil)
 	if err != nil {

@@ -147,6 +147,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 		return
 	}
+	if fn := s.firewallWriteHook(r, rt); fn != nil {
+		fn(r.Context(), rt.id)
+	}
 	rw := &statusWriter{ResponseWriter: w}
 	s.dispatch(rw, r, rt)
 	status = rw.status

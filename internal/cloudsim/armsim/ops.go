@@ -201,35 +201,3 @@ func (s *Server) deleteRule(w http.ResponseWriter, r *http.Request, rt route) {
 	s.startOp(w, r, rt, nsg["location"].(string), true, nil)
 	w.WriteHeader(http.StatusAccepted)
 }
-
-// putFirewall replaces an Azure Firewall's properties. A firewall is one
-// resource (its rule collections are not child resources), so concurrent
-// writers must use If-Match with the etag they read.
-func (s *Server) putFirewall(w http.ResponseWriter, r *http.Request, rt route) {
-	fw := s.res[key(rt.id)]
-	etag := ""
-	if fw != nil {
-		etag = fw["etag"].(string)
-	}
-	if !ifMatch(w, r, etag, rt.id) {
-		return
-	}
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	if fw == nil {
-		writeErr(w, http.StatusNotFound, "ResourceNotFound", "The Resource '"+rt.id+"' was not found.", rt.id)
-		return
-	}
-	p, _ := body["properties"].(doc)
-	if p == nil {
-		writeErr(w, http.StatusBadRequest, "InvalidRequestFormat", "properties is required.", "properties")
-		return
-	}
-	p["provisioningState"] = "Updating"
-	fw["properties"] = p
-	fw["etag"] = s.etag()
-	s.startOp(w, r, rt, fw["location"].(string), false, func() { p["provisioningState"] = "Succeeded" })
-	writeJSON(w, http.StatusOK, fw)
-}

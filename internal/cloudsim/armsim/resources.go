@@ -137,12 +137,7 @@ func (s *Server) Load(inv inventory.Inventory) {
 		s.loadNIC(n, vmOf[key(n.ID)])
 	}
 	for _, f := range inv.Firewalls {
-		p := doc{"provisioningState": "Succeeded", "natRuleCollections": []any{}, "networkRuleCollections": []any{},
-			"applicationRuleCollections": []any{}, "ipConfigurations": []any{}}
-		if f.ManagedByFirewallManager {
-			p["firewallPolicy"] = ref(path.Dir(path.Dir(f.ID)) + "/firewallPolicies/" + lastSeg(f.ID) + "-policy")
-		}
-		s.put(doc{"id": f.ID, "name": lastSeg(f.ID), "type": TypeFirewall, "location": s.loc(""), "properties": p})
+		s.loadFirewall(f)
 	}
 }
 

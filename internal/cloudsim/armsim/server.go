@@ -16,6 +16,7 @@
 package armsim
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -54,6 +55,8 @@ type Server struct {
 	calls  []Call
 
 	faults faults
+	// fwWriteHook runs once before a firewall PUT (firewall.go).
+	fwWriteHook func(ctx context.Context, id string)
 
 	ln     net.Listener
 	srv    *http.Server

@@ -58,6 +58,8 @@ type Provider struct {
 	clients map[string]*armnetwork.ClientFactory // by subscription
 	locks   nsgLocks
 	drift   baselines
+	// dnatDrift: the same for DNAT rules on classic firewalls.
+	dnatDrift dnatBaselines
 }
 
 var _ jit.Provider = (*Provider)(nil)
@@ -121,7 +123,11 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desir
 	if err != nil {
 		return jit.Observed{}, err
 	}
-	return jit.Observed{Enforced: pl.enforced, Drift: p.drift.settle(vm.ID, pl.found, pl.want)}, nil
+	drift := p.drift.settle(vm.ID, pl.found, pl.want)
+	if pl.fwID != "" {
+		drift = append(drift, p.dnatDrift.settle(vm.ID, pl.fwID, pl.fwFound, pl.fwWant)...)
+	}
+	return jit.Observed{Enforced: pl.enforced, Drift: drift}, nil
 }
 
 // notFound reports whether err is ARM's 404.

@@ -76,6 +76,18 @@ func RuleFromARM(r *armnetwork.SecurityRule) netrule.SecurityRule {
 	out.SourcePortRange, out.SourcePortRanges = str(p.SourcePortRange), strs(p.SourcePortRanges)
 	out.DestinationAddressPrefix, out.DestinationAddressPrefixes = str(p.DestinationAddressPrefix), strs(p.DestinationAddressPrefixes)
 	out.DestinationPortRange, out.DestinationPortRanges = str(p.DestinationPortRange), strs(p.DestinationPortRanges)
+	out.SourceApplicationSecurityGroups = asgRefs(p.SourceApplicationSecurityGroups)
+	out.DestinationApplicationSecurityGroups = asgRefs(p.DestinationApplicationSecurityGroups)
+	return out
+}
+
+func asgRefs(gs []*armnetwork.ApplicationSecurityGroup) []netrule.SubResource {
+	var out []netrule.SubResource
+	for _, g := range gs {
+		if g != nil && str(g.ID) != "" {
+			out = append(out, netrule.SubResource{ID: str(g.ID)})
+		}
+	}
 	return out
 }
 

@@ -207,11 +207,23 @@ func (d *discovery) firewalls(inv *inventory.Inventory) error {
 	} else {
 		fws, err = collect(d.ctx, c.NewListPager(d.rg, nil), func(r armnetwork.AzureFirewallsClientListResponse) []*armnetwork.AzureFirewall { return r.Value })
 	}
-	for _, f := range fws {
-		inv.Firewalls = append(inv.Firewalls, inventory.Firewall{ID: str(f.ID),
-			ManagedByFirewallManager: f.Properties != nil && f.Properties.FirewallPolicy != nil})
+	if err != nil {
+		return err
 	}
-	return err
+	prefixes := map[string]netip.Prefix{}
+	for _, sn := range inv.Subnets {
+		prefixes[inventory.Key(sn.ID)] = sn.AddressPrefix
+	}
+	for _, f := range fws {
+		fw, err := FirewallFromARM(f, d.pipIPs, netip.Prefix{})
+		if err != nil {
+			return err
+		}
+		fw.SubnetPrefix = prefixes[inventory.Key(fw.Subnet)]
+		inv.Firewalls = append(inv.Firewalls, fw)
+	}
+	LinkFirewalls(inv)
+	return nil
 }
 
 func scopeName(sc Scope) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 
@@ -58,6 +59,9 @@ func (p *Provider) Holding(ctx context.Context, vms []inventory.VM) ([]string, e
 			}
 		}
 	}
+	if err := p.holdingFirewalls(ctx, sortedSet(subs), byHash, held); err != nil {
+		return nil, err
+	}
 	out := make([]string, 0, len(held))
 	for _, id := range held {
 		out = append(out, id)
@@ -84,4 +88,39 @@ func (sc Scope) Prefix() string {
 		p += "/resourceGroups/" + sc.ResourceGroup
 	}
 	return p
+}
+
+// holdingFirewalls adds to held the VMs with a JIT DNAT rule left on an
+// Azure Firewall of the subscriptions (a change cut between its firewall
+// PUT and its NSG writes).
+func (p *Provider) holdingFirewalls(ctx context.Context, subs []string, byHash map[string][]string, held map[string]string) error {
+	for _, sub := range subs {
+		f, err := p.factory(sub)
+		if err != nil {
+			return err
+		}
+		pager := f.NewAzureFirewallsClient().NewListAllPager(nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("list Azure Firewalls of subscription %s: %w", sub, err)
+			}
+			for _, fw := range page.Value {
+				if fw == nil || fw.Properties == nil {
+					continue
+				}
+				for _, c := range fw.Properties.NatRuleCollections {
+					if c == nil || c.Properties == nil || !strings.EqualFold(str(c.Name), sim.FirewallCollection) {
+						continue
+					}
+					for _, r := range c.Properties.Rules {
+						for _, id := range byHash[sim.RuleVMHash(str(r.Name))] {
+							held[inventory.Key(id)] = id
+						}
+					}
+				}
+			}
+		}
+	}
+	return nil
 }

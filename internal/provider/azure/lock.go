@@ -55,19 +55,23 @@ func (pl plan) nsgKeys() []string {
 	for _, id := range pl.nsgs {
 		out = append(out, inventory.Key(id))
 	}
+	if pl.fwID != "" {
+		out = append(out, inventory.Key(pl.fwID))
+	}
 	return out
 }
 
 // conflict reports whether err is Azure refusing a rule whose priority
-// another rule took since the plan's read.
+// another rule took since the plan's read, or a firewall PUT whose If-Match
+// etag someone else's write made stale (412).
 func conflict(err error) bool {
 	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == 400 && re.ErrorCode == "SecurityRuleConflict"
+	return errors.As(err, &re) && (re.StatusCode == 400 && re.ErrorCode == "SecurityRuleConflict" || re.StatusCode == 412)
 }
 
 // maxAttempts bounds re-planning after the NSG set changed under the lock
 // or a concurrent writer took a priority.
-const maxAttempts = 4
+const maxAttempts = 6
 
 // apply plans under the locks of every NSG on the VM's path and executes,
 // re-planning from a fresh read when the path changed between the unlocked

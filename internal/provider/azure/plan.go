@@ -26,9 +26,13 @@ type ruleWrite struct {
 }
 
 type plan struct {
-	writes   []ruleWrite
-	enforced []string
-	nsgs     []string // IDs of the NSGs read (the VM's path)
+	writes []ruleWrite
+	fw     *fwWrite // the firewall PUT, made before the rule writes
+	fwID   string   // the VM's firewall, if any, for the lock
+	// fwFound and fwWant are the VM's DNAT rules as read and as planned.
+	fwFound, fwWant vmDNAT
+	enforced        []string
+	nsgs            []string // IDs of the NSGs read (the VM's path)
 	// found and want are the VM's JIT rules as read and as planned (drift.go).
 	found, want vmRules
 }
@@ -139,13 +143,32 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 	for _, n := range nsgs {
 		objs.put(inventory.KindNSG, n.ID, n)
 	}
+	var fw *fwRead
+	if vm.Firewall != "" {
+		if fw, err = p.readFirewall(ctx, vm.Firewall); err != nil {
+			return plan{}, err
+		}
+		if fw != nil {
+			objs.put(inventory.KindFirewall, fw.model.ID, fw.model)
+		}
+	}
 	simVM := vm
 	simVM.Cloud = inventory.Azure
 	obs, err := sim.New(nil).ApplyTx(ctx, objs, simVM, desired)
 	if err != nil {
 		return plan{}, err
 	}
-	pl := plan{enforced: obs.Enforced, found: ownRules(vm.ID, nsgs)}
+	pl := plan{enforced: obs.Enforced, found: ownRules(vm.ID, nsgs), fwID: vm.Firewall}
+	if fw != nil {
+		var after inventory.Firewall
+		if err := objs.GetObject(ctx, inventory.KindFirewall, inventory.Key(fw.model.ID), &after); err != nil {
+			return plan{}, err
+		}
+		if pl.fw, err = firewallWrite(fw, after); err != nil {
+			return plan{}, err
+		}
+		pl.fwFound, pl.fwWant = ownDNAT(vm.ID, &fw.model), ownDNAT(vm.ID, &after)
+	}
 	var afters []netrule.NSG
 	for _, before := range nsgs {
 		pl.nsgs = append(pl.nsgs, before.ID)

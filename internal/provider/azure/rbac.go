@@ -7,13 +7,15 @@ import (
 
 // RequiredActions are the Azure RBAC actions drawbridge's own identity
 // needs, and no more: reading the VMs and the network in front of them
-// (discovery and every Apply) and creating, reading back and deleting
-// individual NSG security rules. TestRequiredActionsAreExactlyTheCallsMade derives them
+// (discovery and every Apply), creating, reading back and deleting
+// individual NSG security rules, and writing a classic Azure Firewall's
+// NAT rule collections (grants behind a firewall). TestRequiredActionsAreExactlyTheCallsMade derives them
 // from every call the provider and discovery make against the wire
 // simulator, so this list cannot drift from the code.
 var RequiredActions = []string{
 	"Microsoft.Compute/virtualMachines/read",
 	"Microsoft.Network/azureFirewalls/read",
+	"Microsoft.Network/azureFirewalls/write", // classic DNAT rules of grants behind a firewall
 	"Microsoft.Network/networkInterfaces/read",
 	"Microsoft.Network/networkSecurityGroups/read",
 	"Microsoft.Network/networkSecurityGroups/securityRules/delete",
@@ -40,8 +42,9 @@ func CustomRole(scopes ...string) RoleDefinition {
 	return RoleDefinition{
 		Name:     "drawbridge JIT",
 		IsCustom: true,
-		Description: "Lets drawbridge discover VMs and their network, and create and delete its own " +
-			"just-in-time NSG security rules (named drawbridge-jit-*). It cannot change or delete anything else.",
+		Description: "Lets drawbridge discover VMs and their network, create and delete its own " +
+			"just-in-time NSG security rules (named drawbridge-jit-*), and write classic Azure Firewalls, " +
+			"of which drawbridge changes only its own NAT rule collection (drawbridge-jit). It cannot delete anything else.",
 		Actions:          slices.Clone(RequiredActions),
 		NotActions:       []string{},
 		AssignableScopes: scopes,

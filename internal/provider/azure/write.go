@@ -13,7 +13,16 @@ type armnetworkFactory = armnetwork.ClientFactory
 // create/update or delete polled to completion. It stops at the first
 // failure (after the SDK's retries): what landed stays, and the next Apply
 // plans from it.
+//
+// The firewall PUT goes first: a DNAT rule added ahead of its NSG allow
+// rule opens nothing (the deny rule still stops it), and one removed ahead
+// of it closes the path at the firewall first.
 func (p *Provider) execute(ctx context.Context, pl plan) error {
+	if pl.fw != nil {
+		if err := p.writeFirewall(ctx, pl.fw); err != nil {
+			return err
+		}
+	}
 	for _, w := range pl.writes {
 		f, err := p.factory(w.nsg.SubscriptionID)
 		if err != nil {

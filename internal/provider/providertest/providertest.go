@@ -60,18 +60,24 @@ func Inventory() inventory.Inventory {
 			Provider: inventory.ProviderSim, Location: "westeurope", NICs: nics}
 	}
 	ip := netip.MustParseAddr
+	vmF := vm("vm-f", nicID("f-nic"))
+	vmF.Firewall = FirewallID
 	return inventory.Inventory{
-		VMs: []inventory.VM{vm("vm-a", nicID("a-nic")), vm("vm-b", nicID("b-nic")), vm("vm-c", nicID("c-nic0"), nicID("c-nic1"))},
+		VMs: []inventory.VM{vm("vm-a", nicID("a-nic")), vm("vm-b", nicID("b-nic")), vm("vm-c", nicID("c-nic0"), nicID("c-nic1")), vmF},
 		NICs: []inventory.NIC{
 			{ID: nicID("a-nic"), Subnet: subnetID("app"), NSG: nsgID("a-nsg"), PrivateIPs: []netip.Addr{ip("10.7.1.4")}},
 			{ID: nicID("b-nic"), Subnet: subnetID("app"), NSG: nsgID("b-nsg"), PrivateIPs: []netip.Addr{ip("10.7.1.5")}},
 			{ID: nicID("c-nic0"), Subnet: subnetID("app"), PrivateIPs: []netip.Addr{ip("10.7.1.6")}},
 			{ID: nicID("c-nic1"), Subnet: subnetID("data"), NSG: nsgID("c1-nsg"), PrivateIPs: []netip.Addr{ip("10.7.2.6")}},
+			{ID: nicID("f-nic"), Subnet: subnetID("behind"), NSG: nsgID("f-nsg"), PrivateIPs: []netip.Addr{ip("10.7.3.4")}},
 		},
-		VirtualNetworks: []inventory.VirtualNetwork{{ID: rg + "Microsoft.Network/virtualNetworks/conf-vnet", AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.7.0.0/16")}}},
+		VirtualNetworks: []inventory.VirtualNetwork{{ID: rg + "Microsoft.Network/virtualNetworks/conf-vnet", AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.7.0.0/16")}},
+			{ID: rg + "Microsoft.Network/virtualNetworks/hub-vnet", AddressSpace: []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}}},
 		Subnets: []inventory.Subnet{
 			{ID: subnetID("app"), AddressPrefix: netip.MustParsePrefix("10.7.1.0/24"), NSG: nsgID("app-nsg")},
 			{ID: subnetID("data"), AddressPrefix: netip.MustParsePrefix("10.7.2.0/24")},
+			{ID: subnetID("behind"), AddressPrefix: netip.MustParsePrefix("10.7.3.0/24")},
+			{ID: hubSubnet, AddressPrefix: firewallSubnet},
 		},
 		NSGs: []netrule.NSG{
 			{ID: nsgID("app-nsg"), Name: "app-nsg", Location: "westeurope", SecurityRules: []netrule.SecurityRule{
@@ -90,7 +96,11 @@ func Inventory() inventory.Inventory {
 			{ID: nsgID("c1-nsg"), Name: "c1-nsg", Location: "westeurope", SecurityRules: []netrule.SecurityRule{
 				rule("AllowSSHFromVnet", 500, netrule.Allow, "VirtualNetwork", "22"),
 			}},
+			{ID: nsgID("f-nsg"), Name: "f-nsg", Location: "westeurope", SecurityRules: []netrule.SecurityRule{
+				rule("AllowHTTPSFromFirewall", 300, netrule.Allow, firewallSubnet.String(), "443"),
+			}},
 		},
+		Firewalls: []inventory.Firewall{firewall()},
 	}
 }
 
@@ -218,6 +228,14 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		lifecycle(t, h, true)
 	})
 	t.Run("DriftReasserted", func(t *testing.T) { drift(t, newHarness(t)) })
+	t.Run("Firewall", func(t *testing.T) { firewallCase(t, newHarness(t), false) })
+	t.Run("FirewallUnderFaults", func(t *testing.T) {
+		h := newHarness(t)
+		if h.Faults == nil {
+			t.Skip("this provider has no injectable faults (it changes its state in one store transaction)")
+		}
+		firewallCase(t, h, true)
+	})
 }
 
 // lifecycle: enable → grant → expiry → disable on every VM returns every
@@ -230,6 +248,7 @@ func lifecycle(t *testing.T, h Harness, faults bool) {
 	}
 	inv := Inventory()
 	before := snapshot(t, h.Cloud)
+	inv.VMs = direct(inv.VMs)
 	for _, vm := range inv.VMs {
 		if allowed(t, h.Cloud, vm, granted, 22) {
 			t.Fatalf("%s: the fixture should not let the grantee in before a grant", vm.Name)

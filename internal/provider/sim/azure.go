@@ -101,6 +101,14 @@ func (s *session) reconcileAzure(vm inventory.VM, guarded []jit.GuardedPort, gra
 	if err != nil {
 		return nil, err
 	}
+	fw, err := s.vmFirewall(vm, len(guarded) > 0)
+	if err != nil {
+		return nil, err
+	}
+	via, err := firewallSource(fw, grants)
+	if err != nil {
+		return nil, err
+	}
 	if len(guarded) > 0 && len(path) == 0 {
 		return nil, fmt.Errorf("virtual machine %s has no network security group on any network interface or subnet, so there is nothing to put a deny rule in: %w", vm.ID, ErrUnprotectable)
 	}
@@ -130,13 +138,16 @@ func (s *session) reconcileAzure(vm inventory.VM, guarded []jit.GuardedPort, gra
 			return nil, fmt.Errorf("network interface %s of virtual machine %s has no private IP address for the JIT deny rule in NSG %s: %w",
 				strings.Join(p.nics, ", "), vm.ID, p.nsg.Name, ErrInventory)
 		}
-		if err := reconcileNSG(p.nsg, vm, p.dests, guarded, grants); err != nil {
+		if err := reconcileNSG(p.nsg, vm, p.dests, guarded, grants, via); err != nil {
 			return nil, err
 		}
 		s.put(inventory.KindNSG, p.nsg.ID, p.nsg)
 		if len(guarded) > 0 || len(grants) > 0 {
 			s.newFP.NSGs = append(s.newFP.NSGs, inventory.Key(p.nsg.ID))
 		}
+	}
+	if err := s.reconcileFirewalls(vm, fw, s.firstPrivateIP(vm), grants); err != nil {
+		return nil, err
 	}
 	var enforced []string
 	if len(path) > 0 {
@@ -180,7 +191,10 @@ func isJITRule(r netrule.SecurityRule) bool { return strings.HasPrefix(r.Name, R
 // An existing JIT rule keeps its priority while that priority is still
 // valid; its other fields are rewritten to the wanted values. New rules are
 // appended, so removing them later restores the list exactly.
-func reconcileNSG(nsg *netrule.NSG, vm inventory.VM, dests []netip.Addr, guarded []jit.GuardedPort, grants []jit.DesiredGrant) error {
+//
+// via, if set, is the source of the allow rules instead of each grant's:
+// the AzureFirewallSubnet of the classic firewall the VM is reached through.
+func reconcileNSG(nsg *netrule.NSG, vm inventory.VM, dests []netip.Addr, guarded []jit.GuardedPort, grants []jit.DesiredGrant, via netip.Prefix) error {
 	keep := map[string]bool{}
 	for _, g := range guarded {
 		keep[DenyRuleName(vm, g.Port, g.Protocol)] = true
@@ -218,7 +232,7 @@ func reconcileNSG(nsg *netrule.NSG, vm inventory.VM, dests []netip.Addr, guarded
 			return err
 		}
 		d := denyPrio[g]
-		want := allowRule(vm, dests, gr)
+		want := allowRule(vm, dests, gr, via)
 		prio, err := place(nsg, want.Name, lo, d, func(free []int) (int, error) {
 			if len(free) == 0 {
 				return 0, fmt.Errorf("NSG %s: no free inbound priority %s and before JIT deny rule %s (priority %d) for the allow rule of grant %s: %w",
@@ -377,7 +391,7 @@ func denyRule(vm inventory.VM, dests []netip.Addr, g jit.GuardedPort) netrule.Se
 	return r
 }
 
-func allowRule(vm inventory.VM, dests []netip.Addr, g jit.DesiredGrant) netrule.SecurityRule {
+func allowRule(vm inventory.VM, dests []netip.Addr, g jit.DesiredGrant, via netip.Prefix) netrule.SecurityRule {
 	proto := g.Protocol
 	if proto == "" {
 		proto = netrule.Any
@@ -385,6 +399,11 @@ func allowRule(vm inventory.VM, dests []netip.Addr, g jit.DesiredGrant) netrule.
 	src := g.Source.String()
 	if src == "" {
 		src = "*"
+	}
+	if via.IsValid() {
+		// Reached through the firewall's DNAT, which SNATs to an address
+		// of its subnet; the DNAT rule carries the grant's source.
+		src = via.String()
 	}
 	r := netrule.SecurityRule{
 		Name:                 AllowRuleName(vm.ID, g.GrantID),

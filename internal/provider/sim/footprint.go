@@ -20,10 +20,11 @@ type Footprint struct {
 	NSGs          []string `json:"nsgs,omitempty"`
 	GrantGroups   []string `json:"grantGroups,omitempty"`
 	RevokedGroups []string `json:"revokedGroups,omitempty"`
+	Firewalls     []string `json:"firewalls,omitempty"` // firewalls holding the VM's DNAT rules
 }
 
 func (f *Footprint) empty() bool {
-	return len(f.NSGs) == 0 && len(f.GrantGroups) == 0 && len(f.RevokedGroups) == 0
+	return len(f.NSGs) == 0 && len(f.GrantGroups) == 0 && len(f.RevokedGroups) == 0 && len(f.Firewalls) == 0
 }
 
 // loadFootprint reads the VM's footprint before a reconcile. Without one
@@ -51,6 +52,7 @@ func (s *session) candidates(kind string, recorded func(*Footprint) []string) ([
 func (s *session) saveFootprint(vm inventory.VM) {
 	fp := s.newFP
 	fp.NSGs, fp.GrantGroups, fp.RevokedGroups = sortedUnique(fp.NSGs), sortedUnique(fp.GrantGroups), sortedUnique(fp.RevokedGroups)
+	fp.Firewalls = sortedUnique(fp.Firewalls)
 	if fp.empty() {
 		if s.oldFP != nil {
 			s.del(KindFootprint, vm.ID)

@@ -122,10 +122,11 @@ func VMOwnsRule(vmID, name string) bool {
 }
 
 // RuleVMHash returns the VM hash a JIT rule name carries ("" for a name
-// that is not JIT's), to match rules found in an NSG to inventory VMs.
+// that is not JIT's), to match rules found in an NSG (or DNAT rules found
+// in a firewall) to inventory VMs.
 func RuleVMHash(name string) string {
 	n := strings.ToLower(name)
-	for _, p := range []string{RulePrefix + "deny-", RulePrefix + "allow-"} {
+	for _, p := range []string{RulePrefix + "deny-", RulePrefix + "allow-", RulePrefix + "dnat-"} {
 		if rest, ok := strings.CutPrefix(n, p); ok && len(rest) > 8 && rest[8] == '-' {
 			return rest[:8]
 		}

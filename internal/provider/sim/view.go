@@ -25,6 +25,9 @@ type View struct {
 	// Azure: the NSGs on the VM's inbound path in evaluation order (for each
 	// NIC, its subnet's NSG, then its own), each once.
 	NetworkSecurityGroups []NSGView `json:"networkSecurityGroups,omitempty"`
+	// Azure: the classic Azure Firewall the VM is reached through, if any,
+	// with its NAT rule collections (JIT's DNAT rules among them).
+	Firewall *inventory.Firewall `json:"azureFirewall,omitempty"`
 	// AWS: the instance's ENIs, primary first.
 	NetworkInterfaces []ENIView `json:"networkInterfaces,omitempty"`
 }
@@ -71,6 +74,9 @@ func (p *Provider) View(ctx context.Context, vmID string) (View, error) {
 			v.NetworkInterfaces, err = s.awsView(*vm)
 		case inventory.Azure, "":
 			v.NetworkSecurityGroups, err = s.azureView(*vm)
+			if err == nil && vm.Firewall != "" {
+				v.Firewall, err = get[inventory.Firewall](s, inventory.KindFirewall, vm.Firewall)
+			}
 		}
 		return err
 	})
