@@ -72,6 +72,6 @@ DRAWBRIDGE_ARM_TOKEN and pass --arm-endpoint and --arm-ca-file to drawbridge.`,
 	f.Float64Var(&faults.WritesPerSecond, "writes-per-second", 0, "throttle writes with a token bucket of this rate (0: none)")
 	f.IntVar(&faults.WriteBurst, "write-burst", 100, "the write token bucket's size")
 	f.Float64Var(&faults.SlowRate, "slow-rate", 0, "fraction of requests answered only after --slow")
-	f.DurationVar(&faults.Slow, "slow", 200*time.Millisecond, "delay of a slow answer")
+	durationFlag(f, &faults.Slow, "slow", 200*time.Millisecond, "delay of a slow answer")
 	parent.AddCommand(cmd)
 }

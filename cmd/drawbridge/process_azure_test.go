@@ -181,7 +181,7 @@ func TestKill9MidChangeOnAzure(t *testing.T) {
 	if out, err := sync.CombinedOutput(); err != nil {
 		t.Fatalf("inventory sync azure: %v\n%s", err, out)
 	}
-	ok(t, url, "policy", "set", "vm-f", "--port", "22", "--max-duration", "PT3H", "--source", "198.51.100.0/24")
+	ok(t, url, "policy", "set", "vm-f", "--port", "22", "--max-duration", "PT3H", "--allowed-source", "198.51.100.0/24")
 	w.until("enable", 30*time.Second, func(dnat, allow, deny bool) bool { return deny && !dnat && !allow })
 
 	// 1: killed between the grant's DNAT rule and its NSG allow rule.
