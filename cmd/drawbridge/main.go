@@ -85,13 +85,13 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	pf.BoolVar(&a.utc, "utc", false, "print times in grant and request tables in UTC (default: local time, from TZ)")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
-	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
-		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
-	root.AddCommand(a.agentCmd(), a.versionCmd())
+	root.AddCommand(a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
+		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.assessCmd())
+	root.AddCommand(a.versionCmd())
 	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd(), a.loginCmd(), a.logoutCmd())
-	a.addSyncAzure(root)     // inventory sync azure (cmd_sync_azure.go)
-	a.addCloudsimAzure(root) // cloudsim azure (cmd_cloudsim.go)
-	a.addAWSCommands(root)
+	// server, agent, demo, inventory sync, cloudsim: none in the
+	// client-only build (commands_full.go, commands_client.go).
+	a.addOperatorCommands(root)
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}
