@@ -41,6 +41,7 @@ type arm struct {
 	name string
 	bin  string // "" for the in-process API call
 	srcF string // the request command's flag for the source address
+	vm   string // the API arms' VM: its resource ID or, as the CLI sends it, its name
 }
 
 func BenchmarkCLIOpen(b *testing.B) {
@@ -65,7 +66,9 @@ func BenchmarkCLIOpen(b *testing.B) {
 	for i := range arms {
 		arms[i].srcF = sourceFlag(b, arms[i].bin)
 	}
-	arms = append(arms, arm{name: "api"})
+	// The floor: the same POST from this process, by resource ID and, as
+	// the CLI sends it, by name (resolved by the server).
+	arms = append(arms, arm{name: "api", vm: vmID}, arm{name: "api-name", vm: "host1"})
 	dir := b.TempDir()
 	for range b.N {
 		open, version := measureCLI(b, dir, arms)
@@ -137,7 +140,7 @@ func measureCLI(b *testing.B, dir string, arms []arm) (open, version map[string]
 				took, err := openFrom(tp.a, src, tp.vmA4, 22, func() time.Time {
 					t0 := time.Now()
 					if a.bin == "" {
-						if _, err := c.Request(ctx, api.SimpleRequest{VM: vmID, Ports: []int{22}, Duration: "1h", Source: src.String()}); err != nil {
+						if _, err := c.Request(ctx, api.SimpleRequest{VM: a.vm, Ports: []int{22}, Duration: "1h", Source: src.String()}); err != nil {
 							b.Errorf("api request: %v", err)
 						}
 						return t0
