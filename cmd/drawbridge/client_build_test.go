@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/drawbridge/drawbridge/internal/api"
+	"github.com/drawbridge/drawbridge/internal/jit"
 )
 
 // The client-only build (go build -tags drawbridge_client, README "The
@@ -53,6 +56,33 @@ func TestClientOnlyBuild(t *testing.T) {
 	}
 	if out, err := runBin("server"); err == nil || !strings.Contains(out, "unknown command") {
 		t.Errorf("server in the client build: %v, %q; want an unknown-command error", err, out)
+	}
+
+	// The client commands work: a policy, a request by short name, the
+	// grant listed and revoked, against a real server.
+	srv := startServer(t)
+	clientOK := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--server", srv.URL}, args...)...)
+		cmd.Env = []string{"DRAWBRIDGE_TOKEN=" + srv.AdminToken, "HOME=" + t.TempDir()}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("client build: drawbridge %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
+	}
+	clientOK("policy", "set", "web-01", "--port", "22", "--allowed-source", "198.18.0.0/15")
+	req := decodeJSON[api.RequestResource](t, clientOK("request", "web-01", "--port", "22", "--duration", "1h", "--source", "198.18.0.9", "-o", "json"))
+	if len(req.VirtualMachines) != 1 || len(req.VirtualMachines[0].Ports) != 1 || !req.VirtualMachines[0].Ports[0].Applied {
+		t.Fatalf("client build: request = %+v, want one applied grant", req)
+	}
+	grant := req.VirtualMachines[0].Ports[0].GrantID
+	if active := decodeJSON[[]jit.Grant](t, clientOK("grants", "--active", "-o", "json")); len(active) != 1 || active[0].ID != grant {
+		t.Fatalf("client build: active grants = %+v, want %s", active, grant)
+	}
+	clientOK("revoke", grant)
+	if active := decodeJSON[[]jit.Grant](t, clientOK("grants", "--active", "-o", "json")); len(active) != 0 {
+		t.Fatalf("client build: active grants after revoke = %+v", active)
 	}
 
 	deps, err := exec.Command("go", "list", "-deps", "-tags", "drawbridge_client", pkg).Output()
