@@ -48,6 +48,9 @@ func TestClientOnlyBuild(t *testing.T) {
 			t.Errorf("--help lists %q, a command of the full binary only:\n%s", c, help)
 		}
 	}
+	if strings.Contains(help, "drawbridge demo") || !strings.Contains(help, "client-only build") {
+		t.Errorf("--help should say it is the client-only build and not suggest the demo:\n%s", help)
+	}
 	if out, err := runBin("request", "--help"); err != nil || !strings.Contains(out, "approve") {
 		t.Errorf("request --help: %v; want the approve subcommand:\n%s", err, out)
 	}

@@ -2,7 +2,11 @@
 
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+)
 
 // buildFlavour marks the client-only build in `drawbridge version`.
 const buildFlavour = " [client only]"
@@ -13,7 +17,7 @@ const buildFlavour = " [client only]"
 // of the stores, providers, cloud SDKs or metrics, and starts in a
 // fraction of the full binary's time.
 func (a *app) addOperatorCommands(root *cobra.Command) {
-	root.Long += `
+	root.Long = strings.Replace(root.Long, "\n"+demoHint, "", 1) + `
 
 This is the client-only build: server, agent, demo, inventory sync and
 cloudsim are in the full drawbridge binary (built without -tags

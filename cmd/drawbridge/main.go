@@ -37,6 +37,9 @@ type app struct {
 
 const defaultServer = "http://127.0.0.1:8080"
 
+// demoHint ends the root's help; the client-only build drops it.
+const demoHint = `Run "drawbridge demo" to see everything on a built-in simulated network.`
+
 // run executes the command line args and returns the exit code. Errors are
 // reported as one line on stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -70,7 +73,7 @@ them for one source address for a bounded time, then restores the firewall.
 
 Client commands find the server through --server or DRAWBRIDGE_SERVER
 (default ` + defaultServer + `) and send --token or DRAWBRIDGE_TOKEN as a bearer token.
-Run "drawbridge demo" to see everything on a built-in simulated network.`,
+` + demoHint,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
