@@ -1,3 +1,5 @@
+//go:build !drawbridge_client
+
 package main
 
 import (
@@ -189,8 +191,3 @@ func parseGuardPorts(s string) ([]agenthub.SnapshotPort, error) {
 	}
 	return out, nil
 }
-
-// defaultHostLocation is the policy location `policy set` uses for a host
-// (cloud: host) whose inventory entry names no location: on-premises hosts
-// have no cloud region, and the policy's ID needs one.
-const defaultHostLocation = "local"

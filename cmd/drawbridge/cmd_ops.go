@@ -1,16 +1,16 @@
+//go:build !drawbridge_client
+
 package main
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/drawbridge/drawbridge/internal/config"
-	"github.com/drawbridge/drawbridge/internal/metrics"
 )
 
 // configurable gives cmd a --config FILE flag and fills, before it runs,
@@ -89,17 +89,4 @@ func newLogger(w io.Writer, format string, debug bool) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format: %q is not a format; use text or json", format)
-}
-
-func (a *app) versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print drawbridge's version and VCS revision",
-		Args:  exactArgs(0, ""),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			version, revision := metrics.BuildInfo()
-			fmt.Fprintf(a.stdout, "drawbridge %s (revision %s, %s)\n", version, revision, runtime.Version())
-			return nil
-		},
-	}
 }

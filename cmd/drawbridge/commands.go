@@ -176,6 +176,11 @@ func putPolicyFile(ctx context.Context, c *client.Client, file, id string) (api.
 	return c.PutPolicyRaw(ctx, id, data)
 }
 
+// defaultHostLocation is the policy location `policy set` uses for a host
+// (cloud: host) whose inventory entry names no location: on-premises hosts
+// have no cloud region, and the policy's ID needs one.
+const defaultHostLocation = "local"
+
 func setPolicyForVM(ctx context.Context, c *client.Client, vmArg, name, location string, ports []int, protocol string, sources []string, maxDur string, concurrent bool) (api.PolicyResource, error) {
 	vm, err := resolveVM(ctx, c, vmArg)
 	if err != nil {

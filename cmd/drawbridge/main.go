@@ -37,6 +37,9 @@ type app struct {
 
 const defaultServer = "http://127.0.0.1:8080"
 
+// demoHint ends the root's help; the client-only build drops it.
+const demoHint = `Run "drawbridge demo" to see everything on a built-in simulated network.`
+
 // run executes the command line args and returns the exit code. Errors are
 // reported as one line on stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -70,7 +73,7 @@ them for one source address for a bounded time, then restores the firewall.
 
 Client commands find the server through --server or DRAWBRIDGE_SERVER
 (default ` + defaultServer + `) and send --token or DRAWBRIDGE_TOKEN as a bearer token.
-Run "drawbridge demo" to see everything on a built-in simulated network.`,
+` + demoHint,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -85,13 +88,13 @@ Run "drawbridge demo" to see everything on a built-in simulated network.`,
 	pf.BoolVar(&a.utc, "utc", false, "print times in grant and request tables in UTC (default: local time, from TZ)")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
 
-	root.AddCommand(a.serverCmd(), a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
-		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.demoCmd(), a.assessCmd())
-	root.AddCommand(a.agentCmd(), a.versionCmd())
+	root.AddCommand(a.policyCmd(), a.requestCmd(), a.grantsCmd(), a.revokeCmd(),
+		a.vmCmd(), a.networkCmd(), a.inventoryCmd(), a.assessCmd())
+	root.AddCommand(a.versionCmd())
 	root.AddCommand(a.tokenCmd(), a.roleCmd(), a.auditCmd(), a.loginCmd(), a.logoutCmd())
-	a.addSyncAzure(root)     // inventory sync azure (cmd_sync_azure.go)
-	a.addCloudsimAzure(root) // cloudsim azure (cmd_cloudsim.go)
-	a.addAWSCommands(root)
+	// server, agent, demo, inventory sync, cloudsim: none in the
+	// client-only build (commands_full.go, commands_client.go).
+	a.addOperatorCommands(root)
 	if rc, _, err := root.Find([]string{"request"}); err == nil && rc != root {
 		rc.AddCommand(a.approvalCmds()...) // request approve|deny|pending
 	}

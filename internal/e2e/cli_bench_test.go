@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,9 @@ import (
 //
 //	go test -run '^$' -bench CLIOpen -benchtime 1x ./internal/e2e/ -args -old /tmp/drawbridge-main
 //
+// or with more builds (-also client=/tmp/db-client,static=/tmp/db-static:
+// at most 1000 requests in all, arms × -rounds × -per-round).
+//
 // It measures the figure a user sees: `drawbridge request host1 --port 22
 // ...` exec'd → first successful TCP connect from client namespace A to the
 // agent-guarded VM namespace, through a real server (SQLite) and agent. The
@@ -28,7 +32,7 @@ import (
 // `drawbridge version` exec → exit, interleaved the same way.
 var (
 	oldBin    = flag.String("old", "", "a drawbridge binary to compare with this tree's (CLIOpen)")
-	alsoBin   = flag.String("also", "", "one more drawbridge binary to compare, e.g. this tree built with CGO_ENABLED=0 (CLIOpen)")
+	alsoBin   = flag.String("also", "", "more drawbridge binaries to compare, comma-separated [NAME=]PATH, e.g. static=/tmp/db-static,client=/tmp/db-client (CLIOpen)")
 	cliRounds = flag.Int("rounds", 16, "interleaved rounds (CLIOpen)")
 	perRound  = flag.Int("per-round", 8, "samples per arm per round (CLIOpen)")
 )
@@ -37,6 +41,7 @@ type arm struct {
 	name string
 	bin  string // "" for the in-process API call
 	srcF string // the request command's flag for the source address
+	vm   string // the API arms' VM: its resource ID or, as the CLI sends it, its name
 }
 
 func BenchmarkCLIOpen(b *testing.B) {
@@ -45,22 +50,36 @@ func BenchmarkCLIOpen(b *testing.B) {
 	if *oldBin != "" {
 		arms = append([]arm{{name: "old", bin: *oldBin}}, arms...)
 	}
-	if *alsoBin != "" {
-		arms = append(arms, arm{name: "also", bin: *alsoBin})
+	for i, spec := range strings.Split(*alsoBin, ",") {
+		if spec == "" {
+			continue
+		}
+		name, path, ok := strings.Cut(spec, "=")
+		if !ok {
+			name, path = "also", spec
+			if i > 0 {
+				name = fmt.Sprintf("also%d", i+1)
+			}
+		}
+		arms = append(arms, arm{name: name, bin: path})
 	}
 	for i := range arms {
 		arms[i].srcF = sourceFlag(b, arms[i].bin)
 	}
-	arms = append(arms, arm{name: "api"})
+	// The floor: the same POST from this process, by resource ID and, as
+	// the CLI sends it, by name (resolved by the server).
+	arms = append(arms, arm{name: "api", vm: vmID}, arm{name: "api-name", vm: "host1"})
 	dir := b.TempDir()
 	for range b.N {
 		open, version := measureCLI(b, dir, arms)
+		// Printed, not b.Logf: the testing package keeps only the first
+		// 10 lines of a benchmark's log, fewer than 5 arms need.
 		for _, a := range arms {
-			b.Logf("%-4s exec → port open, %d requests: %s", a.name, len(open[a.name]), summary(open[a.name]))
+			fmt.Printf("%-16s exec → port open, %d requests: %s\n", a.name, len(open[a.name]), summary(open[a.name]))
 			b.ReportMetric(ms(pct(open[a.name], 50)), a.name+"-open-p50-ms")
 			b.ReportMetric(ms(pct(open[a.name], 99)), a.name+"-open-p99-ms")
 			if a.bin != "" {
-				b.Logf("%-4s version exec → exit, %d runs: %s", a.name, len(version[a.name]), summary(version[a.name]))
+				fmt.Printf("%-16s version exec → exit, %d runs: %s\n", a.name, len(version[a.name]), summary(version[a.name]))
 				b.ReportMetric(ms(pct(version[a.name], 50)), a.name+"-version-p50-ms")
 			}
 		}
@@ -121,7 +140,7 @@ func measureCLI(b *testing.B, dir string, arms []arm) (open, version map[string]
 				took, err := openFrom(tp.a, src, tp.vmA4, 22, func() time.Time {
 					t0 := time.Now()
 					if a.bin == "" {
-						if _, err := c.Request(ctx, api.SimpleRequest{VM: vmID, Ports: []int{22}, Duration: "1h", Source: src.String()}); err != nil {
+						if _, err := c.Request(ctx, api.SimpleRequest{VM: a.vm, Ports: []int{22}, Duration: "1h", Source: src.String()}); err != nil {
 							b.Errorf("api request: %v", err)
 						}
 						return t0

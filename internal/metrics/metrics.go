@@ -12,7 +12,6 @@ package metrics
 
 import (
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/drawbridge/drawbridge/internal/buildinfo"
 )
 
 // latencyBuckets span the API's and the firewall's latencies: 1ms to 1min.
@@ -195,26 +196,4 @@ func boundedMethod(m string) string {
 
 // BuildInfo returns the main module's version and VCS revision from the
 // binary's build information ("(devel)" and "unknown" when absent).
-func BuildInfo() (version, revision string) {
-	version, revision = "(devel)", "unknown"
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return
-	}
-	if bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty && revision != "unknown" {
-		revision += "-dirty"
-	}
-	return
-}
+func BuildInfo() (version, revision string) { return buildinfo.Read() }
