@@ -1,3 +1,5 @@
+//go:build !drawbridge_client
+
 package main
 
 import (
