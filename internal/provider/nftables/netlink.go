@@ -132,63 +132,86 @@ func (k *Kernel) apply(st State) error {
 	if err != nil {
 		return err
 	}
-
 	o := newObjects()
-	var have plan
+	have, err := k.current(c, o, now)
+	if err != nil {
+		return err
+	}
+	if err := queueGuardChanges(c, o, have, want); err != nil {
+		return err
+	}
+	next, nAdd, nDel, err := k.queueGrantChanges(c, o, have, want)
+	if err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: apply transaction on inet %s (%d element adds, %d deletes): %w", TableName, nAdd, nDel, err)
+	}
+	k.cache = &next
+	return nil
+}
+
+// current returns what the kernel holds: what we last wrote, minus what
+// the kernel has expired since, or else what syncObjects reads.
+func (k *Kernel) current(c *nft.Conn, o *objects, now time.Time) (plan, error) {
 	if k.cache != nil {
-		// Trust what we last wrote, minus what the kernel has expired since.
-		have = k.cache.live(now)
-	} else {
-		have = plan{guard: map[uint8][]uint16{}, allow: map[setID][]elem{}}
-		exists, err := tableExists(c)
-		if err != nil {
-			return err
+		return k.cache.live(now), nil
+	}
+	return syncObjects(c, o, now)
+}
+
+// syncObjects queues on c whatever of the table, chain, sets and rules is
+// missing or differs from what this version writes, and returns the
+// elements the kernel holds (none when the table did not exist).
+func syncObjects(c *nft.Conn, o *objects, now time.Time) (plan, error) {
+	have := plan{guard: map[uint8][]uint16{}, allow: map[setID][]elem{}}
+	exists, err := tableExists(c)
+	if err != nil {
+		return plan{}, err
+	}
+	c.AddTable(o.table)
+	c.AddChain(o.chain)
+	if !exists {
+		for _, s := range o.sets() {
+			if err := c.AddSet(s, nil); err != nil {
+				return plan{}, fmt.Errorf("nftables: add set %s: %w", s.Name, err)
+			}
 		}
-		c.AddTable(o.table)
-		c.AddChain(o.chain)
-		if !exists {
-			for _, s := range o.sets() {
-				if err := c.AddSet(s, nil); err != nil {
-					return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
-				}
-			}
-			for _, r := range o.rules() {
-				c.AddRule(r)
-			}
-		} else {
-			sets, err := c.GetSets(o.table)
-			if err != nil {
-				return fmt.Errorf("nftables: list sets of inet %s: %w", TableName, err)
-			}
-			present := map[string]bool{}
-			for _, s := range sets {
-				present[s.Name] = true
-			}
-			for _, s := range o.sets() {
-				if !present[s.Name] {
-					if err := c.AddSet(s, nil); err != nil {
-						return fmt.Errorf("nftables: add set %s: %w", s.Name, err)
-					}
-				}
-			}
-			tags, err := ruleTags(c, o)
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(tags, o.ruleTags()) {
-				c.FlushChain(o.chain)
-				for _, r := range o.rules() {
-					c.AddRule(r)
-				}
-			}
-			have, err = readPlan(c, o, present, now)
-			if err != nil {
-				return err
+		for _, r := range o.rules() {
+			c.AddRule(r)
+		}
+		return have, nil
+	}
+	sets, err := c.GetSets(o.table)
+	if err != nil {
+		return plan{}, fmt.Errorf("nftables: list sets of inet %s: %w", TableName, err)
+	}
+	present := map[string]bool{}
+	for _, s := range sets {
+		present[s.Name] = true
+	}
+	for _, s := range o.sets() {
+		if !present[s.Name] {
+			if err := c.AddSet(s, nil); err != nil {
+				return plan{}, fmt.Errorf("nftables: add set %s: %w", s.Name, err)
 			}
 		}
 	}
+	tags, err := ruleTags(c, o)
+	if err != nil {
+		return plan{}, err
+	}
+	if !slices.Equal(tags, o.ruleTags()) {
+		c.FlushChain(o.chain)
+		for _, r := range o.rules() {
+			c.AddRule(r)
+		}
+	}
+	return readPlan(c, o, present, now)
+}
 
-	// Guarded ports.
+// queueGuardChanges queues the guarded-port changes from have to want.
+func queueGuardChanges(c *nft.Conn, o *objects, have, want plan) error {
 	for _, pr := range []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
 		s := o.guard[pr]
 		del, add := diffPorts(have.guard[pr], want.guard[pr])
@@ -199,15 +222,19 @@ func (k *Kernel) apply(st State) error {
 			return fmt.Errorf("nftables: add guarded ports to %s: %w", s.Name, err)
 		}
 	}
-	// Grants. Kernel timeouts count from insertion: take "now" as late as
-	// possible.
-	next := plan{guard: want.guard, allow: map[setID][]elem{}}
+	return nil
+}
+
+// queueGrantChanges queues the grant element changes from have to want and
+// returns what the kernel will hold once the transaction commits, with the
+// number of element adds and deletes queued.
+func (k *Kernel) queueGrantChanges(c *nft.Conn, o *objects, have, want plan) (next plan, nAdd, nDel int, err error) {
+	next = plan{guard: want.guard, allow: map[setID][]elem{}}
 	type change struct {
 		id       setID
 		del, add []elem
 	}
 	var changes []change
-	var nAdd, nDel int
 	for _, id := range allowSets {
 		del, add, kept := diffElems(have.allow[id], want.allow[id], k.opts.Tolerance)
 		nAdd += len(add)
@@ -215,21 +242,18 @@ func (k *Kernel) apply(st State) error {
 		changes = append(changes, change{id, del, add})
 		next.allow[id] = kept
 	}
+	// Kernel timeouts count from insertion: take "now" as late as possible.
 	wnow := k.opts.Clock.Now()
 	for _, ch := range changes {
 		s := o.allow[ch.id]
 		if err := chunked(c.SetDeleteElements, s, grantElems(ch.del, ch.id.single, wnow)); err != nil {
-			return fmt.Errorf("nftables: delete elements from %s: %w", s.Name, err)
+			return plan{}, 0, 0, fmt.Errorf("nftables: delete elements from %s: %w", s.Name, err)
 		}
 		if err := chunked(c.SetAddElements, s, grantElems(ch.add, ch.id.single, wnow)); err != nil {
-			return fmt.Errorf("nftables: add elements to %s: %w", s.Name, err)
+			return plan{}, 0, 0, fmt.Errorf("nftables: add elements to %s: %w", s.Name, err)
 		}
 	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: apply transaction on inet %s (%d element adds, %d deletes): %w", TableName, nAdd, nDel, err)
-	}
-	k.cache = &next
-	return nil
+	return next, nAdd, nDel, nil
 }
 
 // live is p without the elements whose end has passed.
