@@ -88,6 +88,21 @@ func (s *session) reconcileGrantGroups(vm inventory.VM, name string, enis []*inv
 	for k := range want {
 		s.newFP.GrantGroups = append(s.newFP.GrantGroups, k)
 	}
+	if err := s.deleteUnwantedGrantGroups(vm, want); err != nil {
+		return err
+	}
+	if err := s.detachMissingGrantGroups(enis, want); err != nil {
+		return err
+	}
+	if len(grants) == 0 {
+		return nil
+	}
+	return s.attachGrantGroups(vm, name, enis, grants)
+}
+
+// deleteUnwantedGrantGroups deletes this VM's grant groups that no grant
+// in want needs.
+func (s *session) deleteUnwantedGrantGroups(vm inventory.VM, want map[string]jit.DesiredGrant) error {
 	keys, err := s.candidates(inventory.KindSecurityGroup, func(f *Footprint) []string { return f.GrantGroups })
 	if err != nil {
 		return err
@@ -108,8 +123,13 @@ func (s *session) reconcileGrantGroups(vm inventory.VM, name string, enis []*inv
 			s.del(inventory.KindSecurityGroup, k)
 		}
 	}
-	// Detach what is not wanted and no longer exists (deleted above, or a
-	// dangling reference); another VM's grant group is left alone.
+	return nil
+}
+
+// detachMissingGrantGroups detaches what is not wanted and no longer
+// exists (deleted above, or a dangling reference); another VM's grant
+// group is left alone.
+func (s *session) detachMissingGrantGroups(enis []*inventory.ENI, want map[string]jit.DesiredGrant) error {
 	for _, eni := range enis {
 		n := len(eni.SecurityGroups)
 		var dropErr error
@@ -132,9 +152,12 @@ func (s *session) reconcileGrantGroups(vm inventory.VM, name string, enis []*inv
 			eni.SecurityGroups = nil
 		}
 	}
-	if len(grants) == 0 {
-		return nil
-	}
+	return nil
+}
+
+// attachGrantGroups writes each grant's group and attaches it to the
+// primary ENI only.
+func (s *session) attachGrantGroups(vm inventory.VM, name string, enis []*inventory.ENI, grants []jit.DesiredGrant) error {
 	primary := enis[0] // grants imply guarded ports, so every ENI was found
 	vpc, err := s.vpcOf(primary)
 	if err != nil {
@@ -215,6 +238,22 @@ func grantGroup(vm inventory.VM, g jit.DesiredGrant, vpc string) netrule.Securit
 // recomputes each such group from the user's permissions and all holds.
 func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, guarded []jit.GuardedPort) error {
 	vmKey := inventory.Key(vm.ID)
+	groups, attached, err := s.revocationGroups(vmKey, enis)
+	if err != nil {
+		return err
+	}
+	for _, k := range groups {
+		if err := s.reconcileRevocation(k, vmKey, attached[k], guarded); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revocationGroups returns the keys of the user security groups to
+// recompute: those attached to the ENIs (attached maps each to its ENI ID,
+// for errors), then those whose record still names this VM as a holder.
+func (s *session) revocationGroups(vmKey string, enis []*inventory.ENI) ([]string, map[string]string, error) {
 	var groups []string
 	attached := map[string]string{} // group key -> ENI ID, for errors
 	for _, eni := range enis {
@@ -229,7 +268,7 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 	}
 	recKeys, err := s.candidates(KindRevoked, func(f *Footprint) []string { return f.RevokedGroups })
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for _, k := range recKeys {
 		if attached[k] != "" {
@@ -237,68 +276,80 @@ func (s *session) reconcileRevocations(vm inventory.VM, enis []*inventory.ENI, g
 		}
 		rec, err := get[Revocation](s, KindRevoked, k)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if rec != nil && slices.ContainsFunc(rec.Holders, func(h Holder) bool { return h.VMID == vmKey }) {
 			groups = append(groups, k)
 		}
 	}
-	for _, k := range groups {
-		sg, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, k)
-		if err != nil {
-			return err
-		}
-		rec, err := get[Revocation](s, KindRevoked, k)
-		if err != nil {
-			return err
-		}
-		if sg == nil {
-			if attached[k] != "" && len(guarded) > 0 {
-				return fmt.Errorf("network interface %s: security group %s not found: %w", attached[k], k, ErrInventory)
-			}
-			// The group is gone: nothing to restore into; forget the hold.
-			if rec != nil {
-				rec.Holders = slices.DeleteFunc(rec.Holders, func(h Holder) bool { return h.VMID == vmKey })
-				if len(rec.Holders) == 0 {
-					s.del(KindRevoked, k)
-				} else {
-					s.put(KindRevoked, k, rec)
-				}
-			}
-			continue
-		}
-		var holders []Holder
-		if rec != nil {
-			holders = slices.DeleteFunc(slices.Clone(rec.Holders), func(h Holder) bool { return h.VMID == vmKey })
-		}
-		if attached[k] != "" && len(guarded) > 0 {
-			holders = append(holders, Holder{VMID: vmKey, Ports: slices.Clone(guarded)})
-			s.newFP.RevokedGroups = append(s.newFP.RevokedGroups, k)
-		}
-		sort.Slice(holders, func(i, j int) bool { return holders[i].VMID < holders[j].VMID })
+	return groups, attached, nil
+}
 
-		base := userPermissions(sg.IPPermissions, rec)
-		var perms []netrule.IPPermission
-		if len(holders) == 0 {
-			perms = base
-			if rec != nil {
-				s.del(KindRevoked, k)
-			}
-		} else {
-			var revoked []RevokedPermission
-			var rem []netrule.IPPermission
-			perms, revoked, rem = revoke(base, holders)
-			nrec := &Revocation{GroupID: sg.GroupID, Holders: holders, Revoked: revoked, Remainders: rem}
-			if rec == nil || !jsonEqual(rec, nrec) {
-				s.put(KindRevoked, k, nrec)
-			}
+// reconcileRevocation sets this VM's hold on group k (held while the group
+// is attached, eniID, and ports are guarded) and recomputes the group's
+// permissions and its KindRevoked record from the user's permissions and
+// all holds.
+func (s *session) reconcileRevocation(k, vmKey, eniID string, guarded []jit.GuardedPort) error {
+	sg, err := get[netrule.SecurityGroup](s, inventory.KindSecurityGroup, k)
+	if err != nil {
+		return err
+	}
+	rec, err := get[Revocation](s, KindRevoked, k)
+	if err != nil {
+		return err
+	}
+	if sg == nil {
+		if eniID != "" && len(guarded) > 0 {
+			return fmt.Errorf("network interface %s: security group %s not found: %w", eniID, k, ErrInventory)
 		}
-		if !jsonEqual(sg.IPPermissions, perms) {
-			sg.IPPermissions = perms
-			s.put(inventory.KindSecurityGroup, k, sg)
+		s.forgetHold(k, vmKey, rec)
+		return nil
+	}
+	var holders []Holder
+	if rec != nil {
+		holders = slices.DeleteFunc(slices.Clone(rec.Holders), func(h Holder) bool { return h.VMID == vmKey })
+	}
+	if eniID != "" && len(guarded) > 0 {
+		holders = append(holders, Holder{VMID: vmKey, Ports: slices.Clone(guarded)})
+		s.newFP.RevokedGroups = append(s.newFP.RevokedGroups, k)
+	}
+	sort.Slice(holders, func(i, j int) bool { return holders[i].VMID < holders[j].VMID })
+
+	base := userPermissions(sg.IPPermissions, rec)
+	var perms []netrule.IPPermission
+	if len(holders) == 0 {
+		perms = base
+		if rec != nil {
+			s.del(KindRevoked, k)
+		}
+	} else {
+		var revoked []RevokedPermission
+		var rem []netrule.IPPermission
+		perms, revoked, rem = revoke(base, holders)
+		nrec := &Revocation{GroupID: sg.GroupID, Holders: holders, Revoked: revoked, Remainders: rem}
+		if rec == nil || !jsonEqual(rec, nrec) {
+			s.put(KindRevoked, k, nrec)
 		}
 	}
+	if !jsonEqual(sg.IPPermissions, perms) {
+		sg.IPPermissions = perms
+		s.put(inventory.KindSecurityGroup, k, sg)
+	}
 	return nil
+}
+
+// forgetHold drops this VM's hold on group k, which is gone: there is
+// nothing to restore into.
+func (s *session) forgetHold(k, vmKey string, rec *Revocation) {
+	if rec == nil {
+		return
+	}
+	rec.Holders = slices.DeleteFunc(rec.Holders, func(h Holder) bool { return h.VMID == vmKey })
+	if len(rec.Holders) == 0 {
+		s.del(KindRevoked, k)
+	} else {
+		s.put(KindRevoked, k, rec)
+	}
 }
 
 // userPermissions recovers the group's permissions as the user had them:
