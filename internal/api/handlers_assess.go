@@ -3,13 +3,11 @@ package api
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/assess"
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
-	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/rbac"
 	"github.com/drawbridge/drawbridge/internal/resource"
 )
@@ -181,113 +179,4 @@ func (s *Server) getAssessment(w http.ResponseWriter, r *http.Request) {
 		Fix:   assess.Fix(rep),
 		Notes: []string{AssessmentNote}, NextLink: page.NextLink,
 	})
-}
-
-// fixAssessment applies the fix plan: every unhealthy VM (or those named)
-// gets its exposed management ports guarded by a JIT policy with the
-// default settings (TCP, source *, at most PT3H), in the policy it already
-// has or in the policy named PolicyName of its resource group and location.
-func (s *Server) fixAssessment(w http.ResponseWriter, r *http.Request) {
-	principal, _, ok := s.caller(w, r)
-	if !ok {
-		return
-	}
-	var body AssessmentFixRequest
-	if r.ContentLength != 0 && !decode(w, r, &body) {
-		return
-	}
-	if body.PolicyName == "" {
-		body.PolicyName = "default"
-	}
-	if strings.ContainsAny(body.PolicyName, "/ ") {
-		writeError(w, http.StatusBadRequest, "BadRequest", "policyName", "policy name "+body.PolicyName+" must not contain '/' or spaces")
-		return
-	}
-	ctx := r.Context()
-	in, policies, _, err := s.assessmentData(ctx, resource.MustParse("/"))
-	if err != nil {
-		s.writeServiceError(w, r, err)
-		return
-	}
-	rep, err := assess.Assess(in)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequest", "", err.Error())
-		return
-	}
-	plan := assess.Fix(rep)
-	if len(body.VMs) > 0 {
-		want := map[string]int{}
-		for i, id := range body.VMs {
-			want[inventory.Key(id)] = i
-		}
-		kept := plan.VirtualMachines[:0:0]
-		for _, vm := range plan.VirtualMachines {
-			if _, ok := want[inventory.Key(vm.ID)]; ok {
-				kept = append(kept, vm)
-				delete(want, inventory.Key(vm.ID))
-			}
-		}
-		for _, i := range want {
-			writeError(w, http.StatusConflict, "Conflict", "vms", "virtual machine "+body.VMs[i]+" is not unhealthy in the assessment: there is nothing to fix")
-			return
-		}
-		plan.VirtualMachines = kept
-	}
-	for _, vm := range plan.VirtualMachines {
-		if !s.authorize(w, principal, rbac.OpAssessFix, vm.ID) {
-			return
-		}
-	}
-	vms := map[string]inventory.VM{}
-	for _, vm := range in.Inventory.VMs {
-		vms[inventory.Key(vm.ID)] = vm
-	}
-	adds := make([]jit.VMPorts, 0, len(plan.VirtualMachines))
-	for _, fv := range plan.VirtualMachines {
-		add := jit.VMPorts{VM: vms[inventory.Key(fv.ID)]}
-		for _, p := range fv.Ports {
-			add.Ports = append(add.Ports, jit.PortPolicy{Number: p.Number, Protocol: netrule.Protocol(p.Protocol),
-				AllowedSourceAddressPrefix: p.AllowedSourceAddressPrefix, MaxRequestAccessDuration: p.MaxRequestAccessDuration})
-		}
-		adds = append(adds, add)
-	}
-	changes, err := jit.MergePorts(policies, adds, body.PolicyName)
-	if err != nil {
-		writeError(w, http.StatusConflict, "Conflict", "", err.Error())
-		return
-	}
-	out := AssessmentFixResponse{Plan: plan, Policies: []FixedPolicy{}, Notes: []string{AssessmentNote}}
-	for _, c := range changes {
-		saved, err := s.cfg.Service.PutPolicy(ctx, c.Policy)
-		if err != nil {
-			// Policies already written stay: each PUT is whole on its own.
-			s.writeServiceError(w, r, err)
-			return
-		}
-		out.Policies = append(out.Policies, FixedPolicy{ID: saved.ID, Created: c.Created, VMs: c.VMs,
-			ProvisioningState: saved.ProvisioningState, ProvisioningError: saved.ProvisioningError,
-			Widened: c.Widened, Unchanged: c.Unchanged})
-	}
-	// Assess again so the caller sees the outcome for the fixed VMs.
-	in, _, _, err = s.assessmentData(ctx, resource.MustParse("/"))
-	if err != nil {
-		s.writeServiceError(w, r, err)
-		return
-	}
-	after, err := assess.Assess(in)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequest", "", err.Error())
-		return
-	}
-	out.Summary = after.Summary
-	fixed := map[string]bool{}
-	for _, vm := range plan.VirtualMachines {
-		fixed[inventory.Key(vm.ID)] = true
-	}
-	for _, res := range after.Results {
-		if fixed[inventory.Key(res.ID)] {
-			out.Results = append(out.Results, res)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 }

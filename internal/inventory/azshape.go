@@ -182,21 +182,7 @@ func normalizeAz(data []byte) ([]byte, error) {
 	if err := dec.Decode(&doc); err != nil || doc == nil {
 		return data, nil
 	}
-	changed := false
-	pips := map[string]any{}
-	if l, ok := doc["publicIPAddresses"].([]any); ok {
-		// `az network public-ip list`: resolves the NICs' references.
-		for _, p := range l {
-			if po, ok := p.(obj); ok {
-				po = flatten(po)
-				if a, ok := po["ipAddress"].(string); ok {
-					pips[strings.ToLower(refID(po))] = a
-				}
-			}
-		}
-		delete(doc, "publicIPAddresses")
-		changed = true
-	}
+	pips, changed := takePublicIPs(doc)
 	each := func(key string, fn func(o obj, where string) (obj, error)) error {
 		l, _ := doc[key].([]any)
 		for i, v := range l {
@@ -212,33 +198,7 @@ func normalizeAz(data []byte) ([]byte, error) {
 		}
 		return nil
 	}
-	if err := each("virtualNetworks", func(o obj, _ string) (obj, error) {
-		o = flatten(o)
-		out := keep(o, "id")
-		if as, ok := o["addressSpace"].(obj); ok {
-			out["addressSpace"] = as["addressPrefixes"]
-		}
-		// `az network vnet show` embeds the subnets: they join the list.
-		subs, _ := o["subnets"].([]any)
-		for _, s := range subs {
-			so, ok := s.(obj)
-			if !ok {
-				continue
-			}
-			list, _ := doc["subnets"].([]any)
-			id := strings.ToLower(refID(so))
-			listed := false
-			for _, x := range list {
-				if xo, ok := x.(obj); ok && strings.ToLower(refID(xo)) == id {
-					listed = true
-				}
-			}
-			if !listed {
-				doc["subnets"] = append(list, azSubnet(so))
-			}
-		}
-		return out, nil
-	}); err != nil {
+	if err := each("virtualNetworks", func(o obj, _ string) (obj, error) { return azVNet(doc, o), nil }); err != nil {
 		return nil, err
 	}
 	if err := each("subnets", func(o obj, _ string) (obj, error) { return azSubnet(o), nil }); err != nil {
@@ -260,4 +220,54 @@ func normalizeAz(data []byte) ([]byte, error) {
 		return data, nil
 	}
 	return json.Marshal(doc)
+}
+
+// takePublicIPs removes the document's publicIPAddresses list (`az network
+// public-ip list`), returning each address by lower-cased ID so the NICs'
+// references resolve, and whether there was a list.
+func takePublicIPs(doc obj) (map[string]any, bool) {
+	pips := map[string]any{}
+	l, ok := doc["publicIPAddresses"].([]any)
+	if !ok {
+		return pips, false
+	}
+	for _, p := range l {
+		if po, ok := p.(obj); ok {
+			po = flatten(po)
+			if a, ok := po["ipAddress"].(string); ok {
+				pips[strings.ToLower(refID(po))] = a
+			}
+		}
+	}
+	delete(doc, "publicIPAddresses")
+	return pips, true
+}
+
+// azVNet reshapes an az virtual network. `az network vnet show` embeds the
+// subnets: those not yet in doc's subnets list join it.
+func azVNet(doc, o obj) obj {
+	o = flatten(o)
+	out := keep(o, "id")
+	if as, ok := o["addressSpace"].(obj); ok {
+		out["addressSpace"] = as["addressPrefixes"]
+	}
+	subs, _ := o["subnets"].([]any)
+	for _, s := range subs {
+		so, ok := s.(obj)
+		if !ok {
+			continue
+		}
+		list, _ := doc["subnets"].([]any)
+		id := strings.ToLower(refID(so))
+		listed := false
+		for _, x := range list {
+			if xo, ok := x.(obj); ok && strings.ToLower(refID(xo)) == id {
+				listed = true
+			}
+		}
+		if !listed {
+			doc["subnets"] = append(list, azSubnet(so))
+		}
+	}
+	return out
 }

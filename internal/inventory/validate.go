@@ -21,173 +21,216 @@ import (
 // and NSG; a subnet's NSG; an ENI's security groups must all exist).
 func Validate(inv Inventory) error {
 	v := &validator{}
-	ids := func(list string, n int, id func(int) string) map[string]bool {
-		seen := make(map[string]bool, n)
-		for i := 0; i < n; i++ {
-			s := id(i)
-			at := v.at(list, i, s)
-			if strings.TrimSpace(s) == "" {
-				v.add(at, "id", "id is required")
-				continue
-			}
-			if seen[Key(s)] {
-				v.add(at, "id", "duplicate id: another %s has the same id (ids compare case-insensitively)", strings.TrimSuffix(list, "s"))
-			}
-			seen[Key(s)] = true
-		}
-		return seen
-	}
-	ids("vms", len(inv.VMs), func(i int) string { return inv.VMs[i].ID })
-	nics := ids("nics", len(inv.NICs), func(i int) string { return inv.NICs[i].ID })
-	ids("virtualNetworks", len(inv.VirtualNetworks), func(i int) string { return inv.VirtualNetworks[i].ID })
-	subnets := ids("subnets", len(inv.Subnets), func(i int) string { return inv.Subnets[i].ID })
-	nsgs := ids("networkSecurityGroups", len(inv.NSGs), func(i int) string { return inv.NSGs[i].ID })
-	fws := ids("firewalls", len(inv.Firewalls), func(i int) string { return inv.Firewalls[i].ID })
-	enis := ids("enis", len(inv.ENIs), func(i int) string { return inv.ENIs[i].ID })
-	sgs := ids("securityGroups", len(inv.SecurityGroups), func(i int) string { return inv.SecurityGroups[i].GroupID })
-
-	ref := func(at, field, what, id string, known map[string]bool) {
-		if id != "" && !known[Key(id)] {
-			v.add(at, field, "%s %q is not in the inventory", what, id)
-		}
-	}
-
+	known := v.checkIDs(inv)
 	for i, vm := range inv.VMs {
-		at := v.at("vms", i, vm.ID)
-		if vm.ID != "" {
-			if id, err := resource.Parse(vm.ID); err != nil {
-				v.add(at, "id", "%v", err)
-			} else if id.Type() == "" {
-				v.add(at, "id", "%q is a scope, not a resource ID (…/providers/{namespace}/{type}/{name})", vm.ID)
-			}
-		}
-		switch vm.Cloud {
-		case Azure, AWS, Host:
-		case "":
-			v.add(at, "cloud", "cloud is required (azure, aws or host)")
-		default:
-			v.add(at, "cloud", "cloud %q is not one of azure, aws, host", vm.Cloud)
-		}
-		switch vm.Provider {
-		case ProviderSim, ProviderNftables, ProviderAzure, ProviderAWS:
-		case "":
-			v.add(at, "provider", "provider is required (sim, nftables, azure or aws)")
-		default:
-			v.add(at, "provider", "provider %q is not one of sim, nftables, azure, aws", vm.Provider)
-		}
-		for j, n := range vm.NICs {
-			ref(at, fmt.Sprintf("nics[%d]", j), "network interface", n, nics)
-		}
-		for j, e := range vm.ENIs {
-			ref(at, fmt.Sprintf("enis[%d]", j), "ENI", e, enis)
-		}
-		ref(at, "firewall", "firewall", vm.Firewall, fws)
-		for j, a := range vm.Addresses {
-			if !a.IsValid() {
-				v.add(at, fmt.Sprintf("addresses[%d]", j), "address is not set")
-			}
-		}
+		v.checkVM(v.at("vms", i, vm.ID), vm, known)
 	}
 	for i, n := range inv.NICs {
-		at := v.at("nics", i, n.ID)
-		ref(at, "subnet", "subnet", n.Subnet, subnets)
-		ref(at, "networkSecurityGroup", "network security group", n.NSG, nsgs)
-		for j, a := range n.PrivateIPs {
-			if !a.IsValid() {
-				v.add(at, fmt.Sprintf("privateIPAddresses[%d]", j), "address is not set")
-			}
-		}
+		v.checkNIC(v.at("nics", i, n.ID), n, known)
 	}
 	for i, vn := range inv.VirtualNetworks {
-		at := v.at("virtualNetworks", i, vn.ID)
-		if len(vn.AddressSpace) == 0 {
-			v.add(at, "addressSpace", "at least one address prefix is required")
-		}
-		for j, p := range vn.AddressSpace {
-			if !p.IsValid() {
-				v.add(at, fmt.Sprintf("addressSpace[%d]", j), "prefix is not set")
-			} else if p.Masked() != p {
-				v.add(at, fmt.Sprintf("addressSpace[%d]", j), "%s has host bits set; the prefix is %s", p, p.Masked())
-			}
-		}
+		v.checkVirtualNetwork(v.at("virtualNetworks", i, vn.ID), vn)
 	}
 	for i, s := range inv.Subnets {
-		at := v.at("subnets", i, s.ID)
-		if !s.AddressPrefix.IsValid() {
-			v.add(at, "addressPrefix", "address prefix is required (a CIDR such as 10.0.1.0/24)")
-		} else if s.AddressPrefix.Masked() != s.AddressPrefix {
-			v.add(at, "addressPrefix", "%s has host bits set; the prefix is %s", s.AddressPrefix, s.AddressPrefix.Masked())
-		}
-		ref(at, "networkSecurityGroup", "network security group", s.NSG, nsgs)
+		v.checkSubnet(v.at("subnets", i, s.ID), s, known)
 	}
 	for i, n := range inv.NSGs {
-		at := v.at("networkSecurityGroups", i, n.ID)
-		names := map[string]int{}
-		prios := map[string]int{}
-		for j, r := range n.SecurityRules {
-			rat := fmt.Sprintf("%s: securityRules[%d] (name %q)", at, j, r.Name)
-			for _, err := range netrule.CheckSecurityRule(r) {
-				var fe netrule.FieldError
-				if errors.As(err, &fe) {
-					v.add(rat, fe.Field, "%s", fe.Reason)
-				} else {
-					v.add(rat, "", "%v", err)
-				}
-			}
-			if r.Name != "" {
-				if k, dup := names[strings.ToLower(r.Name)]; dup {
-					v.add(rat, "name", "duplicate rule name: securityRules[%d] has the same name", k)
-				} else {
-					names[strings.ToLower(r.Name)] = j
-				}
-			}
-			if dir, err := netrule.ParseDirection(string(r.Direction)); err == nil {
-				key := fmt.Sprintf("%s/%d", dir, r.Priority)
-				if k, dup := prios[key]; dup {
-					v.add(rat, "priority", "duplicate priority %d for %s rules: securityRules[%d] (name %q) has it too", r.Priority, dir, k, n.SecurityRules[k].Name)
-				} else {
-					prios[key] = j
-				}
-			}
-		}
+		v.checkNSG(v.at("networkSecurityGroups", i, n.ID), n)
 	}
 	for i, f := range inv.Firewalls {
 		v.validateFirewall(v.at("firewalls", i, f.ID), f)
 	}
 	for i, e := range inv.ENIs {
-		at := v.at("enis", i, e.ID)
-		if len(e.SecurityGroups) > MaxSecurityGroupsPerENI {
-			v.add(at, "securityGroups", "%d security groups attached; AWS allows at most %d per network interface", len(e.SecurityGroups), MaxSecurityGroupsPerENI)
-		}
-		seen := map[string]bool{}
-		for j, g := range e.SecurityGroups {
-			field := fmt.Sprintf("securityGroups[%d]", j)
-			if seen[Key(g)] {
-				v.add(at, field, "security group %q is attached twice", g)
-			}
-			seen[Key(g)] = true
-			if g == "" {
-				v.add(at, field, "security group id is empty")
-			}
-			ref(at, field, "security group", g, sgs)
-		}
+		v.checkENI(v.at("enis", i, e.ID), e, known)
 	}
 	for i, g := range inv.SecurityGroups {
-		at := v.at("securityGroups", i, g.GroupID)
-		for j, p := range g.IPPermissions {
-			pat := fmt.Sprintf("%s: IpPermissions[%d]", at, j)
-			for _, err := range netrule.CheckIPPermission(p) {
-				var fe netrule.FieldError
-				if errors.As(err, &fe) {
-					v.add(pat, fe.Field, "%s", fe.Reason)
-				} else {
-					v.add(pat, "", "%v", err)
-				}
+		v.checkSecurityGroup(v.at("securityGroups", i, g.GroupID), g)
+	}
+	v.checkSettings(inv.Settings)
+	return v.err()
+}
+
+// knownIDs holds the IDs (by Key) of each kind of object that others refer to.
+type knownIDs struct {
+	nics, subnets, nsgs, firewalls, enis, securityGroups map[string]bool
+}
+
+// checkIDs checks that every object has an ID unique within its kind and
+// returns the IDs that references are checked against.
+func (v *validator) checkIDs(inv Inventory) knownIDs {
+	v.ids("vms", len(inv.VMs), func(i int) string { return inv.VMs[i].ID })
+	var k knownIDs
+	k.nics = v.ids("nics", len(inv.NICs), func(i int) string { return inv.NICs[i].ID })
+	v.ids("virtualNetworks", len(inv.VirtualNetworks), func(i int) string { return inv.VirtualNetworks[i].ID })
+	k.subnets = v.ids("subnets", len(inv.Subnets), func(i int) string { return inv.Subnets[i].ID })
+	k.nsgs = v.ids("networkSecurityGroups", len(inv.NSGs), func(i int) string { return inv.NSGs[i].ID })
+	k.firewalls = v.ids("firewalls", len(inv.Firewalls), func(i int) string { return inv.Firewalls[i].ID })
+	k.enis = v.ids("enis", len(inv.ENIs), func(i int) string { return inv.ENIs[i].ID })
+	k.securityGroups = v.ids("securityGroups", len(inv.SecurityGroups), func(i int) string { return inv.SecurityGroups[i].GroupID })
+	return k
+}
+
+// ids checks the n IDs of one list and returns the set of their keys.
+func (v *validator) ids(list string, n int, id func(int) string) map[string]bool {
+	seen := make(map[string]bool, n)
+	for i := 0; i < n; i++ {
+		s := id(i)
+		at := v.at(list, i, s)
+		if strings.TrimSpace(s) == "" {
+			v.add(at, "id", "id is required")
+			continue
+		}
+		if seen[Key(s)] {
+			v.add(at, "id", "duplicate id: another %s has the same id (ids compare case-insensitively)", strings.TrimSuffix(list, "s"))
+		}
+		seen[Key(s)] = true
+	}
+	return seen
+}
+
+// ref reports a non-empty reference to an ID that is not in known.
+func (v *validator) ref(at, field, what, id string, known map[string]bool) {
+	if id != "" && !known[Key(id)] {
+		v.add(at, field, "%s %q is not in the inventory", what, id)
+	}
+}
+
+func (v *validator) checkVM(at string, vm VM, known knownIDs) {
+	if vm.ID != "" {
+		if id, err := resource.Parse(vm.ID); err != nil {
+			v.add(at, "id", "%v", err)
+		} else if id.Type() == "" {
+			v.add(at, "id", "%q is a scope, not a resource ID (…/providers/{namespace}/{type}/{name})", vm.ID)
+		}
+	}
+	switch vm.Cloud {
+	case Azure, AWS, Host:
+	case "":
+		v.add(at, "cloud", "cloud is required (azure, aws or host)")
+	default:
+		v.add(at, "cloud", "cloud %q is not one of azure, aws, host", vm.Cloud)
+	}
+	switch vm.Provider {
+	case ProviderSim, ProviderNftables, ProviderAzure, ProviderAWS:
+	case "":
+		v.add(at, "provider", "provider is required (sim, nftables, azure or aws)")
+	default:
+		v.add(at, "provider", "provider %q is not one of sim, nftables, azure, aws", vm.Provider)
+	}
+	for j, n := range vm.NICs {
+		v.ref(at, fmt.Sprintf("nics[%d]", j), "network interface", n, known.nics)
+	}
+	for j, e := range vm.ENIs {
+		v.ref(at, fmt.Sprintf("enis[%d]", j), "ENI", e, known.enis)
+	}
+	v.ref(at, "firewall", "firewall", vm.Firewall, known.firewalls)
+	for j, a := range vm.Addresses {
+		if !a.IsValid() {
+			v.add(at, fmt.Sprintf("addresses[%d]", j), "address is not set")
+		}
+	}
+}
+
+func (v *validator) checkNIC(at string, n NIC, known knownIDs) {
+	v.ref(at, "subnet", "subnet", n.Subnet, known.subnets)
+	v.ref(at, "networkSecurityGroup", "network security group", n.NSG, known.nsgs)
+	for j, a := range n.PrivateIPs {
+		if !a.IsValid() {
+			v.add(at, fmt.Sprintf("privateIPAddresses[%d]", j), "address is not set")
+		}
+	}
+}
+
+func (v *validator) checkVirtualNetwork(at string, vn VirtualNetwork) {
+	if len(vn.AddressSpace) == 0 {
+		v.add(at, "addressSpace", "at least one address prefix is required")
+	}
+	for j, p := range vn.AddressSpace {
+		if !p.IsValid() {
+			v.add(at, fmt.Sprintf("addressSpace[%d]", j), "prefix is not set")
+		} else if p.Masked() != p {
+			v.add(at, fmt.Sprintf("addressSpace[%d]", j), "%s has host bits set; the prefix is %s", p, p.Masked())
+		}
+	}
+}
+
+func (v *validator) checkSubnet(at string, s Subnet, known knownIDs) {
+	if !s.AddressPrefix.IsValid() {
+		v.add(at, "addressPrefix", "address prefix is required (a CIDR such as 10.0.1.0/24)")
+	} else if s.AddressPrefix.Masked() != s.AddressPrefix {
+		v.add(at, "addressPrefix", "%s has host bits set; the prefix is %s", s.AddressPrefix, s.AddressPrefix.Masked())
+	}
+	v.ref(at, "networkSecurityGroup", "network security group", s.NSG, known.nsgs)
+}
+
+// checkNSG checks each rule and that rule names, and priorities per
+// direction, are unique within the NSG.
+func (v *validator) checkNSG(at string, n netrule.NSG) {
+	names := map[string]int{}
+	prios := map[string]int{}
+	for j, r := range n.SecurityRules {
+		rat := fmt.Sprintf("%s: securityRules[%d] (name %q)", at, j, r.Name)
+		v.addFieldErrors(rat, netrule.CheckSecurityRule(r))
+		if r.Name != "" {
+			if k, dup := names[strings.ToLower(r.Name)]; dup {
+				v.add(rat, "name", "duplicate rule name: securityRules[%d] has the same name", k)
+			} else {
+				names[strings.ToLower(r.Name)] = j
+			}
+		}
+		if dir, err := netrule.ParseDirection(string(r.Direction)); err == nil {
+			key := fmt.Sprintf("%s/%d", dir, r.Priority)
+			if k, dup := prios[key]; dup {
+				v.add(rat, "priority", "duplicate priority %d for %s rules: securityRules[%d] (name %q) has it too", r.Priority, dir, k, n.SecurityRules[k].Name)
+			} else {
+				prios[key] = j
 			}
 		}
 	}
+}
+
+func (v *validator) checkENI(at string, e ENI, known knownIDs) {
+	if len(e.SecurityGroups) > MaxSecurityGroupsPerENI {
+		v.add(at, "securityGroups", "%d security groups attached; AWS allows at most %d per network interface", len(e.SecurityGroups), MaxSecurityGroupsPerENI)
+	}
+	seen := map[string]bool{}
+	for j, g := range e.SecurityGroups {
+		field := fmt.Sprintf("securityGroups[%d]", j)
+		if seen[Key(g)] {
+			v.add(at, field, "security group %q is attached twice", g)
+		}
+		seen[Key(g)] = true
+		if g == "" {
+			v.add(at, field, "security group id is empty")
+		}
+		v.ref(at, field, "security group", g, known.securityGroups)
+	}
+}
+
+func (v *validator) checkSecurityGroup(at string, g netrule.SecurityGroup) {
+	for j, p := range g.IPPermissions {
+		v.addFieldErrors(fmt.Sprintf("%s: IpPermissions[%d]", at, j), netrule.CheckIPPermission(p))
+	}
+}
+
+// addFieldErrors adds netrule's problems, naming the field when the error
+// is a netrule.FieldError.
+func (v *validator) addFieldErrors(at string, errs []error) {
+	for _, err := range errs {
+		var fe netrule.FieldError
+		if errors.As(err, &fe) {
+			v.add(at, fe.Field, "%s", fe.Reason)
+		} else {
+			v.add(at, "", "%v", err)
+		}
+	}
+}
+
+// checkSettings checks that each setting's scope is a subscription or
+// resource group, at most one setting per scope.
+func (v *validator) checkSettings(settings []Setting) {
 	seenScope := map[string]bool{}
-	for i, s := range inv.Settings {
+	for i, s := range settings {
 		at := fmt.Sprintf("settings[%d] (scope %q)", i, s.Scope)
 		id, err := resource.Parse(s.Scope)
 		switch {
@@ -202,7 +245,6 @@ func Validate(inv Inventory) error {
 			seenScope[id.Key()] = true
 		}
 	}
-	return v.err()
 }
 
 type validator struct {

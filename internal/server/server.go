@@ -10,17 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/access"
-	"github.com/drawbridge/drawbridge/internal/api"
 	"github.com/drawbridge/drawbridge/internal/auth"
-	"github.com/drawbridge/drawbridge/internal/clock"
-	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/provider/agenthub"
@@ -180,9 +176,9 @@ type backend interface {
 	Close() error
 }
 
-// openStore opens PostgreSQL for a postgres:// or postgresql:// DSN and
+// openBackend opens PostgreSQL for a postgres:// or postgresql:// DSN and
 // SQLite for anything else.
-func openStore(ctx context.Context, db string, o sqlite.Options) (backend, error) {
+func openBackend(ctx context.Context, db string, o sqlite.Options) (backend, error) {
 	if postgres.IsDSN(db) {
 		// postgres.Open names host and database but never the password.
 		return postgres.Open(ctx, db)
@@ -192,211 +188,6 @@ func openStore(ctx context.Context, db string, o sqlite.Options) (backend, error
 		return nil, fmt.Errorf("open database %s: %w", db, err)
 	}
 	return st, nil
-}
-
-// Start opens the store, revokes grants that fell due while no server ran,
-// and serves the API. Stop it with Close.
-func Start(ctx context.Context, cfg Config) (*Server, error) {
-	began := time.Now()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.RefusalLimiter == nil {
-		cfg.RefusalLimiter = defaultRefusalLimiter()
-	}
-	if cfg.ResyncInterval == 0 {
-		cfg.ResyncInterval = 5 * time.Minute
-	}
-	cfg.Logger = WithRequestIDs(cfg.Logger)
-	var certs *certReloader
-	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		var err error
-		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Logger); err != nil {
-			return nil, err
-		}
-	}
-	st, err := openStore(ctx, cfg.DBPath, cfg.sqliteOptions)
-	if err != nil {
-		return nil, err
-	}
-	if testWrapStore != nil {
-		st = testWrapStore(st)
-	}
-	m := metrics.New()
-	simProv := sim.New(st)
-	hub := agenthub.New()
-	var hooks *webhook.Dispatcher
-	events := fanOut{m, eventLog{cfg.Logger}}
-	if len(cfg.Webhook.URLs) > 0 {
-		opt := cfg.Webhook
-		if opt.Logger == nil {
-			opt.Logger = cfg.Logger
-		}
-		if hooks, err = webhook.New(opt); err != nil {
-			st.Close()
-			return nil, err
-		}
-		events = append(events, hooks)
-	}
-	providers := jit.ProviderMap{inventory.ProviderSim: simProv, inventory.ProviderNftables: issuingHub{hub, m}}
-	for name, p := range cfg.ExtraProviders {
-		providers[name] = p
-	}
-	awsRT, err := addAWSProvider(ctx, cfg, st, providers)
-	if err != nil {
-		if hooks != nil {
-			hctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = hooks.Close(hctx)
-			cancel()
-		}
-		st.Close()
-		return nil, err
-	}
-	svc := jit.NewService(jit.Config{
-		Store:     timedStore{st, m},
-		Providers: m.WrapProviders(providers),
-		Clock:     clock.Real{},
-		NewID:     NewID,
-		Events:    events,
-
-		ApprovalTimeout: cfg.ApprovalTimeout,
-	})
-	hub.SetReconciler(svc.ReconcileVM)
-	hub.SetReporter(m.WrapReporter(inventory.ProviderNftables, svc.ReportObserved))
-	hub.SetDriftRecorder(func(ctx context.Context, vmID string, d agenthub.Drift) error {
-		if d.Restored != "" {
-			m.DriftRepaired(inventory.ProviderNftables)
-		}
-		return svc.RecordDrift(ctx, vmID, jit.DriftRecord{SeenAt: d.Time, Found: d.Found, Restored: d.Restored, Error: d.Error})
-	})
-	s := &Server{Service: svc, Sim: simProv, Agents: hub, store: st, Webhooks: hooks, Metrics: m}
-
-	fail := func() {
-		if hooks != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = hooks.Close(ctx)
-			cancel()
-		}
-	}
-
-	// Overdue grants first: a restarted server closes what fell due while
-	// it was down before it does anything else.
-	n, err := svc.ExpireDue(ctx)
-	s.StartupExpired, s.StartupExpiry = n, time.Since(began)
-	if err != nil {
-		cfg.Logger.Error("revoking overdue grants at start", "err", err)
-	}
-	if n > 0 {
-		cfg.Logger.Info("revoked grants that fell due while the server was down", "count", n, "took", s.StartupExpiry)
-	}
-
-	if cfg.SampleInventory {
-		vms, err := svc.ListVMs(ctx)
-		if err != nil {
-			fail()
-			st.Close()
-			return nil, err
-		}
-		if len(vms) == 0 {
-			if err := svc.ApplyInventory(ctx, inventory.Sample()); err != nil {
-				fail()
-				st.Close()
-				return nil, fmt.Errorf("load sample inventory: %w", err)
-			}
-		}
-	}
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		fail()
-		st.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	acc := access.New(st, nil)
-	s.Access = acc
-	authn, authz, err := s.setupAuth(ctx, cfg, acc)
-	if err != nil {
-		ln.Close()
-		fail()
-		st.Close()
-		return nil, err
-	}
-	var sink jit.EventSink
-	if hooks != nil {
-		sink = hooks
-	}
-	cp, keyFile, err := startCheckpointer(ctx, cfg, acc, sink)
-	s.AuditKeyFile = keyFile
-	if err != nil {
-		ln.Close()
-		fail()
-		st.Close()
-		return nil, err
-	}
-	apiServer := api.New(api.Config{
-		Authenticator:  authn,
-		Authorizer:     authz,
-		Auditor:        acc,
-		Access:         acc,
-		FailureLimiter: auth.NewFailureLimiter(10, 6*time.Second, 0),
-		RefusalLimiter: cfg.RefusalLimiter,
-		AuditPublicKey: cp.public(),
-		Service:        svc,
-		Network:        simProv,
-		Logger:         cfg.Logger,
-		TrustedProxies: cfg.TrustedProxies,
-		Agents:         observedAgents{hub, m, cfg.Logger},
-		AzurePageSize:  cfg.AzurePageSize,
-	})
-	handler, err := s.withConsole(ctx, cfg, acc, authz, apiServer.Handler())
-	if err != nil {
-		ln.Close()
-		fail()
-		st.Close()
-		return nil, err
-	}
-	s.URL = "http://" + ln.Addr().String()
-	if certs != nil {
-		s.certs = certs
-		s.URL = "https://" + ln.Addr().String()
-	}
-	if err := s.serveOps(cfg, apiServer, handler, ln); err != nil {
-		ln.Close()
-		fail()
-		st.Close()
-		return nil, err
-	}
-	if certs != nil {
-		s.http.TLSConfig = certs.tlsConfig()
-	}
-
-	jobCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.wg.Add(3)
-	s.ops.ready.expiry.Store(true)
-	go func() {
-		defer s.wg.Done()
-		defer s.ops.ready.expiry.Store(false)
-		svc.RunExpiry(jobCtx, func(err error) { cfg.Logger.Error("expiry", "err", err) })
-	}()
-	go func() {
-		defer s.wg.Done()
-		svc.RunResync(jobCtx, cfg.ResyncInterval, func(vm string, err error) { cfg.Logger.Warn("reconcile failed", "vm", vm, "err", err) })
-	}()
-	go func() {
-		defer s.wg.Done()
-		serve := s.http.Serve
-		if s.certs != nil {
-			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
-		}
-		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cfg.Logger.Error("http server", "err", err)
-		}
-	}()
-	startReplicaJobs(jobCtx, &s.wg, st, svc, hub, cfg.Logger)
-	runAuditJobs(jobCtx, &s.wg, apiServer, cp)
-	startAWSJobs(jobCtx, &s.wg, cfg, awsRT, svc)
-	return s, nil
 }
 
 // Close stops serving, stops the jobs and closes the store. /readyz

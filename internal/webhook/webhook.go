@@ -17,11 +17,8 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,8 +27,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,25 +41,6 @@ const (
 	HeaderDelivery  = "X-Drawbridge-Delivery"
 	HeaderAttempt   = "X-Drawbridge-Attempt"
 )
-
-// Payload is the JSON body of one delivery.
-type Payload struct {
-	ID         string    `json:"id"`    // = the X-Drawbridge-Delivery header
-	Event      string    `json:"event"` // requested, approved, denied, opened, closed
-	Time       time.Time `json:"time"`
-	Principal  string    `json:"principal"`           // who caused it ("drawbridge" for expiry and lapse)
-	Requester  string    `json:"requester,omitempty"` // whose request, when known
-	VM         string    `json:"vm"`                  // resource ID
-	Port       int       `json:"port"`
-	Protocol   string    `json:"protocol"`
-	Source     string    `json:"source"`
-	EndTimeUtc time.Time `json:"endTimeUtc"`
-	GrantID    string    `json:"grantId"`
-	RequestID  string    `json:"requestId"`
-	Reason     string    `json:"reason"`           // closed/denied: why; requested: AwaitingApproval or ""
-	Detail     string    `json:"detail,omitempty"` // justification (requested) or denial reason (denied)
-	Text       string    `json:"text"`             // one-line summary (Slack incoming-webhook field)
-}
 
 // Options configures a Dispatcher. Zero values take the defaults.
 type Options struct {
@@ -196,19 +172,6 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Sign returns the X-Drawbridge-Signature value of body under secret.
-func Sign(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// Verify reports whether header is body's signature under secret
-// (constant-time), for receivers written in Go.
-func Verify(secret, body []byte, header string) bool {
-	return hmac.Equal([]byte(header), []byte(Sign(secret, body)))
-}
-
 // Publish queues each event for every URL. It never blocks: an event that
 // finds a URL's queue full is dropped for that URL (logged and counted).
 func (d *Dispatcher) Publish(evs []jit.Event) {
@@ -265,198 +228,4 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
-}
-
-func (d *Dispatcher) work(t *target) {
-	defer d.wg.Done()
-	for {
-		select {
-		case dl := <-t.queue:
-			d.deliver(t, dl)
-		case <-d.closing:
-			for { // drain without waiting for more; bounded by the queue's size
-				select {
-				case dl := <-t.queue:
-					d.deliver(t, dl)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// deliver tries one delivery up to Attempts times.
-func (d *Dispatcher) deliver(t *target, dl delivery) {
-	var last string
-	made := 0
-	for attempt := 1; attempt <= d.opt.Attempts; attempt++ {
-		made = attempt
-		if attempt > 1 {
-			d.retries.Add(1)
-		}
-		status, retryAfter, err := d.post(t, dl, attempt)
-		switch {
-		case err == nil && status >= 200 && status < 300:
-			d.delivered.Add(1)
-			if attempt > 1 {
-				d.log.Info("webhook: delivered after retries", "url", t.shown, "event", dl.event, "delivery", dl.id, "attempts", attempt)
-			}
-			return
-		case err != nil:
-			last = err.Error()
-		default:
-			last = fmt.Sprintf("HTTP %d", status)
-			if !retryable(status) {
-				d.failed.Add(1)
-				d.log.Error("webhook: giving up: permanent failure", "url", t.shown, "event", dl.event, "delivery", dl.id, "attempts", attempt, "last", last)
-				return
-			}
-		}
-		if d.ctx.Err() != nil {
-			break
-		}
-		if attempt == d.opt.Attempts {
-			break
-		}
-		wait := min(d.opt.Backoff<<(attempt-1), d.opt.MaxBackoff)
-		if retryAfter > 0 {
-			wait = min(retryAfter, d.opt.MaxWait)
-		}
-		d.log.Warn("webhook: delivery failed, will retry", "url", t.shown, "event", dl.event, "delivery", dl.id, "attempt", attempt, "err", last, "wait", wait)
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-d.ctx.Done():
-			timer.Stop()
-		}
-		if d.ctx.Err() != nil {
-			last += "; dispatcher closed"
-			break
-		}
-	}
-	d.failed.Add(1)
-	d.log.Error("webhook: giving up", "url", t.shown, "event", dl.event, "delivery", dl.id, "attempts", made, "last", last)
-}
-
-// post makes one attempt; it returns the status, a Retry-After wait (429
-// and 503 only) and a transport error.
-func (d *Dispatcher) post(t *target, dl delivery, attempt int) (int, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(dl.body))
-	if err != nil {
-		return 0, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", d.opt.UserAgent)
-	req.Header.Set(HeaderSignature, dl.sig)
-	req.Header.Set(HeaderEvent, dl.event)
-	req.Header.Set(HeaderDelivery, dl.id)
-	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
-	resp, err := d.opt.Client.Do(req)
-	if err != nil {
-		// The URL may carry a token: report the error without it.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, 0, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, d.opt.MaxBodyRead))
-	resp.Body.Close()
-	var wait time.Duration
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		wait = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
-	return resp.StatusCode, wait, nil
-}
-
-// retryable: server errors, 408 and 429 are worth another try; any other
-// answer (a 3xx or 4xx) will not change.
-func retryable(status int) bool {
-	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date; 0 if absent or bad.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(min(n, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-// PayloadOf converts an event (without its delivery ID).
-func PayloadOf(e jit.Event) Payload {
-	return Payload{
-		Event: string(e.Kind), Time: e.Time.UTC(), Principal: e.Principal, Requester: e.Requestor,
-		VM: e.VMID, Port: e.Port, Protocol: e.Protocol, Source: e.Source, EndTimeUtc: e.EndTime.UTC(),
-		GrantID: e.GrantID, RequestID: e.RequestID, Reason: string(e.Reason), Detail: e.Detail,
-		Text: Text(e),
-	}
-}
-
-// Text is the one-line summary of an event, escaped for Slack (&, <, >).
-func Text(e jit.Event) string {
-	vm := e.VMID
-	if i := strings.LastIndex(vm, "/"); i >= 0 && i < len(vm)-1 {
-		vm = vm[i+1:]
-	}
-	target := fmt.Sprintf("%s port %d", vm, e.Port)
-	if e.Protocol != "" && e.Protocol != "*" {
-		target += "/" + strings.ToUpper(e.Protocol)
-	}
-	until := e.EndTime.UTC().Format(time.RFC3339)
-	whose := e.Requestor
-	if whose == "" {
-		whose = "the requester"
-	}
-	var s string
-	switch e.Kind {
-	case jit.EventRequested:
-		s = fmt.Sprintf("%s requested %s from %s until %s", e.Principal, target, e.Source, until)
-		if e.Reason == jit.ReasonAwaitingApproval {
-			s += " (awaiting approval)"
-		}
-		if e.Detail != "" {
-			s += ": " + e.Detail
-		}
-	case jit.EventApproved:
-		s = fmt.Sprintf("%s approved %s's request for %s from %s until %s", e.Principal, whose, target, e.Source, until)
-	case jit.EventDenied:
-		if e.Reason == jit.ReasonApprovalLapsed {
-			s = fmt.Sprintf("%s's request for %s from %s lapsed without a decision", whose, target, e.Source)
-		} else {
-			s = fmt.Sprintf("%s denied %s's request for %s from %s", e.Principal, whose, target, e.Source)
-			if e.Detail != "" {
-				s += ": " + e.Detail
-			}
-		}
-	case jit.EventOpened:
-		s = fmt.Sprintf("opened %s to %s for %s until %s", target, e.Source, whose, until)
-	case jit.EventClosed:
-		s = fmt.Sprintf("closed %s to %s (%s", target, e.Source, e.Reason)
-		if e.Reason != jit.ReasonExpired && e.Principal != "" && e.Principal != jit.SystemPrincipal {
-			s += " by " + e.Principal
-		}
-		s += ")"
-	case jit.EventDrift:
-		s = fmt.Sprintf("drift on %s, repaired: %s", vm, e.Detail) // by its agent or the reconcile
-	case "audit.checkpoint": // internal/server: a signed head of the audit log
-		s = "audit log checkpoint: " + e.Detail
-	default:
-		s = fmt.Sprintf("%s: %s by %s", e.Kind, target, e.Principal)
-	}
-	s = strings.Join(strings.Fields(s), " ") // one line
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
