@@ -127,7 +127,7 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desir
 	if pl.fwID != "" {
 		drift = append(drift, p.dnatDrift.settle(vm.ID, pl.fwID, pl.fwFound, pl.fwWant)...)
 	}
-	return jit.Observed{Enforced: pl.enforced, Drift: drift}, nil
+	return jit.Observed{Enforced: pl.enforced, Drift: drift, ConnectTo: pl.connectTo}, nil
 }
 
 // notFound reports whether err is ARM's 404.

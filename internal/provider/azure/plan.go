@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -32,7 +33,8 @@ type plan struct {
 	// fwFound and fwWant are the VM's DNAT rules as read and as planned.
 	fwFound, fwWant vmDNAT
 	enforced        []string
-	nsgs            []string // IDs of the NSGs read (the VM's path)
+	connectTo       map[string]netip.AddrPort // grant ID → DNAT listener (jit.Observed)
+	nsgs            []string                  // IDs of the NSGs read (the VM's path)
 	// found and want are the VM's JIT rules as read and as planned (drift.go).
 	found, want vmRules
 }
@@ -158,7 +160,7 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 	if err != nil {
 		return plan{}, err
 	}
-	pl := plan{enforced: obs.Enforced, found: ownRules(vm.ID, nsgs), fwID: vm.Firewall}
+	pl := plan{enforced: obs.Enforced, connectTo: obs.ConnectTo, found: ownRules(vm.ID, nsgs), fwID: vm.Firewall}
 	if fw != nil {
 		var after inventory.Firewall
 		if err := objs.GetObject(ctx, inventory.KindFirewall, inventory.Key(fw.model.ID), &after); err != nil {
