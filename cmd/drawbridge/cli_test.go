@@ -369,6 +369,7 @@ func TestDemo(t *testing.T) {
 		// The Azure Firewall section (demo_firewall.go).
 		"jump-01: Unhealthy", "exposed by edge-fw/inbound/rdp-jump", "jump-01: Healthy",
 		"DNAT drawbridge-jit-dnat-", "from " + demoSource + " to 198.18.0.20:50000 TCP -> 10.0.4.4:22",
+		"The request's answer tells the requester: connect to 198.18.0.20:50000.",
 		"Firewall and NSG identical to the state after enabling JIT", "Firewall and NSG identical to the state before JIT was enabled",
 	} {
 		if !strings.Contains(s, want) {

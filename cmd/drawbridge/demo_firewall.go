@@ -114,6 +114,10 @@ func (d *demo) firewallGrant(vm api.VMSummary, enabled sim.View) error {
 	if len(dnat) != 1 || !strings.Contains(dnat[0], demoSource) {
 		return fmt.Errorf("check failed: want one JIT DNAT rule from %s, have %v", demoSource, dnat)
 	}
+	if grant.ConnectTo == "" || !strings.Contains(dnat[0], " to "+grant.ConnectTo+" ") {
+		return fmt.Errorf("check failed: the grant's connectTo %q is not where its DNAT rule listens: %v", grant.ConnectTo, dnat)
+	}
+	fmt.Fprintf(w, "The request's answer tells the requester: connect to %s.\n", grant.ConnectTo)
 	g, err := d.waitExpired(vm.ID, grant.GrantID, grant.EndTimeUtc)
 	if err != nil {
 		return err

@@ -180,6 +180,7 @@ func printRequest(w io.Writer, r api.RequestResource) {
 		}
 	}
 	t.flush()
+	printRequestConnect(w, r)
 }
 
 // ---- VMs ----

@@ -29,6 +29,7 @@ func printGrantsAt(w io.Writer, gs []api.GrantView, now time.Time, wide bool) {
 		t.row(row...)
 	}
 	t.flush()
+	printGrantsConnect(w, gs, now)
 }
 
 // grantState is open, opening (the firewall is not changed yet), pending

@@ -120,6 +120,7 @@ var SpecExtensions = map[string]string{
 	"JitNetworkAccessRequest:virtualMachines[].ports[].grantId":                   "the grant opened for this port (/drawbridge/v1/grants/{grantId})",
 	"JitNetworkAccessRequest:virtualMachines[].ports[].applied":                   "whether the firewall enforces the grant's current status now",
 	"JitNetworkAccessRequest:virtualMachines[].ports[].providerError":             "the provider's last failure to enforce the grant",
+	"JitNetworkAccessRequest:virtualMachines[].ports[].connectTo":                 "where the requester connects when not the VM: an Azure Firewall's public address and mappedPort",
 	"JitNetworkAccessRequest:virtualMachines[].ports[].drawbridgeStatus":          "drawbridge's status where it is outside the specification's enum (Pending)",
 	"JitNetworkAccessRequest:virtualMachines[].ports[].drawbridgeStatusReason":    "drawbridge's reason where it is outside the specification's enum (PolicyRemoved, AwaitingApproval, Denied, ApprovalLapsed)",
 	"JitNetworkAccessPolicyInitiatePort:duration":                                 "request input: a duration (ISO 8601 or 90s, 1h) instead of endTimeUtc",

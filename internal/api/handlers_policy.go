@@ -188,6 +188,10 @@ func requestResource(rq jit.Request) RequestResource {
 			index[strings.ToLower(g.VMID)] = i
 			out.VirtualMachines = append(out.VirtualMachines, RequestVM{ID: g.VMID})
 		}
+		var connect string
+		if g.ConnectTo.IsValid() {
+			connect = g.ConnectTo.String()
+		}
 		out.VirtualMachines[i].Ports = append(out.VirtualMachines[i].Ports, RequestPort{
 			Number:                     g.Port,
 			AllowedSourceAddressPrefix: g.Source.String(),
@@ -197,6 +201,8 @@ func requestResource(rq jit.Request) RequestResource {
 			GrantID:                    g.ID,
 			Applied:                    g.Applied,
 			ProviderError:              g.ProviderError,
+			MappedPort:                 int(g.ConnectTo.Port()),
+			ConnectTo:                  connect,
 		})
 	}
 	return out

@@ -55,8 +55,11 @@ type RequestPort struct {
 	Status                     jit.Status `json:"status"`
 	StatusReason               jit.Reason `json:"statusReason"`
 	// MappedPort is the specification's port an Azure Firewall maps this
-	// one to. No provider maps ports yet, so it is never set.
-	MappedPort    int    `json:"mappedPort,omitempty"`
+	// one to: the port of ConnectTo, for a VM behind a classic firewall.
+	MappedPort int `json:"mappedPort,omitempty"`
+	// ConnectTo is where the requester connects when it is not the VM
+	// (the firewall's public address and MappedPort), "198.18.0.20:50000".
+	ConnectTo     string `json:"connectTo,omitempty"`
 	GrantID       string `json:"grantId,omitempty"`
 	Applied       bool   `json:"applied"`
 	ProviderError string `json:"providerError,omitempty"`

@@ -94,6 +94,7 @@ func TestSDK(t *testing.T) {
 	t.Run("Errors", func(t *testing.T) { testErrors(t, e) })
 	t.Run("RequestLife", func(t *testing.T) { testRequestLife(t, e) })
 	t.Run("DrawbridgeStates", func(t *testing.T) { testDrawbridgeStates(t, e) })
+	t.Run("FirewallMappedPort", func(t *testing.T) { testFirewallMappedPort(t, e) })
 
 	t.Run("Delete", func(t *testing.T) {
 		v := vms[6]
@@ -369,7 +370,7 @@ func testRequestLife(t *testing.T, e *env) {
 				*p.Status, *p.StatusReason, p.EndTimeUTC, end, *p.AllowedSourceAddressPrefix)
 		}
 		if p.MappedPort != nil {
-			t.Errorf("mappedPort %d, but nothing maps ports", *p.MappedPort)
+			t.Errorf("mappedPort %d, but no firewall is in front of the VM", *p.MappedPort)
 		}
 		return rq
 	}

@@ -43,6 +43,9 @@ type grantState struct {
 	Applied   bool      `json:"applied"`
 	Error     string    `json:"providerError,omitempty"`
 	CanRevoke bool      `json:"canRevoke"`
+	// ConnectTo: where to connect while in force, if not the VM (a
+	// firewall's DNAT listener).
+	ConnectTo string `json:"connectTo,omitempty"`
 }
 
 // loadRequest finds a request: opened (stored under its policy) or one
@@ -92,6 +95,9 @@ func (c *Console) loadRequest(ctx context.Context, u *user, id, policyID string)
 			active = true
 			gs.Remaining = int(g.EndTime.Sub(now).Seconds())
 			gs.CanRevoke = mayRevoke
+			if g.ConnectTo.IsValid() {
+				gs.ConnectTo = g.ConnectTo.String()
+			}
 		}
 		st.Grants = append(st.Grants, gs)
 	}

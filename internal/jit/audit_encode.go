@@ -1,6 +1,7 @@
 package jit
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -87,6 +88,10 @@ func (w *canonWriter) grant(g Grant) {
 	w.b = strconv.AppendBool(w.b, g.Applied)
 	if !g.AppliedAt.IsZero() {
 		w.time(`,"appliedAt":`, g.AppliedAt)
+	}
+	if g.ConnectTo != (netip.AddrPort{}) {
+		b, _ := g.ConnectTo.MarshalText()
+		w.str(`,"connectTo":`, string(b))
 	}
 	w.time(`,"endTimeUtc":`, g.EndTime)
 	if !g.EndedAt.IsZero() {

@@ -3,6 +3,7 @@ package jit
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -42,12 +43,13 @@ func TestCanonicalEncodingsMatchMarshal(t *testing.T) {
 		sources = append(sources, src)
 	}
 	sources = append(sources, Source{})
+	connects := []netip.AddrPort{{}, netip.MustParseAddrPort("198.18.0.20:50000"), netip.MustParseAddrPort("[2001:2::7]:22")}
 	pick := func() string { return strs[rng.IntN(len(strs))] }
 	tm := func() time.Time { return times[rng.IntN(len(times))] }
 	grant := func(plain bool) Grant {
 		g := Grant{ID: pick(), RequestID: pick(), PolicyID: pick(), VMID: pick(), Port: rng.IntN(70000) - 10, Protocol: pick(),
 			Source: sources[rng.IntN(len(sources))], StartTime: tm(), EndTime: tm(), Status: Status(pick()), StatusReason: Reason(pick()),
-			EndedAt: tm(), Applied: rng.IntN(2) == 0, AppliedAt: tm(), ProviderError: pick()}
+			EndedAt: tm(), Applied: rng.IntN(2) == 0, AppliedAt: tm(), ProviderError: pick(), ConnectTo: connects[rng.IntN(len(connects))]}
 		if plain {
 			g.ID, g.RequestID, g.PolicyID, g.VMID, g.Protocol, g.Status, g.StatusReason, g.ProviderError = "g1", "r1", strs[2], strs[2], "TCP", StatusInitiated, ReasonUserRequested, ""
 			g.StartTime, g.EndTime, g.EndedAt, g.AppliedAt = times[1], times[2], time.Time{}, times[1]

@@ -2,6 +2,7 @@ package jit
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -46,6 +47,11 @@ type Observed struct {
 	// record and one EventDrift (see recordProviderDrift). A provider may
 	// return it with an error when the repair landed before the failure.
 	Drift []DriftRepair
+	// ConnectTo maps a grant ID to the address and port its requester
+	// connects to when that is not the VM's own (a DNAT rule on the
+	// firewall in front of it listens there, maybe on another port than
+	// the granted one). Grants not in it are reached at the VM.
+	ConnectTo map[string]netip.AddrPort
 }
 
 // DriftRepair is one drift a provider repaired: what it found and what it

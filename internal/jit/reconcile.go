@@ -139,14 +139,14 @@ func observedChanges(active []Grant, obs Observed, applyErr error, now time.Time
 		case applyErr != nil:
 			ng.ProviderError = applyErr.Error()
 		case enforced[g.ID]:
-			ng.ProviderError = ""
+			ng.ProviderError, ng.ConnectTo = "", obs.ConnectTo[g.ID]
 			if !ng.Applied {
 				ng.Applied, ng.AppliedAt = true, now
 			}
 		default:
 			ng.ProviderError = ""
 		}
-		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError {
+		if ng.Applied != g.Applied || ng.ProviderError != g.ProviderError || ng.ConnectTo != g.ConnectTo {
 			changed = append(changed, ng)
 		}
 	}
@@ -275,6 +275,7 @@ func (s *Service) updateGrants(ctx context.Context, gs []Grant) error {
 				continue
 			}
 			cur.Applied, cur.AppliedAt, cur.ProviderError = g.Applied, g.AppliedAt, g.ProviderError
+			cur.ConnectTo = g.ConnectTo
 			if err := c.tx.UpdateGrant(c.ctx, cur); err != nil {
 				return struct{}{}, err
 			}

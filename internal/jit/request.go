@@ -1,6 +1,9 @@
 package jit
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Request is one initiate call: who asked, why, and the grants it produced
 // (one per VM and port).
@@ -35,6 +38,10 @@ type Grant struct {
 	Applied       bool      `json:"applied"`
 	AppliedAt     time.Time `json:"appliedAt,omitzero"`
 	ProviderError string    `json:"providerError,omitempty"`
+	// ConnectTo is where the requester connects when it is not the VM
+	// itself: the public address and port of a DNAT rule a firewall in
+	// front of the VM listens on (see Observed.ConnectTo). Zero: the VM.
+	ConnectTo netip.AddrPort `json:"connectTo,omitzero"`
 }
 
 // InitiateInput is Azure's initiate body, already decoded.
@@ -90,6 +97,7 @@ func (g Grant) WithStateOf(next Grant) Grant {
 	g.Applied = next.Applied
 	g.AppliedAt = utc(next.AppliedAt)
 	g.ProviderError = next.ProviderError
+	g.ConnectTo = next.ConnectTo
 	return g
 }
 

@@ -180,6 +180,7 @@ func (s *Service) applyPlan(c *change, plan *requestPlan) error {
 		for j, g := range plan.req.Grants {
 			if enforced[g.ID] {
 				plan.req.Grants[j].Applied, plan.req.Grants[j].AppliedAt = true, c.now
+				plan.req.Grants[j].ConnectTo = obs.ConnectTo[g.ID]
 			}
 		}
 	}

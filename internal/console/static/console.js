@@ -32,6 +32,13 @@
             if (ap && g.applied && !ap.querySelector(".ok")) {
               ap.innerHTML = '<span class="badge ok">applied on the firewall</span>';
             }
+            if (ap && g.connectTo && !ap.querySelector(".connect-to")) {
+              var ct = document.createElement("span"), code = document.createElement("code");
+              ct.className = "connect-to";
+              code.textContent = g.connectTo;
+              ct.append("connect to ", code);
+              ap.append(document.createElement("br"), ct);
+            }
           });
         })
         .catch(function () {});

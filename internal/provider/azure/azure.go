@@ -60,6 +60,7 @@ type Provider struct {
 	drift   baselines
 	// dnatDrift: the same for DNAT rules on classic firewalls.
 	dnatDrift dnatBaselines
+	homes     dnatHomes // firewalls that may hold each VM's DNAT rules (relink.go)
 }
 
 var _ jit.Provider = (*Provider)(nil)
@@ -124,10 +125,14 @@ func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desir
 		return jit.Observed{}, err
 	}
 	drift := p.drift.settle(vm.ID, pl.found, pl.want)
+	if len(pl.strayIDs) > 0 || pl.fwID == "" {
+		p.dnatDrift.forget(vm.ID) // moved: the old baseline is another firewall's
+	}
+	p.homes.settle(vm.ID, pl.fwID, len(pl.fwWant) > 0)
 	if pl.fwID != "" {
 		drift = append(drift, p.dnatDrift.settle(vm.ID, pl.fwID, pl.fwFound, pl.fwWant)...)
 	}
-	return jit.Observed{Enforced: pl.enforced, Drift: drift}, nil
+	return jit.Observed{Enforced: pl.enforced, Drift: drift, ConnectTo: pl.connectTo}, nil
 }
 
 // notFound reports whether err is ARM's 404.

@@ -116,6 +116,7 @@ func (p *Provider) holdingFirewalls(ctx context.Context, subs []string, byHash m
 					for _, r := range c.Properties.Rules {
 						for _, id := range byHash[sim.RuleVMHash(str(r.Name))] {
 							held[inventory.Key(id)] = id
+							p.homes.add(id, str(fw.ID)) // the next Apply reads it, wherever the VM is now
 						}
 					}
 				}

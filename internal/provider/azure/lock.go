@@ -58,6 +58,9 @@ func (pl plan) nsgKeys() []string {
 	if pl.fwID != "" {
 		out = append(out, inventory.Key(pl.fwID))
 	}
+	for _, id := range pl.strayIDs {
+		out = append(out, inventory.Key(id))
+	}
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -29,10 +30,15 @@ type plan struct {
 	writes []ruleWrite
 	fw     *fwWrite // the firewall PUT, made before the rule writes
 	fwID   string   // the VM's firewall, if any, for the lock
+	// strays: PUTs taking the VM's DNAT rules off firewalls it is no
+	// longer behind (relink.go); strayIDs are the firewalls read for it.
+	strays   []*fwWrite
+	strayIDs []string
 	// fwFound and fwWant are the VM's DNAT rules as read and as planned.
 	fwFound, fwWant vmDNAT
 	enforced        []string
-	nsgs            []string // IDs of the NSGs read (the VM's path)
+	connectTo       map[string]netip.AddrPort // grant ID → DNAT listener (jit.Observed)
+	nsgs            []string                  // IDs of the NSGs read (the VM's path)
 	// found and want are the VM's JIT rules as read and as planned (drift.go).
 	found, want vmRules
 }
@@ -152,13 +158,23 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 			objs.put(inventory.KindFirewall, fw.model.ID, fw.model)
 		}
 	}
+	strays, err := p.readStrays(ctx, vm, objs)
+	if err != nil {
+		return plan{}, err
+	}
 	simVM := vm
 	simVM.Cloud = inventory.Azure
 	obs, err := sim.New(nil).ApplyTx(ctx, objs, simVM, desired)
 	if err != nil {
 		return plan{}, err
 	}
-	pl := plan{enforced: obs.Enforced, found: ownRules(vm.ID, nsgs), fwID: vm.Firewall}
+	pl := plan{enforced: obs.Enforced, connectTo: obs.ConnectTo, found: ownRules(vm.ID, nsgs), fwID: vm.Firewall}
+	if pl.strays, err = strayWrites(ctx, strays, objs); err != nil {
+		return plan{}, err
+	}
+	for _, fr := range strays {
+		pl.strayIDs = append(pl.strayIDs, fr.model.ID)
+	}
 	if fw != nil {
 		var after inventory.Firewall
 		if err := objs.GetObject(ctx, inventory.KindFirewall, inventory.Key(fw.model.ID), &after); err != nil {

@@ -18,6 +18,11 @@ type armnetworkFactory = armnetwork.ClientFactory
 // rule opens nothing (the deny rule still stops it), and one removed ahead
 // of it closes the path at the firewall first.
 func (p *Provider) execute(ctx context.Context, pl plan) error {
+	for _, w := range pl.strays { // closes first: the VM left those firewalls
+		if err := p.writeFirewall(ctx, w); err != nil {
+			return err
+		}
+	}
 	if pl.fw != nil {
 		if err := p.writeFirewall(ctx, pl.fw); err != nil {
 			return err

@@ -186,6 +186,10 @@ func firewallCase(t *testing.T, h Harness, faults bool) {
 	if !slices.Equal(obs.Enforced, []string{"g-fw"}) {
 		t.Errorf("enforced %v after the grant", obs.Enforced)
 	}
+	// The requester is told where the firewall listens for it.
+	if got, want := obs.ConnectTo, map[string]netip.AddrPort{"g-fw": netip.AddrPortFrom(firewallPublic, 50001)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("connect-to after the grant %v, want %v", got, want)
+	}
 	fw := c.Firewall(t, FirewallID)
 	wantUser := append(slices.Clone(beforeFW.NatRuleCollections), theirs)
 	var jitCol *inventory.NatRuleCollection
@@ -226,7 +230,9 @@ func firewallCase(t *testing.T, h Harness, faults bool) {
 		t.Errorf("a second apply of the same grant changed the firewall:\n got %+v\nwant %+v", got, granted1)
 	}
 
-	apply(t, h.Provider, vm, jit.Desired{VMID: vm.ID, Guarded: ports}) // expiry
+	if obs := apply(t, h.Provider, vm, jit.Desired{VMID: vm.ID, Guarded: ports}); len(obs.ConnectTo) != 0 { // expiry
+		t.Errorf("connect-to %v after the grant expired", obs.ConnectTo)
+	}
 	if got := c.Firewall(t, FirewallID); !reflect.DeepEqual(got.NatRuleCollections, wantUser) {
 		t.Errorf("firewall after expiry (exactly the user's collections)\n got %+v\nwant %+v", got.NatRuleCollections, wantUser)
 	}

@@ -229,6 +229,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	})
 	t.Run("DriftReasserted", func(t *testing.T) { drift(t, newHarness(t)) })
 	t.Run("Firewall", func(t *testing.T) { firewallCase(t, newHarness(t), false) })
+	t.Run("FirewallUnlinked", func(t *testing.T) { firewallUnlinked(t, newHarness(t)) })
 	t.Run("FirewallUnderFaults", func(t *testing.T) {
 		h := newHarness(t)
 		if h.Faults == nil {

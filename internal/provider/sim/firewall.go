@@ -138,6 +138,7 @@ func (s *session) reconcileFirewalls(vm inventory.VM, fw *inventory.Firewall, ta
 	if changed {
 		s.put(inventory.KindFirewall, fw.ID, fw)
 	}
+	s.connectTo = ConnectTo(fw, vm.ID, grants)
 	if len(want) > 0 {
 		s.newFP.Firewalls = append(s.newFP.Firewalls, inventory.Key(fw.ID))
 	}

@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -85,19 +86,20 @@ func (p *Provider) Check(ctx context.Context, vm inventory.VM, desired jit.Desir
 // Apply makes the VM's simulated firewall match desired, in one transaction.
 // On error nothing is written.
 func (p *Provider) Apply(ctx context.Context, vm inventory.VM, desired jit.Desired) (jit.Observed, error) {
-	var enforced []string
+	var obs jit.Observed
 	err := p.objs.ObjectTx(ctx, func(o store.Objects) error {
 		s := newSession(ctx, o)
 		var err error
-		if enforced, err = s.reconcile(vm, desired); err != nil {
+		if obs.Enforced, err = s.reconcile(vm, desired); err != nil {
 			return err
 		}
+		obs.ConnectTo = s.connectTo
 		return s.flush()
 	})
 	if err != nil {
 		return jit.Observed{}, err
 	}
-	return jit.Observed{Enforced: enforced}, nil
+	return obs, nil
 }
 
 // ApplyTx is Apply inside the caller's transaction (jit.TxProvider): the
@@ -113,7 +115,7 @@ func (p *Provider) ApplyTx(ctx context.Context, objs store.Objects, vm inventory
 	if err := s.flush(); err != nil {
 		return jit.Observed{}, err
 	}
-	return jit.Observed{Enforced: enforced}, nil
+	return jit.Observed{Enforced: enforced, ConnectTo: s.connectTo}, nil
 }
 
 func (s *session) reconcile(vm inventory.VM, d jit.Desired) ([]string, error) {
@@ -235,6 +237,9 @@ type session struct {
 	m    map[objKey]*entry
 
 	oldFP, newFP *Footprint // where the VM's JIT objects were and are (footprint.go)
+	// connectTo: where the grants' requesters connect, if not the VM
+	// (a firewall's DNAT rule, firewall.go); Observed.ConnectTo.
+	connectTo map[string]netip.AddrPort
 }
 
 func newSession(ctx context.Context, o store.Objects) *session {
