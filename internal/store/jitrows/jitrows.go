@@ -97,9 +97,9 @@ func AttachGrants(backend string, reqs []jit.Request, rows Rows) error {
 }
 
 // Approvals reads rows of (id, body, approval) of requests, closes them,
-// and then reads each request's grants from the rows of grant bodies
-// grantsOf returns: a connection runs one statement at a time.
-func Approvals(backend string, rows Rows, grantsOf func(requestID string) (Rows, error)) ([]jit.PendingRequest, error) {
+// and then reads each request's grants with grantsOf: a connection runs
+// one statement at a time.
+func Approvals(backend string, rows Rows, grantsOf func(requestID string) ([]jit.Grant, error)) ([]jit.PendingRequest, error) {
 	var out []jit.PendingRequest
 	for rows.Next() {
 		var id string
@@ -108,7 +108,7 @@ func Approvals(backend string, rows Rows, grantsOf func(requestID string) (Rows,
 			rows.Close()
 			return nil, fmt.Errorf("%s: list approvals: %w", backend, err)
 		}
-		p, err := jit.DecodePendingRequest(body, approval)
+		p, err := DecodePendingRequest(body, approval)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("%s: request %s: %w", backend, id, err)
@@ -119,37 +119,27 @@ func Approvals(backend string, rows Rows, grantsOf func(requestID string) (Rows,
 		return nil, fmt.Errorf("%s: list approvals: %w", backend, err)
 	}
 	for i := range out {
-		id := out[i].Request.ID
-		grows, err := grantsOf(id)
+		gs, err := grantsOf(out[i].Request.ID)
 		if err != nil {
-			return nil, fmt.Errorf("%s: grants of request %s: %w", backend, id, err)
-		}
-		if out[i].Request.Grants, err = grants(backend, grows); err != nil {
 			return nil, err
 		}
+		out[i].Request.Grants = append([]jit.Grant{}, gs...)
 	}
 	return out, nil
 }
 
-// grants decodes rows of grant bodies (a non-nil slice) and closes rows.
-func grants(backend string, rows Rows) ([]jit.Grant, error) {
-	defer rows.Close()
-	out := []jit.Grant{}
-	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("%s: list grants: %w", backend, err)
-		}
-		var g jit.Grant
-		if err := json.Unmarshal(body, &g); err != nil {
-			return nil, fmt.Errorf("%s: decode grants: %w", backend, err)
-		}
-		out = append(out, g)
+// DecodePendingRequest decodes a request row's body and approval record
+// (Tx.PutApproval encodes the record as JSON); the grants are the
+// caller's to attach.
+func DecodePendingRequest(body, approval []byte) (jit.PendingRequest, error) {
+	var p jit.PendingRequest
+	if err := json.Unmarshal(body, &p.Request); err != nil {
+		return p, fmt.Errorf("decode request: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: list grants: %w", backend, err)
+	if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
+		return p, fmt.Errorf("decode approval of request %s: %w", p.Request.ID, err)
 	}
-	return out, nil
+	return p, nil
 }
 
 // OneApproval is GetApproval's answer for request id from ps, what a

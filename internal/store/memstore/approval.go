@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"sort"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
@@ -43,19 +42,7 @@ func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequ
 	if t.done {
 		return nil, errTxDone
 	}
-	var ids []string
-	for id, row := range t.s.requests {
-		if row.approval != nil && row.approvalState == state {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
-		if !a.start.Equal(b.start) {
-			return a.start.Before(b.start)
-		}
-		return ids[i] < ids[j]
-	})
+	ids := t.requestIDs(func(row requestRow) bool { return row.approval != nil && row.approvalState == state })
 	out := make([]jit.PendingRequest, 0, len(ids))
 	for _, id := range ids {
 		p, err := t.pendingRequest(t.s.requests[id])
@@ -69,7 +56,7 @@ func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequ
 
 // pendingRequest decodes a request row with its grants and approval record.
 func (t *tx) pendingRequest(row requestRow) (jit.PendingRequest, error) {
-	p, err := jit.DecodePendingRequest(row.body, row.approval)
+	p, err := jitrows.DecodePendingRequest(row.body, row.approval)
 	if err == nil {
 		p.Request.Grants, err = t.grantsOf(row)
 	}

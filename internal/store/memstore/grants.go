@@ -57,19 +57,8 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 		return nil, errTxDone
 	}
 	key := strings.ToLower(policyID)
-	var ids []string
-	for id, row := range t.s.requests {
-		if row.policyKey == key && jit.Opened(row.approvalState) {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
-		if !a.start.Equal(b.start) {
-			return a.start.After(b.start)
-		}
-		return ids[i] > ids[j]
-	})
+	ids := t.requestIDs(func(row requestRow) bool { return row.policyKey == key && jit.Opened(row.approvalState) })
+	slices.Reverse(ids) // newest first
 	if limit > 0 && len(ids) > limit {
 		ids = ids[:limit]
 	}
@@ -86,6 +75,25 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// requestIDs returns the IDs of the requests that match, oldest first
+// (by start time, then ID).
+func (t *tx) requestIDs(match func(requestRow) bool) []string {
+	var ids []string
+	for id, row := range t.s.requests {
+		if match(row) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
+		if !a.start.Equal(b.start) {
+			return a.start.Before(b.start)
+		}
+		return ids[i] < ids[j]
+	})
+	return ids
 }
 
 // grantsOf decodes the grants of the request row, in its order.

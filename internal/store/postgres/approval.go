@@ -49,11 +49,11 @@ func (t *tx) approvals(ctx context.Context, query, arg string) ([]jit.PendingReq
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list approvals: %w", err)
 	}
-	return jitrows.Approvals("postgres", t.rows(rows, "list approvals"), func(id string) (jitrows.Rows, error) {
+	return jitrows.Approvals("postgres", t.rows(rows, "list approvals"), func(id string) ([]jit.Grant, error) {
 		grows, err := t.query(ctx, "grants of request", qGrantsOfRequest, id)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("postgres: grants of request %s: %w", id, err)
 		}
-		return t.rows(grows, "list grants"), nil
+		return scanAll[jit.Grant](t, grows, "grants")
 	})
 }

@@ -56,8 +56,12 @@ func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list approvals: %w", err)
 	}
-	return jitrows.Approvals("sqlite", rows, func(id string) (jitrows.Rows, error) {
-		return t.stmt(qGrantsOfRequest).QueryContext(noCancel, id)
+	return jitrows.Approvals("sqlite", rows, func(id string) ([]jit.Grant, error) {
+		grows, err := t.stmt(qGrantsOfRequest).QueryContext(noCancel, id)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: grants of request %s: %w", id, err)
+		}
+		return scanAll(grows, "grants", decodeJSON[jit.Grant])
 	})
 }
 
