@@ -89,7 +89,7 @@ func loadPolicyTargets(ctx context.Context, tx Tx, p Policy) (policyTargets, err
 	}
 	for i, v := range p.VirtualMachines {
 		field := fmt.Sprintf("properties.virtualMachines[%d].id", i)
-		vm, err := tx.GetVM(ctx, v.ID)
+		vm, err := inventory.GetVM(ctx, tx, v.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return t, notFound(field, "virtual machine %s is not in the inventory", v.ID)
 		} else if err != nil {

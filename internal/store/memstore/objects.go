@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -71,10 +70,6 @@ func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, b
 		}
 	}
 	return nil
-}
-
-func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	return inventory.GetVM(ctx, t, id)
 }
 
 // Policies

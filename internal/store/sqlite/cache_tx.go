@@ -73,10 +73,6 @@ func (t *cachedTx) GetObject(ctx context.Context, kind, key string, into any) er
 	return t.decodeObject(kind, key, body, into)
 }
 
-func (t *cachedTx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	return inventory.GetVM(ctx, t, id)
-}
-
 func (t *cachedTx) PutObject(ctx context.Context, kind, key string, v any) error {
 	enc, err := encodeObject(kind, key, v)
 	if err != nil {
