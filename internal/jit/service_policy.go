@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -30,7 +32,7 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 	for _, v := range append(append([]VMPolicy(nil), p.VirtualMachines...), t.old.VirtualMachines...) {
 		affected[inventory.Key(v.ID)] = v.ID
 	}
-	stored, after, err := write(ctx, s, keys(affected), func(c *change) (Policy, error) {
+	stored, after, err := write(ctx, s, slices.Collect(maps.Keys(affected)), func(c *change) (Policy, error) {
 		return s.putPolicy(c, ActorFrom(ctx), p, t, sortedValues(affected))
 	})
 	if errors.Is(err, store.ErrConflict) && !errors.As(err, new(*FieldError)) {
