@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
@@ -55,6 +57,32 @@ func EncodeGrant(backend string, r jit.Request, i int, g jit.Grant) (jit.Grant, 
 		return g, nil, fmt.Errorf("%s: encode grant %s: %w", backend, g.ID, err)
 	}
 	return g, body, nil
+}
+
+// EncodePolicy checks p before it is stored, so that a refusal writes
+// nothing: it needs an ID, and none of its VMs may be in another policy
+// (holderOf returns the key of the policy holding a VM's key, "" for
+// none). It returns p's key, its VMs' keys and its encoding (in UTC).
+func EncodePolicy(backend string, p jit.Policy, holderOf func(vmKey string) (string, error)) (key string, vmKeys []string, body []byte, err error) {
+	if p.ID == "" {
+		return "", nil, nil, fmt.Errorf("%s: put policy: policy has no ID", backend)
+	}
+	key = strings.ToLower(p.ID)
+	for _, v := range p.DistinctVMs() {
+		vk := inventory.Key(v.ID)
+		holder, err := holderOf(vk)
+		switch {
+		case err != nil:
+			return "", nil, nil, fmt.Errorf("%s: put policy %s: %w", backend, p.ID, err)
+		case holder != "" && holder != key:
+			return "", nil, nil, fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
+		}
+		vmKeys = append(vmKeys, vk)
+	}
+	if body, err = json.Marshal(p.InUTC()); err != nil {
+		return "", nil, nil, fmt.Errorf("%s: encode policy %s: %w", backend, p.ID, err)
+	}
+	return key, vmKeys, body, nil
 }
 
 // EncodeApproval encodes the approval record of request requestID.
