@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -94,12 +95,7 @@ func (a ApprovalRecord) InUTC() ApprovalRecord {
 func Opened(state string) bool { return state == "" || state == ApprovalApproved }
 
 func hasGroup(groups []string, g string) bool {
-	for _, have := range groups {
-		if strings.EqualFold(have, g) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(groups, func(have string) bool { return strings.EqualFold(have, g) })
 }
 
 // approvalRules collects the rules of the ports a request names: per
@@ -204,13 +200,8 @@ func (s *Service) nextLapse(ctx context.Context) (time.Time, bool, error) {
 	if err != nil || len(ps) == 0 {
 		return time.Time{}, false, err
 	}
-	t := ps[0].LapseAt
-	for _, p := range ps[1:] {
-		if p.LapseAt.Before(t) {
-			t = p.LapseAt
-		}
-	}
-	return t, true, nil
+	first := slices.MinFunc(ps, func(a, b PendingRequest) int { return a.LapseAt.Compare(b.LapseAt) })
+	return first.LapseAt, true, nil
 }
 
 func firstVM(r Request) string {

@@ -42,20 +42,6 @@ func UpgradeApprovals(ctx context.Context, st Store) error {
 	})
 }
 
-// DecodePendingRequest decodes a request row's body and approval record
-// as the stores keep them (Tx.PutApproval encodes the record as JSON);
-// the grants are the caller's to attach.
-func DecodePendingRequest(body, approval []byte) (PendingRequest, error) {
-	var p PendingRequest
-	if err := json.Unmarshal(body, &p.Request); err != nil {
-		return p, fmt.Errorf("decode request: %w", err)
-	}
-	if err := json.Unmarshal(approval, &p.ApprovalRecord); err != nil {
-		return p, fmt.Errorf("decode approval of request %s: %w", p.Request.ID, err)
-	}
-	return p, nil
-}
-
 // UpgradeApprovalObjects moves the requests that needed approval out of
 // the objects older drawbridge kept them in and onto request and grant
 // rows with approval records, so that an upgraded server keeps its pending

@@ -3,7 +3,8 @@ package jit
 import (
 	"context"
 	"errors"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/store"
@@ -30,14 +31,7 @@ type ProviderLister interface {
 }
 
 // Names returns the map's provider names, sorted.
-func (m ProviderMap) Names() []string {
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func (m ProviderMap) Names() []string { return slices.Sorted(maps.Keys(m)) }
 
 // Unwrapper is a Provider wrapping another (metrics, tracing); optional
 // interfaces such as Holder are looked up through it.

@@ -1,7 +1,7 @@
 package jit
 
 import (
-	"sort"
+	"slices"
 	"sync"
 )
 
@@ -19,9 +19,7 @@ type refLock struct {
 }
 
 func (k *keyedMutex) lockVMs(keys []string) func() {
-	ks := append([]string(nil), keys...)
-	sort.Strings(ks)
-	ks = dedupe(ks)
+	ks := slices.Compact(slices.Sorted(slices.Values(keys)))
 	var held []*refLock
 	for _, key := range ks {
 		k.mu.Lock()
@@ -55,13 +53,3 @@ func (k *keyedMutex) lockVMs(keys []string) func() {
 }
 
 func (s *Service) lockVMs(keys []string) func() { return s.vmLocks.lockVMs(keys) }
-
-func dedupe(sorted []string) []string {
-	out := sorted[:0]
-	for i, s := range sorted {
-		if i == 0 || s != sorted[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
-}

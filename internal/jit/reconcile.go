@@ -34,7 +34,7 @@ func (s *Service) DesiredFor(ctx context.Context, vmID string) (inventory.VM, De
 }
 
 func desiredInTx(ctx context.Context, tx Tx, vmID string, now time.Time) (vmState, error) {
-	vm, err := tx.GetVM(ctx, vmID)
+	vm, err := inventory.GetVM(ctx, tx, vmID)
 	if err != nil {
 		return vmState{vm: vm}, err
 	}
@@ -230,7 +230,7 @@ func (s *Service) ReportObserved(ctx context.Context, vmID string, enforced []st
 		in[id] = true
 	}
 	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
-		vm, err := c.tx.GetVM(c.ctx, vmID)
+		vm, err := inventory.GetVM(c.ctx, c.tx, vmID)
 		if err != nil {
 			return struct{}{}, err
 		}

@@ -1,7 +1,8 @@
 package jit
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -67,20 +68,11 @@ func requestVMs(r Request) []string {
 	return sortedValues(seen)
 }
 
-func keys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
+// sortedValues returns m's values in the order of their keys.
 func sortedValues(m map[string]string) []string {
-	ks := keys(m)
-	sort.Strings(ks)
-	out := make([]string, len(ks))
-	for i, k := range ks {
-		out[i] = m[k]
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[k])
 	}
 	return out
 }

@@ -93,10 +93,7 @@ func (s *Service) approve(c *change, actor Actor, id, reason string) (approval, 
 	if err != nil {
 		return approval{}, err
 	}
-	if p.State != ApprovalPending {
-		return approval{}, conflict("id", "request %s is already %s", id, p.State)
-	}
-	p, final, err := addApproval(p, actor, c.now)
+	p, final, err := addApproval(p, actor, c.now) // checks p is still pending
 	if err != nil {
 		return approval{}, err
 	}
@@ -181,10 +178,7 @@ func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (Pen
 		if err != nil {
 			return p, err
 		}
-		if p.State != ApprovalPending {
-			return p, conflict("id", "request %s is already %s", id, p.State)
-		}
-		if err := checkApprover(p, actor, c.now); err != nil {
+		if err := checkApprover(p, actor, c.now); err != nil { // and that p is still pending
 			return p, err
 		}
 		return decide(c, actor, p, ApprovalDenied, ReasonDenied, reason)

@@ -22,7 +22,7 @@ func (s *Service) ListVMs(ctx context.Context) ([]inventory.VM, error) {
 
 // GetVM returns one VM.
 func (s *Service) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	vm, err := readTx(ctx, s.store, func(tx Tx) (inventory.VM, error) { return tx.GetVM(ctx, id) })
+	vm, err := readTx(ctx, s.store, func(tx Tx) (inventory.VM, error) { return inventory.GetVM(ctx, tx, id) })
 	if errors.Is(err, store.ErrNotFound) {
 		return vm, notFound("", "virtual machine %s not found", id)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -30,7 +32,7 @@ func (s *Service) PutPolicy(ctx context.Context, p Policy) (Policy, error) {
 	for _, v := range append(append([]VMPolicy(nil), p.VirtualMachines...), t.old.VirtualMachines...) {
 		affected[inventory.Key(v.ID)] = v.ID
 	}
-	stored, after, err := write(ctx, s, keys(affected), func(c *change) (Policy, error) {
+	stored, after, err := write(ctx, s, slices.Collect(maps.Keys(affected)), func(c *change) (Policy, error) {
 		return s.putPolicy(c, ActorFrom(ctx), p, t, sortedValues(affected))
 	})
 	if errors.Is(err, store.ErrConflict) && !errors.As(err, new(*FieldError)) {
@@ -89,7 +91,7 @@ func loadPolicyTargets(ctx context.Context, tx Tx, p Policy) (policyTargets, err
 	}
 	for i, v := range p.VirtualMachines {
 		field := fmt.Sprintf("properties.virtualMachines[%d].id", i)
-		vm, err := tx.GetVM(ctx, v.ID)
+		vm, err := inventory.GetVM(ctx, tx, v.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return t, notFound(field, "virtual machine %s is not in the inventory", v.ID)
 		} else if err != nil {

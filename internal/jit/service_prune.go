@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -157,12 +158,7 @@ func (s *Service) removeVM(c *change, actor Actor, vm inventory.VM) error {
 // dropFromPolicy removes vmID from p, deleting p if no VM is left.
 func dropFromPolicy(c *change, actor Actor, p Policy, vmID string) error {
 	after := p
-	after.VirtualMachines = nil
-	for _, v := range p.VirtualMachines {
-		if !strings.EqualFold(v.ID, vmID) {
-			after.VirtualMachines = append(after.VirtualMachines, v)
-		}
-	}
+	after.VirtualMachines = slices.DeleteFunc(slices.Clone(p.VirtualMachines), func(v VMPolicy) bool { return strings.EqualFold(v.ID, vmID) })
 	if len(after.VirtualMachines) == 0 {
 		if err := c.tx.DeletePolicy(c.ctx, p.ID); err != nil {
 			return err
@@ -181,13 +177,8 @@ func dropFromPolicy(c *change, actor Actor, p Policy, vmID string) error {
 // pruning on it would end every grant and policy under the scope. Really
 // deleted VMs leave with an `inventory apply` that omits them.
 func emptyListing(inv inventory.Inventory, sc SyncScope, removing int) error {
-	if removing == 0 {
+	if removing == 0 || slices.ContainsFunc(inv.VMs, sc.covers) {
 		return nil
-	}
-	for _, vm := range inv.VMs {
-		if sc.covers(vm) {
-			return nil
-		}
 	}
 	return conflict("scope", "the discovered inventory has no %s VM under %s, so syncing it would remove all %d stored there; refused (check the credentials can list them, or remove VMs that are really gone with inventory apply)", sc.Provider, sc.Prefix, removing)
 }

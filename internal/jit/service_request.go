@@ -131,7 +131,7 @@ func loadRequest(c *change, policyID string, in InitiateInput) (requestTargets, 
 		if !ok {
 			return t, invalid(field+".id", "virtual machine %s is not in JIT policy %s", v.ID, t.policy.Name)
 		}
-		vm, err := c.tx.GetVM(c.ctx, v.ID)
+		vm, err := inventory.GetVM(c.ctx, c.tx, v.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return t, notFound(field+".id", "virtual machine %s is not in the inventory", v.ID)
 		} else if err != nil {

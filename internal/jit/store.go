@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -31,8 +30,7 @@ type Store interface {
 type Tx interface {
 	store.Objects
 
-	// GetVM returns the inventory VM with resource ID id (case-insensitive).
-	GetVM(ctx context.Context, id string) (inventory.VM, error)
+	// Inventory VMs are objects: inventory.GetVM reads one.
 
 	// PutPolicy inserts or replaces a policy, keyed by its ID (case-insensitive),
 	// and indexes its VMs so PolicyForVM finds it.

@@ -135,7 +135,7 @@ func metricSources(st backend, hooks *webhook.Dispatcher) metrics.Sources {
 					key := strings.ToLower(g.VMID)
 					p, ok := providers[key]
 					if !ok {
-						vm, err := tx.GetVM(ctx, g.VMID)
+						vm, err := inventory.GetVM(ctx, tx, g.VMID)
 						switch {
 						case err == nil:
 							p = vm.Provider

@@ -55,8 +55,9 @@ type RecordTable interface {
 	SetAuditHead(ctx context.Context, seq int64, hash string) error
 }
 
-// readHead returns the head where objs keeps it (zero if none yet).
-func readHead(ctx context.Context, objs store.Objects) (Head, error) {
+// ReadHead returns the log's head where objs keeps it (the zero Head for
+// an empty log).
+func ReadHead(ctx context.Context, objs store.Objects) (Head, error) {
 	if t, ok := objs.(RecordTable); ok {
 		seq, hash, err := t.AuditHead(ctx)
 		return Head{Seq: seq, Hash: hash}, err
@@ -106,7 +107,7 @@ func AppendAll(ctx context.Context, objs store.Objects, recs []audit.Record) ([]
 			return nil, errors.New("audit: record has no time")
 		}
 	}
-	h, err := readHead(ctx, objs)
+	h, err := ReadHead(ctx, objs)
 	if err != nil {
 		return nil, fmt.Errorf("audit: read head: %w", err)
 	}
@@ -226,7 +227,7 @@ func Verify(ctx context.Context, objs store.Objects) (Report, error) {
 // stored checkpoint: its signature verifies under pub and the record at
 // its seq has its hash (checkpoints.go).
 func VerifyWithKey(ctx context.Context, objs store.Objects, pub ed25519.PublicKey) (Report, error) {
-	h, err := readHead(ctx, objs)
+	h, err := ReadHead(ctx, objs)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: read head: %w", err)
 	}

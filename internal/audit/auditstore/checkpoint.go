@@ -18,11 +18,6 @@ const (
 	latestKey            = "latest"
 )
 
-// ReadHead returns the log's head (the zero Head for an empty log).
-func ReadHead(ctx context.Context, objs store.Objects) (Head, error) {
-	return readHead(ctx, objs)
-}
-
 // PutCheckpoint stores c, and as the latest if it is newer than the
 // stored latest.
 func PutCheckpoint(ctx context.Context, objs store.Objects, c audit.Checkpoint) error {

@@ -150,7 +150,7 @@ func ParseCursor(s string) (Cursor, error) {
 func Page(ctx context.Context, objs store.Objects, f Filter, cur *Cursor, size int) ([]audit.Record, *Cursor, error) {
 	size = min(max(size, 1), MaxPageSize)
 	if cur == nil {
-		h, err := readHead(ctx, objs)
+		h, err := ReadHead(ctx, objs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit: read head: %w", err)
 		}
@@ -219,7 +219,7 @@ func newestStart(ctx context.Context, objs store.Objects, f Filter, upTo int64) 
 func NewestPage(ctx context.Context, objs store.Objects, f Filter, upTo int64, size int) ([]audit.Record, int64, error) {
 	size = min(max(size, 1), MaxPageSize)
 	if upTo <= 0 {
-		h, err := readHead(ctx, objs)
+		h, err := ReadHead(ctx, objs)
 		if err != nil {
 			return nil, 0, fmt.Errorf("audit: read head: %w", err)
 		}

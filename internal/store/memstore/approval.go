@@ -2,12 +2,10 @@ package memstore
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"sort"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // Approval records live on their request's row (requestRow.approval).
@@ -20,9 +18,9 @@ func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRe
 	if !ok {
 		return store.NotFound("request", requestID)
 	}
-	body, err := json.Marshal(a.InUTC())
+	body, err := jitrows.EncodeApproval("memstore", requestID, a)
 	if err != nil {
-		return fmt.Errorf("memstore: encode approval of request %s: %w", requestID, err)
+		return err
 	}
 	row.approvalState, row.approval = a.State, body
 	set(t, t.s.requests, requestID, row)
@@ -44,19 +42,7 @@ func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequ
 	if t.done {
 		return nil, errTxDone
 	}
-	var ids []string
-	for id, row := range t.s.requests {
-		if row.approval != nil && row.approvalState == state {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
-		if !a.start.Equal(b.start) {
-			return a.start.Before(b.start)
-		}
-		return ids[i] < ids[j]
-	})
+	ids := t.requestIDs(func(row requestRow) bool { return row.approval != nil && row.approvalState == state })
 	out := make([]jit.PendingRequest, 0, len(ids))
 	for _, id := range ids {
 		p, err := t.pendingRequest(t.s.requests[id])
@@ -70,17 +56,9 @@ func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequ
 
 // pendingRequest decodes a request row with its grants and approval record.
 func (t *tx) pendingRequest(row requestRow) (jit.PendingRequest, error) {
-	p, err := jit.DecodePendingRequest(row.body, row.approval)
-	if err != nil {
-		return p, err
+	p, err := jitrows.DecodePendingRequest(row.body, row.approval)
+	if err == nil {
+		p.Request.Grants, err = t.grantsOf(row)
 	}
-	p.Request.Grants = make([]jit.Grant, 0, len(row.grantIDs))
-	for _, gid := range row.grantIDs {
-		g, err := decode[jit.Grant](t.s.grants[gid].body)
-		if err != nil {
-			return p, err
-		}
-		p.Request.Grants = append(p.Request.Grants, g)
-	}
-	return p, nil
+	return p, err
 }

@@ -3,8 +3,8 @@ package memstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +12,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // Requests and their grants, in the orders the real backends list them.
@@ -20,46 +21,32 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 	if err := t.writable("insert request"); err != nil {
 		return err
 	}
-	if r.ID == "" {
-		return errors.New("memstore: insert request: request has no ID")
-	}
 	if _, ok := t.s.requests[r.ID]; ok {
 		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	}
+	req, body, err := jitrows.EncodeRequest("memstore", r)
+	if err != nil {
+		return err
+	}
 	// Validate everything before the first write, so a failure changes nothing.
-	seen := map[string]bool{}
+	row := requestRow{policyKey: strings.ToLower(r.PolicyID), start: req.StartTime, body: body}
+	grants := make([]grantRow, len(r.Grants))
 	for i, g := range r.Grants {
-		if g.ID == "" || g.EndTime.IsZero() {
-			return fmt.Errorf("memstore: insert request %s: grant %d has no ID or no end time", r.ID, i)
+		g, gb, err := jitrows.EncodeGrant("memstore", r, i, g)
+		if err != nil {
+			return err
 		}
-		if _, ok := t.s.grants[g.ID]; ok || seen[g.ID] {
+		if _, ok := t.s.grants[g.ID]; ok || slices.Contains(row.grantIDs, g.ID) {
 			return fmt.Errorf("grant %s already exists: %w", g.ID, store.ErrConflict)
 		}
-		seen[g.ID] = true
-	}
-	grants := r.Grants
-	r.Grants = nil
-	r.StartTime = r.StartTime.UTC()
-	body, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("memstore: encode request %s: %w", r.ID, err)
-	}
-	row := requestRow{policyKey: strings.ToLower(r.PolicyID), start: r.StartTime, body: body}
-	for i, g := range grants {
-		g.RequestID = r.ID
-		if g.PolicyID == "" {
-			g.PolicyID = r.PolicyID
-		}
-		g = g.InUTC()
-		gb, err := json.Marshal(g)
-		if err != nil {
-			return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)
-		}
-		set(t, t.s.grants, g.ID, grantRow{
+		grants[i] = grantRow{
 			requestID: r.ID, idx: i, policyKey: strings.ToLower(g.PolicyID), vmKey: inventory.Key(g.VMID),
 			port: g.Port, status: g.Status, start: g.StartTime, end: g.EndTime, body: gb,
-		})
+		}
 		row.grantIDs = append(row.grantIDs, g.ID)
+	}
+	for i, id := range row.grantIDs {
+		set(t, t.s.grants, id, grants[i])
 	}
 	set(t, t.s.requests, r.ID, row)
 	return nil
@@ -70,19 +57,8 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 		return nil, errTxDone
 	}
 	key := strings.ToLower(policyID)
-	var ids []string
-	for id, row := range t.s.requests {
-		if row.policyKey == key && jit.Opened(row.approvalState) {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
-		if !a.start.Equal(b.start) {
-			return a.start.After(b.start)
-		}
-		return ids[i] > ids[j]
-	})
+	ids := t.requestIDs(func(row requestRow) bool { return row.policyKey == key && jit.Opened(row.approvalState) })
+	slices.Reverse(ids) // newest first
 	if limit > 0 && len(ids) > limit {
 		ids = ids[:limit]
 	}
@@ -93,15 +69,42 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 		if err != nil {
 			return nil, err
 		}
-		r.Grants = make([]jit.Grant, 0, len(row.grantIDs))
-		for _, gid := range row.grantIDs {
-			g, err := decode[jit.Grant](t.s.grants[gid].body)
-			if err != nil {
-				return nil, err
-			}
-			r.Grants = append(r.Grants, g)
+		if r.Grants, err = t.grantsOf(row); err != nil {
+			return nil, err
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// requestIDs returns the IDs of the requests that match, oldest first
+// (by start time, then ID).
+func (t *tx) requestIDs(match func(requestRow) bool) []string {
+	var ids []string
+	for id, row := range t.s.requests {
+		if match(row) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
+		if !a.start.Equal(b.start) {
+			return a.start.Before(b.start)
+		}
+		return ids[i] < ids[j]
+	})
+	return ids
+}
+
+// grantsOf decodes the grants of the request row, in its order.
+func (t *tx) grantsOf(row requestRow) ([]jit.Grant, error) {
+	out := make([]jit.Grant, 0, len(row.grantIDs))
+	for _, gid := range row.grantIDs {
+		g, err := decode[jit.Grant](t.s.grants[gid].body)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
 	}
 	return out, nil
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 
-	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/store"
 )
 
@@ -50,31 +48,10 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 	return nil
 }
 
+// ListObjects copies the objects before fn is called, so fn may change
+// objects of this kind while listing.
 func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
-	if t.done {
-		return errTxDone
-	}
-	m := t.s.objects[kind]
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	bodies := make([][]byte, len(keys))
-	for i, k := range keys {
-		bodies[i] = append([]byte(nil), m[k]...)
-	}
-	// Snapshot first, so fn may change objects of this kind while listing.
-	for i, k := range keys {
-		if err := fn(k, bodies[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	return inventory.GetVM(ctx, t, id)
+	return t.listObjects(kind, func(string) bool { return true }, 0, fn)
 }
 
 // Policies

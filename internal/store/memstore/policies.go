@@ -2,15 +2,13 @@ package memstore
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // JIT policies and the index of which policy covers each VM.
@@ -19,22 +17,9 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 	if err := t.writable("put policy"); err != nil {
 		return err
 	}
-	if p.ID == "" {
-		return errors.New("memstore: put policy: policy has no ID")
-	}
-	key := strings.ToLower(p.ID)
-	var vmKeys []string
-	for _, v := range p.DistinctVMs() {
-		vk := inventory.Key(v.ID)
-		if holder, ok := t.s.policyVMs[vk]; ok && holder != key {
-			return fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
-		}
-		vmKeys = append(vmKeys, vk)
-	}
-	p = p.InUTC()
-	body, err := json.Marshal(p)
+	key, vmKeys, body, err := jitrows.EncodePolicy("memstore", p, func(vk string) (string, error) { return t.s.policyVMs[vk], nil })
 	if err != nil {
-		return fmt.Errorf("memstore: encode policy %s: %w", p.ID, err)
+		return err
 	}
 	if old, ok := t.s.policies[key]; ok {
 		for _, vk := range old.vmKeys {

@@ -2,11 +2,11 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // Approval records live on their request's row (migration 0002).
@@ -20,9 +20,9 @@ const (
 )
 
 func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {
-	body, err := json.Marshal(a.InUTC())
+	body, err := jitrows.EncodeApproval("postgres", requestID, a)
 	if err != nil {
-		return fmt.Errorf("postgres: encode approval of request %s: %w", requestID, err)
+		return err
 	}
 	n, err := t.exec(ctx, "put approval", qPutApproval, a.State, body, requestID)
 	if err != nil {
@@ -35,13 +35,7 @@ func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRe
 
 func (t *tx) GetApproval(ctx context.Context, requestID string) (jit.PendingRequest, error) {
 	ps, err := t.approvals(ctx, qGetApproval, requestID)
-	if err != nil {
-		return jit.PendingRequest{}, err
-	}
-	if len(ps) == 0 {
-		return jit.PendingRequest{}, store.NotFound("request that needs approval", requestID)
-	}
-	return ps[0], nil
+	return jitrows.OneApproval(requestID, ps, err)
 }
 
 func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequest, error) {
@@ -55,35 +49,11 @@ func (t *tx) approvals(ctx context.Context, query, arg string) ([]jit.PendingReq
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list approvals: %w", err)
 	}
-	var out []jit.PendingRequest
-	for rows.Next() {
-		var id string
-		var body, approval []byte
-		if err := rows.Scan(&id, &body, &approval); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("postgres: list approvals: %w", t.fail("list approvals", err))
-		}
-		p, err := jit.DecodePendingRequest(body, approval)
+	return jitrows.Approvals("postgres", t.rows(rows, "list approvals"), func(id string) ([]jit.Grant, error) {
+		grows, err := t.query(ctx, "grants of request", qGrantsOfRequest, id)
 		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("postgres: request %s: %w", id, err)
+			return nil, fmt.Errorf("postgres: grants of request %s: %w", id, err)
 		}
-		out = append(out, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list approvals: %w", t.fail("list approvals", err))
-	}
-	for i := range out {
-		grows, err := t.query(ctx, "grants of request", qGrantsOfRequest, out[i].Request.ID)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: grants of request %s: %w", out[i].Request.ID, err)
-		}
-		gs, err := scanAll[jit.Grant](t, grows, "grants")
-		if err != nil {
-			return nil, err
-		}
-		out[i].Request.Grants = append([]jit.Grant{}, gs...)
-	}
-	return out, nil
+		return scanAll[jit.Grant](t, grows, "grants")
+	})
 }

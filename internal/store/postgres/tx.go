@@ -134,10 +134,6 @@ func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, b
 	return nil
 }
 
-func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	return inventory.GetVM(ctx, t, id)
-}
-
 // Policies
 
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {

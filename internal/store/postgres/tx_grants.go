@@ -13,6 +13,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // Requests and grants.
@@ -21,35 +22,21 @@ import (
 // ID is ErrConflict (ON CONFLICT DO NOTHING, so the transaction is not
 // aborted by a unique violation).
 func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
-	if r.ID == "" {
-		return errors.New("postgres: insert request: request has no ID")
-	}
-	grants := r.Grants
-	r.Grants = nil
-	r.StartTime = r.StartTime.UTC()
-	body, err := json.Marshal(r)
+	req, body, err := jitrows.EncodeRequest("postgres", r)
 	if err != nil {
-		return fmt.Errorf("postgres: encode request %s: %w", r.ID, err)
+		return err
 	}
-	n, err := t.exec(ctx, "insert request", qInsertRequest, r.ID, strings.ToLower(r.PolicyID), r.StartTime.UnixNano(), body)
+	n, err := t.exec(ctx, "insert request", qInsertRequest, r.ID, strings.ToLower(r.PolicyID), req.StartTime.UnixNano(), body)
 	if err != nil {
 		return fmt.Errorf("postgres: insert request %s: %w", r.ID, err)
 	} else if n == 0 {
 		return fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	}
 	notified := map[string]bool{}
-	for i, g := range grants {
-		g = g.InUTC()
-		g.RequestID = r.ID
-		if g.PolicyID == "" {
-			g.PolicyID = r.PolicyID
-		}
-		if g.ID == "" || g.EndTime.IsZero() {
-			return fmt.Errorf("postgres: insert request %s: grant %d has no ID or no end time", r.ID, i)
-		}
-		body, err := json.Marshal(g)
+	for i, g := range r.Grants {
+		g, body, err := jitrows.EncodeGrant("postgres", r, i, g)
 		if err != nil {
-			return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)
+			return err
 		}
 		n, err := t.exec(ctx, "insert grant", qInsertGrant, g.ID, r.ID, i, strings.ToLower(g.PolicyID), inventory.Key(g.VMID), g.Port,
 			string(g.Status), g.StartTime.UnixNano(), g.EndTime.UnixNano(), body)
@@ -78,34 +65,11 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 	if err != nil || len(reqs) == 0 {
 		return reqs, err
 	}
-	byID := make(map[string]int, len(reqs))
-	for i := range reqs {
-		byID[reqs[i].ID] = i
-		reqs[i].Grants = []jit.Grant{}
-	}
 	grows, err := t.query(ctx, "list request grants", qRequestGrants, key, lim)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list request grants: %w", err)
 	}
-	defer grows.Close()
-	for grows.Next() {
-		var reqID string
-		var body []byte
-		if err := grows.Scan(&reqID, &body); err != nil {
-			return nil, fmt.Errorf("postgres: list request grants: %w", t.fail("list request grants", err))
-		}
-		var g jit.Grant
-		if err := json.Unmarshal(body, &g); err != nil {
-			return nil, fmt.Errorf("postgres: decode grant: %w", err)
-		}
-		if i, ok := byID[reqID]; ok {
-			reqs[i].Grants = append(reqs[i].Grants, g)
-		}
-	}
-	if err := grows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list request grants: %w", t.fail("list request grants", err))
-	}
-	return reqs, nil
+	return reqs, jitrows.AttachGrants("postgres", reqs, t.rows(grows, "list request grants"))
 }
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {

@@ -2,12 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // Approval records live on their request's row (migration 0007).
@@ -25,9 +24,9 @@ const (
 var approvalQueries = []string{qPutApproval, qGetApproval, qListApprovals, qGrantsOfRequest, qUpdatePendingGrant}
 
 func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRecord) error {
-	body, err := json.Marshal(a.InUTC())
+	body, err := jitrows.EncodeApproval("sqlite", requestID, a)
 	if err != nil {
-		return fmt.Errorf("sqlite: encode approval of request %s: %w", requestID, err)
+		return err
 	}
 	res, err := t.stmt(qPutApproval).ExecContext(noCancel, a.State, body, requestID)
 	if err != nil {
@@ -43,13 +42,7 @@ func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRe
 
 func (t *tx) GetApproval(ctx context.Context, requestID string) (jit.PendingRequest, error) {
 	ps, err := t.approvals(qGetApproval, requestID)
-	if err != nil {
-		return jit.PendingRequest{}, err
-	}
-	if len(ps) == 0 {
-		return jit.PendingRequest{}, store.NotFound("request that needs approval", requestID)
-	}
-	return ps[0], nil
+	return jitrows.OneApproval(requestID, ps, err)
 }
 
 func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequest, error) {
@@ -63,37 +56,13 @@ func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list approvals: %w", err)
 	}
-	var out []jit.PendingRequest
-	for rows.Next() {
-		var id string
-		var body, approval []byte
-		if err := rows.Scan(&id, &body, &approval); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlite: list approvals: %w", err)
-		}
-		p, err := jit.DecodePendingRequest(body, approval)
+	return jitrows.Approvals("sqlite", rows, func(id string) ([]jit.Grant, error) {
+		grows, err := t.stmt(qGrantsOfRequest).QueryContext(noCancel, id)
 		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlite: request %s: %w", id, err)
+			return nil, fmt.Errorf("sqlite: grants of request %s: %w", id, err)
 		}
-		out = append(out, p)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("sqlite: list approvals: %w", err)
-	}
-	// The grants are read once the rows are closed: one statement at a time.
-	for i := range out {
-		grows, err := t.stmt(qGrantsOfRequest).QueryContext(noCancel, out[i].Request.ID)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: grants of request %s: %w", out[i].Request.ID, err)
-		}
-		gs, err := scanAll(grows, "grants", decodeJSON[jit.Grant])
-		if err != nil {
-			return nil, err
-		}
-		out[i].Request.Grants = append([]jit.Grant{}, gs...)
-	}
-	return out, nil
+		return scanAll(grows, "grants", decodeJSON[jit.Grant])
+	})
 }
 
 // updatePendingGrant is UpdateGrant of a grant stored as Pending: g is

@@ -80,7 +80,7 @@ func requestTx(ctx context.Context, s *Store, n int64) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.GetVM(ctx, vm); err != nil {
+		if _, err := inventory.GetVM(ctx, tx, vm); err != nil {
 			return err
 		}
 		active, err := tx.ListGrants(ctx, jit.GrantFilter{VMID: vm, ActiveOnly: true})

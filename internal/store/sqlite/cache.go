@@ -34,8 +34,9 @@ import (
 // rowCache holds the bodies of rows the writer has read or written, so that
 // a transaction reading what an earlier one wrote (the audit log's head, a
 // VM's NSG and policy, the grant a request supersedes) does not go back to
-// SQLite for it. Only the writer goroutine uses it. A nil *rowCache is a
-// cache that holds nothing.
+// SQLite for it. Only the writer goroutine uses it. A store without one
+// has a nil *rowCache, on which only sync and reset (the writer's calls)
+// may be called; the rest are called through cachedTx, which has one.
 type rowCache struct {
 	rows map[rowKey]cachedRow
 	// policyOf maps a VM key to the key of the policy covering it (""
@@ -82,17 +83,13 @@ type cachedHead struct {
 }
 
 func (c *rowCache) auditHead() (cachedHead, bool) {
-	if c == nil || c.head == nil {
+	if c.head == nil {
 		return cachedHead{}, false
 	}
 	return *c.head, true
 }
 
-func (c *rowCache) setAuditHead(h cachedHead) {
-	if c != nil {
-		c.head = &h
-	}
-}
+func (c *rowCache) setAuditHead(h cachedHead) { c.head = &h }
 
 // activeRef is one active grant of a VM, with what ListGrants orders by.
 // grant is a value without shared memory (jit.Grant has no slice, map or
@@ -144,9 +141,6 @@ func newRowCache() *rowCache {
 }
 
 func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
-	if c == nil {
-		return cachedRow{}, false
-	}
 	r, ok := c.rows[rowKey{table, kind, key}]
 	return r, ok
 }
@@ -154,9 +148,6 @@ func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
 // put records a row's body as just read or written. body must not be
 // modified afterwards, by the caller or by anyone it is handed to.
 func (c *rowCache) put(table byte, kind, key string, body []byte) {
-	if c == nil {
-		return
-	}
 	if len(c.rows) >= maxCachedRows {
 		clear(c.rows)
 	}
@@ -165,9 +156,6 @@ func (c *rowCache) put(table byte, kind, key string, body []byte) {
 
 // absent records that a row does not exist (read as missing, or deleted).
 func (c *rowCache) absent(table byte, kind, key string) {
-	if c == nil {
-		return
-	}
 	if len(c.rows) >= maxCachedRows {
 		clear(c.rows)
 	}
@@ -186,18 +174,12 @@ func (c *rowCache) reset() {
 
 // activeGrants returns the cached active grants of a VM, if known.
 func (c *rowCache) activeGrants(vmKey string) ([]activeRef, bool) {
-	if c == nil {
-		return nil, false
-	}
 	refs, ok := c.active[vmKey]
 	return refs, ok
 }
 
 // setActiveGrants records a VM's active grants as just read, in order.
 func (c *rowCache) setActiveGrants(vmKey string, refs []activeRef) {
-	if c == nil {
-		return
-	}
 	if len(c.active) >= maxCachedRows {
 		clear(c.active)
 		clear(c.keyIDs)
@@ -246,26 +228,16 @@ func (c *rowCache) grantEnded(vmKey, id string) {
 
 // forgetActive drops a VM's cached list (it changed in a way the cache
 // does not follow); the next lookup reads it again.
-func (c *rowCache) forgetActive(vmKey string) {
-	if c != nil {
-		delete(c.active, vmKey)
-	}
-}
+func (c *rowCache) forgetActive(vmKey string) { delete(c.active, vmKey) }
 
 // policyOfVM returns the cached key of the policy covering a VM ("" for
 // none) and whether the cache knows it.
 func (c *rowCache) policyOfVM(vmKey string) (string, bool) {
-	if c == nil {
-		return "", false
-	}
 	k, ok := c.policyOf[vmKey]
 	return k, ok
 }
 
 func (c *rowCache) setPolicyOfVM(vmKey, policyKey string) {
-	if c == nil {
-		return
-	}
 	if len(c.policyOf) >= maxCachedRows {
 		clear(c.policyOf)
 	}
@@ -274,25 +246,15 @@ func (c *rowCache) setPolicyOfVM(vmKey, policyKey string) {
 
 // policiesChanged forgets every VM's policy: a policy was written or
 // deleted, which changes policy_vms.
-func (c *rowCache) policiesChanged() {
-	if c != nil {
-		clear(c.policyOf)
-	}
-}
+func (c *rowCache) policiesChanged() { clear(c.policyOf) }
 
 // keyID returns key's id in key_ids, if cached.
 func (c *rowCache) keyID(key string) (int64, bool) {
-	if c == nil {
-		return 0, false
-	}
 	id, ok := c.keyIDs[key]
 	return id, ok
 }
 
 func (c *rowCache) setKeyID(key string, id int64) {
-	if c == nil {
-		return
-	}
 	if len(c.keyIDs) >= maxCachedRows {
 		clear(c.keyIDs)
 	}

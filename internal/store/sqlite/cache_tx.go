@@ -41,21 +41,28 @@ func (t *cachedTx) failed(err error) error {
 
 // Objects
 
-func (t *cachedTx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
-	if r, ok := t.c.get(tableObjects, kind, key); ok {
+// cached returns the body of row (table, kind, key) from the cache, else
+// as read returns it, remembering the row or its absence (NotFound of
+// what and id).
+func (t *cachedTx) cached(table byte, kind, key, what, id string, read func() ([]byte, error)) ([]byte, error) {
+	if r, ok := t.c.get(table, kind, key); ok {
 		if !r.present {
-			return nil, store.NotFound(kind, key)
+			return nil, store.NotFound(what, id)
 		}
 		return r.body, nil
 	}
-	body, err := t.tx.GetObjectRaw(ctx, kind, key)
+	body, err := read()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		t.c.absent(tableObjects, kind, key)
+		t.c.absent(table, kind, key)
 	case err == nil:
-		t.c.put(tableObjects, kind, key, body)
+		t.c.put(table, kind, key, body)
 	}
 	return body, err
+}
+
+func (t *cachedTx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
+	return t.cached(tableObjects, kind, key, kind, key, func() ([]byte, error) { return t.tx.GetObjectRaw(ctx, kind, key) })
 }
 
 func (t *cachedTx) GetObject(ctx context.Context, kind, key string, into any) error {
@@ -64,10 +71,6 @@ func (t *cachedTx) GetObject(ctx context.Context, kind, key string, into any) er
 		return err
 	}
 	return t.decodeObject(kind, key, body, into)
-}
-
-func (t *cachedTx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	return inventory.GetVM(ctx, t, id)
 }
 
 func (t *cachedTx) PutObject(ctx context.Context, kind, key string, v any) error {
@@ -110,20 +113,14 @@ func (t *cachedTx) PutPolicy(ctx context.Context, p jit.Policy) error {
 
 func (t *cachedTx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	key := strings.ToLower(id)
-	if r, ok := t.c.get(tablePolicies, "", key); ok {
-		if !r.present {
-			return jit.Policy{}, store.NotFound("JIT policy", id)
-		}
-		return t.decodePolicy(r.body)
+	body, err := t.cached(tablePolicies, "", key, "JIT policy", id, func() ([]byte, error) {
+		_, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
+		return body, err
+	})
+	if err != nil {
+		return jit.Policy{}, err
 	}
-	p, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		t.c.absent(tablePolicies, "", key)
-	case err == nil:
-		t.c.put(tablePolicies, "", key, body)
-	}
-	return p, err
+	return t.decodePolicy(body) // through the memo: onePolicy decoded it already
 }
 
 func (t *cachedTx) DeletePolicy(ctx context.Context, id string) error {
@@ -210,19 +207,7 @@ func (t *cachedTx) keyID(key string) (int64, error) {
 }
 
 func (t *cachedTx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
-	if r, ok := t.c.get(tableGrants, "", id); ok {
-		if !r.present {
-			return jit.Grant{}, store.NotFound("grant", id)
-		}
-		return t.decodeGrant(id, r.body)
-	}
-	body, err := t.grantBody(id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		t.c.absent(tableGrants, "", id)
-	case err == nil:
-		t.c.put(tableGrants, "", id, body)
-	}
+	body, err := t.cached(tableGrants, "", id, "grant", id, func() ([]byte, error) { return t.grantBody(id) })
 	if err != nil {
 		return jit.Grant{}, err
 	}
@@ -242,23 +227,22 @@ func (t *cachedTx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Gra
 // activeGrantsOfVM is ListGrants of a VM's active grants, from the cache
 // when it has them, else read (in ListGrants' order) and cached.
 func (t *cachedTx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
-	if refs, ok := t.c.activeGrants(vmKey); ok {
-		out := make([]jit.Grant, len(refs))
-		for i, r := range refs {
-			out[i] = r.grant
+	refs, ok := t.c.activeGrants(vmKey)
+	if !ok {
+		var bodies [][]byte
+		var err error
+		if refs, bodies, err = t.activeGrantRows(vmKey); err != nil {
+			return nil, err
 		}
-		return out, nil
-	}
-	refs, bodies, err := t.activeGrantRows(vmKey)
-	if err != nil {
-		return nil, err
+		for i, r := range refs {
+			t.c.put(tableGrants, "", r.id, bodies[i])
+		}
+		t.c.setActiveGrants(vmKey, refs)
 	}
 	out := make([]jit.Grant, len(refs))
 	for i, r := range refs {
-		t.c.put(tableGrants, "", r.id, bodies[i])
 		out[i] = r.grant
 	}
-	t.c.setActiveGrants(vmKey, refs)
 	return out, nil
 }
 

@@ -83,7 +83,7 @@ func TestSurvivesReopen(t *testing.T) {
 	}
 	defer s.Close()
 	err = s.InTx(ctx, func(tx jit.Tx) error {
-		if _, err := tx.GetVM(ctx, vm); err != nil {
+		if _, err := inventory.GetVM(ctx, tx, vm); err != nil {
 			t.Errorf("VM after reopen: %v", err)
 		}
 		if got, err := tx.PolicyForVM(ctx, vm); err != nil || got.ID != p.ID {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/audit/auditstore"
 
-	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/jsonmemo"
 	"github.com/drawbridge/drawbridge/internal/store"
@@ -151,10 +150,6 @@ func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte)
 		}
 	}
 	return nil
-}
-
-func (t *tx) GetVM(ctx context.Context, id string) (inventory.VM, error) {
-	return inventory.GetVM(ctx, t, id)
 }
 
 // scanAll decodes every row's single body column.

@@ -12,6 +12,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 // InsertRequest stores the request row (without grants, which live in their
@@ -31,41 +32,27 @@ type storedGrant struct {
 // insertRequest is InsertRequest, finding keys' ids with keyID (tx's, or
 // the cache's); it also returns the grants as stored.
 func (t *tx) insertRequest(r jit.Request, keyID func(string) (int64, error)) ([]storedGrant, error) {
-	if r.ID == "" {
-		return nil, errors.New("sqlite: insert request: request has no ID")
-	}
-	grants := r.Grants
-	r.Grants = nil
-	r.StartTime = r.StartTime.UTC()
-	body, err := json.Marshal(r)
+	req, body, err := jitrows.EncodeRequest("sqlite", r)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: encode request %s: %w", r.ID, err)
+		return nil, err
 	}
 	policyKey := strings.ToLower(r.PolicyID)
 	policyRef, err := keyID(policyKey)
 	if err != nil {
 		return nil, err
 	}
-	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyRef, r.StartTime.UnixNano(), body)
+	_, err = t.stmt(qInsertRequest).ExecContext(noCancel, r.ID, policyRef, req.StartTime.UnixNano(), body)
 	if isConstraint(err) {
 		return nil, fmt.Errorf("request %s already exists: %w", r.ID, store.ErrConflict)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: insert request %s: %w", r.ID, err)
 	}
 	ins := t.stmt(qInsertGrant)
-	stored := make([]storedGrant, 0, len(grants))
-	for i, g := range grants {
-		g = g.InUTC()
-		g.RequestID = r.ID
-		if g.PolicyID == "" {
-			g.PolicyID = r.PolicyID
-		}
-		if g.ID == "" || g.EndTime.IsZero() {
-			return nil, fmt.Errorf("sqlite: insert request %s: grant %d has no ID or no end time", r.ID, i)
-		}
-		body, err := json.Marshal(g)
+	stored := make([]storedGrant, 0, len(r.Grants))
+	for i, g := range r.Grants {
+		g, body, err := jitrows.EncodeGrant("sqlite", r, i, g)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: encode grant %s: %w", g.ID, err)
+			return nil, err
 		}
 		grantPolicyRef := policyRef
 		if gk := strings.ToLower(g.PolicyID); gk != policyKey {
@@ -119,35 +106,12 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 	if err != nil || len(reqs) == 0 {
 		return reqs, err
 	}
-	byID := make(map[string]int, len(reqs))
-	for i := range reqs {
-		byID[reqs[i].ID] = i
-		reqs[i].Grants = []jit.Grant{}
-	}
 	// One query for all the requests' grants rather than one per request.
 	grows, err := t.stmt(qRequestGrants).QueryContext(noCancel, key, lim)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
 	}
-	defer grows.Close()
-	for grows.Next() {
-		var reqID string
-		var body []byte
-		if err := grows.Scan(&reqID, &body); err != nil {
-			return nil, fmt.Errorf("sqlite: list request grants: %w", err)
-		}
-		var g jit.Grant
-		if err := json.Unmarshal(body, &g); err != nil {
-			return nil, fmt.Errorf("sqlite: decode grant: %w", err)
-		}
-		if i, ok := byID[reqID]; ok {
-			reqs[i].Grants = append(reqs[i].Grants, g)
-		}
-	}
-	if err := grows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list request grants: %w", err)
-	}
-	return reqs, nil
+	return reqs, jitrows.AttachGrants("sqlite", reqs, grows)
 }
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {

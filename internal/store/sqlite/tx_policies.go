@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
@@ -21,27 +21,11 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 // putPolicy is PutPolicy; it also returns the policy's key and body as
 // stored.
 func (t *tx) putPolicy(p jit.Policy) (key string, body []byte, err error) {
-	if p.ID == "" {
-		return "", nil, errors.New("sqlite: put policy: policy has no ID")
-	}
-	key = strings.ToLower(p.ID)
-	// Check every VM before writing anything, so a conflict leaves the
-	// stored policy as it was even if the caller commits regardless.
-	vmKeys := make([]string, 0, len(p.VirtualMachines))
-	for _, v := range p.DistinctVMs() {
-		vk := inventory.Key(v.ID)
-		holder, err := t.policyKeyOfVM(vk)
-		switch {
-		case err != nil:
-			return "", nil, fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)
-		case holder != "" && holder != key:
-			return "", nil, fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
-		}
-		vmKeys = append(vmKeys, vk)
-	}
-	body, err = json.Marshal(p.InUTC())
+	// Every VM is checked before anything is written, so a conflict leaves
+	// the stored policy as it was even if the caller commits regardless.
+	key, vmKeys, body, err := jitrows.EncodePolicy("sqlite", p, t.policyKeyOfVM)
 	if err != nil {
-		return "", nil, fmt.Errorf("sqlite: encode policy %s: %w", p.ID, err)
+		return "", nil, err
 	}
 	if _, err := t.stmt(qPutPolicy).ExecContext(noCancel, key, strings.ToLower(p.Location), body); err != nil {
 		return "", nil, fmt.Errorf("sqlite: put policy %s: %w", p.ID, err)

@@ -138,12 +138,12 @@ func testGetVM(t *testing.T, s Store) {
 		return o.PutObject(ctx, inventory.KindVM, inventory.Key(id), vm)
 	})
 	inTx(t, s, func(ctx context.Context, tx jit.Tx) error {
-		got, err := tx.GetVM(ctx, strings.ToUpper(id))
+		got, err := inventory.GetVM(ctx, tx, strings.ToUpper(id))
 		if err != nil {
 			return err
 		}
 		sameJSON(t, "GetVM", got, vm)
-		_, err = tx.GetVM(ctx, vmID("s1", "rg1", "nope"))
+		_, err = inventory.GetVM(ctx, tx, vmID("s1", "rg1", "nope"))
 		wantNotFound(t, "GetVM missing", err)
 		return nil
 	})
