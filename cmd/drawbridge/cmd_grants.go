@@ -97,12 +97,6 @@ func (a *app) grantsCmd() *cobra.Command {
 	return cmd
 }
 
-// sortGrants orders grants newest first, then by VM and port, so that the
-// output is stable.
-func sortGrants(gs []jit.Grant) {
-	sort.SliceStable(gs, func(i, j int) bool { return grantLess(gs[i], gs[j]) })
-}
-
 func sortGrantViews(gs []api.GrantView) {
 	sort.SliceStable(gs, func(i, j int) bool { return grantLess(gs[i].Grant, gs[j].Grant) })
 }

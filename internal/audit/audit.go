@@ -203,10 +203,6 @@ type Verifier struct {
 	n    int
 }
 
-// NewVerifier returns a Verifier expecting the record after anchor (a
-// record, or just its Seq and Hash, known to be good).
-func NewVerifier(anchor Record) *Verifier { return &Verifier{prev: anchor} }
-
 // Last returns the last record that verified (the anchor before any).
 func (v *Verifier) Last() Record { return v.prev }
 

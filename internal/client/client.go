@@ -64,9 +64,6 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// BaseURL returns the server's URL.
-func (c *Client) BaseURL() string { return c.base.String() }
-
 // url is the server's URL with path appended. path is already escaped
 // (callers escape names with url.PathEscape), so it is kept as RawPath;
 // setting it as Path alone would escape it a second time ("Security%20Reader"
@@ -233,16 +230,6 @@ func (c *Client) ListPolicies(ctx context.Context) ([]api.PolicyResource, error)
 	var out api.ListResponse[api.PolicyResource]
 	err := c.do(ctx, http.MethodGet, "/drawbridge/v1/policies", nil, nil, &out)
 	return out.Value, err
-}
-
-// Initiate sends Azure's initiate body to a policy.
-func (c *Client) Initiate(ctx context.Context, policyID string, in jit.InitiateInput) (api.RequestResource, error) {
-	var out api.RequestResource
-	if err := checkID(policyID); err != nil {
-		return out, err
-	}
-	err := c.do(ctx, http.MethodPost, policyID+"/initiate", nil, in, &out)
-	return out, err
 }
 
 // Request asks for ports on one VM (drawbridge's short form).

@@ -202,10 +202,6 @@ func (f vmFilter) matches(vm inventory.VM, res assess.Result, m *vmMeta, q strin
 	return f.Status == "" || strings.EqualFold(f.Status, string(res.Status))
 }
 
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
-
 func keys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

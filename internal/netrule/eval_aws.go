@@ -24,9 +24,6 @@ type compiledPerm struct {
 	entries []addrEntry
 }
 
-// ID returns the security group's ID.
-func (c *CompiledSG) ID() string { return c.id }
-
 // CompileSecurityGroup parses sg's permissions. Permissions must be valid
 // (see CheckIPPermission); the first invalid one is reported by index.
 func CompileSecurityGroup(sg SecurityGroup) (*CompiledSG, error) {

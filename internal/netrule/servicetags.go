@@ -76,13 +76,3 @@ func LookupServiceTag(s string) (ServiceTag, bool) {
 	}
 	return ServiceTag{}, false
 }
-
-// ServiceTags lists every documented service tag drawbridge accepts (without
-// regional suffixes), for documentation.
-func ServiceTags() []ServiceTag {
-	out := []ServiceTag{{Name: TagInternet, InternetFacing: true}, {Name: TagVirtualNetwork}, {Name: TagAzureLoadBalancer}}
-	for _, t := range serviceTags() {
-		out = append(out, t)
-	}
-	return out
-}

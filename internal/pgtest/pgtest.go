@@ -29,7 +29,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -273,14 +272,6 @@ func (c *Cluster) start() error {
 	return nil
 }
 
-// Restart starts the server again after Kill, on the same port and data.
-func (c *Cluster) Restart() error {
-	if err := c.start(); err != nil {
-		return err
-	}
-	return c.waitReady(30 * time.Second)
-}
-
 func (c *Cluster) waitReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
@@ -320,15 +311,6 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.Dir)
 }
 
-// Kill stops the server at once (SIGKILL to its process group), as a
-// crash would; Restart brings it back on the same port.
-func (c *Cluster) Kill() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.done
-	}
-}
-
 // credential returns the identity to run PostgreSQL as: nil when not
 // root, else the "postgres" system user.
 func credential() (*syscall.Credential, error) {
@@ -351,9 +333,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// String describes the cluster for logs.
-func (c *Cluster) String() string {
-	return strings.Join([]string{c.Dir, strconv.Itoa(c.Port)}, ":")
 }

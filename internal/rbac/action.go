@@ -103,10 +103,6 @@ func knownActions() []string {
 	}
 }
 
-// KnownActions returns the catalogue of concrete actions, for `role get`
-// style listings and for completion.
-func KnownActions() []string { return knownActions() }
-
 // ValidateAction checks that s is a well-formed, known concrete action (no
 // wildcards): the kind of string Authorize is asked about.
 func ValidateAction(s string) error {

@@ -149,15 +149,6 @@ func Operations() []Operation {
 	return ops
 }
 
-// Requirements returns what op needs, or an error for an unknown operation.
-func Requirements(op Operation) ([]Requirement, error) {
-	r, ok := requirements()[op]
-	if !ok {
-		return nil, fmt.Errorf("operation %q: unknown operation", op)
-	}
-	return r, nil
-}
-
 // ErrDenied is what AuthorizeOperation's errors wrap; the API maps it to 403.
 var ErrDenied = errors.New("authorization denied")
 
