@@ -58,27 +58,38 @@ func sameRule(a, b netrule.SecurityRule) bool {
 	return fmt.Sprintf("%+v", a) == fmt.Sprintf("%+v", b)
 }
 
-type baselines struct {
+// baselineMap holds, per VM key, what a plan last wrote: the baseline the
+// next plan's reading is compared with.
+type baselineMap[T ~map[string]E, E any] struct {
 	mu sync.Mutex
-	m  map[string]vmRules // VM key
+	m  map[string]T // VM key
 }
 
-// settle compares what the plan read (found) with the VM's baseline and
-// what it wrote (want), returns the drift repaired, and makes want the new
-// baseline. Call it only after the plan's writes all landed.
-func (b *baselines) settle(vmID string, found, want vmRules) []jit.DriftRepair {
+// swap makes want the VM's baseline (none if want is empty) and returns
+// the one before it, if there was one.
+func (b *baselineMap[T, E]) swap(vmID string, want T) (base T, had bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
-		b.m = map[string]vmRules{}
+		b.m = map[string]T{}
 	}
 	k := inventory.Key(vmID)
-	base, had := b.m[k]
+	base, had = b.m[k]
 	if len(want) == 0 {
 		delete(b.m, k)
 	} else {
 		b.m[k] = want
 	}
+	return base, had
+}
+
+type baselines struct{ baselineMap[vmRules, vmRule] }
+
+// settle compares what the plan read (found) with the VM's baseline and
+// what it wrote (want), returns the drift repaired, and makes want the new
+// baseline. Call it only after the plan's writes all landed.
+func (b *baselines) settle(vmID string, found, want vmRules) []jit.DriftRepair {
+	base, had := b.swap(vmID, want)
 	if !had {
 		return nil
 	}

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -40,24 +39,12 @@ func ownDNAT(vmID string, fw *inventory.Firewall) vmDNAT {
 }
 
 type dnatBaselines struct {
-	mu sync.Mutex
-	m  map[string]vmDNAT // VM key
+	baselineMap[vmDNAT, inventory.NatRule]
 }
 
 // settle is baselines.settle for DNAT rules; fwID names the firewall.
 func (b *dnatBaselines) settle(vmID, fwID string, found, want vmDNAT) []jit.DriftRepair {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.m == nil {
-		b.m = map[string]vmDNAT{}
-	}
-	k := inventory.Key(vmID)
-	base, had := b.m[k]
-	if len(want) == 0 {
-		delete(b.m, k)
-	} else {
-		b.m[k] = want
-	}
+	base, had := b.swap(vmID, want)
 	if !had {
 		return nil
 	}
