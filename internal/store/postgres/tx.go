@@ -12,6 +12,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
 var _ jit.Tx = (*tx)(nil)
@@ -137,27 +138,16 @@ func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, b
 // Policies
 
 func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
-	if p.ID == "" {
-		return errors.New("postgres: put policy: policy has no ID")
-	}
-	key := strings.ToLower(p.ID)
-	vmKeys := make([]string, 0, len(p.VirtualMachines))
-	for _, v := range p.DistinctVMs() {
-		vk := inventory.Key(v.ID)
+	key, vmKeys, body, err := jitrows.EncodePolicy("postgres", p, func(vk string) (string, error) {
 		var holder string
 		err := t.queryRow(ctx, "put policy", qPolicyOfVM, []any{vk}, &holder)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("postgres: put policy %s: %w", p.ID, err)
-		case holder != key:
-			return fmt.Errorf("virtual machine %s is already in JIT policy %s: %w", v.ID, holder, store.ErrConflict)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", nil
 		}
-		vmKeys = append(vmKeys, vk)
-	}
-	body, err := json.Marshal(p.InUTC())
+		return holder, err
+	})
 	if err != nil {
-		return fmt.Errorf("postgres: encode policy %s: %w", p.ID, err)
+		return err
 	}
 	if _, err := t.exec(ctx, "put policy", qPutPolicy, key, strings.ToLower(p.Location), body); err != nil {
 		return fmt.Errorf("postgres: put policy %s: %w", p.ID, err)
