@@ -50,10 +50,6 @@ func (t *tx) approvals(ctx context.Context, query, arg string) ([]jit.PendingReq
 		return nil, fmt.Errorf("postgres: list approvals: %w", err)
 	}
 	return jitrows.Approvals("postgres", t.rows(rows, "list approvals"), func(id string) ([]jit.Grant, error) {
-		grows, err := t.query(ctx, "grants of request", qGrantsOfRequest, id)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: grants of request %s: %w", id, err)
-		}
-		return scanAll[jit.Grant](t, grows, "grants")
+		return queryAll[jit.Grant](ctx, t, "grants of request", qGrantsOfRequest, id)
 	})
 }

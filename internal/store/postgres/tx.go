@@ -72,17 +72,7 @@ func sqlLimit(n int) *int64 {
 // Objects
 
 func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
-	var body []byte
-	err := t.queryRow(ctx, "get object", qGetObject, []any{kind, key}, &body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.NotFound(kind, key)
-	} else if err != nil {
-		return fmt.Errorf("postgres: get %s %q: %w", kind, key, err)
-	}
-	if err := json.Unmarshal(body, into); err != nil {
-		return fmt.Errorf("postgres: decode %s %q: %w", kind, key, err)
-	}
-	return nil
+	return t.getJSON(ctx, into, kind, key, qGetObject, kind, key)
 }
 
 func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
@@ -105,34 +95,10 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 
 // ListObjects reads all rows before calling fn, so fn may use the
 // transaction while listing.
+// ListObjects reads all rows before calling fn, so fn may use the
+// transaction while listing.
 func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
-	rows, err := t.query(ctx, "list objects", qListObjects, kind)
-	if err != nil {
-		return fmt.Errorf("postgres: list %s: %w", kind, err)
-	}
-	type kv struct {
-		key  string
-		body []byte
-	}
-	var all []kv
-	for rows.Next() {
-		var r kv
-		if err := rows.Scan(&r.key, &r.body); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: list %s: %w", kind, t.fail("list objects", err))
-		}
-		all = append(all, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: list %s: %w", kind, t.fail("list objects", err))
-	}
-	for _, r := range all {
-		if err := fn(r.key, r.body); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.listObjects(ctx, kind, fn, qListObjects, kind)
 }
 
 // Policies
@@ -183,22 +149,7 @@ func (t *tx) notifyPolicyVMs(ctx context.Context, key string) error {
 }
 
 func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
-	return t.onePolicy(ctx, qGetPolicy, strings.ToLower(id), "JIT policy", id)
-}
-
-func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, error) {
-	var body []byte
-	err := t.queryRow(ctx, "get policy", query, []any{arg}, &body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return jit.Policy{}, store.NotFound(what, id)
-	} else if err != nil {
-		return jit.Policy{}, fmt.Errorf("postgres: get %s %s: %w", what, id, err)
-	}
-	var p jit.Policy
-	if err := json.Unmarshal(body, &p); err != nil {
-		return jit.Policy{}, fmt.Errorf("postgres: decode policy: %w", err)
-	}
-	return p, nil
+	return getOne[jit.Policy](ctx, t, "JIT policy", id, qGetPolicy, strings.ToLower(id))
 }
 
 // DeletePolicy removes the policy and, by cascade, its VM index rows.
@@ -219,34 +170,9 @@ func (t *tx) DeletePolicy(ctx context.Context, id string) error {
 
 func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Policy, error) {
 	s := strings.TrimSuffix(strings.ToLower(scope), "/")
-	rows, err := t.query(ctx, "list policies", qListPolicies, s, s+"/", s+"0", strings.ToLower(location))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list policies: %w", err)
-	}
-	return scanAll[jit.Policy](t, rows, "policies")
+	return queryAll[jit.Policy](ctx, t, "list policies", qListPolicies, s, s+"/", s+"0", strings.ToLower(location))
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
-	return t.onePolicy(ctx, qPolicyForVM, inventory.Key(vmID), "JIT policy for virtual machine", vmID)
-}
-
-// scanAll decodes every row's single body column.
-func scanAll[T any](t *tx, rows pgx.Rows, what string) ([]T, error) {
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("postgres: list %s: %w", what, t.fail("list "+what, err))
-		}
-		var v T
-		if err := json.Unmarshal(body, &v); err != nil {
-			return nil, fmt.Errorf("postgres: decode %s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list %s: %w", what, t.fail("list "+what, err))
-	}
-	return out, nil
+	return getOne[jit.Policy](ctx, t, "JIT policy for virtual machine", vmID, qPolicyForVM, inventory.Key(vmID))
 }

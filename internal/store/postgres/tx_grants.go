@@ -3,12 +3,9 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
@@ -57,11 +54,7 @@ func (t *tx) InsertRequest(ctx context.Context, r jit.Request) error {
 
 func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
 	key, lim := strings.ToLower(policyID), sqlLimit(limit)
-	rows, err := t.query(ctx, "list requests", qListRequests, key, lim)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list requests: %w", err)
-	}
-	reqs, err := scanAll[jit.Request](t, rows, "requests")
+	reqs, err := queryAll[jit.Request](ctx, t, "list requests", qListRequests, key, lim)
 	if err != nil || len(reqs) == 0 {
 		return reqs, err
 	}
@@ -73,18 +66,7 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 }
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
-	var body []byte
-	err := t.queryRow(ctx, "get grant", qGetGrant, []any{id}, &body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return jit.Grant{}, store.NotFound("grant", id)
-	} else if err != nil {
-		return jit.Grant{}, fmt.Errorf("postgres: get grant %s: %w", id, err)
-	}
-	var g jit.Grant
-	if err := json.Unmarshal(body, &g); err != nil {
-		return jit.Grant{}, fmt.Errorf("postgres: decode grant %s: %w", id, err)
-	}
-	return g, nil
+	return getOne[jit.Grant](ctx, t, "grant", id, qGetGrant, id)
 }
 
 func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, error) {
@@ -112,11 +94,7 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	}
 	args = append(args, sqlLimit(f.Limit))
 	q += fmt.Sprintf(" ORDER BY start_time DESC, request_id DESC, idx LIMIT $%d", len(args))
-	rows, err := t.query(ctx, "list grants", q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list grants: %w", err)
-	}
-	return scanAll[jit.Grant](t, rows, "grants")
+	return queryAll[jit.Grant](ctx, t, "list grants", q, args...)
 }
 
 // UpdateGrant copies only the mutable fields onto the stored grant.
@@ -156,11 +134,7 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 	if t.readOnly {
 		q = qDueGrantsReadOnly
 	}
-	rows, err := t.query(ctx, "due grants", q, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: due grants: %w", err)
-	}
-	return scanAll[jit.Grant](t, rows, "grants")
+	return queryAll[jit.Grant](ctx, t, "due grants", q, string(jit.StatusInitiated), now.UnixNano(), sqlLimit(limit))
 }
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {
