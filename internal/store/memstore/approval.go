@@ -42,7 +42,9 @@ func (t *tx) ListApprovals(ctx context.Context, state string) ([]jit.PendingRequ
 	if t.done {
 		return nil, errTxDone
 	}
-	ids := t.requestIDs(func(row requestRow) bool { return row.approval != nil && row.approvalState == state })
+	ids := keysWhere(t.s.requests, func(_ string, row requestRow) bool {
+		return row.approval != nil && row.approvalState == state
+	}, oldestFirst, 0)
 	out := make([]jit.PendingRequest, 0, len(ids))
 	for _, id := range ids {
 		p, err := t.pendingRequest(t.s.requests[id])

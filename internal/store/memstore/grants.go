@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -57,56 +56,30 @@ func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]ji
 		return nil, errTxDone
 	}
 	key := strings.ToLower(policyID)
-	ids := t.requestIDs(func(row requestRow) bool { return row.policyKey == key && jit.Opened(row.approvalState) })
-	slices.Reverse(ids) // newest first
-	if limit > 0 && len(ids) > limit {
-		ids = ids[:limit]
+	ids := keysWhere(t.s.requests, func(_ string, row requestRow) bool {
+		return row.policyKey == key && jit.Opened(row.approvalState)
+	}, func(a, b requestRow, aID, bID string) bool { return oldestFirst(b, a, bID, aID) }, limit) // newest first
+	out, err := decodeAll[jit.Request](t.s.requests, ids)
+	for i := 0; err == nil && i < len(out); i++ {
+		out[i].Grants, err = t.grantsOf(t.s.requests[ids[i]])
 	}
-	out := make([]jit.Request, 0, len(ids))
-	for _, id := range ids {
-		row := t.s.requests[id]
-		r, err := decode[jit.Request](row.body)
-		if err != nil {
-			return nil, err
-		}
-		if r.Grants, err = t.grantsOf(row); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// requestIDs returns the IDs of the requests that match, oldest first
-// (by start time, then ID).
-func (t *tx) requestIDs(match func(requestRow) bool) []string {
-	var ids []string
-	for id, row := range t.s.requests {
-		if match(row) {
-			ids = append(ids, id)
-		}
+// oldestFirst orders requests by start time, then ID.
+func oldestFirst(a, b requestRow, aID, bID string) bool {
+	if !a.start.Equal(b.start) {
+		return a.start.Before(b.start)
 	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := t.s.requests[ids[i]], t.s.requests[ids[j]]
-		if !a.start.Equal(b.start) {
-			return a.start.Before(b.start)
-		}
-		return ids[i] < ids[j]
-	})
-	return ids
+	return aID < bID
 }
 
 // grantsOf decodes the grants of the request row, in its order.
 func (t *tx) grantsOf(row requestRow) ([]jit.Grant, error) {
-	out := make([]jit.Grant, 0, len(row.grantIDs))
-	for _, gid := range row.grantIDs {
-		g, err := decode[jit.Grant](t.s.grants[gid].body)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, nil
+	return decodeAll[jit.Grant](t.s.grants, row.grantIDs)
 }
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
@@ -118,32 +91,6 @@ func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
 		return jit.Grant{}, store.NotFound("grant", id)
 	}
 	return decode[jit.Grant](row.body)
-}
-
-// sortedGrants returns the grants that match, in the order less gives,
-// decoded, at most limit (0: all).
-func (t *tx) sortedGrants(match func(grantRow) bool, less func(a, b grantRow, aID, bID string) bool, limit int) ([]jit.Grant, error) {
-	var ids []string
-	for id, row := range t.s.grants {
-		if match(row) {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		return less(t.s.grants[ids[i]], t.s.grants[ids[j]], ids[i], ids[j])
-	})
-	if limit > 0 && len(ids) > limit {
-		ids = ids[:limit]
-	}
-	out := make([]jit.Grant, 0, len(ids))
-	for _, id := range ids {
-		g, err := decode[jit.Grant](t.s.grants[id].body)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, nil
 }
 
 // newestFirst orders as the sqlite backend does: start time descending,
@@ -163,12 +110,12 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 		return nil, errTxDone
 	}
 	vm, pol := inventory.Key(f.VMID), strings.ToLower(f.PolicyID)
-	return t.sortedGrants(func(g grantRow) bool {
+	return decodeAll[jit.Grant](t.s.grants, keysWhere(t.s.grants, func(_ string, g grantRow) bool {
 		return (f.VMID == "" || g.vmKey == vm) &&
 			(f.PolicyID == "" || g.policyKey == pol) &&
 			(f.Port == 0 || g.port == f.Port) &&
 			(!f.ActiveOnly || g.status == jit.StatusInitiated)
-	}, newestFirst, f.Limit)
+	}, newestFirst, f.Limit))
 }
 
 func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
@@ -199,14 +146,14 @@ func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Gra
 	if t.done {
 		return nil, errTxDone
 	}
-	return t.sortedGrants(func(g grantRow) bool {
+	return decodeAll[jit.Grant](t.s.grants, keysWhere(t.s.grants, func(_ string, g grantRow) bool {
 		return g.status == jit.StatusInitiated && !g.end.After(now)
 	}, func(a, b grantRow, aID, bID string) bool {
 		if !a.end.Equal(b.end) {
 			return a.end.Before(b.end)
 		}
 		return aID < bID
-	}, limit)
+	}, limit))
 }
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -191,3 +192,39 @@ func decode[T any](body []byte) (T, error) {
 	err := json.Unmarshal(body, &v)
 	return v, err
 }
+
+// keysWhere returns the keys of the rows of m that match, ordered by less
+// (given the rows and their keys), at most limit (0: all).
+func keysWhere[V any](m map[string]V, match func(key string, v V) bool, less func(a, b V, aKey, bKey string) bool, limit int) []string {
+	var keys []string
+	for k, v := range m {
+		if match(k, v) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return less(m[keys[i]], m[keys[j]], keys[i], keys[j]) })
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+	}
+	return keys
+}
+
+// byKey orders rows by key.
+func byKey[V any](_, _ V, a, b string) bool { return a < b }
+
+// decodeAll decodes the bodies of the rows of m at keys, in that order.
+func decodeAll[T any, V interface{ json() []byte }](m map[string]V, keys []string) ([]T, error) {
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		v, err := decode[T](m[k].json())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (r policyRow) json() []byte  { return r.body }
+func (r requestRow) json() []byte { return r.body }
+func (r grantRow) json() []byte   { return r.body }

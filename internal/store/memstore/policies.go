@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"sort"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -66,26 +65,10 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 	}
 	sc := strings.TrimSuffix(strings.ToLower(scope), "/")
 	loc := strings.ToLower(location)
-	var keys []string
-	for k, row := range t.s.policies {
-		if sc != "" && k != sc && !strings.HasPrefix(k, sc+"/") {
-			continue
-		}
-		if loc != "" && row.location != loc {
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]jit.Policy, 0, len(keys))
-	for _, k := range keys {
-		p, err := decode[jit.Policy](t.s.policies[k].body)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	keys := keysWhere(t.s.policies, func(k string, row policyRow) bool {
+		return (sc == "" || k == sc || strings.HasPrefix(k, sc+"/")) && (loc == "" || row.location == loc)
+	}, byKey, 0)
+	return decodeAll[jit.Policy](t.s.policies, keys)
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
