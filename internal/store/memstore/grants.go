@@ -83,14 +83,7 @@ func (t *tx) grantsOf(row requestRow) ([]jit.Grant, error) {
 }
 
 func (t *tx) GetGrant(ctx context.Context, id string) (jit.Grant, error) {
-	if t.done {
-		return jit.Grant{}, errTxDone
-	}
-	row, ok := t.s.grants[id]
-	if !ok {
-		return jit.Grant{}, store.NotFound("grant", id)
-	}
-	return decode[jit.Grant](row.body)
+	return get[jit.Grant](t, t.s.grants, id, "grant", id)
 }
 
 // newestFirst orders as the sqlite backend does: start time descending,

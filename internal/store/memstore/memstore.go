@@ -193,6 +193,19 @@ func decode[T any](body []byte) (T, error) {
 	return v, err
 }
 
+// get decodes the row of m at key; no row is store.NotFound(what, id).
+func get[T any, V interface{ json() []byte }](t *tx, m map[string]V, key, what, id string) (T, error) {
+	var zero T
+	if t.done {
+		return zero, errTxDone
+	}
+	row, ok := m[key]
+	if !ok {
+		return zero, store.NotFound(what, id)
+	}
+	return decode[T](row.json())
+}
+
 // keysWhere returns the keys of the rows of m that match, ordered by less
 // (given the rows and their keys), at most limit (0: all).
 func keysWhere[V any](m map[string]V, match func(key string, v V) bool, less func(a, b V, aKey, bKey string) bool, limit int) []string {

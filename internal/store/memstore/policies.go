@@ -33,14 +33,7 @@ func (t *tx) PutPolicy(ctx context.Context, p jit.Policy) error {
 }
 
 func (t *tx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
-	if t.done {
-		return jit.Policy{}, errTxDone
-	}
-	row, ok := t.s.policies[strings.ToLower(id)]
-	if !ok {
-		return jit.Policy{}, store.NotFound("JIT policy", id)
-	}
-	return decode[jit.Policy](row.body)
+	return get[jit.Policy](t, t.s.policies, strings.ToLower(id), "JIT policy", id)
 }
 
 func (t *tx) DeletePolicy(ctx context.Context, id string) error {
@@ -72,14 +65,8 @@ func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Po
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
-	if t.done {
-		return jit.Policy{}, errTxDone
-	}
-	key, ok := t.s.policyVMs[inventory.Key(vmID)]
-	if !ok {
-		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
-	}
-	return decode[jit.Policy](t.s.policies[key].body)
+	// A VM in no policy has key "", which no policy has (PutPolicy).
+	return get[jit.Policy](t, t.s.policies, t.s.policyVMs[inventory.Key(vmID)], "JIT policy for virtual machine", vmID)
 }
 
 // Requests and grants
