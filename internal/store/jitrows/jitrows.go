@@ -59,6 +59,18 @@ func EncodeGrant(backend string, r jit.Request, i int, g jit.Grant) (jit.Grant, 
 	return g, body, nil
 }
 
+// EncodeGrantUpdate returns the stored grant cur with only the mutable
+// fields of g copied on (identity, port, source and times stay, but for a
+// Pending grant's window: jit.Grant.WithStateOf), in UTC, with its encoding.
+func EncodeGrantUpdate(backend string, cur, g jit.Grant) (jit.Grant, []byte, error) {
+	cur = cur.WithStateOf(g).InUTC()
+	body, err := json.Marshal(cur)
+	if err != nil {
+		return cur, nil, fmt.Errorf("%s: encode grant %s: %w", backend, g.ID, err)
+	}
+	return cur, body, nil
+}
+
 // EncodePolicy checks p before it is stored, so that a refusal writes
 // nothing: it needs an ID, and none of its VMs may be in another policy
 // (holderOf returns the key of the policy holding a VM's key, "" for

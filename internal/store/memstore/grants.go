@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -115,21 +114,15 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	if err := t.writable("update grant"); err != nil {
 		return err
 	}
-	row, ok := t.s.grants[g.ID]
-	if !ok {
-		return store.NotFound("grant", g.ID)
-	}
-	cur, err := decode[jit.Grant](row.body)
+	cur, err := get[jit.Grant](t, t.s.grants, g.ID, "grant", g.ID)
 	if err != nil {
 		return err
 	}
-	// Only the mutable fields change; identity, port, source and times
-	// stay (but for a Pending grant's window, see WithStateOf).
-	cur = cur.WithStateOf(g)
-	body, err := json.Marshal(cur)
+	cur, body, err := jitrows.EncodeGrantUpdate("memstore", cur, g)
 	if err != nil {
-		return fmt.Errorf("memstore: encode grant %s: %w", g.ID, err)
+		return err
 	}
+	row := t.s.grants[g.ID]
 	row.status, row.start, row.end, row.body = cur.Status, cur.StartTime, cur.EndTime, body
 	set(t, t.s.grants, g.ID, row)
 	return nil

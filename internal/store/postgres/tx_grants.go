@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -107,10 +106,9 @@ func (t *tx) UpdateGrant(ctx context.Context, g jit.Grant) error {
 	// firewall; bookkeeping (applied, provider error) is not announced, so
 	// replicas reacting to notifications cannot set each other off.
 	statusChanged, wasPending := cur.Status != g.Status, cur.Status == jit.StatusPending
-	cur = cur.WithStateOf(g)
-	body, err := json.Marshal(cur)
+	cur, body, err := jitrows.EncodeGrantUpdate("postgres", cur, g)
 	if err != nil {
-		return fmt.Errorf("postgres: encode grant %s: %w", g.ID, err)
+		return err
 	}
 	if wasPending { // its window may change too (approval.go)
 		_, err = t.exec(ctx, "update grant", qUpdatePendingGrant, string(cur.Status), cur.StartTime.UnixNano(), cur.EndTime.UnixNano(), body, g.ID)
