@@ -2,13 +2,11 @@ package jit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // holdForApproval stores req in c as a request that waits for approval:
@@ -45,10 +43,7 @@ func (s *Service) GetPendingRequest(ctx context.Context, id string) (PendingRequ
 
 func getPending(ctx context.Context, tx Tx, id string) (PendingRequest, error) {
 	p, err := tx.GetApproval(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return p, notFound("id", "request %s is not a request that needs approval", id)
-	}
-	return p, err
+	return p, orNotFound(err, "id", "request %s is not a request that needs approval", id)
 }
 
 // ListPendingRequests returns the requests waiting for approval, oldest first.

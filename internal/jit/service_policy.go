@@ -92,10 +92,8 @@ func loadPolicyTargets(ctx context.Context, tx Tx, p Policy) (policyTargets, err
 	for i, v := range p.VirtualMachines {
 		field := fmt.Sprintf("properties.virtualMachines[%d].id", i)
 		vm, err := inventory.GetVM(ctx, tx, v.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound(field, "virtual machine %s is not in the inventory", v.ID)
-		} else if err != nil {
-			return t, err
+		if err != nil {
+			return t, orNotFound(err, field, "virtual machine %s is not in the inventory", v.ID)
 		}
 		other, err := tx.PolicyForVM(ctx, v.ID)
 		if err == nil && !strings.EqualFold(other.ID, p.ID) {
@@ -186,10 +184,7 @@ func policyVMField(p Policy, vmID string) string {
 // GetPolicy returns a policy by ID.
 func (s *Service) GetPolicy(ctx context.Context, id string) (Policy, error) {
 	p, err := readTx(ctx, s.store, func(tx Tx) (Policy, error) { return tx.GetPolicy(ctx, id) })
-	if errors.Is(err, store.ErrNotFound) {
-		return Policy{}, notFound("", "JIT network access policy %s not found", id)
-	}
-	return p, err
+	return p, orNotFound(err, "", "JIT network access policy %s not found", id)
 }
 
 // ListPolicies returns the policies inside scope ("/" for all), optionally in one location.
@@ -243,8 +238,5 @@ func (s *Service) deletePolicy(c *change, actor Actor, p Policy, vmIDs []string)
 // PolicyForVM returns the policy that guards a VM.
 func (s *Service) PolicyForVM(ctx context.Context, vmID string) (Policy, error) {
 	p, err := readTx(ctx, s.store, func(tx Tx) (Policy, error) { return tx.PolicyForVM(ctx, vmID) })
-	if errors.Is(err, store.ErrNotFound) {
-		return p, notFound("vm", "virtual machine %s has no JIT policy", vmID)
-	}
-	return p, err
+	return p, orNotFound(err, "vm", "virtual machine %s has no JIT policy", vmID)
 }

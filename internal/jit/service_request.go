@@ -2,12 +2,10 @@ package jit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // Initiate checks a request against the policy and opens one grant per
@@ -108,14 +106,10 @@ func loadRequest(c *change, policyID string, in InitiateInput) (requestTargets, 
 	if policyID == "" { // InitiateForVM
 		vmID := in.VirtualMachines[0].ID
 		t.policy, err = c.tx.PolicyForVM(c.ctx, vmID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound("vm", "virtual machine %s has no JIT policy", vmID)
-		}
+		err = orNotFound(err, "vm", "virtual machine %s has no JIT policy", vmID)
 	} else {
 		t.policy, err = c.tx.GetPolicy(c.ctx, policyID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound("", "JIT network access policy %s not found", policyID)
-		}
+		err = orNotFound(err, "", "JIT network access policy %s not found", policyID)
 	}
 	if err != nil {
 		return t, err
@@ -132,10 +126,8 @@ func loadRequest(c *change, policyID string, in InitiateInput) (requestTargets, 
 			return t, invalid(field+".id", "virtual machine %s is not in JIT policy %s", v.ID, t.policy.Name)
 		}
 		vm, err := inventory.GetVM(c.ctx, c.tx, v.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound(field+".id", "virtual machine %s is not in the inventory", v.ID)
-		} else if err != nil {
-			return t, err
+		if err != nil {
+			return t, orNotFound(err, field+".id", "virtual machine %s is not in the inventory", v.ID)
 		}
 		if len(v.Ports) == 0 {
 			return t, invalid(field+".ports", "at least one port is required")
@@ -268,8 +260,5 @@ func (s *Service) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error
 // GetGrant returns one grant.
 func (s *Service) GetGrant(ctx context.Context, id string) (Grant, error) {
 	g, err := readTx(ctx, s.store, func(tx Tx) (Grant, error) { return tx.GetGrant(ctx, id) })
-	if errors.Is(err, store.ErrNotFound) {
-		return g, notFound("grantId", "grant %s not found", id)
-	}
-	return g, err
+	return g, orNotFound(err, "grantId", "grant %s not found", id)
 }
