@@ -53,6 +53,26 @@ func endGrant(c *change, actor Actor, g Grant, reason Reason) (Grant, error) {
 	return ended, recordGrantEnd(c, actor, g, ended)
 }
 
+// endActive ends vmID's active grants for reason, except those keep
+// (if set) reports true for; it returns how many it ended.
+func endActive(c *change, actor Actor, vmID string, reason Reason, keep func(Grant) bool) (int, error) {
+	grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, g := range grants {
+		if keep != nil && keep(g) {
+			continue
+		}
+		if _, err := endGrant(c, actor, g, reason); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // recordGrantEnd queues the audit record and closed event of grant before
 // having become after (ended).
 func recordGrantEnd(c *change, actor Actor, before, after Grant) error {

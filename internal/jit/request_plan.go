@@ -26,8 +26,9 @@ type vmTarget struct {
 // request with its new grants and, per VM, the grants it supersedes and the
 // desired state its provider must reach.
 type requestPlan struct {
-	req Request
-	vms []vmPlan
+	req   Request
+	vms   []vmPlan
+	rules []ApprovalRule // what must approve it first, if anything
 }
 
 type vmPlan struct {

@@ -110,11 +110,7 @@ func (s *Service) openApproved(c *change, approver Actor, p PendingRequest) (app
 	requester := Actor{Principal: p.Request.Requestor, Address: p.Request.SourceAddress}
 	pi := approvedInput(p.Request)
 	pi.actor, pi.now, pi.newID = requester, c.now, s.newID
-	t, err := loadRequest(c, p.Request.PolicyID, pi.in)
-	if err != nil {
-		return approval{}, err
-	}
-	plan, err := planRequest(t, pi)
+	plan, err := s.loadAndPlan(c, p.Request.PolicyID, pi)
 	if err != nil {
 		return approval{}, err
 	}

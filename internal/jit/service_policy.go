@@ -145,20 +145,10 @@ func (s *Service) putPolicy(c *change, actor Actor, p Policy, t policyTargets, a
 		return Policy{}, err
 	}
 	for _, vmID := range affected {
-		grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
-		if err != nil {
-			return Policy{}, err
-		}
 		vp, inPolicy := p.VM(vmID)
-		for _, g := range grants {
-			if inPolicy {
-				if _, ok := vp.Port(g.Port); ok {
-					continue
-				}
-			}
-			if _, err := endGrant(c, actor, g, ReasonPolicyRemoved); err != nil {
-				return Policy{}, err
-			}
+		stillGuarded := func(g Grant) bool { _, ok := vp.Port(g.Port); return inPolicy && ok }
+		if _, err := endActive(c, actor, vmID, ReasonPolicyRemoved, stillGuarded); err != nil {
+			return Policy{}, err
 		}
 	}
 	var before any
@@ -214,14 +204,8 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 
 func (s *Service) deletePolicy(c *change, actor Actor, p Policy, vmIDs []string) error {
 	for _, vmID := range vmIDs {
-		grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
-		if err != nil {
+		if _, err := endActive(c, actor, vmID, ReasonPolicyRemoved, nil); err != nil {
 			return err
-		}
-		for _, g := range grants {
-			if _, err := endGrant(c, actor, g, ReasonPolicyRemoved); err != nil {
-				return err
-			}
 		}
 	}
 	if err := c.tx.DeletePolicy(c.ctx, p.ID); err != nil {

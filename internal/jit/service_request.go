@@ -53,17 +53,13 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 
 // openRequest is initiate's transaction: load → plan → apply → record.
 func (s *Service) openRequest(c *change, policyID string, pi planInput) (Request, error) {
-	t, err := loadRequest(c, policyID, pi.in)
-	if err != nil {
-		return Request{}, err
-	}
 	pi.now = c.now
-	plan, err := planRequest(t, pi)
+	plan, err := s.loadAndPlan(c, policyID, pi)
 	if err != nil {
 		return Request{}, err
 	}
-	if rules := approvalRules(t.policy, pi.in); len(rules) > 0 {
-		return s.holdForApproval(c, pi.actor, plan.req, rules)
+	if len(plan.rules) > 0 {
+		return s.holdForApproval(c, pi.actor, plan.req, plan.rules)
 	}
 	if err := s.applyPlan(c, &plan); err != nil {
 		return Request{}, err
@@ -75,6 +71,18 @@ func (s *Service) openRequest(c *change, policyID string, pi planInput) (Request
 		return Request{}, err
 	}
 	return plan.req, recordOpened(c, pi.actor, plan.req, nil)
+}
+
+// loadAndPlan reads what pi names under the policy (policyID, or the one
+// guarding its first VM) as it is in c, and plans its grants.
+func (s *Service) loadAndPlan(c *change, policyID string, pi planInput) (requestPlan, error) {
+	t, err := loadRequest(c, policyID, pi.in)
+	if err != nil {
+		return requestPlan{}, err
+	}
+	plan, err := planRequest(t, pi)
+	plan.rules = approvalRules(t.policy, pi.in)
+	return plan, err
 }
 
 // validateInitiate checks what a request says without the store.
