@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // SystemPrincipal is the actor of changes nobody asked for directly: the
@@ -87,14 +88,8 @@ func recordGrantEnd(c *change, actor Actor, before, after Grant) error {
 // state.
 func recordRequest(c *change, actor Actor, op string, req Request) error {
 	for _, vmID := range requestVMs(req) {
-		var gs []Grant
-		for _, g := range req.Grants {
-			if g.VMID == vmID {
-				gs = append(gs, g)
-			}
-		}
 		after := req
-		after.Grants = gs
+		after.Grants = slices.DeleteFunc(slices.Clone(req.Grants), func(g Grant) bool { return g.VMID != vmID })
 		detail := fmt.Sprintf("request %s", req.ID)
 		if req.Justification != "" {
 			detail += ": " + req.Justification

@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -173,12 +174,8 @@ func (s *Service) applyPlan(c *change, plan *requestPlan) error {
 		if err != nil {
 			return conflict(field, "cannot open access on %s: %v", vp.vm.ID, err)
 		}
-		enforced := map[string]bool{}
-		for _, id := range obs.Enforced {
-			enforced[id] = true
-		}
 		for j, g := range plan.req.Grants {
-			if enforced[g.ID] {
+			if slices.Contains(obs.Enforced, g.ID) {
 				plan.req.Grants[j].Applied, plan.req.Grants[j].AppliedAt = true, c.now
 				plan.req.Grants[j].ConnectTo = obs.ConnectTo[g.ID]
 			}
@@ -246,10 +243,8 @@ func (s *Service) GetRequest(ctx context.Context, requestID, policyID string) (R
 		if err != nil {
 			return Request{}, err
 		}
-		for _, r := range rs {
-			if r.ID == requestID {
-				return r, nil
-			}
+		if i := slices.IndexFunc(rs, func(r Request) bool { return r.ID == requestID }); i >= 0 {
+			return rs[i], nil
 		}
 		return Request{}, notFound("", "request %s not found", requestID)
 	})
