@@ -9,7 +9,7 @@ import (
 
 // ListVMs returns the inventory's VMs in ID order.
 func (s *Service) ListVMs(ctx context.Context) ([]inventory.VM, error) {
-	inv, err := readTx(ctx, s.store, func(tx Tx) (inventory.Inventory, error) { return inventory.LoadAll(ctx, tx) })
+	inv, err := s.Inventory(ctx)
 	return inv.VMs, err
 }
 
