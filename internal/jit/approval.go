@@ -80,11 +80,9 @@ type ApprovalRecord struct {
 // InUTC returns a with its times in UTC (see Grant.InUTC).
 func (a ApprovalRecord) InUTC() ApprovalRecord {
 	a.LapseAt, a.DecidedAt = utc(a.LapseAt), utc(a.DecidedAt)
-	if len(a.Approvals) > 0 {
-		a.Approvals = append([]Approval(nil), a.Approvals...)
-		for i := range a.Approvals {
-			a.Approvals[i].Time = utc(a.Approvals[i].Time)
-		}
+	a.Approvals = slices.Clone(a.Approvals)
+	for i := range a.Approvals {
+		a.Approvals[i].Time = utc(a.Approvals[i].Time)
 	}
 	return a
 }

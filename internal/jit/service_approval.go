@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,7 +183,7 @@ func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (Pen
 func decide(c *change, actor Actor, p PendingRequest, state string, reason Reason, why string) (PendingRequest, error) {
 	before := p.State
 	p.State, p.DecidedAt, p.DecidedBy, p.Reason = state, c.now, actor.Principal, why
-	p.Request.Grants = append([]Grant(nil), p.Request.Grants...)
+	p.Request.Grants = slices.Clone(p.Request.Grants)
 	for i := range p.Request.Grants {
 		g := &p.Request.Grants[i]
 		g.Status, g.StatusReason, g.EndedAt = StatusRevoked, reason, c.now
