@@ -3,8 +3,8 @@ package jit
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -80,11 +80,9 @@ type ApprovalRecord struct {
 // InUTC returns a with its times in UTC (see Grant.InUTC).
 func (a ApprovalRecord) InUTC() ApprovalRecord {
 	a.LapseAt, a.DecidedAt = utc(a.LapseAt), utc(a.DecidedAt)
-	if len(a.Approvals) > 0 {
-		a.Approvals = append([]Approval(nil), a.Approvals...)
-		for i := range a.Approvals {
-			a.Approvals[i].Time = utc(a.Approvals[i].Time)
-		}
+	a.Approvals = slices.Clone(a.Approvals)
+	for i := range a.Approvals {
+		a.Approvals[i].Time = utc(a.Approvals[i].Time)
 	}
 	return a
 }
@@ -118,12 +116,9 @@ func approvalRules(p Policy, in InitiateInput) []ApprovalRule {
 			}
 		}
 	}
-	out := make([]ApprovalRule, 0, len(byGroup))
-	for _, r := range byGroup {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Approvers) < strings.ToLower(out[j].Approvers) })
-	return out
+	return slices.SortedFunc(maps.Values(byGroup), func(a, b ApprovalRule) int {
+		return strings.Compare(strings.ToLower(a.Approvers), strings.ToLower(b.Approvers))
+	})
 }
 
 func describeRules(rules []ApprovalRule) string {
@@ -145,10 +140,8 @@ func checkApprover(p PendingRequest, actor Actor, now time.Time) error {
 	if strings.EqualFold(actor.Principal, p.Request.Requestor) {
 		return forbidden("id", "%s requested %s and cannot approve or deny their own request", actor.Principal, p.Request.ID)
 	}
-	for _, r := range p.Rules {
-		if hasGroup(actor.Groups, r.Approvers) {
-			return nil
-		}
+	if slices.ContainsFunc(p.Rules, func(r ApprovalRule) bool { return hasGroup(actor.Groups, r.Approvers) }) {
+		return nil
 	}
 	return forbidden("id", "%s is not a member of an approver group of request %s (%s)", actor.Principal, p.Request.ID, describeRules(p.Rules))
 }
@@ -160,10 +153,8 @@ func addApproval(p PendingRequest, actor Actor, now time.Time) (PendingRequest, 
 	if err := checkApprover(p, actor, now); err != nil {
 		return p, false, err
 	}
-	for _, a := range p.Approvals {
-		if strings.EqualFold(a.Principal, actor.Principal) {
-			return p, false, conflict("id", "%s has already approved request %s", actor.Principal, p.Request.ID)
-		}
+	if slices.ContainsFunc(p.Approvals, func(a Approval) bool { return strings.EqualFold(a.Principal, actor.Principal) }) {
+		return p, false, conflict("id", "%s has already approved request %s", actor.Principal, p.Request.ID)
 	}
 	p.Approvals = append(append([]Approval(nil), p.Approvals...), Approval{Principal: actor.Principal, Address: actor.Address, Time: now, Groups: matchingGroups(actor.Groups, p.Rules)})
 	return p, rulesMet(p), nil

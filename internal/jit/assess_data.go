@@ -16,13 +16,7 @@ import (
 // NSGs, firewalls, ENIs, security groups, settings) as the store holds it
 // now, including the rules providers added: what the assessment looks at.
 func (s *Service) Inventory(ctx context.Context) (inventory.Inventory, error) {
-	var inv inventory.Inventory
-	err := s.store.ReadTx(ctx, func(tx Tx) error {
-		var err error
-		inv, err = inventory.LoadAll(ctx, tx)
-		return err
-	})
-	return inv, err
+	return readTx(ctx, s.store, func(tx Tx) (inventory.Inventory, error) { return inventory.LoadAll(ctx, tx) })
 }
 
 // RunsProvider reports whether this service has a provider of that name.

@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // SystemPrincipal is the actor of changes nobody asked for directly: the
@@ -53,6 +54,26 @@ func endGrant(c *change, actor Actor, g Grant, reason Reason) (Grant, error) {
 	return ended, recordGrantEnd(c, actor, g, ended)
 }
 
+// endActive ends vmID's active grants for reason, except those keep
+// (if set) reports true for; it returns how many it ended.
+func endActive(c *change, actor Actor, vmID string, reason Reason, keep func(Grant) bool) (int, error) {
+	grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, g := range grants {
+		if keep != nil && keep(g) {
+			continue
+		}
+		if _, err := endGrant(c, actor, g, reason); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // recordGrantEnd queues the audit record and closed event of grant before
 // having become after (ended).
 func recordGrantEnd(c *change, actor Actor, before, after Grant) error {
@@ -67,14 +88,8 @@ func recordGrantEnd(c *change, actor Actor, before, after Grant) error {
 // state.
 func recordRequest(c *change, actor Actor, op string, req Request) error {
 	for _, vmID := range requestVMs(req) {
-		var gs []Grant
-		for _, g := range req.Grants {
-			if g.VMID == vmID {
-				gs = append(gs, g)
-			}
-		}
 		after := req
-		after.Grants = gs
+		after.Grants = slices.DeleteFunc(slices.Clone(req.Grants), func(g Grant) bool { return g.VMID != vmID })
 		detail := fmt.Sprintf("request %s", req.ID)
 		if req.Justification != "" {
 			detail += ": " + req.Justification

@@ -30,17 +30,13 @@ type DriftRecord struct {
 func (s *Service) RecordDrift(ctx context.Context, vmID string, d DriftRecord) error {
 	actor := ActorFrom(ctx)
 	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
-		return struct{}{}, c.drift(actor, vmID, d)
+		return struct{}{}, c.driftOn(actor, vmID, d, 0, "")
 	})
 	return err
 }
 
-// drift queues the audit record and the event of one drift repair.
-func (c *change) drift(actor Actor, vmID string, d DriftRecord) error {
-	return c.driftOn(actor, vmID, d, 0, "")
-}
-
-// driftOn is drift with the event naming the port it was on (0: none).
+// driftOn queues the audit record and the event of one drift repair, the
+// event naming the port it was on (0: none).
 func (c *change) driftOn(actor Actor, vmID string, d DriftRecord, port int, proto string) error {
 	detail := "found: " + d.Found + "; restored: " + d.Restored
 	if d.Error != "" {

@@ -183,8 +183,7 @@ func FormatISODuration(d time.Duration) string {
 		fmt.Fprintf(&b, "%dM", m)
 	}
 	if d > 0 {
-		secs := strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
-		fmt.Fprintf(&b, "%sS", secs)
+		fmt.Fprintf(&b, "%sS", strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
 	}
 	return b.String()
 }

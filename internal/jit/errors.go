@@ -57,3 +57,12 @@ func conflict(field, format string, args ...any) error {
 func notFound(field, format string, args ...any) error {
 	return NewFieldError(ErrNotFound, field, format, args...)
 }
+
+// orNotFound is err, or the not-found FieldError when err is the store's
+// ErrNotFound (a missing row the caller named).
+func orNotFound(err error, field, format string, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(field, format, args...)
+	}
+	return err
+}

@@ -78,12 +78,7 @@ func (s *Service) holdingVMs(ctx context.Context, vms map[string]string) error {
 			}
 			loaded = true
 		}
-		var mine []inventory.VM
-		for _, vm := range all {
-			if vm.Provider == name {
-				mine = append(mine, vm)
-			}
-		}
+		mine := slices.DeleteFunc(slices.Clone(all), func(vm inventory.VM) bool { return vm.Provider != name })
 		held, err := h.Holding(ctx, mine)
 		if err != nil {
 			errs = append(errs, err)

@@ -2,6 +2,7 @@ package jit
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
@@ -41,9 +42,7 @@ func (s *Service) RunExpiry(ctx context.Context, onError func(error)) {
 		} else {
 			retry = 0
 		}
-		if wait < 0 {
-			wait = 0
-		}
+		wait = max(wait, 0)
 		s.expiryDeadline.Store(s.clock.Now().Add(wait).UnixNano())
 		t := s.clock.NewTimer(wait)
 		select {
@@ -135,13 +134,10 @@ func (s *Service) expireDueBatch(c *change) (int, error) {
 
 // earliestEnd returns the earliest end time of gs (zero if gs is empty).
 func earliestEnd(gs []Grant) time.Time {
-	var t time.Time
-	for _, g := range gs {
-		if t.IsZero() || g.EndTime.Before(t) {
-			t = g.EndTime
-		}
+	if len(gs) == 0 {
+		return time.Time{}
 	}
-	return t
+	return slices.MinFunc(gs, func(a, b Grant) int { return a.EndTime.Compare(b.EndTime) }).EndTime
 }
 
 // NextEndTime returns the earliest end time of an active grant.

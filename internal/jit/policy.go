@@ -2,6 +2,7 @@ package jit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,20 +111,16 @@ func joinOne(one string, many []string) []string {
 
 // VM returns the policy's entry for vmID.
 func (p Policy) VM(vmID string) (VMPolicy, bool) {
-	for _, v := range p.VirtualMachines {
-		if strings.EqualFold(v.ID, vmID) {
-			return v, true
-		}
+	if i := slices.IndexFunc(p.VirtualMachines, func(v VMPolicy) bool { return strings.EqualFold(v.ID, vmID) }); i >= 0 {
+		return p.VirtualMachines[i], true
 	}
 	return VMPolicy{}, false
 }
 
 // Port returns the VM policy's entry for a port number.
 func (v VMPolicy) Port(number int) (PortPolicy, bool) {
-	for _, p := range v.Ports {
-		if p.Number == number {
-			return p, true
-		}
+	if i := slices.IndexFunc(v.Ports, func(p PortPolicy) bool { return p.Number == number }); i >= 0 {
+		return v.Ports[i], true
 	}
 	return PortPolicy{}, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -128,17 +129,13 @@ func (s *Service) applyVMInStore(c *change, vmID string, fieldFor func(vmID stri
 // observedChanges returns the active grants whose apply bookkeeping changes
 // given what the provider observed (or the error it failed with).
 func observedChanges(active []Grant, obs Observed, applyErr error, now time.Time) []Grant {
-	enforced := map[string]bool{}
-	for _, id := range obs.Enforced {
-		enforced[id] = true
-	}
 	var changed []Grant
 	for _, g := range active {
 		ng := g
 		switch {
 		case applyErr != nil:
 			ng.ProviderError = applyErr.Error()
-		case enforced[g.ID]:
+		case slices.Contains(obs.Enforced, g.ID):
 			ng.ProviderError, ng.ConnectTo = "", obs.ConnectTo[g.ID]
 			if !ng.Applied {
 				ng.Applied, ng.AppliedAt = true, now
@@ -225,10 +222,6 @@ func (s *Service) reconcileOutside(ctx context.Context, st vmState) error {
 // transaction, where the store has them at hand, rather than reading them
 // again in a read transaction per report.
 func (s *Service) ReportObserved(ctx context.Context, vmID string, enforced []string, providerErr string) error {
-	in := map[string]bool{}
-	for _, id := range enforced {
-		in[id] = true
-	}
 	_, _, err := write(ctx, s, nil, func(c *change) (struct{}, error) {
 		vm, err := inventory.GetVM(c.ctx, c.tx, vmID)
 		if err != nil {
@@ -243,7 +236,7 @@ func (s *Service) ReportObserved(ctx context.Context, vmID string, enforced []st
 				continue
 			}
 			ng := g
-			ng.Applied, ng.ProviderError = in[g.ID], providerErr
+			ng.Applied, ng.ProviderError = slices.Contains(enforced, g.ID), providerErr
 			if ng.Applied == g.Applied && ng.ProviderError == g.ProviderError {
 				continue
 			}

@@ -91,13 +91,9 @@ func (g Grant) WithStateOf(next Grant) Grant {
 	if g.Status == StatusPending && !next.EndTime.IsZero() {
 		g.StartTime, g.EndTime, g.Protocol = utc(next.StartTime), utc(next.EndTime), next.Protocol
 	}
-	g.Status = next.Status
-	g.StatusReason = next.StatusReason
-	g.EndedAt = utc(next.EndedAt)
-	g.Applied = next.Applied
-	g.AppliedAt = utc(next.AppliedAt)
-	g.ProviderError = next.ProviderError
-	g.ConnectTo = next.ConnectTo
+	g.Status, g.StatusReason, g.EndedAt = next.Status, next.StatusReason, utc(next.EndedAt)
+	g.Applied, g.AppliedAt = next.Applied, utc(next.AppliedAt)
+	g.ProviderError, g.ConnectTo = next.ProviderError, next.ConnectTo
 	return g
 }
 

@@ -2,6 +2,7 @@ package jit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ type vmTarget struct {
 // request with its new grants and, per VM, the grants it supersedes and the
 // desired state its provider must reach.
 type requestPlan struct {
-	req Request
-	vms []vmPlan
+	req   Request
+	vms   []vmPlan
+	rules []ApprovalRule // what must approve it first, if anything
 }
 
 type vmPlan struct {
@@ -125,14 +127,7 @@ func grantFor(field string, vp VMPolicy, port InitiatePort, actor Actor, now tim
 	if err != nil {
 		return Grant{}, invalid(srcField, "%v", err)
 	}
-	allowed := false
-	for _, a := range pp.AllowedSources() {
-		if a.Contains(src) {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
+	if !slices.ContainsFunc(pp.AllowedSources(), func(a Source) bool { return a.Contains(src) }) {
 		return Grant{}, forbidden(srcField, "source %s is not within the allowed source prefixes of port %d (%s)",
 			src, port.Number, strings.Join(joinOne(pp.AllowedSourceAddressPrefix, pp.AllowedSourceAddressPrefixes), ", "))
 	}

@@ -2,13 +2,12 @@ package jit
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // holdForApproval stores req in c as a request that waits for approval:
@@ -45,10 +44,7 @@ func (s *Service) GetPendingRequest(ctx context.Context, id string) (PendingRequ
 
 func getPending(ctx context.Context, tx Tx, id string) (PendingRequest, error) {
 	p, err := tx.GetApproval(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return p, notFound("id", "request %s is not a request that needs approval", id)
-	}
-	return p, err
+	return p, orNotFound(err, "id", "request %s is not a request that needs approval", id)
 }
 
 // ListPendingRequests returns the requests waiting for approval, oldest first.
@@ -115,11 +111,7 @@ func (s *Service) openApproved(c *change, approver Actor, p PendingRequest) (app
 	requester := Actor{Principal: p.Request.Requestor, Address: p.Request.SourceAddress}
 	pi := approvedInput(p.Request)
 	pi.actor, pi.now, pi.newID = requester, c.now, s.newID
-	t, err := loadRequest(c, p.Request.PolicyID, pi.in)
-	if err != nil {
-		return approval{}, err
-	}
-	plan, err := planRequest(t, pi)
+	plan, err := s.loadAndPlan(c, p.Request.PolicyID, pi)
 	if err != nil {
 		return approval{}, err
 	}
@@ -191,7 +183,7 @@ func (s *Service) Deny(ctx context.Context, actor Actor, id, reason string) (Pen
 func decide(c *change, actor Actor, p PendingRequest, state string, reason Reason, why string) (PendingRequest, error) {
 	before := p.State
 	p.State, p.DecidedAt, p.DecidedBy, p.Reason = state, c.now, actor.Principal, why
-	p.Request.Grants = append([]Grant(nil), p.Request.Grants...)
+	p.Request.Grants = slices.Clone(p.Request.Grants)
 	for i := range p.Request.Grants {
 		g := &p.Request.Grants[i]
 		g.Status, g.StatusReason, g.EndedAt = StatusRevoked, reason, c.now

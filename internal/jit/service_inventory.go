@@ -2,31 +2,21 @@ package jit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // ListVMs returns the inventory's VMs in ID order.
 func (s *Service) ListVMs(ctx context.Context) ([]inventory.VM, error) {
-	var inv inventory.Inventory
-	err := s.store.ReadTx(ctx, func(tx Tx) error {
-		var err error
-		inv, err = inventory.LoadAll(ctx, tx)
-		return err
-	})
+	inv, err := s.Inventory(ctx)
 	return inv.VMs, err
 }
 
 // GetVM returns one VM.
 func (s *Service) GetVM(ctx context.Context, id string) (inventory.VM, error) {
 	vm, err := readTx(ctx, s.store, func(tx Tx) (inventory.VM, error) { return inventory.GetVM(ctx, tx, id) })
-	if errors.Is(err, store.ErrNotFound) {
-		return vm, notFound("", "virtual machine %s not found", id)
-	}
-	return vm, err
+	return vm, orNotFound(err, "", "virtual machine %s not found", id)
 }
 
 // ApplyInventory validates an inventory document and stores all of it in one

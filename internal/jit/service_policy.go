@@ -92,10 +92,8 @@ func loadPolicyTargets(ctx context.Context, tx Tx, p Policy) (policyTargets, err
 	for i, v := range p.VirtualMachines {
 		field := fmt.Sprintf("properties.virtualMachines[%d].id", i)
 		vm, err := inventory.GetVM(ctx, tx, v.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound(field, "virtual machine %s is not in the inventory", v.ID)
-		} else if err != nil {
-			return t, err
+		if err != nil {
+			return t, orNotFound(err, field, "virtual machine %s is not in the inventory", v.ID)
 		}
 		other, err := tx.PolicyForVM(ctx, v.ID)
 		if err == nil && !strings.EqualFold(other.ID, p.ID) {
@@ -147,20 +145,10 @@ func (s *Service) putPolicy(c *change, actor Actor, p Policy, t policyTargets, a
 		return Policy{}, err
 	}
 	for _, vmID := range affected {
-		grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
-		if err != nil {
-			return Policy{}, err
-		}
 		vp, inPolicy := p.VM(vmID)
-		for _, g := range grants {
-			if inPolicy {
-				if _, ok := vp.Port(g.Port); ok {
-					continue
-				}
-			}
-			if _, err := endGrant(c, actor, g, ReasonPolicyRemoved); err != nil {
-				return Policy{}, err
-			}
+		stillGuarded := func(g Grant) bool { _, ok := vp.Port(g.Port); return inPolicy && ok }
+		if _, err := endActive(c, actor, vmID, ReasonPolicyRemoved, stillGuarded); err != nil {
+			return Policy{}, err
 		}
 	}
 	var before any
@@ -186,10 +174,7 @@ func policyVMField(p Policy, vmID string) string {
 // GetPolicy returns a policy by ID.
 func (s *Service) GetPolicy(ctx context.Context, id string) (Policy, error) {
 	p, err := readTx(ctx, s.store, func(tx Tx) (Policy, error) { return tx.GetPolicy(ctx, id) })
-	if errors.Is(err, store.ErrNotFound) {
-		return Policy{}, notFound("", "JIT network access policy %s not found", id)
-	}
-	return p, err
+	return p, orNotFound(err, "", "JIT network access policy %s not found", id)
 }
 
 // ListPolicies returns the policies inside scope ("/" for all), optionally in one location.
@@ -219,14 +204,8 @@ func (s *Service) DeletePolicy(ctx context.Context, id string) error {
 
 func (s *Service) deletePolicy(c *change, actor Actor, p Policy, vmIDs []string) error {
 	for _, vmID := range vmIDs {
-		grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vmID, ActiveOnly: true})
-		if err != nil {
+		if _, err := endActive(c, actor, vmID, ReasonPolicyRemoved, nil); err != nil {
 			return err
-		}
-		for _, g := range grants {
-			if _, err := endGrant(c, actor, g, ReasonPolicyRemoved); err != nil {
-				return err
-			}
 		}
 	}
 	if err := c.tx.DeletePolicy(c.ctx, p.ID); err != nil {
@@ -243,8 +222,5 @@ func (s *Service) deletePolicy(c *change, actor Actor, p Policy, vmIDs []string)
 // PolicyForVM returns the policy that guards a VM.
 func (s *Service) PolicyForVM(ctx context.Context, vmID string) (Policy, error) {
 	p, err := readTx(ctx, s.store, func(tx Tx) (Policy, error) { return tx.PolicyForVM(ctx, vmID) })
-	if errors.Is(err, store.ErrNotFound) {
-		return p, notFound("vm", "virtual machine %s has no JIT policy", vmID)
-	}
-	return p, err
+	return p, orNotFound(err, "vm", "virtual machine %s has no JIT policy", vmID)
 }

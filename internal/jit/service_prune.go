@@ -127,18 +127,13 @@ func (s *Service) disableRemoved(ctx context.Context, vm inventory.VM) error {
 // end, it leaves its policy, a provider in the store disables JIT on it,
 // its inventory object goes.
 func (s *Service) removeVM(c *change, actor Actor, vm inventory.VM) error {
-	grants, err := c.tx.ListGrants(c.ctx, GrantFilter{VMID: vm.ID, ActiveOnly: true})
+	ended, err := endActive(c, actor, vm.ID, ReasonPolicyRemoved, nil)
 	if err != nil {
 		return err
 	}
-	for _, g := range grants {
-		if _, err := endGrant(c, actor, g, ReasonPolicyRemoved); err != nil {
-			return err
-		}
-	}
 	detail := "deleted in the cloud: left the inventory"
-	if len(grants) > 0 {
-		detail += fmt.Sprintf("; %d grants ended", len(grants))
+	if ended > 0 {
+		detail += fmt.Sprintf("; %d grants ended", ended)
 	}
 	if p, err := c.tx.PolicyForVM(c.ctx, vm.ID); err == nil {
 		if err := dropFromPolicy(c, actor, p, vm.ID); err != nil {

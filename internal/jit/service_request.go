@@ -2,12 +2,11 @@ package jit
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // Initiate checks a request against the policy and opens one grant per
@@ -55,17 +54,13 @@ func (s *Service) initiate(ctx context.Context, actor Actor, policyID string, in
 
 // openRequest is initiate's transaction: load → plan → apply → record.
 func (s *Service) openRequest(c *change, policyID string, pi planInput) (Request, error) {
-	t, err := loadRequest(c, policyID, pi.in)
-	if err != nil {
-		return Request{}, err
-	}
 	pi.now = c.now
-	plan, err := planRequest(t, pi)
+	plan, err := s.loadAndPlan(c, policyID, pi)
 	if err != nil {
 		return Request{}, err
 	}
-	if rules := approvalRules(t.policy, pi.in); len(rules) > 0 {
-		return s.holdForApproval(c, pi.actor, plan.req, rules)
+	if len(plan.rules) > 0 {
+		return s.holdForApproval(c, pi.actor, plan.req, plan.rules)
 	}
 	if err := s.applyPlan(c, &plan); err != nil {
 		return Request{}, err
@@ -77,6 +72,18 @@ func (s *Service) openRequest(c *change, policyID string, pi planInput) (Request
 		return Request{}, err
 	}
 	return plan.req, recordOpened(c, pi.actor, plan.req, nil)
+}
+
+// loadAndPlan reads what pi names under the policy (policyID, or the one
+// guarding its first VM) as it is in c, and plans its grants.
+func (s *Service) loadAndPlan(c *change, policyID string, pi planInput) (requestPlan, error) {
+	t, err := loadRequest(c, policyID, pi.in)
+	if err != nil {
+		return requestPlan{}, err
+	}
+	plan, err := planRequest(t, pi)
+	plan.rules = approvalRules(t.policy, pi.in)
+	return plan, err
 }
 
 // validateInitiate checks what a request says without the store.
@@ -108,14 +115,10 @@ func loadRequest(c *change, policyID string, in InitiateInput) (requestTargets, 
 	if policyID == "" { // InitiateForVM
 		vmID := in.VirtualMachines[0].ID
 		t.policy, err = c.tx.PolicyForVM(c.ctx, vmID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound("vm", "virtual machine %s has no JIT policy", vmID)
-		}
+		err = orNotFound(err, "vm", "virtual machine %s has no JIT policy", vmID)
 	} else {
 		t.policy, err = c.tx.GetPolicy(c.ctx, policyID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound("", "JIT network access policy %s not found", policyID)
-		}
+		err = orNotFound(err, "", "JIT network access policy %s not found", policyID)
 	}
 	if err != nil {
 		return t, err
@@ -132,10 +135,8 @@ func loadRequest(c *change, policyID string, in InitiateInput) (requestTargets, 
 			return t, invalid(field+".id", "virtual machine %s is not in JIT policy %s", v.ID, t.policy.Name)
 		}
 		vm, err := inventory.GetVM(c.ctx, c.tx, v.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return t, notFound(field+".id", "virtual machine %s is not in the inventory", v.ID)
-		} else if err != nil {
-			return t, err
+		if err != nil {
+			return t, orNotFound(err, field+".id", "virtual machine %s is not in the inventory", v.ID)
 		}
 		if len(v.Ports) == 0 {
 			return t, invalid(field+".ports", "at least one port is required")
@@ -173,12 +174,8 @@ func (s *Service) applyPlan(c *change, plan *requestPlan) error {
 		if err != nil {
 			return conflict(field, "cannot open access on %s: %v", vp.vm.ID, err)
 		}
-		enforced := map[string]bool{}
-		for _, id := range obs.Enforced {
-			enforced[id] = true
-		}
 		for j, g := range plan.req.Grants {
-			if enforced[g.ID] {
+			if slices.Contains(obs.Enforced, g.ID) {
 				plan.req.Grants[j].Applied, plan.req.Grants[j].AppliedAt = true, c.now
 				plan.req.Grants[j].ConnectTo = obs.ConnectTo[g.ID]
 			}
@@ -246,10 +243,8 @@ func (s *Service) GetRequest(ctx context.Context, requestID, policyID string) (R
 		if err != nil {
 			return Request{}, err
 		}
-		for _, r := range rs {
-			if r.ID == requestID {
-				return r, nil
-			}
+		if i := slices.IndexFunc(rs, func(r Request) bool { return r.ID == requestID }); i >= 0 {
+			return rs[i], nil
 		}
 		return Request{}, notFound("", "request %s not found", requestID)
 	})
@@ -268,8 +263,5 @@ func (s *Service) ListGrants(ctx context.Context, f GrantFilter) ([]Grant, error
 // GetGrant returns one grant.
 func (s *Service) GetGrant(ctx context.Context, id string) (Grant, error) {
 	g, err := readTx(ctx, s.store, func(tx Tx) (Grant, error) { return tx.GetGrant(ctx, id) })
-	if errors.Is(err, store.ErrNotFound) {
-		return g, notFound("grantId", "grant %s not found", id)
-	}
-	return g, err
+	return g, orNotFound(err, "grantId", "grant %s not found", id)
 }

@@ -2,9 +2,6 @@ package jit
 
 import (
 	"context"
-	"errors"
-
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // Revoke ends an active grant early (UserRequested) and closes it on the
@@ -23,10 +20,8 @@ func (s *Service) Revoke(ctx context.Context, actor Actor, grantID string) (Gran
 
 func (s *Service) revoke(c *change, actor Actor, grantID string) (Grant, error) {
 	g, err := c.tx.GetGrant(c.ctx, grantID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Grant{}, notFound("grantId", "grant %s not found", grantID)
-	} else if err != nil {
-		return Grant{}, err
+	if err != nil {
+		return Grant{}, orNotFound(err, "grantId", "grant %s not found", grantID)
 	}
 	if g.Status == StatusPending {
 		return Grant{}, conflict("grantId", "grant %s waits for approval of request %s; deny the request instead", grantID, g.RequestID)

@@ -89,10 +89,7 @@ func (g Grant) End(reason Reason, at time.Time) (Grant, error) {
 	default:
 		return g, fmt.Errorf("grant %s: %q is not an end reason", g.ID, reason)
 	}
-	g.Status = StatusRevoked
-	g.StatusReason = reason
-	g.EndedAt = at
-	g.Applied = false // the provider has yet to remove it
-	g.AppliedAt = time.Time{}
+	g.Status, g.StatusReason, g.EndedAt = StatusRevoked, reason, at
+	g.Applied, g.AppliedAt = false, time.Time{} // the provider has yet to remove it
 	return g, nil
 }
