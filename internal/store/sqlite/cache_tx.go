@@ -66,19 +66,11 @@ func (t *cachedTx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, 
 }
 
 func (t *cachedTx) GetObject(ctx context.Context, kind, key string, into any) error {
-	body, err := t.GetObjectRaw(ctx, kind, key)
-	if err != nil {
-		return err
-	}
-	return t.decodeObject(kind, key, body, into)
+	return getObject(ctx, t, kind, key, into)
 }
 
 func (t *cachedTx) PutObject(ctx context.Context, kind, key string, v any) error {
-	enc, err := encodeObject(kind, key, v)
-	if err != nil {
-		return err
-	}
-	return t.PutObjectRaw(ctx, kind, key, enc)
+	return putObject(ctx, t, kind, key, v)
 }
 
 func (t *cachedTx) PutObjectRaw(ctx context.Context, kind, key string, body store.EncodedJSON) error {
@@ -114,13 +106,12 @@ func (t *cachedTx) PutPolicy(ctx context.Context, p jit.Policy) error {
 func (t *cachedTx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	key := strings.ToLower(id)
 	body, err := t.cached(tablePolicies, "", key, "JIT policy", id, func() ([]byte, error) {
-		_, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
-		return body, err
+		return t.oneBody(qGetPolicy, "JIT policy", id, key)
 	})
 	if err != nil {
 		return jit.Policy{}, err
 	}
-	return t.decodePolicy(body) // through the memo: onePolicy decoded it already
+	return t.decodePolicy(body)
 }
 
 func (t *cachedTx) DeletePolicy(ctx context.Context, id string) error {

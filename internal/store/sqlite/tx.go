@@ -48,47 +48,50 @@ var (
 // GetObjectRaw returns the stored JSON of an object.
 // The caller must not modify the returned bytes.
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
+	return t.oneBody(qGetObject, kind, key, kind, key)
+}
+
+// oneBody runs query, selecting one row's body column, with args; no row
+// is NotFound(what, id).
+func (t *tx) oneBody(query, what, id string, args ...any) ([]byte, error) {
 	var body []byte
-	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
+	err := t.stmt(query).QueryRowContext(noCancel, args...).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.NotFound(kind, key)
+		return nil, store.NotFound(what, id)
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
+		return nil, fmt.Errorf("sqlite: get %s %q: %w", what, id, err)
 	}
 	return body, nil
 }
 
 func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
-	body, err := t.GetObjectRaw(ctx, kind, key)
+	return getObject(ctx, t, kind, key, into)
+}
+
+func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
+	return putObject(ctx, t, kind, key, v)
+}
+
+// getObject and putObject are GetObject and PutObject over r's raw
+// methods, shared by tx and cachedTx. Decoding goes through the memo:
+// objects read again unchanged (a VM, the audit head) skip decoding.
+func getObject(ctx context.Context, r store.RawObjects, kind, key string, into any) error {
+	body, err := r.GetObjectRaw(ctx, kind, key)
 	if err != nil {
 		return err
 	}
-	return t.decodeObject(kind, key, body, into)
-}
-
-// decodeObject decodes an object's body through the memo: objects read
-// again unchanged (a VM, the audit head) skip decoding.
-func (t *tx) decodeObject(kind, key string, body []byte, into any) error {
-	if err := t.memo.DecodeInto(body, into); err != nil {
+	if err := r.Memo().DecodeInto(body, into); err != nil {
 		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
 	}
 	return nil
 }
 
-func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
-	enc, err := encodeObject(kind, key, v)
-	if err != nil {
-		return err
-	}
-	return t.PutObjectRaw(ctx, kind, key, enc)
-}
-
-func encodeObject(kind, key string, v any) (store.EncodedJSON, error) {
+func putObject(ctx context.Context, r store.RawObjects, kind, key string, v any) error {
 	enc, err := store.EncodeJSON(v)
 	if err != nil {
-		return enc, fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
+		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
 	}
-	return enc, nil
+	return r.PutObjectRaw(ctx, kind, key, enc)
 }
 
 // Memo returns the store's decode memo, for callers of GetObjectRaw.

@@ -151,16 +151,7 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 }
 
 // grantBody returns a grant's stored body.
-func (t *tx) grantBody(id string) ([]byte, error) {
-	var body []byte
-	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.NotFound("grant", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
-	}
-	return body, nil
-}
+func (t *tx) grantBody(id string) ([]byte, error) { return t.oneBody(qGetGrant, "grant", id, id) }
 
 // UpdateGrant copies only the mutable fields onto the stored grant, so a
 // caller holding a stale or partial Grant cannot rewrite its identity,

@@ -57,12 +57,9 @@ func (t *tx) decodePolicy(body []byte) (jit.Policy, error) {
 // onePolicy runs a query selecting one policy body and decodes it; it also
 // returns the body as stored.
 func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, []byte, error) {
-	var body []byte
-	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return jit.Policy{}, nil, store.NotFound(what, id)
-	} else if err != nil {
-		return jit.Policy{}, nil, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
+	body, err := t.oneBody(query, what, id, arg)
+	if err != nil {
+		return jit.Policy{}, nil, err
 	}
 	p, err := t.decodePolicy(body)
 	return p, body, err
