@@ -64,6 +64,22 @@ func (t *tx) oneBody(query, what, id string, args ...any) ([]byte, error) {
 	return body, nil
 }
 
+// execRow runs query, which changes the row of what id: none changed is
+// NotFound(what, id); a failure reads "sqlite: <verb> id: …".
+func (t *tx) execRow(verb, what, id, query string, args ...any) error {
+	res, err := t.stmt(query).ExecContext(noCancel, args...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %s: %w", verb, id, err)
+	} else if n == 0 {
+		return store.NotFound(what, id)
+	}
+	return nil
+}
+
 func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
 	return getObject(ctx, t, kind, key, into)
 }
@@ -118,16 +134,16 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 // transaction (even change objects of the same kind) while listing.
 func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
 	rows, err := t.stmt(qListObjects).QueryContext(noCancel, kind)
-	if err != nil {
-		return fmt.Errorf("sqlite: list %s: %w", kind, err)
-	}
-	return readAllThen(rows, "list "+kind, fn)
+	return readAllThen(rows, err, "list "+kind, fn)
 }
 
-// readAllThen scans every (key, body) row, closes rows, and only then calls
-// fn for each: fn may use the transaction, which a statement still
-// stepping through rows would get in the way of.
-func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte) error) error {
+// readAllThen scans every (key, body) row of a query's results, closes
+// rows, and only then calls fn for each: fn may use the transaction, which
+// a statement still stepping through rows would get in the way of.
+func readAllThen[K any](rows *sql.Rows, err error, what string, fn func(key K, body []byte) error) error {
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
 	type row struct {
 		key  K
 		body []byte
@@ -155,8 +171,12 @@ func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte)
 	return nil
 }
 
-// scanAll decodes every row's single body column.
-func scanAll[T any](rows *sql.Rows, what string, decode func([]byte) (T, error)) ([]T, error) {
+// scanAll decodes every row's single body column. rows and err are a
+// query's results.
+func scanAll[T any](rows *sql.Rows, err error, what string, decode func([]byte) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
