@@ -128,13 +128,13 @@ func (t *cachedTx) DeletePolicy(ctx context.Context, id string) error {
 // too): every request through InitiateForVM does this.
 func (t *cachedTx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 	vk := inventory.Key(vmID)
-	key, ok := t.c.policyOfVM(vk)
+	key, ok := t.c.policyOf[vk]
 	if !ok {
 		var err error
 		if key, err = t.policyKeyOfVM(vk); err != nil {
 			return jit.Policy{}, fmt.Errorf("sqlite: get JIT policy for virtual machine %s: %w", vmID, err)
 		}
-		t.c.setPolicyOfVM(vk, key)
+		setBounded(t.c.policyOf, vk, key)
 	}
 	if key == "" {
 		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
@@ -145,12 +145,12 @@ func (t *cachedTx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, er
 // Audit head
 
 func (t *cachedTx) AuditHead(ctx context.Context) (int64, string, error) {
-	if h, ok := t.c.auditHead(); ok {
+	if h := t.c.head; h != nil {
 		return h.seq, h.hash, nil
 	}
 	seq, hash, err := t.tx.AuditHead(ctx)
 	if err == nil {
-		t.c.setAuditHead(cachedHead{seq: seq, hash: hash})
+		t.c.head = &cachedHead{seq: seq, hash: hash}
 	}
 	return seq, hash, err
 }
@@ -159,7 +159,7 @@ func (t *cachedTx) SetAuditHead(ctx context.Context, seq int64, hash string) err
 	if err := t.tx.SetAuditHead(ctx, seq, hash); err != nil {
 		return t.failed(err)
 	}
-	t.c.setAuditHead(cachedHead{seq: seq, hash: hash})
+	t.c.head = &cachedHead{seq: seq, hash: hash}
 	return nil
 }
 
@@ -186,14 +186,14 @@ func (t *cachedTx) InsertRequest(ctx context.Context, r jit.Request) error {
 
 // keyID is tx's keyID, remembering the ids it finds or adds.
 func (t *cachedTx) keyID(key string) (int64, error) {
-	if id, ok := t.c.keyID(key); ok {
+	if id, ok := t.c.keyIDs[key]; ok {
 		return id, nil
 	}
 	id, err := t.tx.keyID(key)
 	if err != nil {
 		return 0, t.failed(err)
 	}
-	t.c.setKeyID(key, id)
+	setBounded(t.c.keyIDs, key, id)
 	return id, nil
 }
 
@@ -218,7 +218,7 @@ func (t *cachedTx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Gra
 // activeGrantsOfVM is ListGrants of a VM's active grants, from the cache
 // when it has them, else read (in ListGrants' order) and cached.
 func (t *cachedTx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
-	refs, ok := t.c.activeGrants(vmKey)
+	refs, ok := t.c.active[vmKey]
 	if !ok {
 		var bodies [][]byte
 		var err error
