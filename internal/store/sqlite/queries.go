@@ -58,7 +58,7 @@ const (
 
 	qDataVersion = `PRAGMA data_version`
 	// A group commit run again after a failure runs each transaction
-	// inside this savepoint (sqlite.go, runWithSavepoints); prepared once
+	// inside this savepoint (writer.go, runJobs); prepared once
 	// like every other statement.
 	qSavepoint = `SAVEPOINT job`
 	qRelease   = `RELEASE job`

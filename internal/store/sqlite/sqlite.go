@@ -203,7 +203,7 @@ func connOptions() url.Values {
 	// about 10% fewer requests/s than 4 MiB, over 3,000 and 10,000
 	// requests, see BENCHMARKS.md).
 	q.Add("_pragma", "cache_size(-4096)")
-	// Savepoints (a group commit's fallback, runWithSavepoints) and
+	// Savepoints (a group commit's fallback, runJobs) and
 	// multi-row statements write the pages they change to a statement
 	// journal; keep it in memory, not a temp file.
 	q.Add("_pragma", "temp_store(MEMORY)")

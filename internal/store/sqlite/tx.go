@@ -28,7 +28,7 @@ type tx struct {
 	// objects are decoded; nil decodes with encoding/json alone.
 	memo *jsonmemo.Memo
 	// wrote is set before tx runs its first statement that is not a
-	// SELECT: from then on a failure must be undone (runOptimistic).
+	// SELECT: from then on a failure must be undone (runJobs).
 	wrote bool
 }
 
