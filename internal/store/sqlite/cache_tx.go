@@ -26,11 +26,6 @@ type cachedTx struct {
 	c *rowCache
 }
 
-var (
-	_ jit.Tx           = (*cachedTx)(nil)
-	_ store.RawObjects = (*cachedTx)(nil)
-)
-
 // failed drops the cache if err is not nil, and returns err.
 func (t *cachedTx) failed(err error) error {
 	if err != nil {

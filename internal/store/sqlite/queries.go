@@ -111,5 +111,3 @@ func sqlLimit(n int) int {
 	}
 	return n
 }
-
-// Objects
