@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/drawbridge/drawbridge/internal/jit"
-	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
@@ -28,16 +27,7 @@ func (t *tx) PutApproval(ctx context.Context, requestID string, a jit.ApprovalRe
 	if err != nil {
 		return err
 	}
-	res, err := t.stmt(qPutApproval).ExecContext(noCancel, a.State, body, requestID)
-	if err != nil {
-		return fmt.Errorf("sqlite: put approval of request %s: %w", requestID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: put approval of request %s: %w", requestID, err)
-	} else if n == 0 {
-		return store.NotFound("request", requestID)
-	}
-	return nil
+	return t.execRow("put approval of request", "request", requestID, qPutApproval, a.State, body, requestID)
 }
 
 func (t *tx) GetApproval(ctx context.Context, requestID string) (jit.PendingRequest, error) {
@@ -58,10 +48,7 @@ func (t *tx) approvals(query, arg string) ([]jit.PendingRequest, error) {
 	}
 	return jitrows.Approvals("sqlite", rows, func(id string) ([]jit.Grant, error) {
 		grows, err := t.stmt(qGrantsOfRequest).QueryContext(noCancel, id)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: grants of request %s: %w", id, err)
-		}
-		return scanAll(grows, "grants", decodeJSON[jit.Grant])
+		return scanAll(grows, err, "grants", decodeJSON[jit.Grant])
 	})
 }
 

@@ -1,9 +1,6 @@
 package sqlite
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // qAuditAfter reads one page of the audit log. Pages are read once each
 // (listing, exporting, verifying), so it is not among the prepared
@@ -14,8 +11,5 @@ const qAuditAfter = `SELECT seq, body FROM audit_records WHERE seq > ? ORDER BY 
 // records with seq > after, read before fn is called (like ListObjects).
 func (t *tx) ListAuditRecordsAfter(ctx context.Context, after int64, limit int, fn func(seq int64, body []byte) error) error {
 	rows, err := t.tx.QueryContext(noCancel, qAuditAfter, after, sqlLimit(limit))
-	if err != nil {
-		return fmt.Errorf("sqlite: list audit records: %w", err)
-	}
-	return readAllThen(rows, "list audit records", fn)
+	return readAllThen(rows, err, "list audit records", fn)
 }

@@ -15,8 +15,8 @@ import (
 //     (cache_tx.go), the writer's view of each transaction: rows the
 //     writer read or wrote (objects, policies, grants), which policy
 //     covers each VM, each VM's active grants decoded, the audit head,
-//     and the ids of keys in key_ids. Never stale for the writer: every write goes through cachedTx,
-//     which updates the cache in the same step, and the cache is dropped
+//     and the ids of keys in key_ids. Never stale for the writer: every
+//     write goes through cachedTx, which updates the cache in the same step, and the cache is dropped
 //     whole when that may not hold: a write that failed part-way
 //     (cachedTx.failed), a batch or savepoint rolled back or a commit that
 //     failed (writer.go), and another connection having committed (sync,
@@ -82,15 +82,6 @@ type cachedHead struct {
 	hash string
 }
 
-func (c *rowCache) auditHead() (cachedHead, bool) {
-	if c.head == nil {
-		return cachedHead{}, false
-	}
-	return *c.head, true
-}
-
-func (c *rowCache) setAuditHead(h cachedHead) { c.head = &h }
-
 // activeRef is one active grant of a VM, with what ListGrants orders by.
 // grant is a value without shared memory (jit.Grant has no slice, map or
 // pointer), so handing out copies of it is safe.
@@ -140,6 +131,14 @@ func newRowCache() *rowCache {
 	return &rowCache{rows: map[rowKey]cachedRow{}, policyOf: map[string]string{}, active: map[string][]activeRef{}, keyIDs: map[string]int64{}}
 }
 
+// setBounded sets m[k] to v, first emptying m if it is full.
+func setBounded[K comparable, V any](m map[K]V, k K, v V) {
+	if len(m) >= maxCachedRows {
+		clear(m)
+	}
+	m[k] = v
+}
+
 func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
 	r, ok := c.rows[rowKey{table, kind, key}]
 	return r, ok
@@ -148,18 +147,12 @@ func (c *rowCache) get(table byte, kind, key string) (cachedRow, bool) {
 // put records a row's body as just read or written. body must not be
 // modified afterwards, by the caller or by anyone it is handed to.
 func (c *rowCache) put(table byte, kind, key string, body []byte) {
-	if len(c.rows) >= maxCachedRows {
-		clear(c.rows)
-	}
-	c.rows[rowKey{table, kind, key}] = cachedRow{body: body, present: true}
+	setBounded(c.rows, rowKey{table, kind, key}, cachedRow{body: body, present: true})
 }
 
 // absent records that a row does not exist (read as missing, or deleted).
 func (c *rowCache) absent(table byte, kind, key string) {
-	if len(c.rows) >= maxCachedRows {
-		clear(c.rows)
-	}
-	c.rows[rowKey{table, kind, key}] = cachedRow{}
+	setBounded(c.rows, rowKey{table, kind, key}, cachedRow{})
 }
 
 func (c *rowCache) reset() {
@@ -170,12 +163,6 @@ func (c *rowCache) reset() {
 		clear(c.keyIDs)
 		c.head = nil
 	}
-}
-
-// activeGrants returns the cached active grants of a VM, if known.
-func (c *rowCache) activeGrants(vmKey string) ([]activeRef, bool) {
-	refs, ok := c.active[vmKey]
-	return refs, ok
 }
 
 // setActiveGrants records a VM's active grants as just read, in order.
@@ -190,7 +177,7 @@ func (c *rowCache) setActiveGrants(vmKey string, refs []activeRef) {
 // grantActivated records that a grant of the VM became active (inserted
 // with status 'Initiated'), if the VM's list is cached.
 func (c *rowCache) grantActivated(vmKey string, r activeRef) {
-	refs, ok := c.activeGrants(vmKey)
+	refs, ok := c.active[vmKey]
 	if !ok {
 		return
 	}
@@ -204,7 +191,7 @@ func (c *rowCache) grantActivated(vmKey string, r activeRef) {
 // grantChanged records the new state of a grant of the VM that stays
 // active.
 func (c *rowCache) grantChanged(vmKey string, g jit.Grant) {
-	refs, ok := c.activeGrants(vmKey)
+	refs, ok := c.active[vmKey]
 	if !ok {
 		return
 	}
@@ -219,7 +206,7 @@ func (c *rowCache) grantChanged(vmKey string, g jit.Grant) {
 
 // grantEnded records that a grant of the VM is no longer active.
 func (c *rowCache) grantEnded(vmKey, id string) {
-	refs, ok := c.activeGrants(vmKey)
+	refs, ok := c.active[vmKey]
 	if !ok {
 		return
 	}
@@ -230,33 +217,6 @@ func (c *rowCache) grantEnded(vmKey, id string) {
 // does not follow); the next lookup reads it again.
 func (c *rowCache) forgetActive(vmKey string) { delete(c.active, vmKey) }
 
-// policyOfVM returns the cached key of the policy covering a VM ("" for
-// none) and whether the cache knows it.
-func (c *rowCache) policyOfVM(vmKey string) (string, bool) {
-	k, ok := c.policyOf[vmKey]
-	return k, ok
-}
-
-func (c *rowCache) setPolicyOfVM(vmKey, policyKey string) {
-	if len(c.policyOf) >= maxCachedRows {
-		clear(c.policyOf)
-	}
-	c.policyOf[vmKey] = policyKey
-}
-
 // policiesChanged forgets every VM's policy: a policy was written or
 // deleted, which changes policy_vms.
 func (c *rowCache) policiesChanged() { clear(c.policyOf) }
-
-// keyID returns key's id in key_ids, if cached.
-func (c *rowCache) keyID(key string) (int64, bool) {
-	id, ok := c.keyIDs[key]
-	return id, ok
-}
-
-func (c *rowCache) setKeyID(key string, id int64) {
-	if len(c.keyIDs) >= maxCachedRows {
-		clear(c.keyIDs)
-	}
-	c.keyIDs[key] = id
-}

@@ -26,11 +26,6 @@ type cachedTx struct {
 	c *rowCache
 }
 
-var (
-	_ jit.Tx           = (*cachedTx)(nil)
-	_ store.RawObjects = (*cachedTx)(nil)
-)
-
 // failed drops the cache if err is not nil, and returns err.
 func (t *cachedTx) failed(err error) error {
 	if err != nil {
@@ -66,19 +61,11 @@ func (t *cachedTx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, 
 }
 
 func (t *cachedTx) GetObject(ctx context.Context, kind, key string, into any) error {
-	body, err := t.GetObjectRaw(ctx, kind, key)
-	if err != nil {
-		return err
-	}
-	return t.decodeObject(kind, key, body, into)
+	return getObject(ctx, t, kind, key, into)
 }
 
 func (t *cachedTx) PutObject(ctx context.Context, kind, key string, v any) error {
-	enc, err := encodeObject(kind, key, v)
-	if err != nil {
-		return err
-	}
-	return t.PutObjectRaw(ctx, kind, key, enc)
+	return putObject(ctx, t, kind, key, v)
 }
 
 func (t *cachedTx) PutObjectRaw(ctx context.Context, kind, key string, body store.EncodedJSON) error {
@@ -114,13 +101,12 @@ func (t *cachedTx) PutPolicy(ctx context.Context, p jit.Policy) error {
 func (t *cachedTx) GetPolicy(ctx context.Context, id string) (jit.Policy, error) {
 	key := strings.ToLower(id)
 	body, err := t.cached(tablePolicies, "", key, "JIT policy", id, func() ([]byte, error) {
-		_, body, err := t.onePolicy(ctx, qGetPolicy, key, "JIT policy", id)
-		return body, err
+		return t.oneBody(qGetPolicy, "JIT policy", id, key)
 	})
 	if err != nil {
 		return jit.Policy{}, err
 	}
-	return t.decodePolicy(body) // through the memo: onePolicy decoded it already
+	return t.decodePolicy(body)
 }
 
 func (t *cachedTx) DeletePolicy(ctx context.Context, id string) error {
@@ -137,13 +123,13 @@ func (t *cachedTx) DeletePolicy(ctx context.Context, id string) error {
 // too): every request through InitiateForVM does this.
 func (t *cachedTx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {
 	vk := inventory.Key(vmID)
-	key, ok := t.c.policyOfVM(vk)
+	key, ok := t.c.policyOf[vk]
 	if !ok {
 		var err error
 		if key, err = t.policyKeyOfVM(vk); err != nil {
 			return jit.Policy{}, fmt.Errorf("sqlite: get JIT policy for virtual machine %s: %w", vmID, err)
 		}
-		t.c.setPolicyOfVM(vk, key)
+		setBounded(t.c.policyOf, vk, key)
 	}
 	if key == "" {
 		return jit.Policy{}, store.NotFound("JIT policy for virtual machine", vmID)
@@ -154,12 +140,12 @@ func (t *cachedTx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, er
 // Audit head
 
 func (t *cachedTx) AuditHead(ctx context.Context) (int64, string, error) {
-	if h, ok := t.c.auditHead(); ok {
+	if h := t.c.head; h != nil {
 		return h.seq, h.hash, nil
 	}
 	seq, hash, err := t.tx.AuditHead(ctx)
 	if err == nil {
-		t.c.setAuditHead(cachedHead{seq: seq, hash: hash})
+		t.c.head = &cachedHead{seq: seq, hash: hash}
 	}
 	return seq, hash, err
 }
@@ -168,7 +154,7 @@ func (t *cachedTx) SetAuditHead(ctx context.Context, seq int64, hash string) err
 	if err := t.tx.SetAuditHead(ctx, seq, hash); err != nil {
 		return t.failed(err)
 	}
-	t.c.setAuditHead(cachedHead{seq: seq, hash: hash})
+	t.c.head = &cachedHead{seq: seq, hash: hash}
 	return nil
 }
 
@@ -195,14 +181,14 @@ func (t *cachedTx) InsertRequest(ctx context.Context, r jit.Request) error {
 
 // keyID is tx's keyID, remembering the ids it finds or adds.
 func (t *cachedTx) keyID(key string) (int64, error) {
-	if id, ok := t.c.keyID(key); ok {
+	if id, ok := t.c.keyIDs[key]; ok {
 		return id, nil
 	}
 	id, err := t.tx.keyID(key)
 	if err != nil {
 		return 0, t.failed(err)
 	}
-	t.c.setKeyID(key, id)
+	setBounded(t.c.keyIDs, key, id)
 	return id, nil
 }
 
@@ -227,7 +213,7 @@ func (t *cachedTx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Gra
 // activeGrantsOfVM is ListGrants of a VM's active grants, from the cache
 // when it has them, else read (in ListGrants' order) and cached.
 func (t *cachedTx) activeGrantsOfVM(vmKey string) ([]jit.Grant, error) {
-	refs, ok := t.c.activeGrants(vmKey)
+	refs, ok := t.c.active[vmKey]
 	if !ok {
 		var bodies [][]byte
 		var err error

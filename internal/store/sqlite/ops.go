@@ -10,9 +10,9 @@ func (s *Store) WriterQueueDepth() int { return len(s.jobs) }
 // for readiness: it differs from LatestSchemaVersion once a newer
 // drawbridge migrated the file under this process.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	db := s.readDB
-	if db == nil {
-		db = s.db // ":memory:": only the writer's connection sees the data
+	db := s.db // ":memory:": only the writer's connection sees the data
+	if s.read != nil {
+		db = s.read.db
 	}
 	var v int
 	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)

@@ -31,13 +31,11 @@ const (
 	// Policies and VMs are found in the indexes by their id in key_ids
 	// (migration 0006); an unknown key's is NULL, which matches no row.
 	// Only opened requests are listed (jit.Opened; migration 0007).
-	qListRequests = `SELECT body FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
+	requestsOfPolicy = ` FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
 			AND (approval_state IS NULL OR approval_state = 'Approved')
 		ORDER BY start_time DESC, id DESC LIMIT ?2`
-	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (
-			SELECT id FROM requests WHERE policy_ref = (SELECT id FROM key_ids WHERE key = ?1)
-				AND (approval_state IS NULL OR approval_state = 'Approved')
-			ORDER BY start_time DESC, id DESC LIMIT ?2)
+	qListRequests  = `SELECT body` + requestsOfPolicy
+	qRequestGrants = `SELECT request_id, body FROM grants WHERE request_id IN (SELECT id` + requestsOfPolicy + `)
 		ORDER BY request_id, idx`
 	qKeyID    = `SELECT id FROM key_ids WHERE key = ?`
 	qAddKeyID = `INSERT INTO key_ids (key) VALUES (?)`
@@ -60,7 +58,7 @@ const (
 
 	qDataVersion = `PRAGMA data_version`
 	// A group commit run again after a failure runs each transaction
-	// inside this savepoint (sqlite.go, runWithSavepoints); prepared once
+	// inside this savepoint (writer.go, runJobs); prepared once
 	// like every other statement.
 	qSavepoint = `SAVEPOINT job`
 	qRelease   = `RELEASE job`
@@ -113,5 +111,3 @@ func sqlLimit(n int) int {
 	}
 	return n
 }
-
-// Objects

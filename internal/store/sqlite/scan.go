@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -21,47 +19,20 @@ const scanConns = 2
 // records left up to mmap_size (256 MiB) of the file mapped per connection
 // in the server's RSS. Pages come through SQLite's page cache instead,
 // bounded by cache_size.
-func (s *Store) openScanPool(ctx context.Context, path string, q url.Values) error {
+func openScanPool(ctx context.Context, path string, q url.Values) (*pool, error) {
 	opts := withPragma(q, "query_only(1)")
 	for i, p := range opts["_pragma"] {
 		if strings.HasPrefix(p, "mmap_size(") {
 			opts["_pragma"][i] = "mmap_size(0)"
 		}
 	}
-	sdb, err := sql.Open("sqlite", path+"?"+opts.Encode())
-	if err != nil {
-		return fmt.Errorf("sqlite: open scan pool for %s: %w", path, err)
-	}
-	sdb.SetMaxOpenConns(scanConns)
-	sdb.SetMaxIdleConns(scanConns)
-	sdb.SetConnMaxLifetime(0)
-	stmts := map[string]*sql.Stmt{}
-	if err := prepareAll(ctx, sdb, stmts); err != nil {
-		for _, st := range stmts {
-			st.Close()
-		}
-		sdb.Close()
-		return fmt.Errorf("sqlite: scan pool for %s: %w", path, err)
-	}
-	s.scanDB, s.scanStmts = sdb, stmts
-	return nil
+	return openReadOnly(ctx, path, "scan pool", opts, scanConns)
 }
 
 // ScanReadTx implements store.ScanReader: ObjectReadTx on the scan pool.
 func (s *Store) ScanReadTx(ctx context.Context, fn func(store.Objects) error) error {
-	if s.scanDB == nil {
+	if s.scan == nil {
 		return s.ObjectReadTx(ctx, fn)
 	}
-	return s.readOn(ctx, s.scanDB, s.scanStmts, func(t txn) error { return fn(t) })
-}
-
-// closeScanPool closes the scan pool, if open.
-func (s *Store) closeScanPool() error {
-	if s.scanDB == nil {
-		return nil
-	}
-	for _, st := range s.scanStmts {
-		st.Close()
-	}
-	return s.scanDB.Close()
+	return s.readOn(ctx, s.scan, func(t txn) error { return fn(t) })
 }

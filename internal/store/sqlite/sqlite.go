@@ -38,19 +38,14 @@ import (
 // transactions run one at a time (see open for why), read-only ones
 // (ReadTx, ObjectReadTx) concurrently with them and each other.
 type Store struct {
-	db *sql.DB
+	*pool // the writer's one connection (db) and its statements
 
-	// stmts holds every query prepared once in Open; read-only afterwards.
-	stmts map[string]*sql.Stmt
-
-	// readDB is a pool of read-only connections for ReadTx: WAL lets them
+	// read is a pool of read-only connections for ReadTx: WAL lets them
 	// read a committed snapshot while the writer writes. nil for
 	// ":memory:", whose database only the writer's connection can see.
-	readDB    *sql.DB
-	readStmts map[string]*sql.Stmt
-	// scanDB is the read pool of ScanReadTx (scan.go), without mmap.
-	scanDB    *sql.DB
-	scanStmts map[string]*sql.Stmt
+	read *pool
+	// scan is the read pool of ScanReadTx (scan.go), without mmap.
+	scan *pool
 
 	// memo remembers decoded rows and objects by their bytes (jsonmemo);
 	// nil without it (Options.NoDecodeMemo).
@@ -94,7 +89,7 @@ const busyTimeoutMS = 10000
 // writer at a time, so queueing in Go avoids SQLITE_BUSY and its polling
 // busy handler, every statement is prepared once, and ":memory:" works
 // because there is only one database. Reads in parallel come from the
-// separate read-only pool that ReadTx uses (openReadPool).
+// separate read-only pool that ReadTx uses (Store.read).
 //
 // _txlock=immediate makes BEGIN take the write lock at once, so a
 // transaction never has to upgrade a read lock to a write lock, which is
@@ -149,27 +144,24 @@ func OpenWith(ctx context.Context, path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	s := &Store{db: db, stmts: map[string]*sql.Stmt{}, walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
+	w, err := newPool(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	s := &Store{pool: w, walRestartAt: walRestartFrames, jobs: make(chan *txJob, maxBatch), closed: make(chan struct{}), writerDone: make(chan struct{})}
 	if !o.NoRowCache {
 		s.cache = newRowCache()
 	}
 	if !o.NoDecodeMemo {
 		s.memo = jsonmemo.New()
 	}
-	if err := prepareAll(ctx, s.db, s.stmts); err != nil {
-		for _, st := range s.stmts {
-			st.Close()
-		}
-		db.Close()
-		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
-	}
 	go s.writer()
 	if path != ":memory:" {
-		if err := s.openReadPool(ctx, path, q); err != nil {
+		if s.read, err = openReadOnly(ctx, path, "read pool", withPragma(q, "query_only(1)"), readConns); err != nil {
 			s.Close()
 			return nil, err
 		}
-		if err := s.openScanPool(ctx, path, q); err != nil {
+		if s.scan, err = openScanPool(ctx, path, q); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -211,7 +203,7 @@ func connOptions() url.Values {
 	// about 10% fewer requests/s than 4 MiB, over 3,000 and 10,000
 	// requests, see BENCHMARKS.md).
 	q.Add("_pragma", "cache_size(-4096)")
-	// Savepoints (a group commit's fallback, runWithSavepoints) and
+	// Savepoints (a group commit's fallback, runJobs) and
 	// multi-row statements write the pages they change to a statement
 	// journal; keep it in memory, not a temp file.
 	q.Add("_pragma", "temp_store(MEMORY)")
@@ -236,27 +228,50 @@ func withPragma(q url.Values, pragma string) url.Values {
 // reads on a small machine; more only queue on the CPU.
 const readConns = 4
 
-// openReadPool opens the read-only connections ReadTx uses.
-// query_only makes any write attempted through them fail.
-func (s *Store) openReadPool(ctx context.Context, path string, q url.Values) error {
-	rdb, err := sql.Open("sqlite", path+"?"+withPragma(q, "query_only(1)").Encode())
+// pool is a database handle with every query the store runs prepared on
+// it; stmts is read-only once prepared.
+type pool struct {
+	db    *sql.DB
+	stmts map[string]*sql.Stmt
+}
+
+// newPool prepares every query on db, closing db if that fails.
+func newPool(ctx context.Context, db *sql.DB) (*pool, error) {
+	p := &pool{db: db, stmts: map[string]*sql.Stmt{}}
+	if err := prepareAll(ctx, db, p.stmts); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// close closes p's statements and connections; nil is closed already.
+func (p *pool) close() error {
+	if p == nil {
+		return nil
+	}
+	for _, st := range p.stmts {
+		st.Close()
+	}
+	return p.db.Close()
+}
+
+// openReadOnly opens a pool of conns connections to path with options
+// opts, which carry query_only: any write attempted through them fails.
+func openReadOnly(ctx context.Context, path, what string, opts url.Values, conns int) (*pool, error) {
+	db, err := sql.Open("sqlite", path+"?"+opts.Encode())
 	if err != nil {
-		return fmt.Errorf("sqlite: open read pool for %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s for %s: %w", what, path, err)
 	}
-	rdb.SetMaxOpenConns(readConns)
-	rdb.SetMaxIdleConns(readConns)
-	rdb.SetConnMaxLifetime(0)
-	rdb.SetConnMaxIdleTime(0)
-	stmts := map[string]*sql.Stmt{}
-	if err := prepareAll(ctx, rdb, stmts); err != nil {
-		for _, st := range stmts {
-			st.Close()
-		}
-		rdb.Close()
-		return fmt.Errorf("sqlite: read pool for %s: %w", path, err)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	p, err := newPool(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s for %s: %w", what, path, err)
 	}
-	s.readDB, s.readStmts = rdb, stmts
-	return nil
+	return p, nil
 }
 
 // Close closes the database. Transactions in progress finish first.
@@ -268,17 +283,7 @@ func (s *Store) Close() error {
 		<-s.checkpointDone
 		ckErr = s.checkpointDB.Close()
 	}
-	for _, st := range s.stmts {
-		st.Close()
-	}
-	var readErr error
-	if s.readDB != nil {
-		for _, st := range s.readStmts {
-			st.Close()
-		}
-		readErr = s.readDB.Close()
-	}
-	return errors.Join(s.db.Close(), ckErr, readErr, s.closeScanPool())
+	return errors.Join(s.pool.close(), ckErr, s.read.close(), s.scan.close())
 }
 
 // InTx runs fn in one transaction and commits if fn returns nil; otherwise
@@ -311,7 +316,7 @@ func (s *Store) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) 
 var errReadOnly = errors.New("sqlite: read-only transaction")
 
 func (s *Store) readTx(ctx context.Context, fn func(txn) error) error {
-	if s.readDB == nil {
+	if s.read == nil {
 		var fnErr error
 		err := s.inTx(ctx, func(t txn) error {
 			fnErr = fn(t)
@@ -322,23 +327,22 @@ func (s *Store) readTx(ctx context.Context, fn func(txn) error) error {
 		}
 		return err
 	}
-	return s.readOn(ctx, s.readDB, s.readStmts, fn)
+	return s.readOn(ctx, s.read, fn)
 }
 
-// readOn runs fn in a read-only transaction on a connection of pool db,
-// whose prepared statements are stmts.
-func (s *Store) readOn(ctx context.Context, db *sql.DB, stmts map[string]*sql.Stmt, fn func(txn) error) error {
+// readOn runs fn in a read-only transaction on a connection of p.
+func (s *Store) readOn(ctx context.Context, p *pool, fn func(txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	// Deferred BEGIN: the snapshot starts at the first read, and a read
 	// never takes the write lock.
-	sqlTx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	sqlTx, err := p.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: begin read: %w", err)
 	}
 	defer sqlTx.Rollback()
-	err = fn(&tx{tx: sqlTx, stmts: stmts, memo: s.memo})
+	err = fn(&tx{tx: sqlTx, stmts: p.stmts, memo: s.memo})
 	var se *msqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
 		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)

@@ -28,7 +28,7 @@ type tx struct {
 	// objects are decoded; nil decodes with encoding/json alone.
 	memo *jsonmemo.Memo
 	// wrote is set before tx runs its first statement that is not a
-	// SELECT: from then on a failure must be undone (runOptimistic).
+	// SELECT: from then on a failure must be undone (runJobs).
 	wrote bool
 }
 
@@ -48,47 +48,66 @@ var (
 // GetObjectRaw returns the stored JSON of an object.
 // The caller must not modify the returned bytes.
 func (t *tx) GetObjectRaw(ctx context.Context, kind, key string) ([]byte, error) {
+	return t.oneBody(qGetObject, kind, key, kind, key)
+}
+
+// oneBody runs query, selecting one row's body column, with args; no row
+// is NotFound(what, id).
+func (t *tx) oneBody(query, what, id string, args ...any) ([]byte, error) {
 	var body []byte
-	err := t.stmt(qGetObject).QueryRowContext(noCancel, kind, key).Scan(&body)
+	err := t.stmt(query).QueryRowContext(noCancel, args...).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.NotFound(kind, key)
+		return nil, store.NotFound(what, id)
 	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: get %s %q: %w", kind, key, err)
+		return nil, fmt.Errorf("sqlite: get %s %q: %w", what, id, err)
 	}
 	return body, nil
 }
 
+// execRow runs query, which changes the row of what id: none changed is
+// NotFound(what, id); a failure reads "sqlite: <verb> id: …".
+func (t *tx) execRow(verb, what, id, query string, args ...any) error {
+	res, err := t.stmt(query).ExecContext(noCancel, args...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %s: %w", verb, id, err)
+	} else if n == 0 {
+		return store.NotFound(what, id)
+	}
+	return nil
+}
+
 func (t *tx) GetObject(ctx context.Context, kind, key string, into any) error {
-	body, err := t.GetObjectRaw(ctx, kind, key)
+	return getObject(ctx, t, kind, key, into)
+}
+
+func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
+	return putObject(ctx, t, kind, key, v)
+}
+
+// getObject and putObject are GetObject and PutObject over r's raw
+// methods, shared by tx and cachedTx. Decoding goes through the memo:
+// objects read again unchanged (a VM, the audit head) skip decoding.
+func getObject(ctx context.Context, r store.RawObjects, kind, key string, into any) error {
+	body, err := r.GetObjectRaw(ctx, kind, key)
 	if err != nil {
 		return err
 	}
-	return t.decodeObject(kind, key, body, into)
-}
-
-// decodeObject decodes an object's body through the memo: objects read
-// again unchanged (a VM, the audit head) skip decoding.
-func (t *tx) decodeObject(kind, key string, body []byte, into any) error {
-	if err := t.memo.DecodeInto(body, into); err != nil {
+	if err := r.Memo().DecodeInto(body, into); err != nil {
 		return fmt.Errorf("sqlite: decode %s %q: %w", kind, key, err)
 	}
 	return nil
 }
 
-func (t *tx) PutObject(ctx context.Context, kind, key string, v any) error {
-	enc, err := encodeObject(kind, key, v)
-	if err != nil {
-		return err
-	}
-	return t.PutObjectRaw(ctx, kind, key, enc)
-}
-
-func encodeObject(kind, key string, v any) (store.EncodedJSON, error) {
+func putObject(ctx context.Context, r store.RawObjects, kind, key string, v any) error {
 	enc, err := store.EncodeJSON(v)
 	if err != nil {
-		return enc, fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
+		return fmt.Errorf("sqlite: encode %s %q: %w", kind, key, err)
 	}
-	return enc, nil
+	return r.PutObjectRaw(ctx, kind, key, enc)
 }
 
 // Memo returns the store's decode memo, for callers of GetObjectRaw.
@@ -115,16 +134,16 @@ func (t *tx) DeleteObject(ctx context.Context, kind, key string) error {
 // transaction (even change objects of the same kind) while listing.
 func (t *tx) ListObjects(ctx context.Context, kind string, fn func(key string, body []byte) error) error {
 	rows, err := t.stmt(qListObjects).QueryContext(noCancel, kind)
-	if err != nil {
-		return fmt.Errorf("sqlite: list %s: %w", kind, err)
-	}
-	return readAllThen(rows, "list "+kind, fn)
+	return readAllThen(rows, err, "list "+kind, fn)
 }
 
-// readAllThen scans every (key, body) row, closes rows, and only then calls
-// fn for each: fn may use the transaction, which a statement still
-// stepping through rows would get in the way of.
-func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte) error) error {
+// readAllThen scans every (key, body) row of a query's results, closes
+// rows, and only then calls fn for each: fn may use the transaction, which
+// a statement still stepping through rows would get in the way of.
+func readAllThen[K any](rows *sql.Rows, err error, what string, fn func(key K, body []byte) error) error {
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
 	type row struct {
 		key  K
 		body []byte
@@ -152,8 +171,12 @@ func readAllThen[K any](rows *sql.Rows, what string, fn func(key K, body []byte)
 	return nil
 }
 
-// scanAll decodes every row's single body column.
-func scanAll[T any](rows *sql.Rows, what string, decode func([]byte) (T, error)) ([]T, error) {
+// scanAll decodes every row's single body column. rows and err are a
+// query's results.
+func scanAll[T any](rows *sql.Rows, err error, what string, decode func([]byte) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
 	defer rows.Close()
 	var out []T
 	for rows.Next() {

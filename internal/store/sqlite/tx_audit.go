@@ -57,8 +57,5 @@ func (t *tx) SetAuditHead(ctx context.Context, seq int64, hash string) error {
 // ListAuditRecords reads all records before calling fn, like ListObjects.
 func (t *tx) ListAuditRecords(ctx context.Context, fn func(seq int64, body []byte) error) error {
 	rows, err := t.stmt(qListAudit).QueryContext(noCancel)
-	if err != nil {
-		return fmt.Errorf("sqlite: list audit records: %w", err)
-	}
-	return readAllThen(rows, "list audit records", fn)
+	return readAllThen(rows, err, "list audit records", fn)
 }

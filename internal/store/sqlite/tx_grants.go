@@ -99,10 +99,7 @@ func (t *tx) keyID(key string) (int64, error) {
 func (t *tx) ListRequests(ctx context.Context, policyID string, limit int) ([]jit.Request, error) {
 	key, lim := strings.ToLower(policyID), sqlLimit(limit)
 	rows, err := t.stmt(qListRequests).QueryContext(noCancel, key, lim)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list requests: %w", err)
-	}
-	reqs, err := scanAll(rows, "requests", decodeJSON[jit.Request])
+	reqs, err := scanAll(rows, err, "requests", decodeJSON[jit.Request])
 	if err != nil || len(reqs) == 0 {
 		return reqs, err
 	}
@@ -144,23 +141,11 @@ func (t *tx) ListGrants(ctx context.Context, f jit.GrantFilter) ([]jit.Grant, er
 	args = append(args, sqlLimit(f.Limit))
 	q := listGrantsQuery(f.VMID != "", f.PolicyID != "", f.Port != 0, f.ActiveOnly)
 	rows, err := t.stmt(q).QueryContext(noCancel, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list grants: %w", err)
-	}
-	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
+	return scanAll(rows, err, "grants", decodeRow[jit.Grant](t.memo))
 }
 
 // grantBody returns a grant's stored body.
-func (t *tx) grantBody(id string) ([]byte, error) {
-	var body []byte
-	err := t.stmt(qGetGrant).QueryRowContext(noCancel, id).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.NotFound("grant", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("sqlite: get grant %s: %w", id, err)
-	}
-	return body, nil
-}
+func (t *tx) grantBody(id string) ([]byte, error) { return t.oneBody(qGetGrant, "grant", id, id) }
 
 // UpdateGrant copies only the mutable fields onto the stored grant, so a
 // caller holding a stale or partial Grant cannot rewrite its identity,
@@ -194,10 +179,7 @@ func (t *tx) updateGrant(ctx context.Context, g jit.Grant, get func(context.Cont
 
 func (t *tx) DueGrants(ctx context.Context, now time.Time, limit int) ([]jit.Grant, error) {
 	rows, err := t.stmt(qDueGrants).QueryContext(noCancel, now.UnixNano(), sqlLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: due grants: %w", err)
-	}
-	return scanAll(rows, "grants", decodeRow[jit.Grant](t.memo))
+	return scanAll(rows, err, "grants", decodeRow[jit.Grant](t.memo))
 }
 
 func (t *tx) NextEndTime(ctx context.Context) (time.Time, bool, error) {

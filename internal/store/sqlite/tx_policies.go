@@ -9,7 +9,6 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/inventory"
 	"github.com/drawbridge/drawbridge/internal/jit"
-	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/jitrows"
 )
 
@@ -57,12 +56,9 @@ func (t *tx) decodePolicy(body []byte) (jit.Policy, error) {
 // onePolicy runs a query selecting one policy body and decodes it; it also
 // returns the body as stored.
 func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Policy, []byte, error) {
-	var body []byte
-	err := t.stmt(query).QueryRowContext(noCancel, arg).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return jit.Policy{}, nil, store.NotFound(what, id)
-	} else if err != nil {
-		return jit.Policy{}, nil, fmt.Errorf("sqlite: get %s %s: %w", what, id, err)
+	body, err := t.oneBody(query, what, id, arg)
+	if err != nil {
+		return jit.Policy{}, nil, err
 	}
 	p, err := t.decodePolicy(body)
 	return p, body, err
@@ -71,25 +67,13 @@ func (t *tx) onePolicy(ctx context.Context, query, arg, what, id string) (jit.Po
 // DeletePolicy removes the policy and, by cascade, its VM index rows.
 // Requests and grants stay: they are the history of access.
 func (t *tx) DeletePolicy(ctx context.Context, id string) error {
-	res, err := t.stmt(qDeletePolicy).ExecContext(noCancel, strings.ToLower(id))
-	if err != nil {
-		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: delete policy %s: %w", id, err)
-	} else if n == 0 {
-		return store.NotFound("JIT policy", id)
-	}
-	return nil
+	return t.execRow("delete policy", "JIT policy", id, qDeletePolicy, strings.ToLower(id))
 }
 
 func (t *tx) ListPolicies(ctx context.Context, scope, location string) ([]jit.Policy, error) {
 	s := strings.TrimSuffix(strings.ToLower(scope), "/")
 	rows, err := t.stmt(qListPolicies).QueryContext(noCancel, s, s+"/", s+"0", strings.ToLower(location))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list policies: %w", err)
-	}
-	return scanAll(rows, "policies", decodeRow[jit.Policy](t.memo))
+	return scanAll(rows, err, "policies", decodeRow[jit.Policy](t.memo))
 }
 
 func (t *tx) PolicyForVM(ctx context.Context, vmID string) (jit.Policy, error) {

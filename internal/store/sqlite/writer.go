@@ -34,7 +34,7 @@ type txResult struct {
 // SQLite transaction and commits once. A caller's fn that fails (or
 // panics) affects no other: if it wrote nothing there is nothing to undo,
 // and if it did, the batch is rolled back and the others run again, each
-// in a savepoint of its own (runOptimistic, runWithSavepoints). The
+// in a savepoint of its own (runJobs). The
 // batch's COMMIT is what makes each caller's writes durable, so InTx
 // returns only after it. Since transactions already ran one
 // at a time on the single connection, callers see the same isolation as
@@ -115,22 +115,28 @@ func (s *Store) runBatch(batch []*txJob) {
 	for i := range all {
 		all[i] = i
 	}
-	if rerun, again := s.runOptimistic(batch, all, results); again {
-		s.runWithSavepoints(batch, rerun, results)
+	if rerun, again := s.runJobs(batch, all, results, false); again {
+		s.runJobs(batch, rerun, results, true)
 	}
 }
 
-// runOptimistic runs the jobs of batch named by idx in one SQLite
-// transaction without savepoints and commits them, recording each outcome
-// in results. A savepoint per job costs about a tenth of the writer's time
-// (SQLite copies every page a job first changes into the savepoint's
-// journal), and jobs rarely fail after writing: most refusals are found
-// before the first write, and a job that wrote nothing needs nothing
-// undone. When one does fail after writing, runOptimistic rolls the whole
-// transaction back, keeps that job's failure, and returns the jobs to run
-// again (those that had succeeded, then those not yet run) with again set;
-// jit.Store and store.ObjectStore allow a backend to run fn more than once.
-func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (rerun []int, again bool) {
+// runJobs runs the jobs of batch named by idx in one SQLite transaction
+// and commits them, recording each outcome in results.
+//
+// The first try runs them without savepoints: a savepoint per job costs
+// about a tenth of the writer's time (SQLite copies every page a job
+// first changes into the savepoint's journal), and jobs rarely fail after
+// writing: most refusals are found before the first write, and a job that
+// wrote nothing needs nothing undone. When one does fail after writing,
+// runJobs rolls the whole transaction back, keeps that job's failure, and
+// returns the jobs to run again (those that had succeeded, then those not
+// yet run) with again set; jit.Store and store.ObjectStore allow a backend
+// to run fn more than once.
+//
+// The rerun (savepoints set) is the slower, always-safe path: each job
+// runs inside its own savepoint, and one that fails (or panics) is rolled
+// back to it and affects no other.
+func (s *Store) runJobs(batch []*txJob, idx []int, results []txResult, savepoints bool) (rerun []int, again bool) {
 	sqlTx, ok := s.beginBatch(idx, results)
 	if !ok {
 		return nil, false
@@ -141,63 +147,44 @@ func (s *Store) runOptimistic(batch []*txJob, idx []int, results []txResult) (re
 		if t == nil {
 			continue
 		}
-		results[i] = runJob(view, batch[i])
-		if results[i].err == nil && results[i].panic == nil {
-			done = append(done, i)
-			continue
-		}
-		if t.wrote {
-			_ = sqlTx.Rollback()
-			s.cache.reset() // it holds what the rollback undid
-			return append(done, idx[k+1:]...), true
-		}
-	}
-	s.commitBatch(sqlTx, done, results)
-	return nil, false
-}
-
-// runWithSavepoints runs the jobs of batch named by idx in one SQLite
-// transaction, each inside its own savepoint, and commits them, recording
-// each outcome in results: a job that fails (or panics) is rolled back to
-// its savepoint and affects no other. It is the slower, always-safe path
-// that runOptimistic falls back to.
-func (s *Store) runWithSavepoints(batch []*txJob, idx []int, results []txResult) {
-	sqlTx, ok := s.beginBatch(idx, results)
-	if !ok {
-		return
-	}
-	var done []int
-	for _, i := range idx {
-		t, view := s.startJob(batch[i], &results[i], sqlTx)
-		if t == nil {
-			continue
-		}
-		if _, err := t.stmt(qSavepoint).ExecContext(noCancel); err != nil {
-			results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
-			continue
+		if savepoints {
+			if _, err := t.stmt(qSavepoint).ExecContext(noCancel); err != nil {
+				results[i].err = fmt.Errorf("sqlite: savepoint: %w", err)
+				continue
+			}
 		}
 		results[i] = runJob(view, batch[i])
 		if results[i].err != nil || results[i].panic != nil {
-			s.cache.reset() // it holds what the savepoint is about to undo
-			if _, err := sqlTx.ExecContext(context.Background(), "ROLLBACK TO job; RELEASE job"); err != nil {
-				// The savepoint could not be undone: nothing in this batch
-				// can be trusted, so none of it is kept.
+			switch {
+			case savepoints:
+				s.cache.reset() // it holds what the savepoint is about to undo
+				if _, err := sqlTx.ExecContext(context.Background(), "ROLLBACK TO job; RELEASE job"); err != nil {
+					// The savepoint could not be undone: nothing in this
+					// batch can be trusted, so none of it is kept.
+					_ = sqlTx.Rollback()
+					failAll(idx, results, fmt.Errorf("sqlite: rollback to savepoint: %w", err))
+					return nil, false
+				}
+			case t.wrote:
 				_ = sqlTx.Rollback()
-				failAll(idx, results, fmt.Errorf("sqlite: rollback to savepoint: %w", err))
-				return
+				s.cache.reset() // it holds what the rollback undid
+				return append(done, idx[k+1:]...), true
 			}
 			continue
 		}
-		if _, err := t.stmt(qRelease).ExecContext(noCancel); err != nil {
-			results[i].err = fmt.Errorf("sqlite: release savepoint: %w", err)
-			_ = sqlTx.Rollback()
-			s.cache.reset()
-			failAll(idx, results, results[i].err)
-			return
+		if savepoints {
+			if _, err := t.stmt(qRelease).ExecContext(noCancel); err != nil {
+				results[i].err = fmt.Errorf("sqlite: release savepoint: %w", err)
+				_ = sqlTx.Rollback()
+				s.cache.reset()
+				failAll(idx, results, results[i].err)
+				return nil, false
+			}
 		}
 		done = append(done, i)
 	}
 	s.commitBatch(sqlTx, done, results)
+	return nil, false
 }
 
 // startJob returns the transaction job j runs in, and what j's function
