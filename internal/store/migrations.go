@@ -53,3 +53,14 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	}
 	return ms, nil
 }
+
+// LatestVersion is the highest version of a backend's embedded migrations
+// (what readiness wants the database at); 0 if they do not load, which
+// Open would have refused already.
+func LatestVersion(fsys fs.FS, dir string) int {
+	ms, err := LoadMigrations(fsys, dir)
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].Version
+}

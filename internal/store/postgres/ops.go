@@ -1,6 +1,10 @@
 package postgres
 
-import "context"
+import (
+	"context"
+
+	"github.com/drawbridge/drawbridge/internal/store"
+)
 
 // SchemaVersion returns the highest migration applied to the database,
 // for readiness: another replica running a newer drawbridge may have
@@ -13,10 +17,4 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 
 // LatestSchemaVersion is the highest migration this build embeds, for
 // readiness (the database must be at it).
-func (s *Store) LatestSchemaVersion() int {
-	ms, err := migrations()
-	if err != nil || len(ms) == 0 {
-		return 0 // embedded at build time; Open would have failed already
-	}
-	return ms[len(ms)-1].Version
-}
+func (s *Store) LatestSchemaVersion() int { return store.LatestVersion(migrationFiles, "migrations") }

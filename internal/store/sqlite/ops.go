@@ -1,6 +1,10 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+
+	"github.com/drawbridge/drawbridge/internal/store"
+)
 
 // WriterQueueDepth is how many transactions wait for the writer now (a
 // metric; a snapshot, stale as soon as it is read).
@@ -21,10 +25,4 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 
 // LatestSchemaVersion is the highest migration this build embeds, for
 // readiness (the database must be at it).
-func (s *Store) LatestSchemaVersion() int {
-	ms, err := migrations()
-	if err != nil || len(ms) == 0 {
-		return 0 // embedded at build time; Open would have failed already
-	}
-	return ms[len(ms)-1].Version
-}
+func (s *Store) LatestSchemaVersion() int { return store.LatestVersion(migrationFiles, "migrations") }
