@@ -86,3 +86,25 @@ func write(t testing.TB, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// IssueUnnoticed replaces the pair at certPath and keyPath with a
+// certificate of serial, keeping each file's modification time, and
+// renames the new files into place so that a watcher polling (mtime, size)
+// never sees a half-way state: only an explicit reload picks it up.
+func (ca *CA) IssueUnnoticed(t testing.TB, serial int64, certPath, keyPath string) {
+	t.Helper()
+	tmpCert, tmpKey := certPath+".new", keyPath+".new"
+	ca.Issue(t, serial, tmpCert, tmpKey)
+	for _, p := range [][2]string{{tmpCert, certPath}, {tmpKey, keyPath}} {
+		st, err := os.Stat(p[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p[0], st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p[0], p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
