@@ -25,7 +25,7 @@ func (a *app) approvalCmds() []*cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, out)
+				return a.printData(out)
 			}
 			if out.Opened != nil {
 				fmt.Fprintf(a.stdout, "request %s approved and opened\n", args[0])
@@ -51,7 +51,7 @@ func (a *app) approvalCmds() []*cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, out)
+				return a.printData(out)
 			}
 			fmt.Fprintf(a.stdout, "request %s denied\n", args[0])
 			return nil
@@ -72,7 +72,7 @@ func (a *app) approvalCmds() []*cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, ps)
+				return a.printData(ps)
 			}
 			t := newTable(a.stdout, "REQUEST", "REQUESTOR", "VM", "PORTS", "APPROVALS", "NEEDS", "LAPSES", "JUSTIFICATION")
 			for _, p := range ps {

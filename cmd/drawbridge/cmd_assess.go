@@ -83,7 +83,7 @@ changes unless --yes is given too.`,
 					as.Results = kept
 				}
 				if a.json() {
-					return printJSON(a.stdout, as)
+					return a.printData(as)
 				}
 				printAssessment(a.stdout, as, views)
 				return nil
@@ -114,7 +114,7 @@ changes unless --yes is given too.`,
 			}
 			if !yes {
 				if a.json() {
-					return printJSON(a.stdout, plan)
+					return a.printData(plan)
 				}
 				printFixPlan(a.stdout, plan)
 				if len(plan.VirtualMachines) > 0 {
@@ -124,7 +124,7 @@ changes unless --yes is given too.`,
 			}
 			if len(plan.VirtualMachines) == 0 {
 				if a.json() {
-					return printJSON(a.stdout, api.AssessmentFixResponse{Plan: plan, Policies: []api.FixedPolicy{}})
+					return a.printData(api.AssessmentFixResponse{Plan: plan, Policies: []api.FixedPolicy{}})
 				}
 				printFixPlan(a.stdout, plan)
 				return nil
@@ -134,7 +134,7 @@ changes unless --yes is given too.`,
 				return err
 			}
 			if a.json() {
-				if err := printJSON(a.stdout, res); err != nil {
+				if err := a.printData(res); err != nil {
 					return err
 				}
 			} else {

@@ -59,7 +59,7 @@ func (a *app) auditCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, recs)
+				return a.printData(recs)
 			}
 			t := newTable(a.stdout, "SEQ", "TIME", "PRINCIPAL", "SOURCE", "OPERATION", "TARGET", "RESULT", "DETAIL")
 			for _, r := range recs {

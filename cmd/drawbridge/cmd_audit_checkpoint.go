@@ -28,7 +28,7 @@ func (a *app) auditCheckpointCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, cp)
+				return a.printData(cp)
 			}
 			fmt.Fprintf(a.stdout, "seq %d hash %s time %s key %s signature %s\n", cp.Seq, cp.Hash, cp.Time.Format("2006-01-02T15:04:05.999999Z07:00"), cp.KeyID, cp.Signature)
 			return nil
@@ -68,7 +68,7 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 				}
 			}
 			if a.json() {
-				if err := printJSON(a.stdout, rep); err != nil {
+				if err := a.printData(rep); err != nil {
 					return err
 				}
 			}

@@ -41,7 +41,7 @@ func (a *app) requestCmd() *cobra.Command {
 				return a.printWaited(ctx, c, r.ID, vmID)
 			}
 			if a.json() {
-				return printJSON(a.stdout, r)
+				return a.printData(r)
 			}
 			fmt.Fprintf(a.stdout, "request %s\n", safeText(r.ID))
 			printRequest(a.stdout, r)
@@ -86,7 +86,7 @@ func (a *app) grantsCmd() *cobra.Command {
 			}
 			sortGrantViews(gs)
 			if a.json() {
-				return printJSON(a.stdout, gs)
+				return a.printData(gs)
 			}
 			printGrantsAt(a.stdout, gs, a.now(), a.wide())
 			return nil
@@ -131,7 +131,7 @@ func (a *app) revokeCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, g)
+				return a.printData(g)
 			}
 			printGrantsAt(a.stdout, []api.GrantView{{Grant: g}}, a.now(), a.wide())
 			return nil

@@ -89,7 +89,7 @@ body is PUT as it is, to --id or to the "id" in the file.`,
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, saved)
+				return a.printData(saved)
 			}
 			printPolicy(a.stdout, saved, a.wide())
 			return nil
@@ -216,7 +216,7 @@ func (a *app) policyGetCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, p)
+				return a.printData(p)
 			}
 			printPolicy(a.stdout, p, a.wide())
 			return nil
@@ -239,7 +239,7 @@ func (a *app) policyListCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, ps)
+				return a.printData(ps)
 			}
 			printPolicies(a.stdout, ps, a.wide())
 			return nil
@@ -280,7 +280,7 @@ func (a *app) policyDeleteCmd() *cobra.Command {
 						return err
 					}
 					if a.json() {
-						return printJSON(a.stdout, map[string]string{"policy": id, "removedVm": vm.ID})
+						return a.printData(map[string]string{"policy": id, "removedVm": vm.ID})
 					}
 					fmt.Fprintf(a.stdout, "JIT disabled on %s (removed from policy %s)\n", vm.ID, id)
 					return nil
@@ -290,7 +290,7 @@ func (a *app) policyDeleteCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, map[string]string{"deletedPolicy": id})
+				return a.printData(map[string]string{"deletedPolicy": id})
 			}
 			fmt.Fprintf(a.stdout, "policy %s deleted; JIT disabled on its VMs\n", id)
 			return nil

@@ -216,7 +216,7 @@ func (a *app) requestStatusCmd() *cobra.Command {
 
 func (a *app) printStatus(st requestStatus) error {
 	if a.json() {
-		return printJSON(a.stdout, st)
+		return a.printData(st)
 	}
 	printRequestStatus(a.stdout, st, a.now(), a.wide())
 	return nil

@@ -31,7 +31,7 @@ func (a *app) roleCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, map[string]any{"roles": rs, "assignments": as})
+				return a.printData(map[string]any{"roles": rs, "assignments": as})
 			}
 			t := newTable(a.stdout, "ROLE", "CUSTOM", "DESCRIPTION")
 			for _, r := range rs {
@@ -60,7 +60,7 @@ func (a *app) roleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(a.stdout, r)
+			return a.printData(r)
 		},
 	})
 	var file string
@@ -89,7 +89,7 @@ func (a *app) roleCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, r)
+				return a.printData(r)
 			}
 			fmt.Fprintf(a.stdout, "role %q created (id %s)\n", r.Name, r.ID)
 			return nil
@@ -134,7 +134,7 @@ func (a *app) roleCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, out)
+				return a.printData(out)
 			}
 			fmt.Fprintf(a.stdout, "assignment %s: %s %q has %q at %s\n", out.ID, strings.ToLower(string(out.PrincipalType)), out.Principal, out.Role, out.Scope)
 			return nil
@@ -163,7 +163,7 @@ func (a *app) roleCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, out)
+				return a.printData(out)
 			}
 			fmt.Fprintf(a.stdout, "assignment %s removed\n", out.ID)
 			return nil

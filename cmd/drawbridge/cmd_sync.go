@@ -24,7 +24,7 @@ func (a *app) applyDiscovered(doc []byte, print bool, send func(*client.Client) 
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, counts)
+		return a.printData(counts)
 	}
 	_, err = fmt.Fprintln(a.stdout, summary(counts))
 	return err

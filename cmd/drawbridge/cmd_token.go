@@ -33,7 +33,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, out)
+				return a.printData(out)
 			}
 			fmt.Fprintln(a.stdout, out.Token)
 			fmt.Fprintf(a.stderr, "token %s for %s (%s), expires %s; it is shown only this once\n", out.Record.ID, safeText(out.Record.Principal), out.Record.Kind, orNever(fmtTime(out.Record.ExpiresAt)))
@@ -60,7 +60,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, ts)
+				return a.printData(ts)
 			}
 			t := newTable(a.stdout, "ID", "PRINCIPAL", "KIND", "GROUPS", "VM", "CREATED", "EXPIRES", "REVOKED")
 			for _, tok := range ts {
@@ -84,7 +84,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, tok)
+				return a.printData(tok)
 			}
 			fmt.Fprintf(a.stdout, "token %s of %s revoked at %s\n", tok.ID, safeText(tok.Principal), fmtTime(tok.RevokedAt))
 			return nil

@@ -69,7 +69,7 @@ func (a *app) vmCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, vms)
+				return a.printData(vms)
 			}
 			printVMs(a.stdout, vms, a.wide())
 			return nil
@@ -101,7 +101,7 @@ outputs can be compared with diff.`,
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, v)
+				return a.printData(v)
 			}
 			printView(a.stdout, v, inbound)
 			return nil
@@ -136,7 +136,7 @@ func (a *app) inventoryCmd() *cobra.Command {
 				return err
 			}
 			if a.json() {
-				return printJSON(a.stdout, counts)
+				return a.printData(counts)
 			}
 			fmt.Fprintf(a.stdout, "inventory applied: %d VMs, %d network security groups, %d security groups\n",
 				counts["vms"], counts["networkSecurityGroups"], counts["securityGroups"])

@@ -13,6 +13,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/api"
 	"github.com/drawbridge/drawbridge/internal/netrule"
 	"github.com/drawbridge/drawbridge/internal/provider/sim"
+	"sigs.k8s.io/yaml"
 )
 
 // printJSON writes v as indented JSON.
@@ -309,4 +310,22 @@ func resourceGroupOf(id string) string {
 		}
 	}
 	return ""
+}
+
+// printData writes v for scripts: indented JSON, or under -o yaml the same
+// document as YAML (the JSON field names, converted by sigs.k8s.io/yaml).
+func (a *app) printData(v any) error {
+	if a.output != "yaml" {
+		return printJSON(a.stdout, v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	y, err := yaml.JSONToYAML(b)
+	if err != nil {
+		return err
+	}
+	_, err = a.stdout.Write(y)
+	return err
 }

@@ -83,7 +83,7 @@ Client commands find the server through --server or DRAWBRIDGE_SERVER
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "server URL (default $DRAWBRIDGE_SERVER or "+defaultServer+")")
 	pf.StringVar(&a.token, "token", "", "bearer token (default $DRAWBRIDGE_TOKEN)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (full resource IDs) or json")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, wide (full resource IDs), json or yaml (for scripts)")
 	pf.StringVar(&a.context, "context", "", "saved login to use (default $DRAWBRIDGE_CONTEXT, else the current one; see drawbridge login)")
 	pf.BoolVar(&a.utc, "utc", false, "print times in grant and request tables in UTC (default: local time, from TZ)")
 	pf.StringVar(&a.caFile, "ca-file", "", "PEM CA certificate(s) to verify an https:// server with, instead of the system roots (default $DRAWBRIDGE_CA_FILE)")
@@ -136,8 +136,8 @@ func (a *app) serverAndToken() (server, token string, err error) {
 
 // client builds the API client from flags and environment.
 func (a *app) client() (*client.Client, error) {
-	if a.output != "table" && a.output != "json" && a.output != "wide" {
-		return nil, usageError(fmt.Errorf("--output: %q is not a format; use table, wide or json", a.output))
+	if a.output != "table" && a.output != "json" && a.output != "yaml" && a.output != "wide" {
+		return nil, usageError(fmt.Errorf("--output: %q is not a format; use table, wide, json or yaml", a.output))
 	}
 	server, token, err := a.serverAndToken()
 	if err != nil {
@@ -164,7 +164,8 @@ func (a *app) caPath() string {
 	return a.getenv("DRAWBRIDGE_CA_FILE")
 }
 
-func (a *app) json() bool { return a.output == "json" }
+// json is -o json or -o yaml: output for scripts, printed by printData.
+func (a *app) json() bool { return a.output == "json" || a.output == "yaml" }
 
 // wide is -o wide: tables with full resource IDs.
 func (a *app) wide() bool { return a.output == "wide" }
