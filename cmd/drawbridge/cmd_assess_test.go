@@ -90,7 +90,7 @@ func TestAssessBadInput(t *testing.T) {
 	policiesBefore := ok(t, srv.URL, "policy", "list", "-o", "json")
 	for _, args := range [][]string{
 		{"assess", "--status", "sick"},
-		{"assess", "-o", "yaml"},
+		{"assess", "-o", "xml"},
 		{"assess", "--yes"},
 		{"assess", "--vm", "web-01"},
 		{"assess", "--fix", "--status", "unhealthy"},
