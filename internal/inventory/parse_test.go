@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 
@@ -88,46 +87,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 // memObjects is a map-backed store.Objects for these tests.
-type memObjects map[string]map[string][]byte
-
-func (m memObjects) GetObject(_ context.Context, kind, key string, into any) error {
-	b, ok := m[kind][key]
-	if !ok {
-		return store.ErrNotFound
-	}
-	return json.Unmarshal(b, into)
-}
-
-func (m memObjects) PutObject(_ context.Context, kind, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if m[kind] == nil {
-		m[kind] = map[string][]byte{}
-	}
-	m[kind][key] = b
-	return nil
-}
-
-func (m memObjects) DeleteObject(_ context.Context, kind, key string) error {
-	delete(m[kind], key)
-	return nil
-}
-
-func (m memObjects) ListObjects(_ context.Context, kind string, fn func(string, []byte) error) error {
-	keys := make([]string, 0, len(m[kind]))
-	for k := range m[kind] {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(k, m[kind][k]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+type memObjects = store.MapObjects
 
 func TestSaveLoadAll(t *testing.T) {
 	ctx := context.Background()

@@ -2,7 +2,6 @@ package azure
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -141,13 +140,13 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 	}
 	objs := memObjects{}
 	for _, n := range nics {
-		objs.put(inventory.KindNIC, n.ID, n)
+		putModel(objs, inventory.KindNIC, n.ID, n)
 	}
 	for _, s := range subnets {
-		objs.put(inventory.KindSubnet, s.ID, s)
+		putModel(objs, inventory.KindSubnet, s.ID, s)
 	}
 	for _, n := range nsgs {
-		objs.put(inventory.KindNSG, n.ID, n)
+		putModel(objs, inventory.KindNSG, n.ID, n)
 	}
 	var fw *fwRead
 	if vm.Firewall != "" {
@@ -155,7 +154,7 @@ func (p *Provider) plan(ctx context.Context, vm inventory.VM, desired jit.Desire
 			return plan{}, err
 		}
 		if fw != nil {
-			objs.put(inventory.KindFirewall, fw.model.ID, fw.model)
+			putModel(objs, inventory.KindFirewall, fw.model.ID, fw.model)
 		}
 	}
 	strays, err := p.readStrays(ctx, vm, objs)
@@ -260,51 +259,10 @@ func diff(before, after netrule.NSG) ([]ruleWrite, error) {
 	return ws, nil
 }
 
-// memObjects is a store.Objects over a map: the simulated provider's
-// placement runs on copies of what ARM returned.
-type memObjects map[string]map[string][]byte
+// memObjects holds what a plan read from ARM, for the simulated
+// provider's placement to work on.
+type memObjects = store.MapObjects
 
-var _ store.Objects = memObjects{}
-
-func (m memObjects) put(kind, id string, v any) {
+func putModel(m memObjects, kind, id string, v any) {
 	_ = m.PutObject(context.Background(), kind, inventory.Key(id), v)
-}
-
-func (m memObjects) GetObject(_ context.Context, kind, key string, into any) error {
-	b, ok := m[kind][key]
-	if !ok {
-		return store.ErrNotFound
-	}
-	return json.Unmarshal(b, into)
-}
-
-func (m memObjects) PutObject(_ context.Context, kind, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if m[kind] == nil {
-		m[kind] = map[string][]byte{}
-	}
-	m[kind][key] = b
-	return nil
-}
-
-func (m memObjects) DeleteObject(_ context.Context, kind, key string) error {
-	delete(m[kind], key)
-	return nil
-}
-
-func (m memObjects) ListObjects(_ context.Context, kind string, fn func(string, []byte) error) error {
-	keys := make([]string, 0, len(m[kind]))
-	for k := range m[kind] {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(k, m[kind][k]); err != nil {
-			return err
-		}
-	}
-	return nil
 }

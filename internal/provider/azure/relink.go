@@ -103,7 +103,7 @@ func (p *Provider) readStrays(ctx context.Context, vm inventory.VM, objs memObje
 		if fr == nil {
 			continue
 		}
-		objs.put(inventory.KindFirewall, fr.model.ID, fr.model)
+		putModel(objs, inventory.KindFirewall, fr.model.ID, fr.model)
 		out = append(out, fr)
 	}
 	return out, nil

@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -28,11 +27,11 @@ func newMemStore() *memStore { return &memStore{data: map[string]map[string][]by
 func (m *memStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	tx := &memTx{data: m.copyData()}
+	tx := &memTx{MapObjects: m.copyData()}
 	if err := fn(tx); err != nil {
 		return err
 	}
-	m.data = tx.data
+	m.data = tx.MapObjects
 	m.writes += tx.writes
 	return nil
 }
@@ -42,7 +41,7 @@ func (m *memStore) ObjectTx(ctx context.Context, fn func(store.Objects) error) e
 func (m *memStore) ObjectReadTx(ctx context.Context, fn func(store.Objects) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return fn(&memTx{data: m.copyData()})
+	return fn(&memTx{MapObjects: m.copyData()})
 }
 
 func (m *memStore) copyData() map[string]map[string][]byte {
@@ -56,50 +55,23 @@ func (m *memStore) copyData() map[string]map[string][]byte {
 	return cp
 }
 
+// memTx is a transaction's copy of the data; it counts writes.
 type memTx struct {
-	data   map[string]map[string][]byte
+	store.MapObjects
 	writes int
 }
 
-func (t *memTx) GetObject(_ context.Context, kind, key string, into any) error {
-	b, ok := t.data[kind][key]
-	if !ok {
-		return fmt.Errorf("%s %s: %w", kind, key, store.ErrNotFound)
-	}
-	return json.Unmarshal(b, into)
-}
-
-func (t *memTx) PutObject(_ context.Context, kind, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+func (t *memTx) PutObject(ctx context.Context, kind, key string, v any) error {
+	if err := t.MapObjects.PutObject(ctx, kind, key, v); err != nil {
 		return err
 	}
-	if t.data[kind] == nil {
-		t.data[kind] = map[string][]byte{}
-	}
-	t.data[kind][key] = b
 	t.writes++
 	return nil
 }
 
-func (t *memTx) DeleteObject(_ context.Context, kind, key string) error {
-	delete(t.data[kind], key)
+func (t *memTx) DeleteObject(ctx context.Context, kind, key string) error {
 	t.writes++
-	return nil
-}
-
-func (t *memTx) ListObjects(_ context.Context, kind string, fn func(string, []byte) error) error {
-	keys := make([]string, 0, len(t.data[kind]))
-	for k := range t.data[kind] {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(k, t.data[kind][k]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.MapObjects.DeleteObject(ctx, kind, key)
 }
 
 // put stores v as inventory would: under (kind, Key(id)).
